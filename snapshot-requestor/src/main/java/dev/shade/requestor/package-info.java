@@ -1,0 +1,5 @@
+/**
+ * The coordinator on the production host: writers, freeze/thaw, snapshot sets, schedule,
+ * retention and rollback. Built on {@link dev.shade.provider.Volume}.
+ */
+package dev.shade.requestor;
