@@ -1,79 +1,1204 @@
 package dev.shade.provider;
 
+import com.github.benmanes.caffeine.cache.Cache;
+import com.github.benmanes.caffeine.cache.Caffeine;
+import dev.shade.nativeio.AlreadyClosedException;
+import dev.shade.nativeio.FileHandle;
+import dev.shade.nativeio.MappedFile;
+import dev.shade.nativeio.NoSpaceException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.Comparator;
 import java.util.List;
+import java.util.UUID;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicLongArray;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+import java.util.regex.Pattern;
+import java.util.stream.Stream;
+import java.util.zip.CRC32C;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * A copy-on-write volume: an origin, a diff area of old block contents, and the snapshots
- * that share it. PLACEHOLDER SIGNATURES: implementation in progress.
+ * that share it.
+ *
+ * <p>Thread-safe: any number of threads may read, write, flush and read snapshots at once;
+ * snapshot creation, deletion and revert briefly hold all I/O. One process opens a volume at a
+ * time (an exclusive {@code flock} on {@code DIR/lock}).
  */
 public final class Volume implements BlockDevice {
-  private Volume() {}
+  /*
+   * Copy-on-write, after the VSS software provider's diff area and dm-snapshot's exception
+   * store, with dm-snapshot's classic N-copies-per-write cost removed:
+   *
+   * - The first write to a block after the newest snapshot was taken copies the block's old
+   *   contents once, into the NEWEST snapshot's table only. Write cost is therefore one lookup
+   *   and at most one copy whatever the number of snapshots.
+   * - A read of snapshot S at block b walks S's table, then each newer snapshot's table, then
+   *   the origin: if b was not written between S and S+1, S's content equals S+1's.
+   * - Deleting S moves each of its entries to the next-older snapshot when that one lacks the
+   *   block (the older one needs it, by the rule above) and frees the rest.
+   * - Blocks that differ between snapshot A and B (or the origin) are exactly the keys of the
+   *   tables of A..B-1: changed-block tracking costs no data reads.
+   *
+   * Crash safety (ordering of a first write): copy old block to a diff slot -> force that slot
+   * range -> journal record (block, slot, CRC32C of the data) written and fdatasync'ed by a
+   * group commit (Journal) -> only then the origin is written. Snapshot create/delete/revert
+   * are journal records too, committed before they take effect in memory. The journal is
+   * folded into a checkpoint on open, on close and when it grows large.
+   *
+   * Locks: `hold` is read-held by every I/O and write-held by snapshot create/delete/revert
+   * and close (flush-and-hold, bounded by a timeout for create). While snapshots exist, a
+   * writer also write-locks the stripes of the blocks it touches, and a snapshot reader
+   * read-locks the stripe of the block it resolves, so a reader never sees the origin between
+   * a copy and the overwrite.
+   */
+  private static final Logger LOG = LoggerFactory.getLogger(Volume.class);
+
+  static final String ORIGIN_FILE = "origin.img";
+  static final String DIFF_FILE = "diff.area";
+  static final String JOURNAL_FILE = "journal";
+  static final String LOCK_FILE = "lock";
+  private static final int STRIPES = 1024;
+  /** Largest piece of one write handled under one set of locks. */
+  private static final int MAX_PIECE = 8 << 20;
+  /** The journal is folded into the checkpoint when it exceeds this. */
+  private static final long FOLD_BYTES = 64L << 20;
+  private static final Pattern NAME = Pattern.compile("[A-Za-z0-9][A-Za-z0-9._:+-]{0,127}");
+  /** How long snapshot creation waits for in-flight I/O to drain before giving up. */
+  static final long HOLD_TIMEOUT_MS = Long.getLong("shade.hold.timeout.ms", 5000);
+
+  private final Path dir;
+  private final VolumeMeta meta;
+  private final VolumeConfig config;
+  private final int blockSize;
+  private final int blockShift;
+  private final long size;
+  /** Held (flock) for as long as this volume is open. */
+  private final FileHandle lockFile;
+  private final FileHandle originFile;
+  private final MappedFile origin;
+  private final Path originPath;
+  /** Per origin block: disk blocks known reserved this session; null for block devices. */
+  private final AtomicLongArray allocated;
+  private final DiffArea diff;
+  private final Path diffPath;
+  private final Journal journal;
+  private final ReentrantReadWriteLock hold = new ReentrantReadWriteLock(true);
+  private final ReentrantReadWriteLock[] stripes = new ReentrantReadWriteLock[STRIPES];
+  /**
+   * (snapshot id, block) → diff location, for blocks a snapshot resolves to the diff area.
+   * Such a resolution is stable until a delete or revert, which invalidate the cache; blocks
+   * that resolve to the origin are not cached.
+   */
+  private final Cache<Long, Long> resolved = Caffeine.newBuilder().maximumSize(1 << 16).build();
+  private final List<VolumeListener> listeners = new CopyOnWriteArrayList<>();
+  /** Count of origin writes; a flush with nothing new skips the fdatasync. */
+  private final AtomicLong writes = new AtomicLong();
+  /** Value of {@link #writes} covered by the last completed flush. */
+  private final AtomicLong flushedWrites = new AtomicLong();
+  private final ThreadLocal<ByteBuffer> blockBuffers;
+
+  // changed only under hold's write lock
+  /** The snapshots, oldest first; replaced, never mutated, so readers may iterate freely. */
+  private volatile List<Snapshot> snapshots;
+  /** Id of the next snapshot. */
+  private long nextId;
+  /** Generation of the checkpoint and journal. */
+  private long generation;
+  private volatile boolean closed;
+
+  private Volume(Path dir, VolumeMeta meta, FileHandle lockFile, FileHandle originFile, MappedFile origin,
+      Path originPath, boolean originIsFile, DiffArea diff, Path diffPath, FileHandle journalFile,
+      Checkpoint.State state, Journal.Replay replay) throws IOException {
+    this.dir = dir;
+    this.meta = meta;
+    this.config = meta.config();
+    this.blockSize = config.blockSize();
+    this.blockShift = Integer.numberOfTrailingZeros(blockSize);
+    this.size = config.size();
+    this.lockFile = lockFile;
+    this.originFile = originFile;
+    this.origin = origin;
+    this.originPath = originPath;
+    long blocks = (size + blockSize - 1) >>> blockShift;
+    this.allocated = originIsFile ? new AtomicLongArray((int) ((blocks + 63) >>> 6)) : null;
+    this.diff = diff;
+    this.diffPath = diffPath;
+    for (int i = 0; i < STRIPES; i++) {
+      stripes[i] = new ReentrantReadWriteLock();
+    }
+    int bs = blockSize;
+    this.blockBuffers = ThreadLocal.withInitial(() -> ByteBuffer.allocateDirect(bs));
+    this.generation = state.generation();
+    this.nextId = state.nextId();
+    this.snapshots = List.copyOf(state.snapshots());
+    long revertPending = state.revertPending();
+    for (JournalRecord r : replay.records()) {
+      revertPending = replayRecord(r, revertPending, journalFile.path());
+    }
+    for (Snapshot s : snapshots) {
+      s.forEach((block, packed) -> {
+        try {
+          diff.markUsed(Snapshot.slot(packed));
+        } catch (VolumeException e) {
+          throw new IllegalStateException(e);
+        }
+      });
+    }
+    diff.afterRecovery();
+    this.journal = new Journal(journalFile, generation, replay.stale() ? 0 : replay.end(),
+        replay.frames(), diff::force);
+    if (replay.stale()) {
+      journal.reset(generation);
+    }
+    if (revertPending >= 0) {
+      Snapshot target = byId(revertPending);
+      LOG.warn("{}: finishing the revert to snapshot {} that was interrupted", dir, target.name);
+      finishRevert(target, Progress.NONE);
+    }
+    if (!replay.records().isEmpty()) {
+      fold();
+    }
+  }
+
+  // ---------------------------------------------------------------- create / open / close
 
   /** Creates a new volume in {@code dir} (created if missing, must be empty otherwise). */
-  public static Volume create(Path dir, VolumeConfig config) throws IOException { throw new UnsupportedOperationException(); }
-
-  /** Opens an existing volume, recovering from a crash if needed. One process at a time. */
-  public static Volume open(Path dir) throws IOException { throw new UnsupportedOperationException(); }
+  public static Volume create(Path dir, VolumeConfig config) throws IOException {
+    if (Files.exists(dir)) {
+      if (!Files.isDirectory(dir)) {
+        throw new VolumeException("not a directory: " + dir);
+      }
+      try (Stream<Path> s = Files.list(dir)) {
+        if (s.findAny().isPresent()) {
+          throw new VolumeException("directory is not empty: " + dir + " (a volume needs a directory of its own)");
+        }
+      }
+    } else {
+      Files.createDirectories(dir);
+    }
+    VolumeConfig c = config;
+    List<Path> created = new ArrayList<>();
+    try {
+      if (c.origin() == null) {
+        Path p = dir.resolve(ORIGIN_FILE);
+        try (FileHandle fh = FileHandle.open(p, FileHandle.O_RDWR | FileHandle.O_CREAT | FileHandle.O_EXCL, 0600)) {
+          created.add(p);
+          fh.truncate(c.size());
+        }
+      } else {
+        Path p = c.origin().toAbsolutePath();
+        c = c.withOrigin(p);
+        try (FileHandle fh = FileHandle.openReadWrite(p)) {
+          long have = fh.size();
+          if (have < c.size()) {
+            if (!Files.isRegularFile(p)) {
+              throw new VolumeException("origin " + p + " holds " + have + " bytes, less than the volume size " + c.size());
+            }
+            fh.truncate(c.size());
+          }
+        }
+      }
+      Path diffFile;
+      if (c.diffArea() == null) {
+        diffFile = dir.resolve(DIFF_FILE);
+      } else {
+        Path p = c.diffArea().toAbsolutePath();
+        diffFile = Files.isDirectory(p) ? p.resolve(dir.toAbsolutePath().getFileName() + "-" + UUID.randomUUID().toString().substring(0, 8) + ".diff") : p;
+        c = c.withDiffArea(diffFile);
+      }
+      try (FileHandle fh = FileHandle.open(diffFile, FileHandle.O_RDWR | FileHandle.O_CREAT | FileHandle.O_EXCL, 0600)) {
+        created.add(diffFile);
+        fh.truncate(c.diffMax() / c.blockSize() * c.blockSize());
+      }
+      Path journal = dir.resolve(JOURNAL_FILE);
+      try (FileHandle fh = FileHandle.open(journal, FileHandle.O_RDWR | FileHandle.O_CREAT | FileHandle.O_EXCL, 0600)) {
+        created.add(journal);
+        fh.fsync();
+      }
+      created.add(dir.resolve(Checkpoint.FILE));
+      Checkpoint.write(dir, new Checkpoint.State(1, 1, -1, List.of()));
+      created.add(dir.resolve(VolumeMeta.FILE));
+      VolumeMeta.fresh(c).store(dir); // last: its presence means the volume is complete
+    } catch (IOException | RuntimeException e) {
+      for (Path p : created) {
+        try {
+          Files.deleteIfExists(p);
+        } catch (IOException suppressed) {
+          e.addSuppressed(suppressed);
+        }
+      }
+      throw e;
+    }
+    return open(dir);
+  }
 
   /** True if {@code dir} holds a volume's metadata. */
-  public static boolean isVolume(Path dir) { throw new UnsupportedOperationException(); }
+  public static boolean isVolume(Path dir) {
+    return VolumeMeta.exists(dir);
+  }
 
-  public Path directory() { throw new UnsupportedOperationException(); }
+  /** Opens an existing volume, recovering from a crash if needed. One process at a time. */
+  public static Volume open(Path dir) throws IOException {
+    if (!Files.isDirectory(dir)) {
+      throw new VolumeException("no such volume directory: " + dir);
+    }
+    VolumeMeta meta = VolumeMeta.load(dir);
+    VolumeConfig c = meta.config();
+    List<AutoCloseable> opened = new ArrayList<>();
+    try {
+      FileHandle lock = FileHandle.create(dir.resolve(LOCK_FILE));
+      opened.add(lock);
+      if (!lock.lock(true, false)) {
+        throw new VolumeException("volume is in use by another process: " + dir);
+      }
+      Path originPath = c.origin() == null ? dir.resolve(ORIGIN_FILE) : c.origin();
+      FileHandle originFile = FileHandle.openReadWrite(originPath);
+      opened.add(originFile);
+      if (originFile.size() < c.size()) {
+        throw new VolumeException("origin " + originPath + " holds " + originFile.size()
+            + " bytes, less than the volume size " + c.size() + " (truncated?)");
+      }
+      MappedFile origin = MappedFile.map(originFile, c.size(), true, MappedFile.DEFAULT_CHUNK_POWER);
+      opened.add(origin);
+      Path diffPath = c.diffArea() == null ? dir.resolve(DIFF_FILE) : c.diffArea();
+      FileHandle diffFile = FileHandle.openReadWrite(diffPath);
+      opened.add(diffFile);
+      long diffLen = c.diffMax() / c.blockSize() * c.blockSize();
+      if (diffFile.size() < diffLen) {
+        throw new VolumeException("diff area " + diffPath + " holds " + diffFile.size()
+            + " bytes, less than its configured " + diffLen + " (truncated?)");
+      }
+      MappedFile diffMap = MappedFile.map(diffFile, diffLen, true, MappedFile.DEFAULT_CHUNK_POWER);
+      opened.add(diffMap);
+      DiffArea diff = new DiffArea(diffFile, diffMap, c.blockSize(), c.diffMax());
+      Checkpoint.State state = Checkpoint.read(dir);
+      Path journalPath = dir.resolve(JOURNAL_FILE);
+      if (!Files.exists(journalPath)) {
+        throw new VolumeException("volume journal is missing: " + journalPath + " does not exist; the volume cannot be opened safely");
+      }
+      FileHandle journalFile = FileHandle.openReadWrite(journalPath);
+      opened.add(journalFile);
+      Journal.Replay replay = Journal.read(journalFile, state.generation());
+      return new Volume(dir, meta, lock, originFile, origin, originPath, Files.isRegularFile(originPath),
+          diff, diffPath, journalFile, state, replay);
+    } catch (IOException | RuntimeException e) {
+      Collections.reverse(opened);
+      for (AutoCloseable a : opened) {
+        try {
+          a.close();
+        } catch (Exception suppressed) {
+          e.addSuppressed(suppressed);
+        }
+      }
+      if (e instanceof IllegalStateException && e.getCause() instanceof VolumeException) {
+        throw new VolumeException(e.getCause().getMessage() + " (volume " + dir + ")", e.getCause());
+      }
+      throw e;
+    }
+  }
+
+  /** Folds the journal into the checkpoint, flushes and releases everything. Idempotent. */
+  @Override
+  public void close() throws IOException {
+    hold.writeLock().lock();
+    try {
+      if (closed) {
+        return;
+      }
+      closed = true;
+      try {
+        originFile.fdatasync();
+        if (journal.size() > 0) {
+          fold();
+        }
+      } finally {
+        closeQuietly(origin, originFile, diff, journal, lockFile);
+      }
+    } finally {
+      hold.writeLock().unlock();
+    }
+  }
+
+  private static void closeQuietly(AutoCloseable... all) throws IOException {
+    IOException first = null;
+    for (AutoCloseable a : all) {
+      try {
+        a.close();
+      } catch (Exception e) {
+        if (first == null) {
+          first = e instanceof IOException ? (IOException) e : new IOException(e);
+        }
+      }
+    }
+    if (first != null) {
+      throw first;
+    }
+  }
+
+  // ---------------------------------------------------------------- description
+
+  public Path directory() {
+    return dir;
+  }
 
   /** The volume's name: its directory's file name. */
-  public String name() { throw new UnsupportedOperationException(); }
+  public String name() {
+    return dir.toAbsolutePath().normalize().getFileName().toString();
+  }
 
-  public VolumeConfig config() { throw new UnsupportedOperationException(); }
+  public VolumeConfig config() {
+    return config;
+  }
 
-  @Override public long size() { throw new UnsupportedOperationException(); }
+  /** The volume's unique id, fixed at creation. */
+  public String uuid() {
+    return meta.uuid();
+  }
 
-  public int blockSize() { throw new UnsupportedOperationException(); }
+  public Path originPath() {
+    return originPath;
+  }
+
+  public Path diffAreaPath() {
+    return diffPath;
+  }
+
+  @Override
+  public long size() {
+    return size;
+  }
+
+  public int blockSize() {
+    return blockSize;
+  }
 
   /** Bytes of the diff area in use by snapshots now. */
-  public long diffUsedBytes() { throw new UnsupportedOperationException(); }
+  public long diffUsedBytes() {
+    return diff.usedBytes();
+  }
 
-  @Override public void read(long offset, ByteBuffer dst) throws IOException { throw new UnsupportedOperationException(); }
+  /** Bytes of journal not yet folded into the checkpoint. */
+  public long journalBytes() {
+    return journal.size();
+  }
 
-  @Override public void write(long offset, ByteBuffer src) throws IOException { throw new UnsupportedOperationException(); }
+  public void addListener(VolumeListener listener) {
+    listeners.add(listener);
+  }
 
-  @Override public void flush() throws IOException { throw new UnsupportedOperationException(); }
+  @Override
+  public String toString() {
+    return "Volume(" + dir + ")";
+  }
 
-  @Override public void trim(long offset, long length) throws IOException { throw new UnsupportedOperationException(); }
+  // ---------------------------------------------------------------- origin I/O
 
-  @Override public void writeZeroes(long offset, long length) throws IOException { throw new UnsupportedOperationException(); }
+  @Override
+  public void read(long offset, ByteBuffer dst) throws IOException {
+    checkRange(offset, dst.remaining());
+    hold.readLock().lock();
+    try {
+      ensureOpen();
+      origin.read(offset, dst);
+    } finally {
+      hold.readLock().unlock();
+    }
+  }
+
+  @Override
+  public void write(long offset, ByteBuffer src) throws IOException {
+    long length = src.remaining();
+    checkRange(offset, length);
+    while (src.hasRemaining()) {
+      int n = pieceLength(offset, src.remaining());
+      ByteBuffer piece = src.slice(src.position(), n);
+      long at = offset;
+      change(offset, n, () -> origin.write(at, piece));
+      src.position(src.position() + n);
+      offset += n;
+    }
+  }
+
+  @Override
+  public void writeZeroes(long offset, long length) throws IOException {
+    checkRange(offset, length);
+    while (length > 0) {
+      int n = pieceLength(offset, length);
+      long at = offset;
+      change(offset, n, () -> origin.zero(at, n));
+      offset += n;
+      length -= n;
+    }
+  }
+
+  @Override
+  public void trim(long offset, long length) throws IOException {
+    checkRange(offset, length);
+    while (length > 0) {
+      int n = pieceLength(offset, length);
+      long at = offset;
+      change(offset, n, () -> discard(at, n));
+      offset += n;
+      length -= n;
+    }
+  }
+
+  /** Zeroes the partial blocks at the edges; deallocates (or zeroes, on a device) whole ones. */
+  private void discard(long offset, long length) throws IOException {
+    long alignedStart = (offset + blockSize - 1) & -(long) blockSize;
+    long alignedEnd = Math.min(size, (offset + length) & -(long) blockSize);
+    if (offset + length == size) {
+      alignedEnd = size; // the last block may be partial
+    }
+    if (allocated == null || alignedStart >= alignedEnd) {
+      origin.zero(offset, length);
+      return;
+    }
+    if (offset < alignedStart) {
+      origin.zero(offset, alignedStart - offset);
+    }
+    originFile.punchHole(alignedStart, alignedEnd - alignedStart);
+    for (long b = alignedStart >>> blockShift; b < (alignedEnd + blockSize - 1) >>> blockShift; b++) {
+      clearAllocated(b);
+    }
+    if (alignedEnd < offset + length) {
+      origin.zero(alignedEnd, offset + length - alignedEnd);
+    }
+  }
+
+  /** At most MAX_PIECE bytes, ending on a block boundary unless the request ends first. */
+  private int pieceLength(long offset, long remaining) {
+    if (remaining <= MAX_PIECE) {
+      return (int) remaining;
+    }
+    long end = (offset + MAX_PIECE) & -(long) blockSize;
+    return (int) (end - offset);
+  }
+
+  @FunctionalInterface
+  private interface OriginChange {
+    void apply() throws IOException;
+  }
+
+  /**
+   * Applies a change to [offset, offset+length) of the origin after preserving, for the
+   * newest snapshot, every block of the range it does not hold yet.
+   */
+  private void change(long offset, int length, OriginChange change) throws IOException {
+    if (length == 0) {
+      return;
+    }
+    long first = offset >>> blockShift;
+    long last = (offset + length - 1) >>> blockShift;
+    while (true) {
+      int shortBy;
+      boolean diskFull = false;
+      hold.readLock().lock();
+      try {
+        ensureOpen();
+        List<Snapshot> snaps = snapshots;
+        if (snaps.isEmpty()) {
+          reserveOrigin(first, last);
+          change.apply();
+          writes.incrementAndGet();
+          return;
+        }
+        Snapshot newest = snaps.get(snaps.size() - 1);
+        int[] locked = lockStripes(first, last);
+        try {
+          long[] need = new long[(int) (last - first + 1)];
+          int n = 0;
+          for (long b = first; b <= last; b++) {
+            if (!newest.contains(b)) {
+              need[n++] = b;
+            }
+          }
+          if (n == 0 || diff.tryReserve(n)) {
+            try {
+              if (n > 0) {
+                preserve(newest, need, n);
+              }
+            } catch (NoSpaceException e) {
+              if (!e.resource().equals(diffPath.toString())) {
+                throw e;
+              }
+              diskFull = true; // the diff area's filesystem is full, not its limit
+            }
+            if (!diskFull) {
+              reserveOrigin(first, last);
+              change.apply();
+              writes.incrementAndGet();
+              return;
+            }
+          }
+          shortBy = n;
+        } finally {
+          unlockStripes(locked);
+        }
+      } finally {
+        hold.readLock().unlock();
+      }
+      makeRoom(shortBy, diskFull); // outside every lock: it needs the exclusive hold
+    }
+  }
+
+  /** Copies the old contents of {@code blocks[0..n)} into the diff area for {@code snap}. */
+  private void preserve(Snapshot snap, long[] blocks, int n) throws IOException {
+    int[] slots = new int[n];
+    int[] crcs = new int[n];
+    int done = 0;
+    long seq = 0;
+    ByteBuffer buf = blockBuffers.get();
+    CRC32C crc = new CRC32C();
+    try {
+      for (; done < n; done++) {
+        slots[done] = diff.allocate();
+        long b = blocks[done];
+        int len = blockLength(b);
+        buf.clear().limit(len);
+        origin.read(b << blockShift, buf);
+        buf.flip();
+        crc.reset();
+        crc.update(buf.duplicate());
+        crcs[done] = (int) crc.getValue();
+        diff.write(slots[done], buf);
+        long at = diff.offset(slots[done]);
+        seq = journal.append(new JournalRecord.Cow(snap.id, b, slots[done], crcs[done]), at, at + len);
+      }
+      journal.sync(seq); // the copies and their entries are durable: the origin may change now
+    } catch (IOException | RuntimeException e) {
+      diff.unreserve(n - done);
+      for (int i = 0; i < done; i++) {
+        diff.free(slots[i]);
+      }
+      throw e;
+    }
+    for (int i = 0; i < n; i++) {
+      snap.put(blocks[i], Snapshot.pack(slots[i], crcs[i])); // publish after durable
+    }
+  }
+
+  /**
+   * Deletes the oldest snapshots until {@code slots} more fit in the diff area, or, when the
+   * diff area's filesystem is full, the oldest one (its slots are reused without new disk
+   * blocks). Invariant 4: production writes never fail because of snapshots.
+   */
+  private void makeRoom(int slots, boolean diskFull) throws IOException {
+    hold.writeLock().lock();
+    try {
+      ensureOpen();
+      if (diskFull && !snapshots.isEmpty()) {
+        deleteOldestForSpace("the filesystem holding the diff area " + diffPath + " is full", slots);
+      }
+      while (!snapshots.isEmpty() && !diff.fits(slots)) {
+        deleteOldestForSpace("the diff area is full (" + diff.usedBytes() + " of " + config.diffMax() + " bytes in use)", slots);
+      }
+    } finally {
+      hold.writeLock().unlock();
+    }
+  }
+
+  private void deleteOldestForSpace(String why, int slots) throws IOException {
+    Snapshot oldest = snapshots.get(0);
+    SnapshotInfo info = oldest.info(blockSize);
+    LOG.warn("{}: {}, {} more bytes needed: deleting the oldest snapshot '{}' so that writes can continue",
+        name(), why, (long) slots * blockSize, oldest.name);
+    deleteLocked(oldest);
+    for (VolumeListener l : listeners) {
+      l.snapshotDeletedForSpace(info, config.diffMax());
+    }
+  }
+
+  /** Reserves disk blocks of a sparse origin file before the first write through the mapping. */
+  private void reserveOrigin(long first, long last) throws IOException {
+    if (allocated == null) {
+      return;
+    }
+    long runStart = -1;
+    for (long b = first; b <= last + 1; b++) {
+      boolean needs = b <= last && !isAllocated(b);
+      if (needs && runStart < 0) {
+        runStart = b;
+      } else if (!needs && runStart >= 0) {
+        long from = runStart << blockShift;
+        long to = Math.min(size, b << blockShift);
+        originFile.allocate(from, to - from);
+        for (long x = runStart; x < b; x++) {
+          setAllocated(x);
+        }
+        runStart = -1;
+      }
+    }
+  }
+
+  private boolean isAllocated(long b) {
+    return (allocated.get((int) (b >>> 6)) & (1L << b)) != 0;
+  }
+
+  private void setAllocated(long b) {
+    int i = (int) (b >>> 6);
+    long bit = 1L << b;
+    long v;
+    while (((v = allocated.get(i)) & bit) == 0 && !allocated.compareAndSet(i, v, v | bit)) {
+      // retry
+    }
+  }
+
+  private void clearAllocated(long b) {
+    int i = (int) (b >>> 6);
+    long bit = 1L << b;
+    long v;
+    while (((v = allocated.get(i)) & bit) != 0 && !allocated.compareAndSet(i, v, v & ~bit)) {
+      // retry
+    }
+  }
+
+  /**
+   * Makes every origin write that returned before this call durable. The origin's dirty pages
+   * are in the page cache (shared mapping), so one fdatasync writes exactly those, however
+   * large the volume; msync of a whole 64 GiB mapping would walk every page table entry.
+   */
+  @Override
+  public void flush() throws IOException {
+    hold.readLock().lock();
+    try {
+      ensureOpen();
+      flushOrigin();
+    } finally {
+      hold.readLock().unlock();
+    }
+  }
+
+  private void flushOrigin() throws IOException {
+    long upTo = writes.get();
+    if (flushedWrites.get() >= upTo) {
+      return;
+    }
+    originFile.fdatasync();
+    flushedWrites.accumulateAndGet(upTo, Math::max);
+  }
+
+  // ---------------------------------------------------------------- snapshots
 
   /** Takes a snapshot now; {@code name} null gives {@code s<id>}. Returns once durable. */
-  public SnapshotInfo createSnapshot(String name) throws IOException { throw new UnsupportedOperationException(); }
+  public SnapshotInfo createSnapshot(String name) throws IOException {
+    return createSnapshotSet(List.of(this), name).get(0);
+  }
 
-  /** Takes one snapshot on each volume at the same instant (all writes to all of them held). */
-  public static List<SnapshotInfo> createSnapshotSet(List<Volume> volumes, String name) throws IOException { throw new UnsupportedOperationException(); }
+  /**
+   * Takes one snapshot on each volume at the same instant: all writes to all of them are held
+   * while the snapshots are committed. The members share a set id and a name ({@code s<id>}
+   * with one id for all when {@code name} is null).
+   */
+  public static List<SnapshotInfo> createSnapshotSet(List<Volume> volumes, String name) throws IOException {
+    if (volumes.isEmpty()) {
+      throw new IllegalArgumentException("a snapshot set needs at least one volume");
+    }
+    if (name != null) {
+      checkName(name);
+    }
+    List<Volume> ordered = new ArrayList<>(volumes);
+    ordered.sort(Comparator.comparing(v -> v.dir.toAbsolutePath().normalize().toString()));
+    for (int i = 1; i < ordered.size(); i++) {
+      if (ordered.get(i).dir.toAbsolutePath().normalize().equals(ordered.get(i - 1).dir.toAbsolutePath().normalize())) {
+        throw new IllegalArgumentException("volume named twice in one snapshot set: " + ordered.get(i).dir);
+      }
+    }
+    for (Volume v : ordered) {
+      v.flush(); // flush ahead of the hold, so the hold only waits for what is written meanwhile
+    }
+    List<Volume> held = new ArrayList<>();
+    try {
+      for (Volume v : ordered) {
+        boolean got;
+        try {
+          got = v.hold.writeLock().tryLock(HOLD_TIMEOUT_MS, TimeUnit.MILLISECONDS);
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+          throw new VolumeException("interrupted while holding writes on " + v.dir);
+        }
+        if (!got) {
+          throw new VolumeException("could not hold the I/O of " + v.dir + " within " + HOLD_TIMEOUT_MS + " ms; no snapshot was taken");
+        }
+        held.add(v);
+        v.ensureOpen();
+      }
+      long id = 0;
+      for (Volume v : ordered) {
+        id = Math.max(id, v.nextId);
+      }
+      String snapName = name != null ? name : "s" + id;
+      for (Volume v : ordered) {
+        if (v.find(snapName) != null) {
+          throw new VolumeException("volume " + v.name() + " already has a snapshot named '" + snapName + "'");
+        }
+      }
+      String setId = ordered.size() > 1 ? UUID.randomUUID().toString() : null;
+      long now = System.currentTimeMillis();
+      for (Volume v : ordered) {
+        v.flushOrigin(); // what was written since the early flush
+      }
+      List<Volume> done = new ArrayList<>();
+      try {
+        for (Volume v : ordered) {
+          JournalRecord.Create rec = new JournalRecord.Create(id, now, snapName, setId);
+          v.journal.commit(rec);
+          v.applyCreate(rec);
+          done.add(v);
+        }
+      } catch (IOException | RuntimeException e) {
+        for (Volume v : done) {
+          try {
+            v.deleteLocked(v.byId(id));
+          } catch (IOException | RuntimeException suppressed) {
+            e.addSuppressed(suppressed);
+          }
+        }
+        throw e;
+      }
+      List<SnapshotInfo> out = new ArrayList<>();
+      for (Volume v : volumes) {
+        out.add(v.byId(id).info(v.blockSize));
+      }
+      return out;
+    } finally {
+      for (Volume v : held) {
+        try {
+          v.maybeFold();
+        } catch (IOException e) {
+          LOG.warn("{}: could not fold the journal into the checkpoint: {}", v.dir, e.getMessage());
+        } finally {
+          v.hold.writeLock().unlock();
+        }
+      }
+    }
+  }
 
   /** The snapshots, oldest first. */
-  public List<SnapshotInfo> snapshots() { throw new UnsupportedOperationException(); }
+  public List<SnapshotInfo> snapshots() {
+    ensureOpen();
+    List<SnapshotInfo> out = new ArrayList<>();
+    for (Snapshot s : snapshots) {
+      out.add(s.info(blockSize));
+    }
+    return out;
+  }
 
-  public SnapshotInfo snapshot(String name) throws SnapshotNotFoundException { throw new UnsupportedOperationException(); }
+  public SnapshotInfo snapshot(String name) throws SnapshotNotFoundException {
+    ensureOpen();
+    return require(name).info(blockSize);
+  }
 
-  public void deleteSnapshot(String name) throws IOException { throw new UnsupportedOperationException(); }
+  public void deleteSnapshot(String name) throws IOException {
+    hold.writeLock().lock();
+    try {
+      ensureOpen();
+      deleteLocked(require(name));
+      maybeFold();
+    } finally {
+      hold.writeLock().unlock();
+    }
+  }
+
+  /** Commits the delete, then merges and frees. Caller holds the exclusive hold. */
+  private void deleteLocked(Snapshot s) throws IOException {
+    journal.commit(new JournalRecord.Delete(s.id));
+    int[] freed = applyDelete(s);
+    for (int slot : freed) {
+      diff.free(slot); // safe to reuse: the delete that freed it is durable
+    }
+    if (snapshots.isEmpty()) {
+      diff.releaseAllIfEmpty();
+    }
+  }
 
   /** A read-only view of the snapshot; valid until the snapshot is deleted or the volume closed. */
-  public BlockSource openSnapshot(String name) throws IOException { throw new UnsupportedOperationException(); }
+  public BlockSource openSnapshot(String name) throws IOException {
+    ensureOpen();
+    return new SnapshotView(require(name));
+  }
 
   /**
    * The ranges that may differ between snapshot {@code from} and snapshot {@code to} (or the
    * current origin when {@code to} is null), in block units, merged and sorted. Reads no data.
    */
-  public List<Range> changedRanges(String from, String to) throws IOException { throw new UnsupportedOperationException(); }
+  public List<Range> changedRanges(String from, String to) throws IOException {
+    hold.readLock().lock();
+    try {
+      ensureOpen();
+      Snapshot a = require(from);
+      Snapshot b = to == null ? null : require(to);
+      if (b != null && b.id < a.id) {
+        Snapshot t = a;
+        a = b;
+        b = t;
+      }
+      BlockTable union = new BlockTable();
+      for (Snapshot s : snapshots) {
+        if (s.id >= a.id && (b == null || s.id < b.id)) {
+          s.forEach((block, packed) -> union.put(block, 0));
+        }
+      }
+      return toRanges(union.sortedBlocks());
+    } finally {
+      hold.readLock().unlock();
+    }
+  }
+
+  private List<Range> toRanges(long[] blocks) {
+    List<Range> out = new ArrayList<>();
+    int i = 0;
+    while (i < blocks.length) {
+      int j = i;
+      while (j + 1 < blocks.length && blocks[j + 1] == blocks[j] + 1) {
+        j++;
+      }
+      long start = blocks[i] << blockShift;
+      long end = Math.min(size, (blocks[j] + 1) << blockShift);
+      out.add(new Range(start, end - start));
+      i = j + 1;
+    }
+    return out;
+  }
 
   /** What {@link #revert} to {@code name} would do, without doing it. */
-  public RevertPlan planRevert(String name) throws IOException { throw new UnsupportedOperationException(); }
+  public RevertPlan planRevert(String name) throws IOException {
+    hold.readLock().lock();
+    try {
+      ensureOpen();
+      Snapshot target = require(name);
+      List<SnapshotInfo> deleted = new ArrayList<>();
+      for (Snapshot s : snapshots) {
+        if (s.id > target.id) {
+          deleted.add(s.info(blockSize));
+        }
+      }
+      long bytes = 0;
+      for (Range r : changedRanges(name, null)) {
+        bytes += r.length();
+      }
+      return new RevertPlan(target.info(blockSize), deleted, bytes);
+    } finally {
+      hold.readLock().unlock();
+    }
+  }
 
-  /** Rolls the origin back to snapshot {@code name}; newer snapshots are deleted. Restartable. */
-  public void revert(String name, Progress progress) throws IOException { throw new UnsupportedOperationException(); }
+  /**
+   * Rolls the origin back to snapshot {@code name}: deletes every newer snapshot (merging their
+   * entries down, so the target then holds every block changed since it was taken) and copies
+   * those blocks back. Crash-safe and restartable: the journal marks the start, and an open
+   * finishes an interrupted revert. The target snapshot remains.
+   */
+  public void revert(String name, Progress progress) throws IOException {
+    hold.writeLock().lock();
+    try {
+      ensureOpen();
+      Snapshot target = require(name);
+      journal.commit(new JournalRecord.RevertBegin(target.id));
+      List<Snapshot> newer = new ArrayList<>();
+      for (Snapshot s : snapshots) {
+        if (s.id > target.id) {
+          newer.add(s);
+        }
+      }
+      Collections.reverse(newer); // newest first: each merges into the next older
+      long seq = 0;
+      for (Snapshot s : newer) {
+        seq = journal.append(new JournalRecord.Delete(s.id));
+      }
+      journal.sync(seq);
+      for (Snapshot s : newer) {
+        for (int slot : applyDelete(s)) {
+          diff.free(slot);
+        }
+      }
+      finishRevert(target, progress);
+      maybeFold();
+    } finally {
+      hold.writeLock().unlock();
+    }
+  }
 
-  public void addListener(VolumeListener listener) { throw new UnsupportedOperationException(); }
+  /** Copies the target's preserved blocks back to the origin; idempotent. */
+  private void finishRevert(Snapshot target, Progress progress) throws IOException {
+    long[] blocks = target.sortedBlocks();
+    long total = (long) blocks.length * blockSize;
+    ByteBuffer buf = blockBuffers.get();
+    CRC32C crc = new CRC32C();
+    long done = 0;
+    for (long b : blocks) {
+      long packed = target.get(b);
+      int len = blockLength(b);
+      buf.clear().limit(len);
+      diff.read(Snapshot.slot(packed), 0, buf);
+      buf.flip();
+      crc.reset();
+      crc.update(buf.duplicate());
+      if ((int) crc.getValue() != Snapshot.crc(packed)) {
+        throw new VolumeException("diff area is damaged: block " + b + " of snapshot '" + target.name
+            + "' fails its checksum (slot " + Snapshot.slot(packed) + " of " + diffPath + "); the revert stopped and will resume on the next open");
+      }
+      reserveOrigin(b, b);
+      origin.write(b << blockShift, buf);
+      done += blockSize;
+      progress.update(Math.min(done, total), total);
+    }
+    originFile.fdatasync();
+    writes.incrementAndGet();
+    journal.commit(new JournalRecord.RevertEnd(target.id));
+    int[] freed = applyRevertEnd(target);
+    for (int slot : freed) {
+      diff.free(slot);
+    }
+    if (diff.usedSlots() == 0) {
+      diff.releaseAllIfEmpty();
+    }
+    progress.update(total, total);
+  }
 
-  @Override public void close() throws IOException { throw new UnsupportedOperationException(); }
+  // ---------------------------------------------------------------- state transitions
+
+  /** Applies one journal record during open; returns the pending revert id (or -1). */
+  private long replayRecord(JournalRecord r, long revertPending, Path journalPath) throws VolumeException {
+    if (r instanceof JournalRecord.Create c) {
+      applyCreate(c);
+    } else if (r instanceof JournalRecord.Delete d) {
+      applyDelete(byIdOrDamage(d.id(), journalPath));
+    } else if (r instanceof JournalRecord.Cow c) {
+      Snapshot s = byIdOrDamage(c.snapId(), journalPath);
+      s.put(c.block(), Snapshot.pack(c.slot(), c.crc()));
+    } else if (r instanceof JournalRecord.RevertBegin rb) {
+      byIdOrDamage(rb.id(), journalPath);
+      return rb.id();
+    } else if (r instanceof JournalRecord.RevertEnd re) {
+      applyRevertEnd(byIdOrDamage(re.id(), journalPath));
+      return -1;
+    }
+    return revertPending;
+  }
+
+  private void applyCreate(JournalRecord.Create c) {
+    List<Snapshot> next = new ArrayList<>(snapshots);
+    next.add(new Snapshot(c.id(), c.name(), c.createdMillis(), c.setId(), new BlockTable()));
+    snapshots = List.copyOf(next);
+    nextId = Math.max(nextId, c.id() + 1);
+  }
+
+  /** Removes {@code s}, moving its entries to the next-older snapshot; returns freed slots. */
+  private int[] applyDelete(Snapshot s) {
+    List<Snapshot> next = new ArrayList<>(snapshots);
+    int idx = next.indexOf(s);
+    Snapshot older = idx > 0 ? next.get(idx - 1) : null;
+    int[][] freed = {new int[Math.max(4, s.entries())]};
+    int[] count = {0};
+    s.forEach((block, packed) -> {
+      if (older != null && !older.contains(block)) {
+        older.put(block, packed);
+      } else {
+        freed[0][count[0]++] = Snapshot.slot(packed);
+      }
+    });
+    next.remove(idx);
+    snapshots = List.copyOf(next);
+    resolved.invalidateAll();
+    return Arrays.copyOf(freed[0], count[0]);
+  }
+
+  /** The origin now equals the target's view: its preserved copies are no longer needed. */
+  private int[] applyRevertEnd(Snapshot target) {
+    int[] freed = new int[target.entries()];
+    int[] count = {0};
+    target.forEach((block, packed) -> freed[count[0]++] = Snapshot.slot(packed));
+    target.clear();
+    resolved.invalidateAll();
+    return freed;
+  }
+
+  private void maybeFold() throws IOException {
+    if (journal.size() > FOLD_BYTES) {
+      fold();
+    }
+  }
+
+  /** Writes the full state as checkpoint generation+1, then empties the journal. */
+  private void fold() throws IOException {
+    long next = generation + 1;
+    Checkpoint.write(dir, new Checkpoint.State(next, nextId, -1, snapshots));
+    journal.reset(next);
+    generation = next;
+  }
+
+  // ---------------------------------------------------------------- lookups
+
+  private Snapshot find(String name) {
+    for (Snapshot s : snapshots) {
+      if (s.name.equals(name)) {
+        return s;
+      }
+    }
+    return null;
+  }
+
+  private Snapshot require(String name) throws SnapshotNotFoundException {
+    Snapshot s = find(name);
+    if (s == null) {
+      throw new SnapshotNotFoundException(name(), name);
+    }
+    return s;
+  }
+
+  private Snapshot byId(long id) {
+    for (Snapshot s : snapshots) {
+      if (s.id == id) {
+        return s;
+      }
+    }
+    throw new IllegalStateException("no snapshot with id " + id + " on " + dir);
+  }
+
+  private Snapshot byIdOrDamage(long id, Path journalPath) throws VolumeException {
+    for (Snapshot s : snapshots) {
+      if (s.id == id) {
+        return s;
+      }
+    }
+    throw new VolumeException("journal is damaged: it refers to snapshot id " + id + ", which does not exist: " + journalPath);
+  }
+
+  static void checkName(String name) {
+    if (!NAME.matcher(name).matches()) {
+      throw new IllegalArgumentException("invalid snapshot name '" + name
+          + "': use 1-128 letters, digits and . _ : + - (starting with a letter or digit)");
+    }
+  }
+
+  private int blockLength(long block) {
+    return (int) Math.min(blockSize, size - (block << blockShift));
+  }
+
+  private void checkRange(long offset, long length) {
+    if (offset < 0 || length < 0 || offset > size - length) {
+      throw new IllegalArgumentException("range out of bounds (offset=" + offset + " length=" + length
+          + " size=" + size + "): " + this);
+    }
+  }
+
+  private void ensureOpen() {
+    if (closed) {
+      throw new AlreadyClosedException("volume is closed: " + this);
+    }
+  }
+
+  private int[] lockStripes(long first, long last) {
+    int[] idx;
+    if (last - first + 1 >= STRIPES) {
+      idx = new int[STRIPES];
+      for (int i = 0; i < STRIPES; i++) {
+        idx[i] = i;
+      }
+    } else {
+      idx = new int[(int) (last - first + 1)];
+      for (int i = 0; i < idx.length; i++) {
+        idx[i] = (int) ((first + i) & (STRIPES - 1));
+      }
+      Arrays.sort(idx); // one global order: no deadlock between writers
+    }
+    for (int i : idx) {
+      stripes[i].writeLock().lock();
+    }
+    return idx;
+  }
+
+  private void unlockStripes(int[] idx) {
+    for (int i = idx.length - 1; i >= 0; i--) {
+      stripes[idx[i]].writeLock().unlock();
+    }
+  }
+
+  /** Read-only view of one snapshot: each block from the first table that holds it, else the origin. */
+  private final class SnapshotView implements BlockSource {
+    private final Snapshot snap;
+
+    SnapshotView(Snapshot snap) {
+      this.snap = snap;
+    }
+
+    @Override
+    public long size() {
+      return size;
+    }
+
+    @Override
+    public void read(long offset, ByteBuffer dst) throws IOException {
+      checkRange(offset, dst.remaining());
+      hold.readLock().lock();
+      try {
+        ensureOpen();
+        List<Snapshot> snaps = snapshots; // stable while the hold is read-held
+        int from = snaps.indexOf(snap);
+        if (from < 0) {
+          throw new SnapshotNotFoundException(name(), snap.name);
+        }
+        while (dst.hasRemaining()) {
+          long b = offset >>> blockShift;
+          int within = (int) (offset & (blockSize - 1));
+          int n = Math.min(dst.remaining(), blockLength(b) - within);
+          ByteBuffer piece = dst.slice(dst.position(), n);
+          ReentrantReadWriteLock stripe = stripes[(int) (b & (STRIPES - 1))];
+          stripe.readLock().lock();
+          try {
+            long packed = resolve(snaps, from, b);
+            if (packed == -1) {
+              origin.read(offset, piece);
+            } else {
+              diff.read(Snapshot.slot(packed), within, piece);
+            }
+          } finally {
+            stripe.readLock().unlock();
+          }
+          dst.position(dst.position() + n);
+          offset += n;
+        }
+      } finally {
+        hold.readLock().unlock();
+      }
+    }
+
+    private long resolve(List<Snapshot> snaps, int from, long block) {
+      long key = (snap.id << 40) | block;
+      Long hit = resolved.getIfPresent(key);
+      if (hit != null) {
+        return hit;
+      }
+      for (int i = from; i < snaps.size(); i++) {
+        long packed = snaps.get(i).get(block);
+        if (packed != -1) {
+          resolved.put(key, packed);
+          return packed;
+        }
+      }
+      return -1;
+    }
+
+    @Override
+    public void close() {
+      // nothing held: the volume owns every resource
+    }
+
+    @Override
+    public String toString() {
+      return "snapshot " + snap.name + " of " + Volume.this;
+    }
+  }
 }

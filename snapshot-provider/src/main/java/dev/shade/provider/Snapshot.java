@@ -1,0 +1,78 @@
+package dev.shade.provider;
+
+import java.time.Instant;
+
+/**
+ * One snapshot's state inside a volume: identity plus its exception table.
+ *
+ * <p>Thread-safe: the table is guarded by this object's monitor; identity fields are final.
+ */
+final class Snapshot {
+  final long id;
+  final String name;
+  final long createdMillis;
+  /** Set id shared by the members of one snapshot set, or null. */
+  final String setId;
+  /**
+   * Blocks whose old contents this snapshot holds: block → {@link #pack}(slot, crc). Guarded by
+   * this.
+   */
+  private final BlockTable table;
+
+  Snapshot(long id, String name, long createdMillis, String setId, BlockTable table) {
+    this.id = id;
+    this.name = name;
+    this.createdMillis = createdMillis;
+    this.setId = setId;
+    this.table = table;
+  }
+
+  static long pack(int slot, int crc) {
+    return ((long) slot << 32) | (crc & 0xFFFFFFFFL);
+  }
+
+  static int slot(long packed) {
+    return (int) (packed >>> 32);
+  }
+
+  static int crc(long packed) {
+    return (int) packed;
+  }
+
+  synchronized long get(long block) {
+    return table.get(block);
+  }
+
+  synchronized boolean contains(long block) {
+    return table.contains(block);
+  }
+
+  synchronized long put(long block, long packed) {
+    return table.put(block, packed);
+  }
+
+  synchronized int entries() {
+    return table.size();
+  }
+
+  synchronized long[] sortedBlocks() {
+    return table.sortedBlocks();
+  }
+
+  synchronized void forEach(BlockTable.Entry action) {
+    table.forEach(action);
+  }
+
+  synchronized void clear() {
+    table.clear();
+  }
+
+  SnapshotInfo info(int blockSize) {
+    return new SnapshotInfo(id, name, Instant.ofEpochMilli(createdMillis), (long) entries() * blockSize, setId);
+  }
+
+  @Override
+  public String toString() {
+    return "snapshot " + name + " (id " + id + ")";
+  }
+}
