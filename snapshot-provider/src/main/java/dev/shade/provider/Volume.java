@@ -861,6 +861,92 @@ public final class Volume implements BlockDevice {
     return out;
   }
 
+  /**
+   * The allocation of [offset, offset+length) of the origin ({@code snapshot} null) or of a
+   * snapshot, as sorted, adjacent extents. Holes of a sparse origin file are found with
+   * SEEK_DATA/SEEK_HOLE; a snapshot's preserved blocks are data. Reads no data.
+   */
+  public List<Extent> allocation(String snapshot, long offset, long length) throws IOException {
+    checkRange(offset, length);
+    hold.readLock().lock();
+    try {
+      ensureOpen();
+      List<Extent> out = new ArrayList<>();
+      if (snapshot == null) {
+        originAllocation(offset, offset + length, out);
+        return out;
+      }
+      Snapshot snap = require(snapshot);
+      List<Snapshot> snaps = snapshots;
+      int from = snaps.indexOf(snap);
+      long end = offset + length;
+      long pos = offset;
+      while (pos < end) {
+        long b = pos >>> blockShift;
+        boolean preserved = resolveIn(snaps, from, b) != -1;
+        long runEnd = Math.min(end, (b + 1) << blockShift);
+        while (runEnd < end && (resolveIn(snaps, from, runEnd >>> blockShift) != -1) == preserved) {
+          runEnd = Math.min(end, ((runEnd >>> blockShift) + 1) << blockShift);
+        }
+        if (preserved) {
+          add(out, pos, runEnd - pos, false);
+        } else {
+          originAllocation(pos, runEnd, out);
+        }
+        pos = runEnd;
+      }
+      return out;
+    } finally {
+      hold.readLock().unlock();
+    }
+  }
+
+  private void originAllocation(long pos, long end, List<Extent> out) throws IOException {
+    if (!originIsFile) {
+      add(out, pos, end - pos, false);
+      return;
+    }
+    while (pos < end) {
+      long data = originFile.nextData(pos);
+      if (data < 0 || data >= end) {
+        add(out, pos, end - pos, true);
+        return;
+      }
+      if (data > pos) {
+        add(out, pos, data - pos, true);
+      }
+      long hole = Math.min(end, originFile.nextHole(data));
+      add(out, data, hole - data, false);
+      pos = hole;
+    }
+  }
+
+  /** Appends, merging with the previous extent when the state is the same. */
+  private static void add(List<Extent> out, long offset, long length, boolean zero) {
+    if (length <= 0) {
+      return;
+    }
+    if (!out.isEmpty()) {
+      Extent last = out.get(out.size() - 1);
+      if (last.zero() == zero && last.end() == offset) {
+        out.set(out.size() - 1, new Extent(last.offset(), last.length() + length, zero));
+        return;
+      }
+    }
+    out.add(new Extent(offset, length, zero));
+  }
+
+  /** The diff location that snapshot {@code snaps[from]} reads {@code block} from, or -1. */
+  private static long resolveIn(List<Snapshot> snaps, int from, long block) {
+    for (int i = from; i < snaps.size(); i++) {
+      long packed = snaps.get(i).get(block);
+      if (packed != -1) {
+        return packed;
+      }
+    }
+    return -1;
+  }
+
   /** What {@link #revert} to {@code name} would do, without doing it. */
   public RevertPlan planRevert(String name) throws IOException {
     hold.readLock().lock();
@@ -1169,14 +1255,11 @@ public final class Volume implements BlockDevice {
       if (hit != null) {
         return hit;
       }
-      for (int i = from; i < snaps.size(); i++) {
-        long packed = snaps.get(i).get(block);
-        if (packed != -1) {
-          resolved.put(key, packed);
-          return packed;
-        }
+      long packed = resolveIn(snaps, from, block);
+      if (packed != -1) {
+        resolved.put(key, packed);
       }
-      return -1;
+      return packed;
     }
 
     @Override

@@ -1,0 +1,703 @@
+package dev.shade.nbd.server;
+
+import static dev.shade.nbd.protocol.Nbd.*;
+
+import dev.shade.nativeio.AlreadyClosedException;
+import dev.shade.nativeio.NoSpaceException;
+import dev.shade.nativeio.PermissionException;
+import dev.shade.provider.BlockDevice;
+import dev.shade.provider.Extent;
+import dev.shade.provider.Range;
+import dev.shade.provider.SnapshotInfo;
+import dev.shade.provider.SnapshotNotFoundException;
+import java.io.EOFException;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.Semaphore;
+import javax.net.ssl.SSLException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * One client: the fixed newstyle handshake, then the transmission phase with requests served
+ * out of order by the server's workers.
+ *
+ * <p>Thread-safety: the connection's own thread reads and negotiates; workers execute requests
+ * and write replies under {@link #replyLock}.
+ */
+final class Connection implements Runnable {
+  /*
+   * Protocol errors that leave the byte stream in an unknown state (bad magic, a WRITE whose
+   * payload is too large to consume, an option longer than MAX_OPTION) end the connection;
+   * every other bad request gets the protocol's error reply and the connection goes on.
+   * Requests are validated before anything touches a volume, so garbage never changes data.
+   */
+  private static final Logger LOG = LoggerFactory.getLogger(Connection.class);
+  /** Requests of one client executing or queued at once. */
+  static final int MAX_INFLIGHT = 64;
+  private static final int KNOWN_FLAGS = CMD_FLAG_FUA | CMD_FLAG_NO_HOLE | CMD_FLAG_DF | CMD_FLAG_REQ_ONE | CMD_FLAG_FAST_ZERO;
+  /** Most descriptors in one block status chunk (the protocol suggests at most 2^20). */
+  private static final int MAX_EXTENTS = 1 << 16;
+  /** Longest single descriptor: under 4 GiB and block aligned. */
+  private static final long MAX_EXTENT_LENGTH = 0xFFFF_F000L;
+
+  final int id;
+  private final NbdServer server;
+  /** True when the peer is on this host (loopback address or Unix socket). */
+  private final boolean localPeer;
+  /** True when this listener accepts nothing but STARTTLS and ABORT before TLS. */
+  private final boolean tlsRequired;
+  final String peer;
+  private volatile Transport transport;
+
+  // negotiation state, connection thread only
+  private boolean structured;
+  /** Export the negotiated meta contexts belong to. */
+  private String contextExport;
+  /** Negotiated meta contexts; the id of context i is i + 1. */
+  private final List<String> contexts = new ArrayList<>();
+
+  /** The export in the transmission phase. */
+  private volatile Export export;
+  private final Object replyLock = new Object();
+  private final Semaphore inflight = new Semaphore(MAX_INFLIGHT);
+  /** When the last request arrived (ms); for the idle timeout. */
+  volatile long lastActivity = System.currentTimeMillis();
+  /** When the connection was accepted (ms); for the handshake timeout. */
+  final long accepted = lastActivity;
+  /** True until the transmission phase starts. */
+  volatile boolean handshaking = true;
+
+  Connection(int id, NbdServer server, Transport transport, boolean localPeer, boolean tlsRequired, String peer) {
+    this.id = id;
+    this.tlsRequired = tlsRequired;
+    this.server = server;
+    this.transport = transport;
+    this.localPeer = localPeer;
+    this.peer = peer;
+  }
+
+  int inflightRequests() {
+    return MAX_INFLIGHT - inflight.availablePermits();
+  }
+
+  /** Ends reading: the connection finishes its in-flight requests and closes. */
+  void stopReading() {
+    try {
+      transport.shutdownInput();
+    } catch (IOException | RuntimeException e) {
+      closeQuietly();
+    }
+  }
+
+  void closeQuietly() {
+    try {
+      transport.close();
+    } catch (IOException | RuntimeException e) {
+      // already gone
+    }
+  }
+
+  @Override
+  public void run() {
+    try {
+      if (handshake()) {
+        handshaking = false;
+        LOG.debug("connection {} from {}: attached to {}", id, peer, export.name);
+        transmission();
+      }
+    } catch (EOFException e) {
+      LOG.debug("connection {} from {}: closed by the client", id, peer);
+    } catch (ProtocolException e) {
+      LOG.warn("connection {} from {}: {}; closing it", id, peer, e.getMessage());
+    } catch (SSLException e) {
+      LOG.warn("connection {} from {}: TLS failed: {}", id, peer, e.getMessage());
+    } catch (IOException e) {
+      LOG.debug("connection {} from {}: {}", id, peer, e.toString());
+    } catch (RuntimeException e) {
+      LOG.error("connection {} from {}: unexpected failure", id, peer, e);
+    } finally {
+      inflight.acquireUninterruptibly(MAX_INFLIGHT); // every reply is out
+      closeQuietly();
+      server.closed(this);
+    }
+  }
+
+  /** A violation that leaves the stream unusable. */
+  static final class ProtocolException extends IOException {
+    private static final long serialVersionUID = 1L;
+
+    ProtocolException(String message) {
+      super(message);
+    }
+  }
+
+  // ------------------------------------------------------------------ handshake
+
+  /** Negotiates until the transmission phase (true) or the client leaves (false). */
+  private boolean handshake() throws IOException {
+    ByteBuffer hello = ByteBuffer.allocate(18);
+    hello.putLong(NBDMAGIC).putLong(IHAVEOPT).putShort((short) (FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES)).flip();
+    transport.write(hello);
+    int clientFlags = readInt();
+    if ((clientFlags & ~(FLAG_C_FIXED_NEWSTYLE | FLAG_C_NO_ZEROES)) != 0) {
+      throw new ProtocolException("unknown client flags 0x" + Integer.toHexString(clientFlags));
+    }
+    boolean noZeroes = (clientFlags & FLAG_C_NO_ZEROES) != 0;
+    while (true) {
+      long magic = readLong();
+      if (magic != IHAVEOPT) {
+        throw new ProtocolException("bad option magic 0x" + Long.toHexString(magic));
+      }
+      int option = readInt();
+      long length = Integer.toUnsignedLong(readInt());
+      if (length > MAX_OPTION) {
+        throw new ProtocolException("option " + option + " carries " + length + " bytes, more than " + MAX_OPTION);
+      }
+      ByteBuffer data = ByteBuffer.allocate((int) length);
+      transport.readFully(data);
+      data.flip();
+      lastActivity = System.currentTimeMillis();
+      if (tlsRequired && !transport.isTls() && option != OPT_STARTTLS && option != OPT_ABORT) {
+        if (option == OPT_EXPORT_NAME) {
+          throw new ProtocolException("EXPORT_NAME without TLS on a server that requires TLS");
+        }
+        optionReply(option, REP_ERR_TLS_REQD, "this server requires TLS (STARTTLS with a client certificate)");
+        continue;
+      }
+      switch (option) {
+        case OPT_EXPORT_NAME: {
+          Export e = server.exports().find(string(data, data.remaining()), writable());
+          if (e == null) {
+            throw new ProtocolException("EXPORT_NAME of an unknown export");
+          }
+          export = e;
+          ByteBuffer reply = ByteBuffer.allocate(noZeroes ? 10 : 134);
+          reply.putLong(e.size()).putShort((short) e.transmissionFlags()).position(reply.limit()).flip();
+          transport.write(reply);
+          return true;
+        }
+        case OPT_ABORT:
+          optionReply(option, REP_ACK, (ByteBuffer) null);
+          return false;
+        case OPT_LIST:
+          if (data.hasRemaining()) {
+            optionReply(option, REP_ERR_INVALID, "LIST takes no data");
+            break;
+          }
+          for (Export e : server.exports().list(writable())) {
+            byte[] name = e.name.getBytes(StandardCharsets.UTF_8);
+            byte[] desc = e.description.getBytes(StandardCharsets.UTF_8);
+            ByteBuffer b = ByteBuffer.allocate(4 + name.length + desc.length);
+            b.putInt(name.length).put(name).put(desc).flip();
+            optionReply(option, REP_SERVER, b);
+          }
+          optionReply(option, REP_ACK, (ByteBuffer) null);
+          break;
+        case OPT_STARTTLS:
+          if (data.hasRemaining()) {
+            optionReply(option, REP_ERR_INVALID, "STARTTLS takes no data");
+          } else if (server.tlsContext() == null) {
+            optionReply(option, REP_ERR_UNSUP, "TLS is not configured on this server");
+          } else if (transport.isTls()) {
+            optionReply(option, REP_ERR_INVALID, "TLS is already active");
+          } else {
+            optionReply(option, REP_ACK, (ByteBuffer) null);
+            transport = transport.startTls(server.tlsContext());
+            structured = false; // nothing negotiated before TLS survives it
+            contexts.clear();
+            contextExport = null;
+          }
+          break;
+        case OPT_INFO:
+        case OPT_GO:
+          if (infoOrGo(option, data)) {
+            return true;
+          }
+          break;
+        case OPT_STRUCTURED_REPLY:
+          if (data.hasRemaining()) {
+            optionReply(option, REP_ERR_INVALID, "STRUCTURED_REPLY takes no data");
+          } else {
+            structured = true;
+            optionReply(option, REP_ACK, (ByteBuffer) null);
+          }
+          break;
+        case OPT_LIST_META_CONTEXT:
+        case OPT_SET_META_CONTEXT:
+          metaContext(option, data);
+          break;
+        default:
+          optionReply(option, REP_ERR_UNSUP, "option " + option + " is not supported");
+      }
+    }
+  }
+
+  private boolean writable() {
+    return localPeer || server.allowRemoteWrite();
+  }
+
+  /** Answers INFO or GO; returns true when GO succeeded. */
+  private boolean infoOrGo(int option, ByteBuffer data) throws IOException {
+    if (data.remaining() < 6) {
+      optionReply(option, REP_ERR_INVALID, "truncated request");
+      return false;
+    }
+    long nameLen = Integer.toUnsignedLong(data.getInt());
+    if (nameLen > data.remaining() - 2 || nameLen > MAX_STRING) {
+      optionReply(option, REP_ERR_INVALID, "export name length " + nameLen + " does not fit the request");
+      return false;
+    }
+    String name = string(data, (int) nameLen);
+    int count = Short.toUnsignedInt(data.getShort());
+    if (data.remaining() != count * 2) {
+      optionReply(option, REP_ERR_INVALID, "information request count does not match the data");
+      return false;
+    }
+    Set<Integer> wanted = new LinkedHashSet<>();
+    for (int i = 0; i < count; i++) {
+      wanted.add(Short.toUnsignedInt(data.getShort()));
+    }
+    Export e = server.exports().find(name, writable());
+    if (e == null) {
+      optionReply(option, REP_ERR_UNKNOWN, "no export named '" + name + "' (see the list with nbdinfo --list)");
+      return false;
+    }
+    ByteBuffer info = ByteBuffer.allocate(12);
+    info.putShort((short) INFO_EXPORT).putLong(e.size()).putShort((short) e.transmissionFlags()).flip();
+    optionReply(option, REP_INFO, info);
+    if (wanted.contains(INFO_NAME)) {
+      byte[] n = e.name.getBytes(StandardCharsets.UTF_8);
+      optionReply(option, REP_INFO, ByteBuffer.allocate(2 + n.length).putShort((short) INFO_NAME).put(n).flip());
+    }
+    if (wanted.contains(INFO_DESCRIPTION)) {
+      byte[] d = e.description.getBytes(StandardCharsets.UTF_8);
+      optionReply(option, REP_INFO, ByteBuffer.allocate(2 + d.length).putShort((short) INFO_DESCRIPTION).put(d).flip());
+    }
+    ByteBuffer bs = ByteBuffer.allocate(14);
+    bs.putShort((short) INFO_BLOCK_SIZE).putInt(1).putInt(4096).putInt(MAX_PAYLOAD).flip();
+    optionReply(option, REP_INFO, bs);
+    optionReply(option, REP_ACK, (ByteBuffer) null);
+    if (option == OPT_GO) {
+      if (contextExport != null && !contextExport.equals(e.name)) {
+        contexts.clear(); // contexts were negotiated for another export
+      }
+      export = e;
+      return true;
+    }
+    return false;
+  }
+
+  private void metaContext(int option, ByteBuffer data) throws IOException {
+    if (!structured) {
+      optionReply(option, REP_ERR_INVALID, "negotiate structured replies first");
+      return;
+    }
+    if (data.remaining() < 8) {
+      optionReply(option, REP_ERR_INVALID, "truncated request");
+      return;
+    }
+    long nameLen = Integer.toUnsignedLong(data.getInt());
+    if (nameLen > data.remaining() - 4 || nameLen > MAX_STRING) {
+      optionReply(option, REP_ERR_INVALID, "export name length " + nameLen + " does not fit the request");
+      return;
+    }
+    String name = string(data, (int) nameLen);
+    long count = Integer.toUnsignedLong(data.getInt());
+    List<String> queries = new ArrayList<>();
+    for (long i = 0; i < count; i++) {
+      if (data.remaining() < 4) {
+        optionReply(option, REP_ERR_INVALID, "query " + i + " is truncated");
+        return;
+      }
+      long qlen = Integer.toUnsignedLong(data.getInt());
+      if (qlen > data.remaining() || qlen > MAX_STRING) {
+        optionReply(option, REP_ERR_INVALID, "query " + i + " length " + qlen + " does not fit the request");
+        return;
+      }
+      queries.add(string(data, (int) qlen));
+    }
+    if (data.hasRemaining()) {
+      optionReply(option, REP_ERR_INVALID, "trailing bytes after the queries");
+      return;
+    }
+    Export e = server.exports().find(name, writable());
+    if (e == null) {
+      optionReply(option, REP_ERR_UNKNOWN, "no export named '" + name + "'");
+      return;
+    }
+    List<String> available = new ArrayList<>();
+    available.add(CONTEXT_ALLOCATION);
+    for (SnapshotInfo s : e.volume.snapshots()) {
+      available.add(CONTEXT_CHANGED + s.name());
+    }
+    boolean set = option == OPT_SET_META_CONTEXT;
+    List<String> chosen = new ArrayList<>();
+    if (queries.isEmpty()) {
+      if (!set) {
+        chosen.addAll(available); // LIST with no query: everything selectable
+      }
+    } else {
+      for (String q : queries) {
+        for (String c : available) {
+          boolean match = set ? c.equals(q) : (q.endsWith(":") ? c.startsWith(q) : c.equals(q));
+          if (match && !chosen.contains(c)) {
+            chosen.add(c);
+          }
+        }
+      }
+    }
+    if (set) {
+      contexts.clear();
+      contexts.addAll(chosen);
+      contextExport = e.name;
+    }
+    for (int i = 0; i < chosen.size(); i++) {
+      byte[] n = chosen.get(i).getBytes(StandardCharsets.UTF_8);
+      ByteBuffer b = ByteBuffer.allocate(4 + n.length);
+      b.putInt(set ? i + 1 : 0).put(n).flip();
+      optionReply(option, REP_META_CONTEXT, b);
+    }
+    optionReply(option, REP_ACK, (ByteBuffer) null);
+  }
+
+  private void optionReply(int option, int type, String message) throws IOException {
+    optionReply(option, type, message == null ? null : ByteBuffer.wrap(message.getBytes(StandardCharsets.UTF_8)));
+  }
+
+  private void optionReply(int option, int type, ByteBuffer data) throws IOException {
+    int len = data == null ? 0 : data.remaining();
+    ByteBuffer h = ByteBuffer.allocate(20);
+    h.putLong(OPTION_REPLY_MAGIC).putInt(option).putInt(type).putInt(len).flip();
+    if (data == null) {
+      transport.write(h);
+    } else {
+      transport.write(h, data);
+    }
+  }
+
+  private int readInt() throws IOException {
+    ByteBuffer b = ByteBuffer.allocate(4);
+    transport.readFully(b);
+    return b.getInt(0);
+  }
+
+  private long readLong() throws IOException {
+    ByteBuffer b = ByteBuffer.allocate(8);
+    transport.readFully(b);
+    return b.getLong(0);
+  }
+
+  private static String string(ByteBuffer data, int len) {
+    byte[] b = new byte[len];
+    data.get(b);
+    return new String(b, StandardCharsets.UTF_8);
+  }
+
+  // ------------------------------------------------------------------ transmission
+
+  /** One request as read off the wire. */
+  private record Request(int flags, int type, long cookie, long offset, long length, ByteBuffer payload) {}
+
+  private void transmission() throws IOException {
+    ByteBuffer header = ByteBuffer.allocate(REQUEST_HEADER);
+    BufferPool pool = server.buffers();
+    while (true) {
+      header.clear();
+      transport.readFully(header);
+      header.flip();
+      lastActivity = System.currentTimeMillis();
+      int magic = header.getInt();
+      if (magic != REQUEST_MAGIC) {
+        throw new ProtocolException("bad request magic 0x" + Integer.toHexString(magic));
+      }
+      int flags = Short.toUnsignedInt(header.getShort());
+      int type = Short.toUnsignedInt(header.getShort());
+      long cookie = header.getLong();
+      long offset = header.getLong();
+      long length = Integer.toUnsignedLong(header.getInt());
+      if (type == CMD_DISC) {
+        LOG.debug("connection {}: client disconnects", id);
+        return;
+      }
+      ByteBuffer payload = null;
+      if (type == CMD_WRITE) {
+        if (length > MAX_PAYLOAD) {
+          throw new ProtocolException("WRITE of " + length + " bytes exceeds the " + MAX_PAYLOAD + " byte maximum");
+        }
+        payload = pool.take((int) length);
+        try {
+          transport.readFully(payload);
+        } catch (IOException e) {
+          pool.give(payload);
+          throw e;
+        }
+        payload.flip();
+      }
+      Request r = new Request(flags, type, cookie, offset, length, payload);
+      inflight.acquireUninterruptibly();
+      try {
+        server.workers().execute(() -> {
+          try {
+            handle(r);
+          } finally {
+            pool.give(r.payload());
+            inflight.release();
+          }
+        });
+      } catch (RejectedExecutionException e) {
+        pool.give(payload);
+        inflight.release();
+        reply(r, ESHUTDOWN, "the server is shutting down");
+        return;
+      }
+    }
+  }
+
+  private void handle(Request r) {
+    Export e = export;
+    try {
+      String invalid = validate(r, e);
+      if (invalid != null) {
+        reply(r, invalid.startsWith("read-only") ? EPERM : EINVAL, invalid);
+        return;
+      }
+      boolean fua = (r.flags() & CMD_FLAG_FUA) != 0;
+      switch (r.type()) {
+        case CMD_READ:
+          read(r, e);
+          return;
+        case CMD_WRITE:
+          device(e).write(r.offset(), r.payload());
+          break;
+        case CMD_FLUSH:
+          if (!e.readOnly) {
+            device(e).flush();
+          }
+          fua = false;
+          break;
+        case CMD_TRIM:
+          device(e).trim(r.offset(), r.length());
+          break;
+        case CMD_WRITE_ZEROES:
+          device(e).writeZeroes(r.offset(), r.length());
+          break;
+        case CMD_BLOCK_STATUS:
+          blockStatus(r, e);
+          return;
+        default:
+          throw new IllegalStateException("validated command " + r.type());
+      }
+      if (fua) {
+        device(e).flush();
+      }
+      reply(r, 0, null);
+    } catch (IllegalArgumentException ex) {
+      reply(r, EINVAL, ex.getMessage());
+    } catch (NoSpaceException ex) {
+      reply(r, ENOSPC, ex.getMessage());
+    } catch (PermissionException ex) {
+      reply(r, EPERM, ex.getMessage());
+    } catch (AlreadyClosedException ex) {
+      reply(r, ESHUTDOWN, ex.getMessage());
+    } catch (SnapshotNotFoundException ex) {
+      reply(r, EIO, "the snapshot of this export was deleted: " + ex.getMessage());
+    } catch (IOException | RuntimeException ex) {
+      LOG.warn("connection {}: {} at offset {} length {} on {} failed: {}", id, commandName(r.type()), r.offset(), r.length(), e.name, ex.toString());
+      reply(r, EIO, ex.getMessage());
+    }
+  }
+
+  private static BlockDevice device(Export e) {
+    return (BlockDevice) e.source;
+  }
+
+  /** Why the request is refused, or null; "read-only" prefixes EPERM cases. */
+  private String validate(Request r, Export e) {
+    if ((r.flags() & ~KNOWN_FLAGS) != 0) {
+      return "unknown command flags 0x" + Integer.toHexString(r.flags());
+    }
+    switch (r.type()) {
+      case CMD_READ:
+        if (r.length() > MAX_PAYLOAD) {
+          return "READ of " + r.length() + " bytes exceeds the " + MAX_PAYLOAD + " byte maximum";
+        }
+        return range(r, e);
+      case CMD_WRITE:
+      case CMD_TRIM:
+      case CMD_WRITE_ZEROES:
+        if (e.readOnly) {
+          return "read-only export " + e.name;
+        }
+        if (r.type() == CMD_WRITE_ZEROES && (r.flags() & CMD_FLAG_FAST_ZERO) != 0) {
+          return "fast zero is not offered by this server";
+        }
+        return range(r, e);
+      case CMD_FLUSH:
+        return null;
+      case CMD_BLOCK_STATUS:
+        if (!structured || contexts.isEmpty()) {
+          return "BLOCK_STATUS needs structured replies and a meta context";
+        }
+        if (r.length() == 0) {
+          return "BLOCK_STATUS of length 0";
+        }
+        return range(r, e);
+      default:
+        return "unsupported command " + r.type();
+    }
+  }
+
+  private static String range(Request r, Export e) {
+    long size = e.size();
+    if (r.offset() < 0 || r.offset() > size || r.length() > size - r.offset()) {
+      return "offset " + Long.toUnsignedString(r.offset()) + " + length " + r.length() + " is past the end of " + e.name + " (" + size + " bytes)";
+    }
+    return null;
+  }
+
+  private void read(Request r, Export e) throws IOException {
+    int len = (int) r.length();
+    ByteBuffer data = server.buffers().take(len);
+    try {
+      e.source.read(r.offset(), data);
+      data.flip();
+      synchronized (replyLock) {
+        if (structured) {
+          if (len == 0) {
+            writeChunk(r.cookie(), REPLY_FLAG_DONE, REPLY_TYPE_NONE, null);
+            return;
+          }
+          ByteBuffer h = ByteBuffer.allocate(28);
+          h.putInt(STRUCTURED_REPLY_MAGIC).putShort((short) REPLY_FLAG_DONE).putShort((short) REPLY_TYPE_OFFSET_DATA)
+              .putLong(r.cookie()).putInt(8 + len).putLong(r.offset()).flip();
+          transport.write(h, data);
+        } else {
+          ByteBuffer h = ByteBuffer.allocate(16);
+          h.putInt(SIMPLE_REPLY_MAGIC).putInt(0).putLong(r.cookie()).flip();
+          transport.write(h, data);
+        }
+      }
+    } finally {
+      server.buffers().give(data);
+    }
+  }
+
+  private void blockStatus(Request r, Export e) throws IOException {
+    boolean one = (r.flags() & CMD_FLAG_REQ_ONE) != 0;
+    List<ByteBuffer> chunks = new ArrayList<>();
+    for (int i = 0; i < contexts.size(); i++) {
+      String c = contexts.get(i);
+      List<long[]> desc; // {length, flags}
+      if (c.equals(CONTEXT_ALLOCATION)) {
+        desc = new ArrayList<>();
+        for (Extent x : e.allocation(r.offset(), r.length())) {
+          desc.add(new long[] {x.length(), x.zero() ? STATE_HOLE | STATE_ZERO : 0});
+        }
+      } else {
+        desc = changed(e, c.substring(CONTEXT_CHANGED.length()), r.offset(), r.length());
+      }
+      ByteBuffer b = descriptors(i + 1, desc, one, r.length());
+      chunks.add(b);
+    }
+    synchronized (replyLock) {
+      for (int i = 0; i < chunks.size(); i++) {
+        writeChunk(r.cookie(), i == chunks.size() - 1 ? REPLY_FLAG_DONE : 0, REPLY_TYPE_BLOCK_STATUS, chunks.get(i));
+      }
+    }
+  }
+
+  /** Extents of [offset, offset+length) alternating changed (1) and unchanged (0). */
+  private static List<long[]> changed(Export e, String snapshot, long offset, long length) throws IOException {
+    List<long[]> out = new ArrayList<>();
+    long pos = offset;
+    long end = offset + length;
+    for (Range x : e.changedSince(snapshot)) {
+      if (x.end() <= pos) {
+        continue;
+      }
+      if (x.offset() >= end) {
+        break;
+      }
+      if (x.offset() > pos) {
+        out.add(new long[] {x.offset() - pos, 0});
+        pos = x.offset();
+      }
+      long stop = Math.min(end, x.end());
+      out.add(new long[] {stop - pos, STATE_CHANGED});
+      pos = stop;
+    }
+    if (pos < end) {
+      out.add(new long[] {end - pos, 0});
+    }
+    return out;
+  }
+
+  private static ByteBuffer descriptors(int contextId, List<long[]> desc, boolean one, long requested) {
+    List<long[]> split = new ArrayList<>();
+    for (long[] d : desc) {
+      long len = d[0];
+      while (len > 0 && split.size() < MAX_EXTENTS) {
+        long n = Math.min(len, MAX_EXTENT_LENGTH);
+        split.add(new long[] {n, d[1]});
+        len -= n;
+      }
+      if (one && !split.isEmpty()) {
+        break;
+      }
+    }
+    if (one) {
+      split = split.subList(0, 1);
+      split.get(0)[0] = Math.min(split.get(0)[0], requested);
+    }
+    ByteBuffer b = ByteBuffer.allocate(4 + 8 * split.size());
+    b.putInt(contextId);
+    for (long[] d : split) {
+      b.putInt((int) d[0]).putInt((int) d[1]);
+    }
+    return b.flip();
+  }
+
+  /** Writes one structured reply chunk; caller holds replyLock. */
+  private void writeChunk(long cookie, int flags, int type, ByteBuffer payload) throws IOException {
+    int len = payload == null ? 0 : payload.remaining();
+    ByteBuffer h = ByteBuffer.allocate(20);
+    h.putInt(STRUCTURED_REPLY_MAGIC).putShort((short) flags).putShort((short) type).putLong(cookie).putInt(len).flip();
+    if (payload == null) {
+      transport.write(h);
+    } else {
+      transport.write(h, payload);
+    }
+  }
+
+  /** Success (error 0) or an error reply, simple or structured as the request needs. */
+  private void reply(Request r, int error, String message) {
+    try {
+      synchronized (replyLock) {
+        if (error != 0 && structured && (r.type() == CMD_READ || r.type() == CMD_BLOCK_STATUS)) {
+          byte[] m = message == null ? new byte[0] : message.getBytes(StandardCharsets.UTF_8);
+          int mlen = Math.min(m.length, 4096);
+          ByteBuffer p = ByteBuffer.allocate(6 + mlen);
+          p.putInt(error).putShort((short) mlen).put(m, 0, mlen).flip();
+          writeChunk(r.cookie(), REPLY_FLAG_DONE, REPLY_TYPE_ERROR, p);
+        } else {
+          ByteBuffer h = ByteBuffer.allocate(16);
+          h.putInt(SIMPLE_REPLY_MAGIC).putInt(error).putLong(r.cookie()).flip();
+          transport.write(h);
+        }
+      }
+      if (error != 0) {
+        LOG.debug("connection {}: {} refused with error {}: {}", id, commandName(r.type()), error, message);
+      }
+    } catch (IOException ex) {
+      LOG.debug("connection {}: could not send a reply: {}", id, ex.toString());
+      closeQuietly();
+    }
+  }
+}
