@@ -167,6 +167,7 @@ public final class FileHandle implements Closeable {
 
   /** One {@code pread}; returns the count read, 0 at end of file. Advances {@code dst}. */
   public int read(long position, ByteBuffer dst) throws ErrnoException {
+    requireNonNegative("position", position);
     int len = dst.remaining();
     if (len == 0) {
       return 0;
@@ -213,17 +214,25 @@ public final class FileHandle implements Closeable {
     }
   }
 
-  /** The offset of the next data at or after {@code from}, or -1 if only a hole follows. */
+  /**
+   * The offset of the next data at or after {@code from}, or -1 if only a hole follows or
+   * {@code from} is at or past the end of the file.
+   */
   public long nextData(long from) throws ErrnoException {
     return seek(from, SEEK_DATA, "lseek(SEEK_DATA)");
   }
 
-  /** The offset of the next hole at or after {@code from} (the file size if none). */
+  /**
+   * The offset of the next hole at or after {@code from}: the file size if no hole comes before
+   * the end (the end counts as a hole), -1 if {@code from} is at or past the end of the file.
+   */
   public long nextHole(long from) throws ErrnoException {
     return seek(from, SEEK_HOLE, "lseek(SEEK_HOLE)");
   }
 
   private long seek(long from, int whence, String call) throws ErrnoException {
+    // Linux answers a negative offset with ENXIO too, which would read as "no more data".
+    requireNonNegative("offset", from);
     try {
       return LibC.lseek(fd(), from, whence);
     } catch (LastErrorException e) {

@@ -10,8 +10,8 @@ import com.sun.jna.Pointer;
  *
  * <p>Every method that can fail declares {@link LastErrorException}: JNA clears errno before
  * the call and throws when it is set afterwards, so callers never read a stale errno. The
- * wrappers in {@link Posix} turn those into {@link ErrnoException}s that name the call and the
- * path.
+ * wrappers ({@link FileHandle}, {@link MappedFile}, {@link StatVfs}) turn those into
+ * {@link ErrnoException}s that name the call and the path.
  *
  * <p>{@code open} and {@code ioctl} are variadic in C. Direct mapping passes their optional
  * argument as a fixed one, which is correct on the LP64 Linux ABIs shade supports (x86-64 and

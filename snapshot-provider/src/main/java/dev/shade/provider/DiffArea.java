@@ -6,10 +6,15 @@ import java.io.Closeable;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.BitSet;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
- * The diff area: a file of block-sized slots that hold old block contents, mapped shared, with
- * a slot allocator bounded by the configured maximum.
+ * The diff area: a file of block-sized slots that hold old block contents, with a slot
+ * allocator bounded by the configured maximum.
  *
  * <p>Thread-safe: the allocator is guarded by this object's monitor; slot contents are written
  * by the one thread that allocated the slot and read only after it is published.
@@ -17,12 +22,15 @@ import java.util.BitSet;
 final class DiffArea implements Closeable {
   /*
    * The file is as long as the limit and sparse. Slots are handed out lowest-first, and only
-   * from the "formatted" prefix of the file: bytes that hold real, synced zeros. A copy into a
-   * formatted slot overwrites allocated disk blocks, so the sync that makes it durable carries
-   * no block allocation or unwritten-extent conversion; measured on ext4, 1 MiB copies synced
-   * one by one run 5-8x faster into formatted space than into holes or fallocated space. When
-   * the next free slot lies past the prefix, the allocating thread formats the next step (zeros
-   * written with pwrite, then fdatasync). Only bytes above every live slot are ever zeroed.
+   * from the "formatted" prefix of the file: bytes that hold real, synced zeros (or slot data).
+   * A copy into a formatted slot overwrites allocated disk blocks, so the sync that makes it
+   * durable carries no block allocation or unwritten-extent conversion; measured on ext4, 1 MiB
+   * copies synced one by one ran 5-8x faster into formatted space than into holes or fallocated
+   * space. Like the VSS diff area, which is preallocated in large increments, the first
+   * RESERVE bytes are formatted when the volume is created, and a background thread keeps
+   * RESERVE bytes formatted ahead of the highest slot in use. A writer that outruns it formats
+   * the next step itself. Only bytes above every live slot are ever zeroed, and the formatted
+   * prefix is found again on open as the file's first hole.
    *
    * Copies are written with pwrite and read through the shared mapping (as LMDB does by
    * default): a store into a mapped page that writeback has cleaned takes a write fault, and
@@ -33,14 +41,19 @@ final class DiffArea implements Closeable {
    * frees slots only after syncing the delete), so a crash can never find a live entry whose
    * slot was overwritten.
    */
-  /** The formatted prefix grows in steps of this many bytes (an eighth of a small area). */
+  private static final Logger LOG = LoggerFactory.getLogger(DiffArea.class);
+  /** The formatted prefix grows in steps of at most this many bytes. */
   static final long FORMAT_STEP = 64L << 20;
+  /** Formatted space kept ready ahead of the highest slot in use (a quarter of a small area). */
+  static final long RESERVE = 256L << 20;
 
   private final FileHandle file;
   private final MappedFile map;
   private final int blockSize;
   /** Number of slots the limit allows. */
   private final int capacity;
+  /** Formats ahead of the writers; one task at a time. */
+  private final ExecutorService formatter;
 
   // guarded by this
   /** Slots holding live snapshot data. */
@@ -53,6 +66,8 @@ final class DiffArea implements Closeable {
   private int searchFrom;
   /** Bytes at the start of the file that hold synced zeros or slot data; see above. */
   private long formatted;
+  /** True while a background format task is queued or running. */
+  private boolean formatQueued;
   /** Serialises formatting. */
   private final Object formatLock = new Object();
 
@@ -61,6 +76,21 @@ final class DiffArea implements Closeable {
     this.map = map;
     this.blockSize = blockSize;
     this.capacity = (int) Math.min(Integer.MAX_VALUE, limit / blockSize);
+    this.formatter = Executors.newSingleThreadExecutor(r -> {
+      Thread t = new Thread(r, "diff-area-format " + file.path().getFileName());
+      t.setDaemon(true);
+      return t;
+    });
+  }
+
+  /** Formats the reserve of a new diff area file. */
+  static void formatNew(FileHandle file, long length) throws IOException {
+    writeZeros(file, 0, reserve(length));
+    file.fdatasync();
+  }
+
+  private static long reserve(long length) {
+    return Math.min(RESERVE, length / 4);
   }
 
   int capacity() {
@@ -88,12 +118,16 @@ final class DiffArea implements Closeable {
   }
 
   /**
-   * After open: everything up to the highest live slot was formatted before the crash or
-   * close; formatting resumes above it, where no live slot can be.
+   * After open: the formatted prefix ends at the file's first hole (formatting and copies
+   * write it contiguously from 0), and never below the highest live slot.
    */
-  synchronized void afterRecovery() {
-    formatted = (long) used.length() * blockSize;
-    searchFrom = 0;
+  void afterRecovery() throws IOException {
+    long hole = file.nextHole(0);
+    synchronized (this) {
+      long live = (long) used.length() * blockSize;
+      formatted = Math.max(live, Math.min(map.length(), hole < 0 ? map.length() : hole));
+      searchFrom = 0;
+    }
   }
 
   /** Promises {@code n} slots; false when the limit would be exceeded. */
@@ -128,12 +162,16 @@ final class DiffArea implements Closeable {
       reserved--;
       searchFrom = slot + 1;
       need = (long) (slot + 1) * blockSize;
+      if (!formatQueued && formatted < map.length() && need + reserve(map.length()) > formatted) {
+        formatQueued = true;
+        formatter.execute(this::formatAhead);
+      }
       if (need <= formatted) {
         return slot;
       }
     }
     try {
-      format(need);
+      format(need); // outran the formatter
     } catch (IOException e) {
       synchronized (this) { // give the slot back and keep the reservation
         free(slot);
@@ -142,6 +180,33 @@ final class DiffArea implements Closeable {
       throw e;
     }
     return slot;
+  }
+
+  /** Background task: formats until RESERVE bytes lie ready above the highest slot in use. */
+  private void formatAhead() {
+    try {
+      while (true) {
+        long target;
+        synchronized (this) {
+          long high = (long) used.length() * blockSize;
+          target = Math.min(map.length(), high + reserve(map.length()));
+          if (formatted >= target) {
+            formatQueued = false;
+            return;
+          }
+        }
+        format(Math.min(target, formattedNow() + FORMAT_STEP));
+      }
+    } catch (IOException | RuntimeException e) {
+      synchronized (this) {
+        formatQueued = false;
+      }
+      LOG.warn("{}: formatting the diff area ahead failed ({}); copies will format as they go", file.path(), e.toString());
+    }
+  }
+
+  private synchronized long formattedNow() {
+    return formatted;
   }
 
   /** Extends the formatted prefix to at least {@code need} bytes. */
@@ -156,15 +221,22 @@ final class DiffArea implements Closeable {
       }
       long step = Math.max(blockSize, Math.min(FORMAT_STEP, map.length() / 8));
       long to = Math.min(map.length(), Math.max(need, from + step));
-      ByteBuffer zeros = ByteBuffer.allocateDirect((int) Math.min(1 << 20, to - from));
-      for (long at = from; at < to; at += zeros.capacity()) {
-        zeros.clear().limit((int) Math.min(zeros.capacity(), to - at));
-        file.writeFully(at, zeros);
-      }
+      writeZeros(file, from, to - from);
       file.fdatasync();
       synchronized (this) {
         formatted = to;
       }
+    }
+  }
+
+  private static void writeZeros(FileHandle file, long from, long length) throws IOException {
+    if (length <= 0) {
+      return;
+    }
+    ByteBuffer zeros = ByteBuffer.allocateDirect((int) Math.min(1 << 20, length));
+    for (long at = from; at < from + length; at += zeros.capacity()) {
+      zeros.clear().limit((int) Math.min(zeros.capacity(), from + length - at));
+      file.writeFully(at, zeros);
     }
   }
 
@@ -177,19 +249,21 @@ final class DiffArea implements Closeable {
   }
 
   /**
-   * When nothing is in use: gives all disk space back (punch hole) and starts over. Called with
-   * all I/O of the volume held.
+   * When nothing is in use: gives the disk space above the reserve back (punch hole). Called
+   * with all I/O of the volume held.
    */
   void releaseAllIfEmpty() throws IOException {
     synchronized (formatLock) {
+      long keep;
       synchronized (this) {
         if (usedCount != 0 || reserved != 0) {
           return;
         }
-        formatted = 0;
+        keep = Math.min(formatted, reserve(map.length()));
+        formatted = keep;
         searchFrom = 0;
       }
-      file.punchHole(0, map.length());
+      file.punchHole(keep, map.length() - keep);
     }
   }
 
@@ -214,6 +288,14 @@ final class DiffArea implements Closeable {
 
   @Override
   public void close() throws IOException {
+    formatter.shutdown();
+    try {
+      if (!formatter.awaitTermination(60, TimeUnit.SECONDS)) {
+        LOG.warn("{}: formatting did not stop within 60 s", file.path());
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
     try {
       map.close();
     } finally {

@@ -3,11 +3,16 @@ package dev.shade.provider;
 import dev.shade.nativeio.FileHandle;
 import java.io.Closeable;
 import java.io.IOException;
+import java.io.InterruptedIOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.zip.CRC32C;
 import org.slf4j.Logger;
@@ -27,10 +32,14 @@ final class Journal implements Closeable {
    *   payload: records (JournalRecord encodings), back to back
    *
    * The CRC covers generation, frameSeq and the payload. One frame is what one group commit
-   * wrote: the leader takes every record appended since the last frame, forces the diff-area
-   * range those records point to (so data is durable before the entry that names it), writes
-   * the frame and fdatasyncs. A frame is written only after the previous one is durable, so
-   * after a crash at most the last frame can be torn. On replay an invalid frame with no valid
+   * wrote: the leader takes every record appended since the last frame, and forces the
+   * diff-area range those records point to while it writes and fdatasyncs the frame (two
+   * flushes at once instead of one after the other). Nobody waiting on the frame returns until
+   * both are durable, and a frame is written only after the previous frame and its data are
+   * durable, so after a crash only the last frame can be torn or name copies that did not
+   * reach the disk. The volume checks the CRC32C of every copy the last frame names and drops
+   * that frame if one does not match: its writers were never answered and the origin was never
+   * written for it. On replay an invalid frame with no valid
    * frame after it is that torn tail and is cut off; an invalid frame followed by a valid one
    * is damage and the volume refuses to open (this is how PostgreSQL and SQLite treat the end
    * of their logs, too).
@@ -54,6 +63,8 @@ final class Journal implements Closeable {
 
   private final FileHandle file;
   private final ForceHook forceHook;
+  /** Runs the diff-area force while the leader syncs the frame. */
+  private final ExecutorService forcer;
   /** Serialises frame writers; the holder is the group-commit leader. */
   private final ReentrantLock syncLock = new ReentrantLock();
 
@@ -86,6 +97,11 @@ final class Journal implements Closeable {
     this.end = end;
     this.frameSeq = frameSeq;
     this.forceHook = forceHook;
+    this.forcer = Executors.newSingleThreadExecutor(r -> {
+      Thread t = new Thread(r, "journal-force " + file.path());
+      t.setDaemon(true);
+      return t;
+    });
   }
 
   Path path() {
@@ -153,8 +169,14 @@ final class Journal implements Closeable {
         pendingLo = Long.MAX_VALUE;
         pendingHi = -1;
       }
+      Future<?> forced = null;
       if (hi > lo) {
-        forceHook.force(lo, hi); // the data first, then the entries that name it
+        long flo = lo;
+        long fhi = hi;
+        forced = forcer.submit(() -> {
+          forceHook.force(flo, fhi); // the data, while the frame that names it is written
+          return null;
+        });
       }
       ByteBuffer frame = frame(generation, frameSeq, payload);
       try {
@@ -166,19 +188,45 @@ final class Journal implements Closeable {
         } catch (IOException suppressed) {
           e.addSuppressed(suppressed);
         }
+        failure = e;
+        awaitQuietly(forced);
         throw e;
       }
       try {
         file.fdatasync();
       } catch (IOException e) {
         failure = e;
+        awaitQuietly(forced);
         throw e;
+      }
+      if (forced != null) {
+        try {
+          forced.get();
+        } catch (ExecutionException e) {
+          failure = e.getCause() instanceof IOException ? (IOException) e.getCause() : new IOException(e.getCause());
+          throw failure;
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+          failure = new InterruptedIOException("interrupted while forcing the diff area");
+          throw failure;
+        }
       }
       end += frame.capacity();
       frameSeq++;
       durableSeq = last; // publish after the frame is durable
     } finally {
       syncLock.unlock();
+    }
+  }
+
+  private static void awaitQuietly(Future<?> f) {
+    if (f == null) {
+      return;
+    }
+    try {
+      f.get();
+    } catch (ExecutionException | InterruptedException e) {
+      // the frame failed already; this outcome changes nothing
     }
   }
 
@@ -218,8 +266,19 @@ final class Journal implements Closeable {
     return f;
   }
 
-  /** What replay found. */
-  record Replay(List<JournalRecord> records, long end, long frames, long droppedBytes, boolean stale) {}
+  /**
+   * What replay found: the records, where the last frame starts (as an index into records and
+   * as a file offset), and what was cut off.
+   */
+  record Replay(List<JournalRecord> records, long end, long frames, long droppedBytes, boolean stale,
+      int lastFrameRecord, long lastFrameOffset) {
+
+    /** The same replay without its last frame (whose copies did not all reach the disk). */
+    Replay withoutLastFrame() {
+      return new Replay(List.copyOf(records.subList(0, lastFrameRecord)), lastFrameOffset, frames - 1,
+          droppedBytes + (end - lastFrameOffset), stale, lastFrameRecord, lastFrameOffset);
+    }
+  }
 
   /**
    * Reads every valid frame of {@code generation}. A journal of an older generation is stale
@@ -236,18 +295,22 @@ final class Journal implements Closeable {
     List<JournalRecord> records = new ArrayList<>();
     long pos = 0;
     long seq = 0;
+    int lastFrameRecord = 0;
+    long lastFrameOffset = 0;
     while (pos < size) {
       Frame f = parse(all, (int) pos);
       if (f == null) {
         break;
       }
       if (f.generation < generation && pos == 0) {
-        return new Replay(List.of(), 0, 0, size, true);
+        return new Replay(List.of(), 0, 0, size, true, 0, 0);
       }
       if (f.generation != generation || f.seq != seq) {
         throw new VolumeException("journal is damaged at offset " + pos + " (frame of generation "
             + f.generation + " seq " + f.seq + ", expected " + generation + "/" + seq + "): " + file.path());
       }
+      lastFrameRecord = records.size();
+      lastFrameOffset = pos;
       ByteBuffer p = ByteBuffer.wrap(all.array(), f.payloadOffset, f.payloadLength);
       try {
         while (p.hasRemaining()) {
@@ -273,7 +336,7 @@ final class Journal implements Closeable {
       file.truncate(pos);
       file.fsync();
     }
-    return new Replay(records, pos, seq, dropped, false);
+    return new Replay(records, pos, seq, dropped, false, lastFrameRecord, lastFrameOffset);
   }
 
   private record Frame(long generation, long seq, int payloadOffset, int payloadLength) {}
@@ -297,8 +360,15 @@ final class Journal implements Closeable {
     return new Frame(all.getLong(pos + 8), all.getLong(pos + 16), pos + HEADER, len);
   }
 
+  /** Cuts the file back to {@code offset} (dropping a last frame on open). */
+  static void truncate(FileHandle file, long offset) throws IOException {
+    file.truncate(offset);
+    file.fsync();
+  }
+
   @Override
   public void close() throws IOException {
+    forcer.shutdown();
     file.close();
   }
 

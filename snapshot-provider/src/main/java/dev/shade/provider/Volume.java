@@ -152,6 +152,11 @@ public final class Volume implements BlockDevice {
     this.generation = state.generation();
     this.nextId = state.nextId();
     this.snapshots = List.copyOf(state.snapshots());
+    if (!lastFrameCopiesIntact(replay, diff)) {
+      LOG.warn("{}: the last journal frame names copies that did not reach the disk before the process stopped; dropping it (nobody was told it had succeeded)", dir);
+      replay = replay.withoutLastFrame();
+      Journal.truncate(journalFile, replay.end());
+    }
     long revertPending = state.revertPending();
     for (JournalRecord r : replay.records()) {
       revertPending = replayRecord(r, revertPending, journalFile.path());
@@ -179,6 +184,30 @@ public final class Volume implements BlockDevice {
     if (!replay.records().isEmpty()) {
       fold();
     }
+  }
+
+  /** Whether every copy named by the journal's last frame has the CRC32C its record says. */
+  private boolean lastFrameCopiesIntact(Journal.Replay replay, DiffArea diff) throws IOException {
+    List<JournalRecord> records = replay.records();
+    ByteBuffer buf = ByteBuffer.allocateDirect(blockSize);
+    CRC32C crc = new CRC32C();
+    for (int i = replay.lastFrameRecord(); i < records.size(); i++) {
+      if (records.get(i) instanceof JournalRecord.Cow c) {
+        if (c.slot() < 0 || c.slot() >= diff.capacity() || c.block() < 0 || c.block() << blockShift >= size) {
+          throw new VolumeException("journal is damaged: a record names block " + c.block() + " in slot " + c.slot()
+              + ", outside the volume or the diff area: " + dir.resolve(JOURNAL_FILE));
+        }
+        buf.clear().limit(blockLength(c.block()));
+        diff.read(c.slot(), 0, buf);
+        buf.flip();
+        crc.reset();
+        crc.update(buf);
+        if ((int) crc.getValue() != c.crc()) {
+          return false;
+        }
+      }
+    }
+    return true;
   }
 
   // ---------------------------------------------------------------- create / open / close
@@ -229,7 +258,9 @@ public final class Volume implements BlockDevice {
       }
       try (FileHandle fh = FileHandle.open(diffFile, FileHandle.O_RDWR | FileHandle.O_CREAT | FileHandle.O_EXCL, 0600)) {
         created.add(diffFile);
-        fh.truncate(c.diffMax() / c.blockSize() * c.blockSize());
+        long diffLen = c.diffMax() / c.blockSize() * c.blockSize();
+        fh.truncate(diffLen);
+        DiffArea.formatNew(fh, diffLen);
       }
       Path journal = dir.resolve(JOURNAL_FILE);
       try (FileHandle fh = FileHandle.open(journal, FileHandle.O_RDWR | FileHandle.O_CREAT | FileHandle.O_EXCL, 0600)) {
@@ -603,20 +634,24 @@ public final class Volume implements BlockDevice {
           diff.write(slots[k], buf.slice(from, to - from));
           k = m;
         }
-        for (int k = i; k < j; k++) {
-          long at = diff.offset(slots[k]);
-          seq = journal.append(new JournalRecord.Cow(snap.id, blocks[k], slots[k], crcs[k]), at, at + blockLength(blocks[k]));
-        }
         i = j;
       }
-      journal.sync(seq); // the copies and their entries are durable: the origin may change now
     } catch (IOException | RuntimeException e) {
       diff.unreserve(n - done);
       for (int k = 0; k < done; k++) {
-        diff.free(slots[k]);
+        diff.free(slots[k]); // no record names them: nothing durable refers to these copies
       }
       throw e;
     }
+    // records only once every copy is written, so a failed copy never leaves a pending record
+    // naming a slot that is then freed and reused
+    for (int k = 0; k < n; k++) {
+      long at = diff.offset(slots[k]);
+      seq = journal.append(new JournalRecord.Cow(snap.id, blocks[k], slots[k], crcs[k]), at, at + blockLength(blocks[k]));
+    }
+    // On failure the slots stay allocated until the volume is reopened: the frame may have
+    // reached the disk, and a reused slot would corrupt the entry it names.
+    journal.sync(seq); // the copies and their entries are durable: the origin may change now
     for (int k = 0; k < n; k++) {
       snap.put(blocks[k], Snapshot.pack(slots[k], crcs[k])); // publish after durable
     }
@@ -915,7 +950,8 @@ public final class Volume implements BlockDevice {
       if (data > pos) {
         add(out, pos, data - pos, true);
       }
-      long hole = Math.min(end, originFile.nextHole(data));
+      long next = originFile.nextHole(data);
+      long hole = next < 0 ? end : Math.min(end, next);
       add(out, data, hole - data, false);
       pos = hole;
     }

@@ -113,19 +113,39 @@ class JournalTest {
   }
 
   @Test
-  void forceHook_runsBeforeTheFrameWithTheRange() throws IOException {
+  void forceHook_coversTheBatchRangeAndCompletesBeforeSyncReturns() throws IOException {
     Path p = tmp.resolve("j");
     List<long[]> forced = new ArrayList<>();
+    java.util.concurrent.atomic.AtomicBoolean done = new java.util.concurrent.atomic.AtomicBoolean();
     Journal j = new Journal(FileHandle.create(p), 1, 0, 0, (lo, hi) -> {
-      forced.add(new long[] {lo, hi, Files.size(p)});
+      try {
+        Thread.sleep(50); // a slow device: sync must still wait for it
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+      forced.add(new long[] {lo, hi});
+      done.set(true);
     });
     j.append(new JournalRecord.Cow(1, 1, 2, 0), 8192, 12288);
     long seq = j.append(new JournalRecord.Cow(1, 2, 0, 0), 0, 4096);
     j.sync(seq);
+    assertTrue(done.get(), "sync returned before the diff area was forced");
     j.close();
     assertEquals(1, forced.size());
     assertEquals(0, forced.get(0)[0]);
     assertEquals(12288, forced.get(0)[1]);
-    assertEquals(0, forced.get(0)[2], "data is forced before the frame is written");
+  }
+
+  @Test
+  void failedForce_failsTheSyncAndTheJournal() throws IOException {
+    Path p = tmp.resolve("j");
+    Journal j = new Journal(FileHandle.create(p), 1, 0, 0, (lo, hi) -> {
+      throw new IOException("device gone");
+    });
+    long seq = j.append(new JournalRecord.Cow(1, 1, 2, 0), 0, 4096);
+    IOException e = assertThrows(IOException.class, () -> j.sync(seq));
+    assertTrue(e.getMessage().contains("device gone"), e.getMessage());
+    assertThrows(IOException.class, () -> j.commit(new JournalRecord.Delete(1)));
+    j.close();
   }
 }
