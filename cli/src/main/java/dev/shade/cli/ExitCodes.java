@@ -1,0 +1,90 @@
+package dev.shade.cli;
+
+import java.io.PrintWriter;
+import java.io.UncheckedIOException;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.DirectoryNotEmptyException;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.FileSystemException;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.NotDirectoryException;
+import picocli.CommandLine;
+import picocli.CommandLine.IExecutionExceptionHandler;
+import picocli.CommandLine.IExitCodeExceptionMapper;
+import picocli.CommandLine.IParameterExceptionHandler;
+import picocli.CommandLine.ParameterException;
+import picocli.CommandLine.ParseResult;
+
+/** Maps exceptions to exit codes and reports every failure as one line on stderr. */
+final class ExitCodes
+    implements IExitCodeExceptionMapper, IExecutionExceptionHandler, IParameterExceptionHandler {
+  /** The command did what was asked. */
+  static final int OK = 0;
+  /** The command was well formed but could not be carried out. */
+  static final int FAILURE = 1;
+  /** The command line was wrong: unknown option, bad size, invalid argument. */
+  static final int USAGE = 2;
+
+  @Override
+  public int getExitCode(Throwable t) {
+    return t instanceof ParameterException || t instanceof IllegalArgumentException ? USAGE : FAILURE;
+  }
+
+  @Override
+  public int handleParseException(ParameterException ex, String[] args) {
+    CommandLine cl = ex.getCommandLine();
+    String name = cl.getCommandSpec().qualifiedName();
+    report(cl, ex, name + ": " + oneLine(ex.getMessage()) + " (see '" + name + " --help')");
+    return USAGE;
+  }
+
+  @Override
+  public int handleExecutionException(Exception ex, CommandLine cl, ParseResult parseResult) {
+    report(cl, ex, cl.getCommandSpec().qualifiedName() + ": " + describe(ex));
+    return getExitCode(ex);
+  }
+
+  private static void report(CommandLine cl, Exception ex, String line) {
+    PrintWriter err = cl.getErr();
+    err.println(line);
+    if (cl.getCommandSpec().root().userObject() instanceof Shade shade && shade.debug()) {
+      ex.printStackTrace(err);
+    }
+    err.flush();
+  }
+
+  /** The message of {@code t} as one line an operator can act on. */
+  static String describe(Throwable t) {
+    if (t instanceof UncheckedIOException && t.getCause() != null) {
+      return describe(t.getCause());
+    }
+    if (t instanceof FileSystemException fse && fse.getReason() == null) {
+      String file = fse.getFile();
+      if (t instanceof NoSuchFileException) {
+        return "no such file or directory: " + file;
+      } else if (t instanceof AccessDeniedException) {
+        return "permission denied: " + file;
+      } else if (t instanceof FileAlreadyExistsException) {
+        return "already exists: " + file;
+      } else if (t instanceof NotDirectoryException) {
+        return "not a directory: " + file;
+      } else if (t instanceof DirectoryNotEmptyException) {
+        return "directory not empty: " + file;
+      }
+    }
+    String message = t.getMessage();
+    if (message == null || message.isBlank()) {
+      message = t.getClass().getSimpleName() + (t.getCause() == null ? "" : ": " + describe(t.getCause()));
+    }
+    message = oneLine(message);
+    boolean expected = t instanceof java.io.IOException
+        || t instanceof IllegalArgumentException
+        || t instanceof CommandException;
+    return expected ? message : message + " (unexpected " + t.getClass().getSimpleName()
+        + "; run with --verbose for the stack trace)";
+  }
+
+  private static String oneLine(String s) {
+    return s.strip().replaceAll("\\s*\\R\\s*", "; ");
+  }
+}

@@ -1,0 +1,86 @@
+package dev.shade.cli;
+
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.IVersionProvider;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ScopeType;
+
+/** The {@code shade} command: copy-on-write volumes and snapshots from the shell. */
+@Command(
+    name = "shade",
+    header = "Copy-on-write block snapshots for database servers.",
+    description = {
+      "Manages shade volumes (an origin, a diff area of old block contents, and the snapshots "
+          + "sharing it) and their snapshots. Run 'shade demo' for a guided tour."
+    },
+    mixinStandardHelpOptions = true,
+    versionProvider = Shade.Version.class,
+    modelTransformer = CommandSetup.class,
+    subcommands = {
+      VolumeCommand.class,
+      SnapshotCommand.class,
+      BenchCommand.class,
+      DemoCommand.class,
+      CommandLine.HelpCommand.class
+    },
+    footerHeading = "%nExamples:%n",
+    footer = {
+      "  shade demo",
+      "  shade volume create /var/lib/shade/db --size 10G",
+      "  shade snapshot create /var/lib/shade/db --name nightly",
+      "  shade snapshot list /var/lib/shade/db --json"
+    })
+public final class Shade extends CommandGroup {
+  /** Environment variable that, set to 1, prints stack traces of failures like --verbose. */
+  static final String DEBUG_ENV = "SHADE_DEBUG";
+
+  /** Where confirmations are asked and whether progress may redraw a line. */
+  private final Terminal terminal;
+
+  /** Whether --verbose was given anywhere on the command line. */
+  private boolean verbose;
+
+  /** A command that talks to the real terminal of this process, if it has one. */
+  public Shade() {
+    this(Terminal.system());
+  }
+
+  Shade(Terminal terminal) {
+    this.terminal = terminal;
+  }
+
+  public static void main(String[] args) {
+    System.exit(new CommandLine(new Shade()).execute(args));
+  }
+
+  @Option(
+      names = {"-v", "--verbose"},
+      scope = ScopeType.INHERIT,
+      description = "Print stack traces of failures and log at debug level (also: SHADE_DEBUG=1).")
+  void setVerbose(boolean verbose) {
+    this.verbose = verbose;
+    if (verbose) {
+      // read by slf4j-simple when the first logger is made, which is after parsing
+      System.setProperty("org.slf4j.simpleLogger.defaultLogLevel", "debug");
+    }
+  }
+
+  /** True if failures should print their stack trace. */
+  boolean debug() {
+    return verbose || "1".equals(System.getenv(DEBUG_ENV));
+  }
+
+  Terminal terminal() {
+    return terminal;
+  }
+
+  /** The version from the jar manifest, or a note that this is a build from the source tree. */
+  static final class Version implements IVersionProvider {
+    @Override
+    public String[] getVersion() {
+      String v = Shade.class.getPackage().getImplementationVersion();
+      return new String[] {"shade " + (v == null ? "(development build)" : v)};
+    }
+  }
+}

@@ -1,0 +1,111 @@
+package dev.shade.cli;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import dev.shade.provider.SnapshotInfo;
+import dev.shade.provider.Volume;
+import dev.shade.provider.VolumeException;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import java.util.stream.Stream;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.ParameterException;
+import picocli.CommandLine.Spec;
+
+/** What every leaf command shares: its output streams, the terminal, opening volumes, JSON. */
+abstract class ShadeCommand implements Callable<Integer> {
+  /** Reads and writes the JSON documents of all commands. */
+  static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+
+  /** This command's model, injected by picocli: its streams, its name and the root command. */
+  @Spec CommandSpec spec;
+
+  PrintWriter out() {
+    return spec.commandLine().getOut();
+  }
+
+  PrintWriter err() {
+    return spec.commandLine().getErr();
+  }
+
+  Terminal terminal() {
+    return ((Shade) spec.root().userObject()).terminal();
+  }
+
+  /** A progress display for long work named {@code label}, on stderr. */
+  ProgressLine progress(String label) {
+    return new ProgressLine(err(), label, terminal().interactive());
+  }
+
+  /** A usage error (exit 2) naming what is wrong with the command line. */
+  ParameterException usage(String message) {
+    return new ParameterException(spec.commandLine(), message);
+  }
+
+  /** Prints {@code document} as the one JSON document of this command's standard output. */
+  void printJson(Object document) {
+    try {
+      out().println(JSON.writeValueAsString(document));
+    } catch (JsonProcessingException e) {
+      throw new UncheckedIOException(e);
+    }
+    out().flush();
+  }
+
+  /**
+   * Opens the volume in {@code dir}, failing with a message that says what is there instead
+   * when it is not a volume.
+   */
+  static Volume openVolume(Path dir) throws IOException {
+    if (!Files.exists(dir)) {
+      throw new VolumeException("volume directory does not exist: " + dir);
+    }
+    if (!Files.isDirectory(dir)) {
+      throw new VolumeException("not a volume directory (it is a file): " + dir);
+    }
+    if (!Volume.isVolume(dir)) {
+      throw new VolumeException("not a shade volume (no volume.properties): " + dir);
+    }
+    return Volume.open(dir);
+  }
+
+  /** True if {@code dir} is a directory without entries. */
+  static boolean isEmptyDirectory(Path dir) throws IOException {
+    try (Stream<Path> entries = Files.list(dir)) {
+      return entries.findAny().isEmpty();
+    }
+  }
+
+  /** Deletes everything under {@code root}, and {@code root} itself unless {@code keepRoot}. */
+  static void deleteTree(Path root, boolean keepRoot) throws IOException {
+    if (!Files.exists(root)) {
+      return;
+    }
+    try (Stream<Path> walk = Files.walk(root)) {
+      for (Path p : (Iterable<Path>) walk.sorted(Comparator.reverseOrder())::iterator) {
+        if (!keepRoot || !p.equals(root)) {
+          Files.deleteIfExists(p);
+        }
+      }
+    }
+  }
+
+  /** The JSON form of a snapshot, shared by the commands that list or create them. */
+  static Map<String, Object> toJson(SnapshotInfo s) {
+    Map<String, Object> m = new LinkedHashMap<>();
+    m.put("name", s.name());
+    m.put("id", s.id());
+    m.put("created", s.created().toString());
+    m.put("diffBytes", s.diffBytes());
+    m.put("setId", s.setId());
+    return m;
+  }
+}

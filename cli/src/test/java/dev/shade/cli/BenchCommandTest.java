@@ -1,0 +1,47 @@
+package dev.shade.cli;
+
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import java.nio.file.Path;
+import java.util.Map;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class BenchCommandTest {
+  /** The smallest run of the benchmark: the command's output is under test, not the figures. */
+  private static final Map<String, String> SMALL = Map.of(
+      "shade.bench.mib", "1", "shade.bench.rounds", "1", "shade.bench.creates", "3");
+
+  @TempDir Path tmp;
+
+  @BeforeEach
+  void smallRun() {
+    SMALL.forEach(System::setProperty);
+    System.setProperty("shade.bench.dir", tmp.toString());
+  }
+
+  @AfterEach
+  void restore() {
+    SMALL.keySet().forEach(System::clearProperty);
+    System.clearProperty("shade.bench.dir");
+  }
+
+  @Test
+  void cow_jsonIsOneObjectAndProgressGoesToStderr() {
+    Cli.Result r = Cli.run("bench", "cow", "--json").ok();
+    JsonNode results = r.json();
+    assertTrue(results.isObject() && results.has("elapsed_s"), r::toString);
+    assertTrue(r.errLines().stream().allMatch(l -> l.startsWith("bench: ")), r::toString);
+    assertTrue(r.errLines().size() >= 2, r::toString);
+  }
+
+  @Test
+  void cow_tableFlattensNestedResults() {
+    Cli.Result r = Cli.run("bench", "cow").ok();
+    assertTrue(r.out().lines().anyMatch(l -> l.matches("targets_met\\.\\w+ +(true|false)")), r::toString);
+    assertTrue(r.out().lines().anyMatch(l -> l.startsWith("elapsed_s ")), r::toString);
+  }
+}
