@@ -616,7 +616,10 @@ public final class Volume implements BlockDevice {
         long start = blocks[i] << blockShift;
         long end = Math.min(size, (blocks[j - 1] + 1) << blockShift);
         buf.clear().limit((int) (end - start));
-        origin.read(start, buf);
+        // pread, not the mapping: a fault on a cold page of a sparse origin pulled in the
+        // device's whole readahead window (8 MiB here) for a 64 KiB block
+        originFile.readFully(start, buf);
+        buf.flip();
         for (int k = i; k < j; k++) {
           slots[k] = diff.allocate();
           done = k + 1;
