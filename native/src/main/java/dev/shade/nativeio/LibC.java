@@ -49,6 +49,8 @@ final class LibC {
 
   static native int ftruncate(int fd, long length) throws LastErrorException;
 
+  static native int sync_file_range(int fd, long offset, long nbytes, int flags) throws LastErrorException;
+
   static native long lseek(int fd, long offset, int whence) throws LastErrorException;
 
   static native int ioctl(int fd, long request, Pointer arg) throws LastErrorException;

@@ -281,6 +281,11 @@ final class DiffArea implements Closeable {
     map.read(offset(slot) + within, dst);
   }
 
+  /** Writes the byte range [lo, hi) to the device without a cache flush; see Journal.ForceHook. */
+  void writeBack(long lo, long hi) throws IOException {
+    file.writeBack(lo, hi - lo);
+  }
+
   /** Forces the byte range [lo, hi) of the file to disk. */
   void force(long lo, long hi) throws IOException {
     map.force(lo, hi - lo);

@@ -61,10 +61,20 @@ final class Journal implements Closeable {
 
   private static final Logger LOG = LoggerFactory.getLogger(Journal.class);
 
-  /** Forces a diff-area byte range to disk before the frame that refers to it is written. */
+  /** Makes the diff-area bytes a frame names durable. */
   @FunctionalInterface
   interface ForceHook {
+    /** Makes [lo, hi) durable by itself (it flushes the device). */
     void force(long lo, long hi) throws IOException;
+
+    /**
+     * Writes [lo, hi) to the device without a flush and returns true when the journal's own
+     * fdatasync (same device, no metadata needed) will make it durable; false when the range
+     * must be forced by itself instead.
+     */
+    default boolean writeBack(long lo, long hi) throws IOException {
+      return false;
+    }
   }
 
   private final FileHandle file;
@@ -179,7 +189,7 @@ final class Journal implements Closeable {
         pendingHi = -1;
       }
       Future<?> forced = null;
-      if (hi > lo) {
+      if (hi > lo && !forceHook.writeBack(lo, hi)) {
         long flo = lo;
         long fhi = hi;
         forced = forcer.submit(() -> {

@@ -171,8 +171,25 @@ public final class Volume implements BlockDevice {
       });
     }
     diff.afterRecovery();
+    boolean oneDevice = sameDevice(diffPath, journalFile.path());
     this.journal = new Journal(journalFile, generation, replay.stale() ? 0 : replay.end(),
-        replay.frames(), diff::force);
+        replay.frames(), new Journal.ForceHook() {
+          @Override
+          public void force(long lo, long hi) throws IOException {
+            diff.force(lo, hi);
+          }
+
+          @Override
+          public boolean writeBack(long lo, long hi) throws IOException {
+            if (!oneDevice) {
+              return false;
+            }
+            // slots lie in the formatted prefix: overwrites that need no metadata, so the
+            // journal's fdatasync flush of this device covers them (one flush, not two)
+            diff.writeBack(lo, hi);
+            return true;
+          }
+        });
     if (replay.stale()) {
       journal.reset(generation);
     }
@@ -183,6 +200,15 @@ public final class Volume implements BlockDevice {
     }
     if (!replay.records().isEmpty()) {
       fold();
+    }
+  }
+
+  /** Whether both files live on one block device (so one cache flush covers both). */
+  private static boolean sameDevice(Path a, Path b) {
+    try {
+      return Files.getAttribute(a, "unix:dev").equals(Files.getAttribute(b, "unix:dev"));
+    } catch (IOException | UnsupportedOperationException | IllegalArgumentException e) {
+      return false;
     }
   }
 
