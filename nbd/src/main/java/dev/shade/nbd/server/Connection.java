@@ -179,7 +179,7 @@ final class Connection implements Runnable {
           }
           export = e;
           ByteBuffer reply = ByteBuffer.allocate(noZeroes ? 10 : 134);
-          reply.putLong(e.size()).putShort((short) e.transmissionFlags()).position(reply.limit()).flip();
+          reply.putLong(e.size()).putShort((short) transmissionFlags(e)).position(reply.limit()).flip();
           transport.write(reply);
           return true;
         }
@@ -243,6 +243,12 @@ final class Connection implements Runnable {
     return localPeer || server.allowRemoteWrite();
   }
 
+  /** The export's flags as this client may see them: DF only with structured replies (proto.md: MUST). */
+  private int transmissionFlags(Export e) {
+    int flags = e.transmissionFlags();
+    return structured ? flags : flags & ~FLAG_SEND_DF;
+  }
+
   /** Answers INFO or GO; returns true when GO succeeded. */
   private boolean infoOrGo(int option, ByteBuffer data) throws IOException {
     if (data.remaining() < 6) {
@@ -270,7 +276,7 @@ final class Connection implements Runnable {
       return false;
     }
     ByteBuffer info = ByteBuffer.allocate(12);
-    info.putShort((short) INFO_EXPORT).putLong(e.size()).putShort((short) e.transmissionFlags()).flip();
+    info.putShort((short) INFO_EXPORT).putLong(e.size()).putShort((short) transmissionFlags(e)).flip();
     optionReply(option, REP_INFO, info);
     if (wanted.contains(INFO_NAME)) {
       byte[] n = e.name.getBytes(StandardCharsets.UTF_8);
@@ -486,7 +492,11 @@ final class Connection implements Runnable {
           device(e).trim(r.offset(), r.length());
           break;
         case CMD_WRITE_ZEROES:
-          device(e).writeZeroes(r.offset(), r.length());
+          if ((r.flags() & CMD_FLAG_NO_HOLE) != 0) {
+            device(e).writeZeroes(r.offset(), r.length());
+          } else {
+            device(e).trim(r.offset(), r.length()); // reads back as zeros and frees the space
+          }
           break;
         case CMD_BLOCK_STATUS:
           blockStatus(r, e);
