@@ -234,6 +234,20 @@ public final class FileHandle implements Closeable {
     }
   }
 
+  /** Writes {@code length} zero bytes at {@code offset} (real zeros, not a hole). */
+  public void writeZeros(long offset, long length) throws ErrnoException {
+    requireNonNegative("offset", offset);
+    requireNonNegative("length", length);
+    if (length == 0) {
+      return;
+    }
+    ByteBuffer zeros = ByteBuffer.allocateDirect((int) Math.min(length, 1 << 20));
+    for (long at = offset; at < offset + length; at += zeros.capacity()) {
+      zeros.clear().limit((int) Math.min(zeros.capacity(), offset + length - at));
+      writeFully(at, zeros);
+    }
+  }
+
   /**
    * The offset of the next data at or after {@code from}, or -1 if only a hole follows or
    * {@code from} is at or past the end of the file.

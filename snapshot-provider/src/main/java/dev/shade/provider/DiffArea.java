@@ -85,7 +85,7 @@ final class DiffArea implements Closeable {
 
   /** Formats the reserve of a new diff area file. */
   static void formatNew(FileHandle file, long length) throws IOException {
-    writeZeros(file, 0, reserve(length));
+    file.writeZeros(0, reserve(length));
     file.fdatasync();
   }
 
@@ -221,22 +221,11 @@ final class DiffArea implements Closeable {
       }
       long step = Math.max(blockSize, Math.min(FORMAT_STEP, map.length() / 8));
       long to = Math.min(map.length(), Math.max(need, from + step));
-      writeZeros(file, from, to - from);
+      file.writeZeros(from, to - from);
       file.fdatasync();
       synchronized (this) {
         formatted = to;
       }
-    }
-  }
-
-  private static void writeZeros(FileHandle file, long from, long length) throws IOException {
-    if (length <= 0) {
-      return;
-    }
-    ByteBuffer zeros = ByteBuffer.allocateDirect((int) Math.min(1 << 20, length));
-    for (long at = from; at < from + length; at += zeros.capacity()) {
-      zeros.clear().limit((int) Math.min(zeros.capacity(), from + length - at));
-      file.writeFully(at, zeros);
     }
   }
 

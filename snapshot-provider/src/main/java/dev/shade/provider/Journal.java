@@ -201,7 +201,7 @@ final class Journal implements Closeable {
       try {
         if (end + frame.capacity() > allocated) {
           long to = (end + frame.capacity() + PREALLOCATE - 1) / PREALLOCATE * PREALLOCATE;
-          writeZeros(file, allocated, to - allocated); // made durable by the sync below
+          file.writeZeros(allocated, to - allocated); // made durable by the sync below
           allocated = to;
         }
         file.writeFully(end, frame);
@@ -272,7 +272,7 @@ final class Journal implements Closeable {
     syncLock.lock();
     try {
       file.truncate(0); // the old generation's frames go; zeros from here on
-      writeZeros(file, 0, PREALLOCATE);
+      file.writeZeros(0, PREALLOCATE);
       file.fsync();
       allocated = PREALLOCATE;
       generation = newGeneration;
@@ -280,14 +280,6 @@ final class Journal implements Closeable {
       frameSeq = 0;
     } finally {
       syncLock.unlock();
-    }
-  }
-
-  private static void writeZeros(FileHandle file, long from, long length) throws IOException {
-    ByteBuffer zeros = ByteBuffer.allocateDirect((int) Math.min(length, 1 << 20));
-    for (long at = from; at < from + length; at += zeros.capacity()) {
-      zeros.clear().limit((int) Math.min(zeros.capacity(), from + length - at));
-      file.writeFully(at, zeros);
     }
   }
 

@@ -499,23 +499,26 @@ public final class Volume implements BlockDevice {
 
   @Override
   public void writeZeroes(long offset, long length) throws IOException {
-    checkRange(offset, length);
-    while (length > 0) {
-      int n = pieceLength(offset, length);
-      long at = offset;
-      change(offset, n, () -> writeZeroesToOrigin(at, n));
-      offset += n;
-      length -= n;
-    }
+    inPieces(offset, length, originFile::writeZeros);
   }
 
   @Override
   public void trim(long offset, long length) throws IOException {
+    inPieces(offset, length, this::discard);
+  }
+
+  @FunctionalInterface
+  private interface RangeChange {
+    void apply(long offset, long length) throws IOException;
+  }
+
+  /** Applies {@code action} to the range piece by piece, each through the copy-on-write path. */
+  private void inPieces(long offset, long length, RangeChange action) throws IOException {
     checkRange(offset, length);
     while (length > 0) {
       int n = pieceLength(offset, length);
       long at = offset;
-      change(offset, n, () -> discard(at, n));
+      change(offset, n, () -> action.apply(at, n));
       offset += n;
       length -= n;
     }
@@ -526,23 +529,12 @@ public final class Volume implements BlockDevice {
     long alignedStart = (offset + blockSize - 1) & -(long) blockSize;
     long alignedEnd = offset + length == size ? size : (offset + length) & -(long) blockSize;
     if (!originIsFile || alignedStart >= alignedEnd) {
-      writeZeroesToOrigin(offset, length);
+      originFile.writeZeros(offset, length);
       return;
     }
-    writeZeroesToOrigin(offset, alignedStart - offset);
+    originFile.writeZeros(offset, alignedStart - offset);
     originFile.punchHole(alignedStart, alignedEnd - alignedStart);
-    writeZeroesToOrigin(alignedEnd, offset + length - alignedEnd);
-  }
-
-  private void writeZeroesToOrigin(long offset, long length) throws IOException {
-    if (length <= 0) {
-      return;
-    }
-    ByteBuffer zeros = ByteBuffer.allocateDirect((int) Math.min(length, 1 << 20));
-    for (long at = offset; at < offset + length; at += zeros.capacity()) {
-      zeros.clear().limit((int) Math.min(zeros.capacity(), offset + length - at));
-      originFile.writeFully(at, zeros);
-    }
+    originFile.writeZeros(alignedEnd, offset + length - alignedEnd);
   }
 
   /** At most MAX_PIECE bytes, ending on a block boundary unless the request ends first. */
