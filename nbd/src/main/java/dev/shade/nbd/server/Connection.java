@@ -19,6 +19,7 @@ import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.Semaphore;
 import javax.net.ssl.SSLException;
 import org.slf4j.Logger;
@@ -29,7 +30,9 @@ import org.slf4j.LoggerFactory;
  * out of order by the server's workers.
  *
  * <p>Thread-safety: the connection's own thread reads and negotiates; workers execute requests
- * and write replies under {@link #replyLock}.
+ * and queue their replies; the connection's reply thread writes them. A worker never blocks on
+ * the socket, so a client that stops reading its replies stalls only itself (and is closed
+ * after the server's reply-stall timeout).
  */
 final class Connection implements Runnable {
   /*
@@ -41,6 +44,8 @@ final class Connection implements Runnable {
   private static final Logger LOG = LoggerFactory.getLogger(Connection.class);
   /** Requests of one client executing or queued at once. */
   static final int MAX_INFLIGHT = 64;
+  /** Payload bytes (WRITE data read, READ data to send) one client may hold at once. */
+  static final int MAX_INFLIGHT_BYTES = 64 << 20;
   private static final int KNOWN_FLAGS = CMD_FLAG_FUA | CMD_FLAG_NO_HOLE | CMD_FLAG_DF | CMD_FLAG_REQ_ONE | CMD_FLAG_FAST_ZERO;
   /** Most descriptors in one block status chunk (the protocol suggests at most 2^20). */
   private static final int MAX_EXTENTS = 1 << 16;
@@ -65,8 +70,14 @@ final class Connection implements Runnable {
 
   /** The export in the transmission phase. */
   private volatile Export export;
-  private final Object replyLock = new Object();
   private final Semaphore inflight = new Semaphore(MAX_INFLIGHT);
+  private final Semaphore inflightBytes = new Semaphore(MAX_INFLIGHT_BYTES);
+  /** Replies waiting for the reply thread, in the order workers finished them. */
+  private final LinkedBlockingQueue<Reply> replies = new LinkedBlockingQueue<>();
+  /** When the reply thread began its current socket write (ms), 0 when not writing. */
+  volatile long writeStarted;
+  /** Set when a reply could not be written: the rest are dropped, the connection closes. */
+  private volatile boolean broken;
   /** When the last request arrived (ms); for the idle timeout. */
   volatile long lastActivity = System.currentTimeMillis();
   /** When the connection was accepted (ms); for the handshake timeout. */
@@ -117,7 +128,7 @@ final class Connection implements Runnable {
     } catch (ProtocolException e) {
       LOG.warn("connection {} from {}: {}; closing it", id, peer, e.getMessage());
     } catch (SSLException e) {
-      LOG.warn("connection {} from {}: TLS failed: {}", id, peer, e.getMessage());
+      LOG.warn("connection {} from {}: TLS failed: {}", id, peer, e.getMessage() != null ? e.getMessage() : e.toString());
     } catch (IOException e) {
       LOG.debug("connection {} from {}: {}", id, peer, e.toString());
     } catch (RuntimeException e) {
@@ -408,10 +419,71 @@ final class Connection implements Runnable {
 
   // ------------------------------------------------------------------ transmission
 
-  /** One request as read off the wire. */
-  private record Request(int flags, int type, long cookie, long offset, long length, ByteBuffer payload) {}
+  /** One request as read off the wire; {@code cost} payload bytes are held for it. */
+  private record Request(int flags, int type, long cookie, long offset, long length, ByteBuffer payload, int cost) {}
+
+  /** Bytes to write, and what to release once they are written (or dropped). */
+  private record Reply(ByteBuffer[] buffers, Runnable after) {}
+
+  /** Tells the reply thread to stop. */
+  private static final Reply END = new Reply(new ByteBuffer[0], () -> {});
 
   private void transmission() throws IOException {
+    Thread writer = new Thread(this::writeReplies, "nbd-reply-" + id);
+    writer.setDaemon(true);
+    writer.start();
+    try {
+      readRequests();
+    } finally {
+      inflight.acquireUninterruptibly(MAX_INFLIGHT); // every reply is written or dropped
+      inflight.release(MAX_INFLIGHT);
+      replies.add(END);
+      try {
+        writer.join();
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    }
+  }
+
+  /** The reply thread: writes queued replies in order until END. */
+  private void writeReplies() {
+    while (true) {
+      Reply r;
+      try {
+        r = replies.take();
+      } catch (InterruptedException e) {
+        continue; // only END stops this thread: the releases below must all run
+      }
+      if (r == END) {
+        return;
+      }
+      try {
+        if (!broken) {
+          writeStarted = System.currentTimeMillis();
+          transport.write(r.buffers());
+        }
+      } catch (IOException | RuntimeException e) {
+        broken = true;
+        LOG.debug("connection {}: could not send a reply ({}); closing", id, e.toString());
+        closeQuietly();
+      } finally {
+        writeStarted = 0;
+        r.after().run();
+      }
+    }
+  }
+
+  /** Queues a reply; {@code pooled} goes back to the pool once it is written. */
+  private void send(Request r, ByteBuffer pooled, ByteBuffer... buffers) {
+    replies.add(new Reply(buffers, () -> {
+      server.buffers().give(pooled);
+      inflightBytes.release(r.cost());
+      inflight.release();
+    }));
+  }
+
+  private void readRequests() throws IOException {
     ByteBuffer header = ByteBuffer.allocate(REQUEST_HEADER);
     BufferPool pool = server.buffers();
     while (true) {
@@ -432,40 +504,44 @@ final class Connection implements Runnable {
         LOG.debug("connection {}: client disconnects", id);
         return;
       }
+      if (type == CMD_WRITE && length > MAX_PAYLOAD) {
+        throw new ProtocolException("WRITE of " + length + " bytes exceeds the " + MAX_PAYLOAD + " byte maximum");
+      }
+      // backpressure: wait for replies to go out before taking more payload in
+      int cost = (type == CMD_WRITE || type == CMD_READ) && length <= MAX_PAYLOAD ? (int) length : 0;
+      inflight.acquireUninterruptibly();
+      inflightBytes.acquireUninterruptibly(cost);
       ByteBuffer payload = null;
       if (type == CMD_WRITE) {
-        if (length > MAX_PAYLOAD) {
-          throw new ProtocolException("WRITE of " + length + " bytes exceeds the " + MAX_PAYLOAD + " byte maximum");
-        }
         payload = pool.take((int) length);
         try {
           transport.readFully(payload);
         } catch (IOException e) {
           pool.give(payload);
+          inflightBytes.release(cost);
+          inflight.release();
           throw e;
         }
         payload.flip();
       }
-      Request r = new Request(flags, type, cookie, offset, length, payload);
-      inflight.acquireUninterruptibly();
+      Request r = new Request(flags, type, cookie, offset, length, payload, cost);
       try {
         server.workers().execute(() -> {
           try {
             handle(r);
           } finally {
             pool.give(r.payload());
-            inflight.release();
           }
         });
       } catch (RejectedExecutionException e) {
         pool.give(payload);
-        inflight.release();
         reply(r, ESHUTDOWN, "the server is shutting down");
         return;
       }
     }
   }
 
+  /** Executes a request and queues exactly one reply for it, whatever happens. */
   private void handle(Request r) {
     Export e = export;
     try {
@@ -518,7 +594,7 @@ final class Connection implements Runnable {
       reply(r, ESHUTDOWN, ex.getMessage());
     } catch (SnapshotNotFoundException ex) {
       reply(r, EIO, "the snapshot of this export was deleted: " + ex.getMessage());
-    } catch (IOException | RuntimeException ex) {
+    } catch (IOException | RuntimeException | Error ex) {
       LOG.warn("connection {}: {} at offset {} length {} on {} failed: {}", id, commandName(r.type()), r.offset(), r.length(), e.name, ex.toString());
       reply(r, EIO, ex.getMessage());
     }
@@ -577,25 +653,23 @@ final class Connection implements Runnable {
     ByteBuffer data = server.buffers().take(len);
     try {
       e.source.read(r.offset(), data);
-      data.flip();
-      synchronized (replyLock) {
-        if (structured) {
-          if (len == 0) {
-            writeChunk(r.cookie(), REPLY_FLAG_DONE, REPLY_TYPE_NONE, null);
-            return;
-          }
-          ByteBuffer h = ByteBuffer.allocate(28);
-          h.putInt(STRUCTURED_REPLY_MAGIC).putShort((short) REPLY_FLAG_DONE).putShort((short) REPLY_TYPE_OFFSET_DATA)
-              .putLong(r.cookie()).putInt(8 + len).putLong(r.offset()).flip();
-          transport.write(h, data);
-        } else {
-          ByteBuffer h = ByteBuffer.allocate(16);
-          h.putInt(SIMPLE_REPLY_MAGIC).putInt(0).putLong(r.cookie()).flip();
-          transport.write(h, data);
-        }
-      }
-    } finally {
+    } catch (IOException | RuntimeException | Error ex) {
       server.buffers().give(data);
+      throw ex;
+    }
+    data.flip();
+    if (!structured) {
+      ByteBuffer h = ByteBuffer.allocate(16);
+      h.putInt(SIMPLE_REPLY_MAGIC).putInt(0).putLong(r.cookie()).flip();
+      send(r, data, h, data);
+    } else if (len == 0) {
+      server.buffers().give(data);
+      send(r, null, chunkHeader(r.cookie(), REPLY_FLAG_DONE, REPLY_TYPE_NONE, 0));
+    } else {
+      ByteBuffer h = ByteBuffer.allocate(28);
+      h.putInt(STRUCTURED_REPLY_MAGIC).putShort((short) REPLY_FLAG_DONE).putShort((short) REPLY_TYPE_OFFSET_DATA)
+          .putLong(r.cookie()).putInt(8 + len).putLong(r.offset()).flip();
+      send(r, data, h, data);
     }
   }
 
@@ -616,11 +690,13 @@ final class Connection implements Runnable {
       ByteBuffer b = descriptors(i + 1, desc, one, r.length());
       chunks.add(b);
     }
-    synchronized (replyLock) {
-      for (int i = 0; i < chunks.size(); i++) {
-        writeChunk(r.cookie(), i == chunks.size() - 1 ? REPLY_FLAG_DONE : 0, REPLY_TYPE_BLOCK_STATUS, chunks.get(i));
-      }
+    ByteBuffer[] out = new ByteBuffer[chunks.size() * 2];
+    for (int i = 0; i < chunks.size(); i++) {
+      ByteBuffer c = chunks.get(i);
+      out[2 * i] = chunkHeader(r.cookie(), i == chunks.size() - 1 ? REPLY_FLAG_DONE : 0, REPLY_TYPE_BLOCK_STATUS, c.remaining());
+      out[2 * i + 1] = c;
     }
+    send(r, null, out);
   }
 
   /** Extents of [offset, offset+length) alternating changed (1) and unchanged (0). */
@@ -674,40 +750,27 @@ final class Connection implements Runnable {
     return b.flip();
   }
 
-  /** Writes one structured reply chunk; caller holds replyLock. */
-  private void writeChunk(long cookie, int flags, int type, ByteBuffer payload) throws IOException {
-    int len = payload == null ? 0 : payload.remaining();
+  private static ByteBuffer chunkHeader(long cookie, int flags, int type, int length) {
     ByteBuffer h = ByteBuffer.allocate(20);
-    h.putInt(STRUCTURED_REPLY_MAGIC).putShort((short) flags).putShort((short) type).putLong(cookie).putInt(len).flip();
-    if (payload == null) {
-      transport.write(h);
-    } else {
-      transport.write(h, payload);
-    }
+    h.putInt(STRUCTURED_REPLY_MAGIC).putShort((short) flags).putShort((short) type).putLong(cookie).putInt(length).flip();
+    return h;
   }
 
-  /** Success (error 0) or an error reply, simple or structured as the request needs. */
+  /** Queues success (error 0) or an error reply, simple or structured as the request needs. */
   private void reply(Request r, int error, String message) {
-    try {
-      synchronized (replyLock) {
-        if (error != 0 && structured && (r.type() == CMD_READ || r.type() == CMD_BLOCK_STATUS)) {
-          byte[] m = message == null ? new byte[0] : message.getBytes(StandardCharsets.UTF_8);
-          int mlen = Math.min(m.length, 4096);
-          ByteBuffer p = ByteBuffer.allocate(6 + mlen);
-          p.putInt(error).putShort((short) mlen).put(m, 0, mlen).flip();
-          writeChunk(r.cookie(), REPLY_FLAG_DONE, REPLY_TYPE_ERROR, p);
-        } else {
-          ByteBuffer h = ByteBuffer.allocate(16);
-          h.putInt(SIMPLE_REPLY_MAGIC).putInt(error).putLong(r.cookie()).flip();
-          transport.write(h);
-        }
-      }
-      if (error != 0) {
-        LOG.debug("connection {}: {} refused with error {}: {}", id, commandName(r.type()), error, message);
-      }
-    } catch (IOException ex) {
-      LOG.debug("connection {}: could not send a reply: {}", id, ex.toString());
-      closeQuietly();
+    if (error != 0 && structured && (r.type() == CMD_READ || r.type() == CMD_BLOCK_STATUS)) {
+      byte[] m = message == null ? new byte[0] : message.getBytes(StandardCharsets.UTF_8);
+      int mlen = Math.min(m.length, 4096);
+      ByteBuffer p = ByteBuffer.allocate(6 + mlen);
+      p.putInt(error).putShort((short) mlen).put(m, 0, mlen).flip();
+      send(r, null, chunkHeader(r.cookie(), REPLY_FLAG_DONE, REPLY_TYPE_ERROR, p.remaining()), p);
+    } else {
+      ByteBuffer h = ByteBuffer.allocate(16);
+      h.putInt(SIMPLE_REPLY_MAGIC).putInt(error).putLong(r.cookie()).flip();
+      send(r, null, h);
+    }
+    if (error != 0) {
+      LOG.debug("connection {}: {} refused with error {}: {}", id, commandName(r.type()), error, message);
     }
   }
 }

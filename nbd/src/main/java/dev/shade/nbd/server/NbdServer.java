@@ -44,8 +44,8 @@ public final class NbdServer implements Closeable {
    * the Unix socket, created mode 0600) unless allowRemoteWrite; a TCP listener on a
    * non-loopback address must have TLS, and then every client must STARTTLS and present a
    * certificate signed by the configured CA (FORCEDTLS in the protocol's terms). Bounded:
-   * connections, payloads (32 MiB), options (64 KiB), requests in flight per client,
-   * handshake time and idle time.
+   * connections, payloads (32 MiB), options (64 KiB), requests and payload bytes in flight per
+   * client, handshake time, idle time, and the time one reply may take to write.
    */
   private static final Logger LOG = LoggerFactory.getLogger(NbdServer.class);
 
@@ -60,6 +60,7 @@ public final class NbdServer implements Closeable {
     int maxConnections = 64;
     Duration idleTimeout = Duration.ofMinutes(10);
     Duration handshakeTimeout = Duration.ofSeconds(30);
+    Duration replyTimeout = Duration.ofSeconds(60);
     int workers = 16;
 
     public Config listen(InetSocketAddress address) {
@@ -99,6 +100,12 @@ public final class NbdServer implements Closeable {
 
     public Config handshakeTimeout(Duration d) {
       this.handshakeTimeout = d;
+      return this;
+    }
+
+    /** How long one reply may take to write before the client is taken as stuck and closed. */
+    public Config replyTimeout(Duration d) {
+      this.replyTimeout = d;
       return this;
     }
 
@@ -281,6 +288,9 @@ public final class NbdServer implements Closeable {
     for (Connection c : connections) {
       if (c.handshaking && now - c.accepted > config.handshakeTimeout.toMillis()) {
         LOG.warn("connection {} from {}: no handshake within {} s; closing it", c.id, c.peer, config.handshakeTimeout.toSeconds());
+        c.closeQuietly();
+      } else if (c.writeStarted != 0 && now - c.writeStarted > config.replyTimeout.toMillis()) {
+        LOG.warn("connection {} from {}: a reply could not be written for {} s (the client does not read); closing it", c.id, c.peer, config.replyTimeout.toSeconds());
         c.closeQuietly();
       } else if (!c.handshaking && c.inflightRequests() == 0 && now - c.lastActivity > config.idleTimeout.toMillis()) {
         LOG.info("connection {} from {}: idle for {} s; closing it", c.id, c.peer, config.idleTimeout.toSeconds());

@@ -1,0 +1,263 @@
+package dev.shade.nbd.interop;
+
+import static dev.shade.nbd.interop.Served.filled;
+import static dev.shade.nbd.interop.Served.random;
+import static dev.shade.nbd.interop.Served.read;
+import static dev.shade.nbd.interop.Served.write;
+import static dev.shade.nbd.protocol.Nbd.CMD_FLAG_REQ_ONE;
+import static dev.shade.nbd.protocol.Nbd.CMD_READ;
+import static dev.shade.nbd.protocol.Nbd.CMD_WRITE;
+import static dev.shade.nbd.protocol.Nbd.EINVAL;
+import static dev.shade.nbd.protocol.Nbd.EPERM;
+import static dev.shade.nbd.protocol.Nbd.EIO;
+import static dev.shade.nbd.protocol.Nbd.FLAG_CAN_MULTI_CONN;
+import static dev.shade.nbd.protocol.Nbd.FLAG_HAS_FLAGS;
+import static dev.shade.nbd.protocol.Nbd.FLAG_READ_ONLY;
+import static dev.shade.nbd.protocol.Nbd.FLAG_SEND_DF;
+import static dev.shade.nbd.protocol.Nbd.FLAG_SEND_FLUSH;
+import static dev.shade.nbd.protocol.Nbd.FLAG_SEND_FUA;
+import static dev.shade.nbd.protocol.Nbd.FLAG_SEND_TRIM;
+import static dev.shade.nbd.protocol.Nbd.FLAG_SEND_WRITE_ZEROES;
+import static dev.shade.nbd.protocol.Nbd.REP_ERR_UNKNOWN;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.shade.provider.BlockSource;
+import dev.shade.provider.Volume;
+import dev.shade.provider.VolumeConfig;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * Requests sent with {@link RawClient}, including ones real clients refuse to send: writes to a
+ * snapshot export get EPERM, ranges past the end EINVAL, and neither disturbs that client or the
+ * others; handshake flags and BLOCK_STATUS details the tools do not show.
+ */
+@Timeout(value = 30, unit = TimeUnit.SECONDS)
+class RawRequestsInteropTest {
+  private static final long MIB = 1 << 20;
+  private static final long SIZE = 16 * MIB;
+  private static final int LEN = 4096;
+
+  @TempDir Path dir;
+  private Volume volume;
+  private Served served;
+  /** What the volume held at s1 in its first 4 KiB. */
+  private byte[] head;
+  /** What the volume held at s1 in its last 4 KiB. */
+  private byte[] tail;
+
+  @BeforeEach
+  void serve() throws Exception {
+    volume = Volume.create(dir.resolve("vol"), VolumeConfig.of(SIZE));
+    head = random(1, LEN);
+    tail = random(2, LEN);
+    write(volume, 0, head);
+    write(volume, SIZE - LEN, tail);
+    volume.createSnapshot("s1");
+    served = Served.start(volume);
+  }
+
+  @AfterEach
+  void close() throws Exception {
+    if (served != null) {
+      served.close();
+    }
+  }
+
+  @ParameterizedTest(name = "structured replies: {0}")
+  @ValueSource(booleans = {false, true})
+  void write_snapshotExport_refusedWithEperm(boolean structured) throws Exception {
+    try (RawClient c = RawClient.connect(served.address(), "vol@s1", structured)) {
+      assertEquals(SIZE, c.size(), "size of vol@s1");
+      assertNotEquals(0, c.transmissionFlags() & FLAG_READ_ONLY, "vol@s1 is announced read-only");
+
+      assertEquals(EPERM, c.write(0, filled(0xee, LEN)).error(), "WRITE to vol@s1");
+      assertEquals(EPERM, c.writeZeroes(0, LEN).error(), "WRITE_ZEROES to vol@s1");
+      assertEquals(EPERM, c.trim(0, LEN).error(), "TRIM of vol@s1");
+
+      RawClient.Reply r = c.read(0, LEN); // the same connection goes on
+      assertEquals(0, r.error(), "READ of vol@s1 after the refused writes");
+      assertArrayEquals(head, r.data(), "vol@s1 after the refused writes, read over NBD");
+    }
+    try (BlockSource s1 = volume.openSnapshot("s1")) {
+      assertArrayEquals(head, read(s1, 0, LEN), "s1 after the refused writes, read through the API");
+    }
+    assertArrayEquals(head, read(volume, 0, LEN), "the origin after the refused writes");
+  }
+
+  @ParameterizedTest(name = "structured replies: {0}")
+  @ValueSource(booleans = {false, true})
+  void read_pastEnd_refusedWithEinval(boolean structured) throws Exception {
+    for (String export : new String[] {"vol", "vol@s1"}) {
+      try (RawClient c = RawClient.connect(served.address(), export, structured)) {
+        long[][] outside = {{SIZE - LEN, 2 * LEN}, {SIZE, 1}, {SIZE + MIB, LEN}, {Long.MIN_VALUE, LEN}, {-LEN, LEN}};
+        for (long[] o : outside) {
+          RawClient.Reply r = c.read(o[0], (int) o[1]);
+          String what = "READ of " + export + " at " + Long.toUnsignedString(o[0]) + " length " + o[1];
+          assertEquals(EINVAL, r.error(), what);
+          assertEquals(!structured, r.simple(), what + ": a structured reply exactly when negotiated");
+          if (structured) {
+            assertFalse(r.message().isEmpty(), what + ": the error chunk explains");
+          }
+        }
+        RawClient.Reply r = c.read(SIZE - LEN, LEN); // the same connection goes on
+        assertEquals(0, r.error(), "READ of the last 4 KiB of " + export);
+        assertArrayEquals(tail, r.data(), "last 4 KiB of " + export);
+      }
+    }
+    try (RawClient c = RawClient.connect(served.address(), "vol", structured)) {
+      assertEquals(EINVAL, c.write(SIZE - 1, filled(0xee, 2)).error(), "WRITE across the end of vol");
+      assertEquals(EINVAL, c.writeZeroes(SIZE, 1).error(), "WRITE_ZEROES past the end of vol");
+      assertEquals(EINVAL, c.trim(SIZE - LEN, 2 * LEN).error(), "TRIM across the end of vol");
+    }
+    assertArrayEquals(tail, read(volume, SIZE - LEN, LEN), "the last 4 KiB of the origin after the refused requests");
+  }
+
+  @ParameterizedTest(name = "structured replies: {0}")
+  @ValueSource(booleans = {false, true})
+  void go_transmissionFlags_matchTheExport(boolean structured) throws Exception {
+    int always = FLAG_HAS_FLAGS | FLAG_SEND_FLUSH | FLAG_CAN_MULTI_CONN;
+    int df = structured ? FLAG_SEND_DF : 0; // the protocol: clear unless structured replies were negotiated
+    try (RawClient c = RawClient.connect(served.address(), "vol", structured)) {
+      assertEquals(always | df | FLAG_SEND_FUA | FLAG_SEND_TRIM | FLAG_SEND_WRITE_ZEROES, c.transmissionFlags(),
+          "transmission flags of vol: 0x" + Integer.toHexString(c.transmissionFlags()));
+    }
+    try (RawClient c = RawClient.connect(served.address(), "vol@s1", structured)) {
+      assertEquals(always | df | FLAG_READ_ONLY, c.transmissionFlags(),
+          "transmission flags of vol@s1: 0x" + Integer.toHexString(c.transmissionFlags()));
+    }
+  }
+
+  @Test
+  void read_snapshotDeletedWhileAttached_failsWithEio() throws Exception {
+    try (RawClient c = RawClient.connect(served.address(), "vol@s1", true)) {
+      assertArrayEquals(head, c.read(0, LEN).data(), "vol@s1 before the delete");
+      volume.deleteSnapshot("s1");
+      volume.createSnapshot("s2");
+      RawClient.Reply r = c.read(0, LEN);
+      assertEquals(EIO, r.error(), "READ of vol@s1 after s1 was deleted: " + r.message());
+      assertEquals(EIO, c.read(SIZE - LEN, LEN).error(), "a second READ of the deleted vol@s1");
+    }
+    RawClient.OptionException e = assertThrows(RawClient.OptionException.class,
+        () -> RawClient.connect(served.address(), "vol@s1", false), "attaching to the deleted vol@s1");
+    assertEquals(REP_ERR_UNKNOWN, e.replyType, e.getMessage());
+  }
+
+  @Test
+  void blockStatus_withoutMetaContext_refusedWithEinval() throws Exception {
+    try (RawClient c = RawClient.connect(served.address(), "vol", true)) {
+      assertEquals(EINVAL, c.blockStatus(0, LEN, 0).error(), "BLOCK_STATUS with no meta context selected");
+      assertArrayEquals(head, c.read(0, LEN).data(), "READ after the refused BLOCK_STATUS");
+    }
+  }
+
+  @Test
+  void blockStatus_reqOne_oneExtentPerContext() throws Exception {
+    long at = MIB;
+    int block = volume.blockSize();
+    write(volume, at, random(3, block)); // data in a hole, and a block changed since s1
+    List<String> wanted = List.of("base:allocation", "shade:changed:s1");
+    try (RawClient c = RawClient.connect(served.address(), "vol", true, wanted)) {
+      assertEquals(Set.copyOf(wanted), c.contextIds().keySet(), "meta contexts the server selected");
+      Map<String, List<Long>> one = statusByContext(c, c.blockStatus(at, 4 * MIB, CMD_FLAG_REQ_ONE));
+      assertEquals(List.of((long) block, 0L), one.get("base:allocation"), "REQ_ONE base:allocation at " + at);
+      assertEquals(List.of((long) block, 1L), one.get("shade:changed:s1"), "REQ_ONE shade:changed:s1 at " + at);
+
+      Map<String, List<Long>> after = statusByContext(c, c.blockStatus(at + block, LEN, CMD_FLAG_REQ_ONE));
+      assertEquals(List.of((long) LEN, 3L), after.get("base:allocation"), "REQ_ONE base:allocation in a hole, capped at the request");
+      assertEquals(List.of((long) LEN, 0L), after.get("shade:changed:s1"), "REQ_ONE shade:changed:s1, unchanged, capped at the request");
+
+      Map<String, List<Long>> all = statusByContext(c, c.blockStatus(at - block, 3L * block, 0));
+      assertEquals(List.of((long) block, 0L, (long) block, 1L, (long) block, 0L), all.get("shade:changed:s1"),
+          "shade:changed:s1 around the changed block");
+    }
+  }
+
+  /** The descriptors (length, flags, ...) of a BLOCK_STATUS reply by context name. */
+  private static Map<String, List<Long>> statusByContext(RawClient c, RawClient.Reply r) {
+    assertEquals(0, r.error(), "BLOCK_STATUS: " + r.message());
+    Map<String, List<Long>> out = new HashMap<>();
+    for (long[] chunk : r.blockStatus()) {
+      String name = null;
+      for (Map.Entry<String, Integer> e : c.contextIds().entrySet()) {
+        if (e.getValue() == chunk[0]) {
+          name = e.getKey();
+        }
+      }
+      List<Long> d = new java.util.ArrayList<>();
+      for (int i = 1; i < chunk.length; i++) {
+        d.add(chunk[i]);
+      }
+      assertEquals(null, out.put(name, d), "one chunk per context; context id " + chunk[0]);
+    }
+    assertEquals(c.contextIds().keySet(), out.keySet(), "a chunk for every selected context");
+    return out;
+  }
+
+  @Test
+  void refusedRequests_otherClientsKeepBeingServed() throws Exception {
+    try (RawClient writer = RawClient.connect(served.address(), "vol", true);
+        RawClient refused = RawClient.connect(served.address(), "vol@s1", false)) {
+      // pipeline refused writes and good reads on one connection, good writes on the other
+      Map<Long, String> expected = new HashMap<>();
+      for (int i = 0; i < 32; i++) {
+        expected.put(refused.send(CMD_WRITE, 0, i * (long) LEN, LEN, filled(i, LEN)), "EPERM");
+        expected.put(refused.send(CMD_READ, 0, SIZE - LEN, LEN, null), "tail");
+        expected.put(refused.send(CMD_READ, 0, SIZE, LEN, null), "EINVAL");
+        writer.send(CMD_WRITE, 0, MIB + i * (long) LEN, LEN, random(100 + i, LEN));
+      }
+      for (int i = 0; i < 32; i++) {
+        assertEquals(0, writer.receive().error(), "WRITE to vol while another client is refused");
+      }
+      int sent = expected.size();
+      for (int i = 0; i < sent; i++) {
+        RawClient.Reply r = refused.receive();
+        String want = expected.remove(r.cookie());
+        if (want.equals("tail")) {
+          assertEquals(0, r.error(), "pipelined READ of vol@s1");
+          assertArrayEquals(tail, r.data(), "pipelined READ of vol@s1");
+        } else {
+          assertEquals(want.equals("EPERM") ? EPERM : EINVAL, r.error(), "pipelined request expecting " + want);
+        }
+      }
+      assertTrue(expected.isEmpty(), "every pipelined request was answered");
+
+      // a client that breaks the protocol is dropped; the others go on
+      try (RawClient broken = RawClient.connect(served.address(), "vol", false)) {
+        broken.sendRaw(new byte[28]); // a request header with a bad magic
+        assertThrows(IOException.class, broken::receive, "the server closes a connection with a bad request magic");
+      }
+      assertEquals(0, writer.flush().error(), "FLUSH of vol after another client was dropped");
+      for (int i = 0; i < 32; i++) {
+        RawClient.Reply r = writer.read(MIB + i * (long) LEN, LEN);
+        assertEquals(0, r.error(), "READ back of vol");
+        assertArrayEquals(random(100 + i, LEN), r.data(), "READ back of vol at " + (MIB + i * LEN));
+      }
+      assertEquals(0, refused.read(0, LEN).error(), "READ of vol@s1 after another client was dropped");
+    }
+    for (int i = 0; i < 32; i++) {
+      assertArrayEquals(random(100 + i, LEN), read(volume, MIB + i * (long) LEN, LEN), "origin at " + (MIB + i * LEN));
+    }
+    if (Exec.find("nbdinfo").isPresent()) {
+      Exec.run(Duration.ofSeconds(20), "nbdinfo", served.uri("vol@s1")).assertSuccess();
+    }
+  }
+}
