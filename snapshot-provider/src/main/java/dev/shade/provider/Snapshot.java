@@ -27,6 +27,18 @@ final class Snapshot {
     this.table = table;
   }
 
+  /**
+   * The slot of an entry whose old contents were all zeros: nothing was copied, a read gives
+   * zeros. Saves diff space and I/O for blocks first written after a snapshot (new files on a
+   * fresh filesystem, trimmed space).
+   */
+  static final int ZERO_SLOT = -1;
+
+  /** True for an entry that holds zeros without a diff slot. */
+  static boolean isZero(long packed) {
+    return slot(packed) == ZERO_SLOT;
+  }
+
   static long pack(int slot, int crc) {
     return ((long) slot << 32) | (crc & 0xFFFFFFFFL);
   }
@@ -67,8 +79,19 @@ final class Snapshot {
     table.clear();
   }
 
+  /** Entries that occupy a diff slot. */
+  synchronized int slotsUsed() {
+    int[] n = {0};
+    table.forEach((block, packed) -> {
+      if (!isZero(packed)) {
+        n[0]++;
+      }
+    });
+    return n[0];
+  }
+
   SnapshotInfo info(int blockSize) {
-    return new SnapshotInfo(id, name, Instant.ofEpochMilli(createdMillis), (long) entries() * blockSize, setId);
+    return new SnapshotInfo(id, name, Instant.ofEpochMilli(createdMillis), (long) slotsUsed() * blockSize, setId);
   }
 
   @Override

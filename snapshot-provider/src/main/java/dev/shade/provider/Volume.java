@@ -80,6 +80,8 @@ public final class Volume implements BlockDevice {
   private static final int MAX_PIECE = 8 << 20;
   /** The journal is folded into the checkpoint when it exceeds this. */
   private static final long FOLD_BYTES = 64L << 20;
+  /** Zeros to compare old blocks with and to fill reads of zero entries; read-only. */
+  private static final ByteBuffer ZEROS = ByteBuffer.allocateDirect(VolumeConfig.MAX_BLOCK_SIZE).asReadOnlyBuffer();
   private static final Pattern NAME = Pattern.compile("[A-Za-z0-9][A-Za-z0-9._:+-]{0,127}");
   /** How long snapshot creation waits for in-flight I/O to drain before giving up. */
   static final long HOLD_TIMEOUT_MS = Long.getLong("shade.hold.timeout.ms", 5000);
@@ -164,7 +166,9 @@ public final class Volume implements BlockDevice {
     for (Snapshot s : snapshots) {
       s.forEach((block, packed) -> {
         try {
-          diff.markUsed(Snapshot.slot(packed));
+          if (!Snapshot.isZero(packed)) {
+            diff.markUsed(Snapshot.slot(packed));
+          }
         } catch (VolumeException e) {
           throw new IllegalStateException(e);
         }
@@ -219,9 +223,12 @@ public final class Volume implements BlockDevice {
     CRC32C crc = new CRC32C();
     for (int i = replay.lastFrameRecord(); i < records.size(); i++) {
       if (records.get(i) instanceof JournalRecord.Cow c) {
-        if (c.slot() < 0 || c.slot() >= diff.capacity() || c.block() < 0 || c.block() << blockShift >= size) {
+        if (c.slot() < Snapshot.ZERO_SLOT || c.slot() >= diff.capacity() || c.block() < 0 || c.block() << blockShift >= size) {
           throw new VolumeException("journal is damaged: a record names block " + c.block() + " in slot " + c.slot()
               + ", outside the volume or the diff area: " + dir.resolve(JOURNAL_FILE));
+        }
+        if (c.slot() == Snapshot.ZERO_SLOT) {
+          continue; // nothing was copied
         }
         buf.clear().limit(blockLength(c.block()));
         diff.read(c.slot(), 0, buf);
@@ -639,14 +646,24 @@ public final class Volume implements BlockDevice {
         originFile.readFully(start, buf);
         buf.flip();
         for (int k = i; k < j; k++) {
-          slots[k] = diff.allocate();
+          ByteBuffer old = buf.slice((k - i) << blockShift, blockLength(blocks[k]));
+          if (old.mismatch(ZEROS.slice(0, old.remaining())) == -1) {
+            slots[k] = Snapshot.ZERO_SLOT; // nothing to copy: record "zeros"
+            diff.unreserve(1);
+          } else {
+            slots[k] = diff.allocate();
+            crc.reset();
+            crc.update(old);
+            crcs[k] = (int) crc.getValue();
+          }
           done = k + 1;
-          crc.reset();
-          crc.update(buf.slice((k - i) << blockShift, blockLength(blocks[k])));
-          crcs[k] = (int) crc.getValue();
         }
         for (int k = i; k < j; ) {
           int m = k + 1;
+          if (slots[k] == Snapshot.ZERO_SLOT) {
+            k = m;
+            continue;
+          }
           while (m < j && slots[m] == slots[m - 1] + 1) {
             m++;
           }
@@ -660,15 +677,22 @@ public final class Volume implements BlockDevice {
     } catch (IOException | RuntimeException e) {
       diff.unreserve(n - done);
       for (int k = 0; k < done; k++) {
-        diff.free(slots[k]); // no record names them: nothing durable refers to these copies
+        if (slots[k] != Snapshot.ZERO_SLOT) {
+          diff.free(slots[k]); // no record names them: nothing durable refers to these copies
+        }
       }
       throw e;
     }
     // records only once every copy is written, so a failed copy never leaves a pending record
     // naming a slot that is then freed and reused
     for (int k = 0; k < n; k++) {
-      long at = diff.offset(slots[k]);
-      seq = journal.append(new JournalRecord.Cow(snap.id, blocks[k], slots[k], crcs[k]), at, at + blockLength(blocks[k]));
+      JournalRecord.Cow rec = new JournalRecord.Cow(snap.id, blocks[k], slots[k], crcs[k]);
+      if (slots[k] == Snapshot.ZERO_SLOT) {
+        seq = journal.append(rec); // no copy to make durable
+      } else {
+        long at = diff.offset(slots[k]);
+        seq = journal.append(rec, at, at + blockLength(blocks[k]));
+      }
     }
     // On failure the slots stay allocated until the volume is reopened: the frame may have
     // reached the disk, and a reused slot would corrupt the entry it names.
@@ -939,15 +963,15 @@ public final class Volume implements BlockDevice {
       long pos = offset;
       while (pos < end) {
         long b = pos >>> blockShift;
-        boolean preserved = resolveIn(snaps, from, b) != -1;
+        int state = preservedState(snaps, from, b);
         long runEnd = Math.min(end, (b + 1) << blockShift);
-        while (runEnd < end && (resolveIn(snaps, from, runEnd >>> blockShift) != -1) == preserved) {
+        while (runEnd < end && preservedState(snaps, from, runEnd >>> blockShift) == state) {
           runEnd = Math.min(end, ((runEnd >>> blockShift) + 1) << blockShift);
         }
-        if (preserved) {
-          add(out, pos, runEnd - pos, false);
-        } else {
+        if (state == 0) {
           originAllocation(pos, runEnd, out);
+        } else {
+          add(out, pos, runEnd - pos, state == 2);
         }
         pos = runEnd;
       }
@@ -991,6 +1015,12 @@ public final class Volume implements BlockDevice {
       }
     }
     out.add(new Extent(offset, length, zero));
+  }
+
+  /** 0: the snapshot reads the block from the origin; 1: from a diff slot; 2: it holds zeros. */
+  private static int preservedState(List<Snapshot> snaps, int from, long block) {
+    long packed = resolveIn(snaps, from, block);
+    return packed == -1 ? 0 : Snapshot.isZero(packed) ? 2 : 1;
   }
 
   /** The diff location that snapshot {@code snaps[from]} reads {@code block} from, or -1. */
@@ -1072,6 +1102,12 @@ public final class Volume implements BlockDevice {
     for (long b : blocks) {
       long packed = target.get(b);
       int len = blockLength(b);
+      if (Snapshot.isZero(packed)) {
+        discard(b << blockShift, len);
+        done += blockSize;
+        progress.update(Math.min(done, total), total);
+        continue;
+      }
       buf.clear().limit(len);
       diff.read(Snapshot.slot(packed), 0, buf);
       buf.flip();
@@ -1136,7 +1172,7 @@ public final class Volume implements BlockDevice {
     s.forEach((block, packed) -> {
       if (older != null && !older.contains(block)) {
         older.put(block, packed);
-      } else {
+      } else if (!Snapshot.isZero(packed)) {
         freed[0][count[0]++] = Snapshot.slot(packed);
       }
     });
@@ -1150,10 +1186,14 @@ public final class Volume implements BlockDevice {
   private int[] applyRevertEnd(Snapshot target) {
     int[] freed = new int[target.entries()];
     int[] count = {0};
-    target.forEach((block, packed) -> freed[count[0]++] = Snapshot.slot(packed));
+    target.forEach((block, packed) -> {
+      if (!Snapshot.isZero(packed)) {
+        freed[count[0]++] = Snapshot.slot(packed);
+      }
+    });
     target.clear();
     resolved.invalidateAll();
-    return freed;
+    return Arrays.copyOf(freed, count[0]);
   }
 
   private void maybeFold() throws IOException {
@@ -1292,6 +1332,8 @@ public final class Volume implements BlockDevice {
             long packed = resolve(snaps, from, b);
             if (packed == -1) {
               origin.read(offset, piece);
+            } else if (Snapshot.isZero(packed)) {
+              piece.put(ZEROS.slice(0, n));
             } else {
               diff.read(Snapshot.slot(packed), within, piece);
             }

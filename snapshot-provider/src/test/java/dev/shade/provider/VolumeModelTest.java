@@ -177,4 +177,29 @@ class VolumeModelTest {
       assertEquals("s2", set.get(1).name());
     }
   }
+
+  @Test
+  void firstWriteOverZeros_copiesNothingAndSnapshotReadsZeros() throws IOException {
+    Path dir = tmp.resolve("z");
+    try (Volume v = Volume.create(dir, VolumeConfig.of(4 << 20))) {
+      byte[] data = new byte[1 << 20];
+      Arrays.fill(data, (byte) 7);
+      v.write(0, ByteBuffer.wrap(data));
+      v.createSnapshot("s1");
+      v.write(1 << 20, ByteBuffer.wrap(data)); // over a hole: nothing to preserve
+      assertEquals(0, v.diffUsedBytes());
+      assertEquals(0, v.snapshot("s1").diffBytes());
+      v.write(0, ByteBuffer.wrap(new byte[1 << 20])); // over data: copied
+      assertEquals(1 << 20, v.diffUsedBytes());
+      byte[] expected = new byte[4 << 20];
+      Arrays.fill(expected, 0, 1 << 20, (byte) 7);
+      try (BlockSource s1 = v.openSnapshot("s1")) {
+        assertArrayEquals(expected, readAll(s1));
+      }
+      assertTrue(v.allocation("s1", 1 << 20, 1 << 20).stream().allMatch(Extent::zero),
+          "a preserved hole is still a hole: " + v.allocation("s1", 1 << 20, 1 << 20));
+      v.revert("s1", Progress.NONE);
+      assertArrayEquals(expected, readAll(v));
+    }
+  }
 }
