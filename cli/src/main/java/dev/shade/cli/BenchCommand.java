@@ -1,6 +1,7 @@
 package dev.shade.cli;
 
 import dev.shade.cli.bench.CowBench;
+import dev.shade.cli.bench.NbdBench;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.List;
@@ -13,7 +14,7 @@ import picocli.CommandLine.Option;
     name = "bench",
     header = "Measure shade on this machine.",
     mixinStandardHelpOptions = true,
-    subcommands = {BenchCommand.Cow.class})
+    subcommands = {BenchCommand.Cow.class, BenchCommand.Nbd.class})
 final class BenchCommand extends CommandGroup {
   /** {@code shade bench cow}. */
   @Command(
@@ -66,6 +67,69 @@ final class BenchCommand extends CommandGroup {
           rows.add(new String[] {key, String.valueOf(value)});
         }
       }
+    }
+  }
+
+  /** {@code shade bench nbd}. */
+  @Command(
+      name = "nbd",
+      header = "Measure shade's NBD server against nbdkit and qemu-nbd with fio.",
+      description = {
+        "Runs fio's nbd engine (iodepth 16) for --seconds per job: seqwrite 1 MiB, randwrite 4 KiB, "
+            + "randread 4 KiB, seqread 1 MiB, against 1 GiB exports of nbdkit's file plugin, qemu-nbd on "
+            + "a raw file and on the top of a chain of 8 qcow2 snapshots, and shade's server (in this "
+            + "process, on a Unix socket) on a volume without snapshots, one with 8, and the oldest of "
+            + "those snapshots (read jobs only). Targets run interleaved, --rounds times; the table "
+            + "shows medians with min and max. A target whose tools are missing is skipped with the "
+            + "reason. Everything lives in a temporary directory under /var/tmp, deleted at the end; "
+            + "needs fio and about 10 GiB there. Java system properties shade.bench.dir, "
+            + "shade.bench.nbd.mib and shade.bench.nbd.targets (comma-separated) change the defaults.",
+        "See bench/nbd.md for the method."
+      },
+      mixinStandardHelpOptions = true,
+      footerHeading = "%nExamples:%n",
+      footer = {
+        "  shade bench nbd",
+        "  shade bench nbd --seconds 10 --rounds 3 --json > nbd.json",
+        "  SHADE_JAVA_OPTS=-Dshade.bench.nbd.targets=shade_origin,qemu_nbd_raw bin/shade bench nbd"
+      })
+  static final class Nbd extends ShadeCommand {
+    @Option(names = "--json", description = "Print the results as one JSON object: {\"jobs\": {JOB: {\"shade_mibs\", "
+        + "\"vs_qemu_nbd_raw\", \"vs_nbdkit_file\", \"snap8_vs_qcow2_chain8\", ..., \"targets\"}}, \"environment\"}.")
+    boolean json;
+
+    @Option(names = "--seconds", paramLabel = "N", defaultValue = "5", description = "How long each fio job runs.")
+    int seconds;
+
+    @Option(names = "--rounds", paramLabel = "N", defaultValue = "2",
+        description = "How many times every job runs on every target, interleaved.")
+    int rounds;
+
+    @Override
+    public Integer call() throws Exception {
+      if (seconds < 1 || seconds > 3600) {
+        throw usage("--seconds must be from 1 to 3600: " + seconds);
+      }
+      if (rounds < 1 || rounds > 100) {
+        throw usage("--rounds must be from 1 to 100: " + rounds);
+      }
+      NbdBench.Settings settings;
+      try {
+        settings = NbdBench.Settings.of(seconds, rounds);
+      } catch (IllegalArgumentException e) {
+        throw usage(e.getMessage());
+      }
+      Map<String, Object> results = NbdBench.run(settings, line -> {
+        err().println("bench: " + line);
+        err().flush();
+      });
+      if (json) {
+        printJson(results);
+      } else {
+        NbdBench.table(results).forEach(out()::println);
+        out().flush();
+      }
+      return ExitCodes.OK;
     }
   }
 }

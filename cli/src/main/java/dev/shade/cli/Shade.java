@@ -12,7 +12,7 @@ import picocli.CommandLine.ScopeType;
     header = "Copy-on-write block snapshots for database servers.",
     description = {
       "Manages shade volumes (an origin, a diff area of old block contents, and the snapshots "
-          + "sharing it) and their snapshots. Run 'shade demo' for a guided tour."
+          + "sharing it) and their snapshots, and serves them over NBD. Run 'shade demo' for a guided tour."
     },
     mixinStandardHelpOptions = true,
     versionProvider = Shade.Version.class,
@@ -20,6 +20,7 @@ import picocli.CommandLine.ScopeType;
     subcommands = {
       VolumeCommand.class,
       SnapshotCommand.class,
+      ServeCommand.class,
       BenchCommand.class,
       DemoCommand.class,
       CommandLine.HelpCommand.class
@@ -29,7 +30,8 @@ import picocli.CommandLine.ScopeType;
       "  shade demo",
       "  shade volume create /var/lib/shade/db --size 10G",
       "  shade snapshot create /var/lib/shade/db --name nightly",
-      "  shade snapshot list /var/lib/shade/db --json"
+      "  shade snapshot list /var/lib/shade/db --json",
+      "  shade serve /var/lib/shade/db"
     })
 public final class Shade extends CommandGroup {
   /** Environment variable that, set to 1, prints stack traces of failures like --verbose. */

@@ -65,6 +65,15 @@ abstract class ShadeCommand implements Callable<Integer> {
    * when it is not a volume.
    */
   static Volume openVolume(Path dir) throws IOException {
+    requireVolume(dir);
+    return Volume.open(dir);
+  }
+
+  /**
+   * Fails unless {@code dir} holds a volume, with a message that says what is there instead;
+   * touches nothing.
+   */
+  static void requireVolume(Path dir) throws VolumeException {
     if (!Files.exists(dir)) {
       throw new VolumeException("volume directory does not exist: " + dir);
     }
@@ -74,7 +83,6 @@ abstract class ShadeCommand implements Callable<Integer> {
     if (!Volume.isVolume(dir)) {
       throw new VolumeException("not a shade volume (no volume.properties): " + dir);
     }
-    return Volume.open(dir);
   }
 
   /** True if {@code dir} is a directory without entries. */
