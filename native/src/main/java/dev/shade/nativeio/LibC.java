@@ -59,6 +59,8 @@ final class LibC {
 
   static native int flock(int fd, int operation) throws LastErrorException;
 
+  static native int mincore(Pointer addr, long length, byte[] vec) throws LastErrorException;
+
   static native int statvfs(String path, StatVfs.Struct buf) throws LastErrorException;
 
   static native String strerror(int errnum);

@@ -193,6 +193,35 @@ public final class MappedFile implements Closeable {
     });
   }
 
+  /**
+   * Whether every page of the range is in memory ({@code mincore}), so reading it will not
+   * wait for the disk. Meant for small ranges (a few hundred pages); false on any doubt.
+   */
+  public boolean isResident(long pos, int len) {
+    if (closed || pos < 0 || len <= 0 || pos > length - len) {
+      return false;
+    }
+    int chunk = (int) (pos >>> chunkPower);
+    long off = pos & chunkMask;
+    if (off + len > lengths[chunk]) {
+      return false; // crosses a chunk: not worth the second call
+    }
+    long start = off & ~(PAGE - 1);
+    long span = off + len - start;
+    byte[] vec = new byte[(int) ((span + PAGE - 1) / PAGE)];
+    try {
+      LibC.mincore(addresses[chunk].share(start), span, vec);
+    } catch (LastErrorException | IllegalArgumentException e) {
+      return false;
+    }
+    for (byte b : vec) {
+      if ((b & 1) == 0) {
+        return false;
+      }
+    }
+    return true;
+  }
+
   /** Gives the kernel an access-pattern hint for the range ({@code madvise}). */
   public void advise(long pos, long len, Advice advice) throws ErrnoException {
     checkRange(pos, len);

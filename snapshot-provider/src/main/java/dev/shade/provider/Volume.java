@@ -490,6 +490,14 @@ public final class Volume implements BlockDevice {
     }
   }
 
+  /**
+   * Whether reading [offset, offset+length) of the origin would be served from memory. A hint
+   * for servers deciding where to run a read; it can be stale by the time the read happens.
+   */
+  public boolean isCached(long offset, int length) {
+    return !closed && origin.isResident(offset, length);
+  }
+
   @Override
   public void write(long offset, ByteBuffer src) throws IOException {
     long length = src.remaining();

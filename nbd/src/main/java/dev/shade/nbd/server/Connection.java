@@ -21,6 +21,7 @@ import java.util.Set;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.Semaphore;
+import java.util.concurrent.locks.ReentrantLock;
 import javax.net.ssl.SSLException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -44,6 +45,8 @@ final class Connection implements Runnable {
   private static final Logger LOG = LoggerFactory.getLogger(Connection.class);
   /** Requests of one client executing or queued at once. */
   static final int MAX_INFLIGHT = 64;
+  /** Largest READ the reader thread serves itself when its data is in the page cache. */
+  static final int INLINE_READ = 128 << 10;
   /** Payload bytes (WRITE data read, READ data to send) one client may hold at once. */
   static final int MAX_INFLIGHT_BYTES = 64 << 20;
   private static final int KNOWN_FLAGS = CMD_FLAG_FUA | CMD_FLAG_NO_HOLE | CMD_FLAG_DF | CMD_FLAG_REQ_ONE | CMD_FLAG_FAST_ZERO;
@@ -76,6 +79,10 @@ final class Connection implements Runnable {
   private final LinkedBlockingQueue<Reply> replies = new LinkedBlockingQueue<>();
   /** When the reply thread began its current socket write (ms), 0 when not writing. */
   volatile long writeStarted;
+  /** Serialises socket writes between the reply thread and the reader's direct replies. */
+  private final ReentrantLock writeLock = new ReentrantLock();
+  /** The thread that reads requests (set when transmission starts). */
+  private volatile Thread reader;
   /** Set when a reply could not be written: the rest are dropped, the connection closes. */
   private volatile boolean broken;
   /** When the last request arrived (ms); for the idle timeout. */
@@ -429,6 +436,7 @@ final class Connection implements Runnable {
   private static final Reply END = new Reply(new ByteBuffer[0], () -> {});
 
   private void transmission() throws IOException {
+    reader = Thread.currentThread();
     Thread writer = new Thread(this::writeReplies, "nbd-reply-" + id);
     writer.setDaemon(true);
     writer.start();
@@ -458,29 +466,52 @@ final class Connection implements Runnable {
       if (r == END) {
         return;
       }
+      writeLock.lock();
       try {
-        if (!broken) {
-          writeStarted = System.currentTimeMillis();
-          transport.write(r.buffers());
-        }
-      } catch (IOException | RuntimeException e) {
-        broken = true;
-        LOG.debug("connection {}: could not send a reply ({}); closing", id, e.toString());
-        closeQuietly();
+        write(r);
       } finally {
-        writeStarted = 0;
-        r.after().run();
+        writeLock.unlock();
       }
     }
   }
 
-  /** Queues a reply; {@code pooled} goes back to the pool once it is written. */
+  /** Writes one reply (unless the connection is broken) and releases what it held; caller holds writeLock. */
+  private void write(Reply r) {
+    try {
+      if (!broken) {
+        writeStarted = System.currentTimeMillis();
+        transport.write(r.buffers());
+      }
+    } catch (IOException | RuntimeException e) {
+      broken = true;
+      LOG.debug("connection {}: could not send a reply ({}); closing", id, e.toString());
+      closeQuietly();
+    } finally {
+      writeStarted = 0;
+      r.after().run();
+    }
+  }
+
+  /**
+   * Sends a reply; {@code pooled} goes back to the pool once it is written. The reader thread
+   * writes its own replies directly when nothing is queued (a small cached read then costs no
+   * thread hand-off at all); workers always queue, so they never block on the socket.
+   */
   private void send(Request r, ByteBuffer pooled, ByteBuffer... buffers) {
-    replies.add(new Reply(buffers, () -> {
+    Reply reply = new Reply(buffers, () -> {
       server.buffers().give(pooled);
       inflightBytes.release(r.cost());
       inflight.release();
-    }));
+    });
+    if (Thread.currentThread() == reader && replies.isEmpty() && writeLock.tryLock()) {
+      try {
+        write(reply);
+      } finally {
+        writeLock.unlock();
+      }
+      return;
+    }
+    replies.add(reply);
   }
 
   private void readRequests() throws IOException {
@@ -525,6 +556,10 @@ final class Connection implements Runnable {
         payload.flip();
       }
       Request r = new Request(flags, type, cookie, offset, length, payload, cost);
+      if (type == CMD_READ && length <= INLINE_READ && export.cached(offset, (int) length)) {
+        handle(r); // cached and small: a hand-off to a worker would cost more than the copy
+        continue;
+      }
       try {
         server.workers().execute(() -> {
           try {

@@ -59,6 +59,11 @@ final class Export {
     return f | Nbd.FLAG_SEND_FUA | Nbd.FLAG_SEND_TRIM | Nbd.FLAG_SEND_WRITE_ZEROES;
   }
 
+  /** Whether a read of the range would be served from memory (no disk wait). */
+  boolean cached(long offset, int length) {
+    return volume.isCached(offset, length);
+  }
+
   List<Extent> allocation(long offset, long length) throws IOException {
     return volume.allocation(snapshot, offset, length);
   }
