@@ -158,6 +158,30 @@ class ServeCommandTest {
   }
 
   @Test
+  void nbdcopyOfSnapshotExport_equalsShadeSnapshotExport() throws Exception {
+    assumeTool("nbdcopy", "libnbd-bin");
+    assumeTool("qemu-img", "qemu-utils");
+    Path db = volumeWithSnapshot("db");
+    Path data = TestVolumes.file(tmp, "later.bin", TestVolumes.random(11, 512 * 1024));
+    Cli.run("volume", "import", db, data, "--offset", "131072").ok(); // the origin moves on after s1
+    Path exported = tmp.resolve("s1-export.img");
+    Cli.run("snapshot", "export", db, "s1", exported).ok();
+    Path sock = tmp.resolve("nbd.sock");
+    Server s = serve(db, "--socket", sock);
+    Path copied = tmp.resolve("s1-nbdcopy.img");
+    String uri = "nbd+unix:///db@s1?socket=" + sock;
+    Run copy = run("nbdcopy", uri, copied.toString());
+    assertEquals(0, copy.code(), copy::toString);
+    assertArrayEquals(Files.readAllBytes(exported), Files.readAllBytes(copied),
+        "nbdcopy of db@s1 equals shade snapshot export of s1");
+    Run compare = run("qemu-img", "compare", "-f", "raw", "-F", "raw", exported.toString(), uri);
+    assertEquals(0, compare.code(), compare::toString);
+    Run differs = run("qemu-img", "compare", "-f", "raw", "-F", "raw", exported.toString(), "nbd+unix:///db?socket=" + sock);
+    assertEquals(1, differs.code(), "the origin differs from s1: " + differs);
+    assertEquals(0, s.stop(), s::toString);
+  }
+
+  @Test
   void sigint_stopsCleanlyWithExitZero() throws Exception {
     Path db = TestVolumes.create(tmp.resolve("db"), "1M");
     Path sock = tmp.resolve("nbd.sock");

@@ -45,8 +45,12 @@ final class Connection implements Runnable {
   private static final Logger LOG = LoggerFactory.getLogger(Connection.class);
   /** Requests of one client executing or queued at once. */
   static final int MAX_INFLIGHT = 64;
-  /** Largest READ the reader thread serves itself when its data is in the page cache. */
-  static final int INLINE_READ = 128 << 10;
+  /**
+   * Largest READ the reader thread serves itself when its data is in the page cache: all of
+   * them (a cached copy runs at memory speed and the socket is the bottleneck anyway); reads
+   * that would wait for the disk go to the workers, so several can be in flight.
+   */
+  static final int INLINE_READ = MAX_PAYLOAD;
   /** Payload bytes (WRITE data read, READ data to send) one client may hold at once. */
   static final int MAX_INFLIGHT_BYTES = 64 << 20;
   private static final int KNOWN_FLAGS = CMD_FLAG_FUA | CMD_FLAG_NO_HOLE | CMD_FLAG_DF | CMD_FLAG_REQ_ONE | CMD_FLAG_FAST_ZERO;
@@ -557,7 +561,7 @@ final class Connection implements Runnable {
       }
       Request r = new Request(flags, type, cookie, offset, length, payload, cost);
       if (type == CMD_READ && length <= INLINE_READ && export.cached(offset, (int) length)) {
-        handle(r); // cached and small: a hand-off to a worker would cost more than the copy
+        handle(r); // cached: a hand-off to a worker would cost more than the copy
         continue;
       }
       try {
