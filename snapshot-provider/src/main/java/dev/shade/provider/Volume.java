@@ -498,6 +498,25 @@ public final class Volume implements BlockDevice {
     return !closed && origin.isResident(offset, length);
   }
 
+  /**
+   * Whether a write to the range would first have to preserve old contents (a copy and a
+   * journal sync). A hint, read without locks, for servers deciding where to run a write; the
+   * write itself decides again under its locks.
+   */
+  public boolean needsCopy(long offset, long length) {
+    List<Snapshot> snaps = snapshots;
+    if (snaps.isEmpty() || length <= 0) {
+      return false;
+    }
+    Snapshot newest = snaps.get(snaps.size() - 1);
+    for (long b = offset >>> blockShift; b <= (offset + length - 1) >>> blockShift; b++) {
+      if (!newest.contains(b)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
   @Override
   public void write(long offset, ByteBuffer src) throws IOException {
     long length = src.remaining();

@@ -564,6 +564,14 @@ final class Connection implements Runnable {
         handle(r); // cached: a hand-off to a worker would cost more than the copy
         continue;
       }
+      if (type == CMD_WRITE && (flags & CMD_FLAG_FUA) == 0 && export.cheapWrite(offset, length)) {
+        try {
+          handle(r); // no copy, no sync: a page-cache write is cheaper than a hand-off
+        } finally {
+          pool.give(payload);
+        }
+        continue;
+      }
       try {
         server.workers().execute(() -> {
           try {

@@ -59,6 +59,11 @@ final class Export {
     return f | Nbd.FLAG_SEND_FUA | Nbd.FLAG_SEND_TRIM | Nbd.FLAG_SEND_WRITE_ZEROES;
   }
 
+  /** Whether a write to the range completes without a copy and a sync (page-cache speed). */
+  boolean cheapWrite(long offset, long length) {
+    return !readOnly && offset >= 0 && length <= size() - offset && !volume.needsCopy(offset, length);
+  }
+
   /** Whether a read of the range would be served from memory (no disk wait). */
   boolean cached(long offset, int length) {
     return volume.isCached(offset, length);
