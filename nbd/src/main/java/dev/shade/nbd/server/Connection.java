@@ -46,11 +46,11 @@ final class Connection implements Runnable {
   /** Requests of one client executing or queued at once. */
   static final int MAX_INFLIGHT = 64;
   /**
-   * Largest READ the reader thread serves itself when its data is in the page cache: all of
-   * them (a cached copy runs at memory speed and the socket is the bottleneck anyway); reads
-   * that would wait for the disk go to the workers, so several can be in flight.
+   * Largest READ the reader thread serves itself when its data is in the page cache (a cached
+   * copy runs at memory speed, cheaper than a hand-off). Larger reads, and reads that would
+   * wait for the disk, go to the workers, so smaller requests behind them are not held up.
    */
-  static final int INLINE_READ = MAX_PAYLOAD;
+  static final int INLINE_READ = 1 << 20;
   /** Payload bytes (WRITE data read, READ data to send) one client may hold at once. */
   static final int MAX_INFLIGHT_BYTES = 64 << 20;
   private static final int KNOWN_FLAGS = CMD_FLAG_FUA | CMD_FLAG_NO_HOLE | CMD_FLAG_DF | CMD_FLAG_REQ_ONE | CMD_FLAG_FAST_ZERO;
