@@ -11,7 +11,6 @@ import java.io.PrintWriter;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.concurrent.Callable;
@@ -94,16 +93,7 @@ abstract class ShadeCommand implements Callable<Integer> {
 
   /** Deletes everything under {@code root}, and {@code root} itself unless {@code keepRoot}. */
   static void deleteTree(Path root, boolean keepRoot) throws IOException {
-    if (!Files.exists(root)) {
-      return;
-    }
-    try (Stream<Path> walk = Files.walk(root)) {
-      for (Path p : (Iterable<Path>) walk.sorted(Comparator.reverseOrder())::iterator) {
-        if (!keepRoot || !p.equals(root)) {
-          Files.deleteIfExists(p);
-        }
-      }
-    }
+    Directories.delete(root, keepRoot);
   }
 
   /** The JSON form of a snapshot, shared by the commands that list or create them. */

@@ -6,13 +6,11 @@ import dev.shade.provider.SnapshotInfo;
 import dev.shade.provider.Volume;
 import dev.shade.provider.VolumeConfig;
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -84,7 +82,7 @@ public final class CowBench {
       out.put("elapsed_s", SnapshotCreateBench.round((System.nanoTime() - start) / 1e9, 1));
       return out;
     } finally {
-      deleteTree(work);
+      dev.shade.cli.Directories.delete(work, false);
     }
   }
 
@@ -366,23 +364,5 @@ public final class CowBench {
     t.put("snapshots64_vs_1", ">= 0.9");
     t.put("create_p99_ms", "<= 10");
     return java.util.Collections.unmodifiableMap(t);
-  }
-
-  private static void deleteTree(Path root) throws IOException {
-    if (!Files.exists(root)) {
-      return;
-    }
-    try (Stream<Path> paths = Files.walk(root)) {
-      paths.sorted(Comparator.reverseOrder()).forEach(p -> {
-        try {
-          Files.delete(p);
-        } catch (IOException e) {
-          throw new UncheckedIOException(e);
-        }
-      });
-    } catch (UncheckedIOException e) {
-      throw new IOException("could not delete the benchmark directory " + root + ": "
-          + e.getCause().getMessage(), e.getCause());
-    }
   }
 }

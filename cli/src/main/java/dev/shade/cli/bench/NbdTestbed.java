@@ -5,7 +5,6 @@ import dev.shade.provider.Volume;
 import dev.shade.provider.VolumeConfig;
 import java.io.Closeable;
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
 import java.nio.ByteBuffer;
@@ -16,7 +15,6 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -24,7 +22,6 @@ import java.util.Optional;
 import java.util.Random;
 import java.util.Set;
 import java.util.function.Consumer;
-import java.util.stream.Stream;
 
 /** The images, volumes and NBD servers that {@code shade bench nbd} measures, all in one work directory. */
 final class NbdTestbed implements Closeable {
@@ -431,7 +428,7 @@ final class NbdTestbed implements Closeable {
       }
     }
     try {
-      deleteTree(work);
+      dev.shade.cli.Directories.delete(work, false);
     } catch (IOException e) {
       first = first == null ? e : first;
     }
@@ -440,20 +437,4 @@ final class NbdTestbed implements Closeable {
     }
   }
 
-  private static void deleteTree(Path root) throws IOException {
-    if (!Files.exists(root)) {
-      return;
-    }
-    try (Stream<Path> paths = Files.walk(root)) {
-      paths.sorted(Comparator.reverseOrder()).forEach(p -> {
-        try {
-          Files.deleteIfExists(p);
-        } catch (IOException e) {
-          throw new UncheckedIOException(e);
-        }
-      });
-    } catch (UncheckedIOException e) {
-      throw new IOException("could not delete the benchmark directory " + root + ": " + e.getCause().getMessage(), e.getCause());
-    }
-  }
 }
