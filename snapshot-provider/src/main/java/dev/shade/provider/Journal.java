@@ -6,7 +6,6 @@ import java.io.IOException;
 import java.io.InterruptedIOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ExecutionException;
@@ -123,17 +122,9 @@ final class Journal implements Closeable {
     });
   }
 
-  Path path() {
-    return file.path();
-  }
-
   /** Bytes in the journal file. */
   long size() {
     return end;
-  }
-
-  long generation() {
-    return generation;
   }
 
   /** Appends a record that needs no diff-area data durable first. Returns its sequence number. */
@@ -253,15 +244,6 @@ final class Journal implements Closeable {
     } catch (ExecutionException | InterruptedException e) {
       // the frame failed already; this outcome changes nothing
     }
-  }
-
-  /** Syncs everything appended so far. */
-  void syncAll() throws IOException {
-    long seq;
-    synchronized (this) {
-      seq = appendedSeq;
-    }
-    sync(seq);
   }
 
   /**

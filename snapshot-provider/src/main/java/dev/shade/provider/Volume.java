@@ -397,14 +397,15 @@ public final class Volume implements BlockDevice {
           fold();
         }
       } finally {
-        closeQuietly(origin, originFile, diff, journal, lockFile);
+        closeAll(origin, originFile, diff, journal, lockFile);
       }
     } finally {
       hold.writeLock().unlock();
     }
   }
 
-  private static void closeQuietly(AutoCloseable... all) throws IOException {
+  /** Closes every one of {@code all}, then throws the first failure (later ones suppressed). */
+  private static void closeAll(AutoCloseable... all) throws IOException {
     IOException first = null;
     for (AutoCloseable a : all) {
       try {
@@ -412,6 +413,8 @@ public final class Volume implements BlockDevice {
       } catch (Exception e) {
         if (first == null) {
           first = e instanceof IOException ? (IOException) e : new IOException(e);
+        } else {
+          first.addSuppressed(e);
         }
       }
     }

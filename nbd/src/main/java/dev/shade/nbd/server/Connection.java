@@ -145,8 +145,7 @@ final class Connection implements Runnable {
     } catch (RuntimeException e) {
       LOG.error("connection {} from {}: unexpected failure", id, peer, e);
     } finally {
-      inflight.acquireUninterruptibly(MAX_INFLIGHT); // every reply is out
-      closeQuietly();
+      closeQuietly(); // transmission() has already waited for every reply
       server.closed(this);
     }
   }
