@@ -124,7 +124,10 @@ final class ServeCommand extends ShadeCommand {
       }
       server = start(volumes, config);
     } catch (Exception | Error e) {
-      closeAll(volumes, e);
+      IOException closing = closeAll(volumes);
+      if (closing != null) {
+        e.addSuppressed(closing);
+      }
       throw e;
     }
     Stop stop = new Stop(server, volumes, err(), out());
@@ -231,16 +234,6 @@ final class ServeCommand extends ShadeCommand {
           : listen != null ? HostPort.format(listen) : socket.toString();
       throw new CommandException("cannot listen on " + on + ": " + e.getMessage()
           + (listen != null ? " (is another server using the port? choose another with --listen)" : ""));
-    }
-  }
-
-  private static void closeAll(List<Volume> volumes, Throwable failure) {
-    for (Volume v : volumes) {
-      try {
-        v.close();
-      } catch (IOException | RuntimeException e) {
-        failure.addSuppressed(e);
-      }
     }
   }
 

@@ -12,6 +12,7 @@ import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.stream.Stream;
@@ -94,6 +95,26 @@ abstract class ShadeCommand implements Callable<Integer> {
   /** Deletes everything under {@code root}, and {@code root} itself unless {@code keepRoot}. */
   static void deleteTree(Path root, boolean keepRoot) throws IOException {
     Directories.delete(root, keepRoot);
+  }
+
+  /**
+   * Closes every volume and returns the first failure (later ones suppressed on it), or null;
+   * the caller throws it or attaches it to a failure of its own.
+   */
+  static IOException closeAll(List<Volume> volumes) {
+    IOException first = null;
+    for (Volume v : volumes) {
+      try {
+        v.close();
+      } catch (IOException | RuntimeException e) {
+        if (first == null) {
+          first = e instanceof IOException ? (IOException) e : new IOException(e.getMessage(), e);
+        } else {
+          first.addSuppressed(e);
+        }
+      }
+    }
+    return first;
   }
 
   /** The JSON form of a snapshot, shared by the commands that list or create them. */

@@ -77,7 +77,10 @@ final class SnapshotCommand extends CommandGroup {
             : Volume.createSnapshotSet(volumes, name);
         report(volumes, taken);
       } finally {
-        closeAll(volumes);
+        IOException closing = closeAll(volumes);
+        if (closing != null) {
+          throw closing;
+        }
       }
       return ExitCodes.OK;
     }
@@ -108,24 +111,6 @@ final class SnapshotCommand extends CommandGroup {
             setId != null ? "  " : "", s.name(), s.id(), volumes.get(i).name(), s.created());
       }
       out().flush();
-    }
-
-    private static void closeAll(List<Volume> volumes) throws IOException {
-      IOException first = null;
-      for (Volume v : volumes) {
-        try {
-          v.close();
-        } catch (IOException e) {
-          if (first == null) {
-            first = e;
-          } else {
-            first.addSuppressed(e);
-          }
-        }
-      }
-      if (first != null) {
-        throw first;
-      }
     }
   }
 
