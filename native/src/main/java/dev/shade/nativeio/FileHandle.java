@@ -26,6 +26,8 @@ public final class FileHandle implements Closeable {
   public static final int O_TRUNC = 01000;
   public static final int O_APPEND = 02000;
   public static final int O_DSYNC = 010000;
+  /** Bypass the page cache: buffer address, offset and length aligned to the device's block. */
+  public static final int O_DIRECT = 040000;
   public static final int O_DIRECTORY = 0200000;
   public static final int O_CLOEXEC = 02000000;
 

@@ -222,6 +222,22 @@ public final class MappedFile implements Closeable {
     return true;
   }
 
+  /**
+   * A read-only view of [pos, pos+len) straight onto the mapping, or null when the range
+   * crosses a chunk boundary. Reading it is reading the file's page cache with no copy; the view
+   * must not be used after {@link #close}, and reading a page past a truncated end of the file
+   * is SIGBUS, so callers use it only for ranges they know to be resident ({@link #isResident}).
+   */
+  public ByteBuffer view(long pos, int len) {
+    checkRange(pos, len);
+    int chunk = (int) (pos >>> chunkPower);
+    int off = (int) (pos & chunkMask);
+    if (off + (long) len > lengths[chunk]) {
+      return null;
+    }
+    return views[chunk].slice(off, len).asReadOnlyBuffer();
+  }
+
   /** Gives the kernel an access-pattern hint for the range ({@code madvise}). */
   public void advise(long pos, long len, Advice advice) throws ErrnoException {
     checkRange(pos, len);

@@ -150,7 +150,7 @@ public final class Volume implements BlockDevice {
     }
     int bs = blockSize;
     this.blockBuffers = ThreadLocal.withInitial(() -> ByteBuffer.allocateDirect(bs));
-    this.copyBuffers = ThreadLocal.withInitial(() -> ByteBuffer.allocateDirect(Math.max(bs, 1 << 20)));
+    this.copyBuffers = ThreadLocal.withInitial(() -> DiffArea.alignedBuffer(Math.max(bs, 1 << 20)));
     this.generation = state.generation();
     this.nextId = state.nextId();
     this.snapshots = List.copyOf(state.snapshots());
@@ -355,7 +355,11 @@ public final class Volume implements BlockDevice {
       }
       MappedFile diffMap = MappedFile.map(diffFile, diffLen, true, MappedFile.DEFAULT_CHUNK_POWER);
       opened.add(diffMap);
-      DiffArea diff = new DiffArea(diffFile, diffMap, c.blockSize(), c.diffMax());
+      FileHandle diffDirect = DiffArea.openDirect(diffPath);
+      if (diffDirect != null) {
+        opened.add(diffDirect);
+      }
+      DiffArea diff = new DiffArea(diffFile, diffDirect, diffMap, c.blockSize(), c.diffMax());
       Checkpoint.State state = Checkpoint.read(dir);
       Path journalPath = dir.resolve(JOURNAL_FILE);
       if (!Files.exists(journalPath)) {
@@ -670,13 +674,19 @@ public final class Volume implements BlockDevice {
         }
         long start = blocks[i] << blockShift;
         long end = Math.min(size, (blocks[j - 1] + 1) << blockShift);
-        buf.clear().limit((int) (end - start));
-        // pread, not the mapping: a fault on a cold page of a sparse origin pulled in the
-        // device's whole readahead window (8 MiB here) for a 64 KiB block
-        originFile.readFully(start, buf);
-        buf.flip();
+        int len = (int) (end - start);
+        // Old contents in memory are checked and copied straight from the origin's mapping
+        // (the direct copy reads the page cache, no copy through a buffer); otherwise pread:
+        // a fault on a cold page of a sparse origin pulled in the device's whole readahead
+        // window (8 MiB here) for a 64 KiB block.
+        ByteBuffer src = origin.isResident(start, len) ? origin.view(start, len) : null;
+        if (src == null) {
+          buf.clear().limit(len);
+          originFile.readFully(start, buf);
+          src = buf.flip();
+        }
         for (int k = i; k < j; k++) {
-          ByteBuffer old = buf.slice((k - i) << blockShift, blockLength(blocks[k]));
+          ByteBuffer old = src.slice((k - i) << blockShift, blockLength(blocks[k]));
           if (old.mismatch(ZEROS.slice(0, old.remaining())) == -1) {
             slots[k] = Snapshot.ZERO_SLOT; // nothing to copy: record "zeros"
             diff.unreserve(1);
@@ -698,8 +708,8 @@ public final class Volume implements BlockDevice {
             m++;
           }
           int from = (k - i) << blockShift;
-          int to = m == j ? (int) (end - start) : (m - i) << blockShift;
-          diff.write(slots[k], buf.slice(from, to - from));
+          int to = m == j ? len : (m - i) << blockShift;
+          diff.write(slots[k], src.slice(from, to - from));
           k = m;
         }
         i = j;
