@@ -297,11 +297,14 @@ final class DiffArea implements Closeable {
     return ByteBuffer.allocateDirect(capacity + DIRECT_ALIGN).alignedSlice(DIRECT_ALIGN).limit(capacity).slice();
   }
 
-  /** Copies {@code src} into the slot (pwrite, direct when aligned: see above). */
-  void write(int slot, ByteBuffer src) throws IOException {
+  /**
+   * Copies {@code src} into the slot: with a direct write when {@code direct} and aligned,
+   * otherwise into the page cache, for the journal's sync to write back (see above).
+   */
+  void write(int slot, ByteBuffer src, boolean direct) throws IOException {
     long at = offset(slot);
-    FileHandle d = direct;
-    if (d != null && src.isDirect() && (at | src.remaining()) % DIRECT_ALIGN == 0 && src.alignmentOffset(src.position(), DIRECT_ALIGN) == 0) {
+    FileHandle d = this.direct;
+    if (direct && d != null && src.isDirect() && (at | src.remaining()) % DIRECT_ALIGN == 0 && src.alignmentOffset(src.position(), DIRECT_ALIGN) == 0) {
       try {
         d.writeFully(at, src.duplicate());
         src.position(src.limit());
@@ -311,7 +314,7 @@ final class DiffArea implements Closeable {
           throw e;
         }
         LOG.info("{}: direct writes refused ({}); copying through the page cache", file.path(), e.getMessage());
-        direct = null;
+        this.direct = null;
       }
     }
     file.writeFully(at, src);

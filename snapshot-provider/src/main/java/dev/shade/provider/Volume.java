@@ -83,6 +83,15 @@ public final class Volume implements BlockDevice {
   /** Zeros to compare old blocks with and to fill reads of zero entries; read-only. */
   private static final ByteBuffer ZEROS = ByteBuffer.allocateDirect(VolumeConfig.MAX_BLOCK_SIZE).asReadOnlyBuffer();
   private static final Pattern NAME = Pattern.compile("[A-Za-z0-9][A-Za-z0-9._:+-]{0,127}");
+  /** First writes held in memory until their copies are durable, at most this many bytes (see WriteBehind). */
+  static final long WRITE_BEHIND_BYTES = Long.getLong("shade.writeBehind.bytes", 64L << 20);
+  /**
+   * A copy the writer waits for is written directly (device speed, no writeback pass later).
+   * A copy held behind is buffered when smaller than this: its writer returns after a memory
+   * copy, and the committer writes back a whole batch of small copies with one sync; larger
+   * ones are bandwidth, not latency, and go direct.
+   */
+  static final int DIRECT_COPY_MIN = 256 << 10;
   /** How long snapshot creation waits for in-flight I/O to drain before giving up. */
   static final long HOLD_TIMEOUT_MS = Long.getLong("shade.hold.timeout.ms", 5000);
 
@@ -102,6 +111,7 @@ public final class Volume implements BlockDevice {
   private final DiffArea diff;
   private final Path diffPath;
   private final Journal journal;
+  private final WriteBehind writeBehind;
   private final ReentrantReadWriteLock hold = new ReentrantReadWriteLock(true);
   private final ReentrantReadWriteLock[] stripes = new ReentrantReadWriteLock[STRIPES];
   /**
@@ -148,6 +158,7 @@ public final class Volume implements BlockDevice {
     for (int i = 0; i < STRIPES; i++) {
       stripes[i] = new ReentrantReadWriteLock();
     }
+    this.writeBehind = new WriteBehind(String.valueOf(dir.getFileName()), blockSize, WRITE_BEHIND_BYTES, this::commitHeld);
     int bs = blockSize;
     this.blockBuffers = ThreadLocal.withInitial(() -> ByteBuffer.allocateDirect(bs));
     this.copyBuffers = ThreadLocal.withInitial(() -> DiffArea.alignedBuffer(Math.max(bs, 1 << 20)));
@@ -396,6 +407,7 @@ public final class Volume implements BlockDevice {
       }
       closed = true;
       try {
+        writeBehind.close();
         originFile.fdatasync();
         if (journal.size() > 0) {
           fold();
@@ -491,9 +503,37 @@ public final class Volume implements BlockDevice {
     hold.readLock().lock();
     try {
       ensureOpen();
-      origin.read(offset, dst);
+      if (writeBehind.isEmpty()) {
+        origin.read(offset, dst);
+      } else {
+        readHeld(offset, dst);
+      }
     } finally {
       hold.readLock().unlock();
+    }
+  }
+
+  /** Reads block by block, held blocks from memory (under their stripe, so never half-applied). */
+  private void readHeld(long offset, ByteBuffer dst) throws IOException {
+    while (dst.hasRemaining()) {
+      long b = offset >>> blockShift;
+      int within = (int) (offset & (blockSize - 1));
+      int n = Math.min(dst.remaining(), blockLength(b) - within);
+      ByteBuffer piece = dst.slice(dst.position(), n);
+      ReentrantReadWriteLock stripe = stripes[(int) (b & (STRIPES - 1))];
+      stripe.readLock().lock();
+      try {
+        WriteBehind.Entry e = writeBehind.get(b);
+        if (e != null) {
+          piece.put(0, e.data, within, n);
+        } else {
+          origin.read(offset, piece);
+        }
+      } finally {
+        stripe.readLock().unlock();
+      }
+      dst.position(dst.position() + n);
+      offset += n;
     }
   }
 
@@ -532,7 +572,7 @@ public final class Volume implements BlockDevice {
       int n = pieceLength(offset, src.remaining());
       ByteBuffer piece = src.slice(src.position(), n);
       long at = offset;
-      change(offset, n, () -> originFile.writeFully(at, piece));
+      change(offset, n, () -> originFile.writeFully(at, piece.duplicate()), piece);
       src.position(src.position() + n);
       offset += n;
     }
@@ -559,7 +599,7 @@ public final class Volume implements BlockDevice {
     while (length > 0) {
       int n = pieceLength(offset, length);
       long at = offset;
-      change(offset, n, () -> action.apply(at, n));
+      change(offset, n, () -> action.apply(at, n), null);
       offset += n;
       length -= n;
     }
@@ -594,9 +634,11 @@ public final class Volume implements BlockDevice {
 
   /**
    * Applies a change to [offset, offset+length) of the origin after preserving, for the
-   * newest snapshot, every block of the range it does not hold yet.
+   * newest snapshot, every block of the range it does not hold yet. {@code data} is the
+   * written bytes for a plain write (which may be held behind, see WriteBehind), null for
+   * other changes.
    */
-  private void change(long offset, int length, OriginChange change) throws IOException {
+  private void change(long offset, int length, OriginChange change, ByteBuffer data) throws IOException {
     if (length == 0) {
       return;
     }
@@ -620,25 +662,31 @@ public final class Volume implements BlockDevice {
           long[] need = new long[(int) (last - first + 1)];
           int n = 0;
           for (long b = first; b <= last; b++) {
-            if (!newest.contains(b)) {
+            if (!newest.contains(b) && writeBehind.get(b) == null) {
               need[n++] = b;
             }
           }
           if (n == 0 || diff.tryReserve(n)) {
             try {
-              if (n > 0) {
-                preserve(newest, need, n);
+              if (data != null && writeBehind.hasRoom(n)) {
+                writeBehind(newest, need, n, offset, data, change);
+              } else {
+                settleHeld(first, last);
+                if (n > 0) {
+                  int[] slots = new int[n];
+                  int[] crcs = new int[n];
+                  copyOld(newest, need, n, slots, crcs, null);
+                  commitCopies(newest, need, n, slots, crcs);
+                }
+                change.apply();
+                writes.incrementAndGet();
               }
+              return;
             } catch (NoSpaceException e) {
               if (!e.resource().equals(diffPath.toString())) {
                 throw e;
               }
               diskFull = true; // the diff area's filesystem is full, not its limit
-            }
-            if (!diskFull) {
-              change.apply();
-              writes.incrementAndGet();
-              return;
             }
           }
           shortBy = n;
@@ -653,15 +701,119 @@ public final class Volume implements BlockDevice {
   }
 
   /**
-   * Copies the old contents of {@code blocks[0..n)} (ascending) into the diff area for
-   * {@code snap}: runs of adjacent blocks are read with one copy and written with one pwrite
-   * per run of adjacent slots, then all records are committed with one group-commit sync.
+   * A plain write with the range's stripes held: copies the old contents of {@code need},
+   * appends their records and holds the new contents of those blocks in memory, to be written
+   * to the origin once the records are durable (no flush waited for here). Blocks already held
+   * take the new bytes in memory; blocks already preserved are written to the origin now.
    */
-  private void preserve(Snapshot snap, long[] blocks, int n) throws IOException {
-    int[] slots = new int[n];
-    int[] crcs = new int[n];
+  private void writeBehind(Snapshot newest, long[] need, int n, long offset, ByteBuffer data, OriginChange change)
+      throws IOException {
+    if (n > 0) {
+      int[] slots = new int[n];
+      int[] crcs = new int[n];
+      ByteBuffer[] olds = new ByteBuffer[n];
+      if (!copyOld(newest, need, n, slots, crcs, olds)) {
+        commitCopies(newest, need, n, slots, crcs);
+        settleHeld(offset >>> blockShift, (offset + data.remaining() - 1) >>> blockShift);
+        change.apply();
+        writes.incrementAndGet();
+        return;
+      }
+      synchronized (writeBehind) {
+        for (int k = 0; k < n; k++) {
+          long at = diff.offset(slots[k]);
+          long seq = journal.append(new JournalRecord.Cow(newest.id, need[k], slots[k], crcs[k]), at, at + blockLength(need[k]));
+          writeBehind.add(new WriteBehind.Entry(need[k], newest, slots[k], crcs[k], seq, olds[k]));
+        }
+      }
+    }
+    // lay the bytes over the held blocks; runs of preserved blocks go to the origin now
+    long pos = offset;
+    long end = offset + data.remaining();
+    long runStart = -1;
+    while (pos <= end) {
+      long b = pos >>> blockShift;
+      WriteBehind.Entry e = pos < end ? writeBehind.get(b) : null;
+      if (e == null && pos < end) {
+        if (runStart < 0) {
+          runStart = pos;
+        }
+      } else if (runStart >= 0) {
+        originFile.writeFully(runStart, data.slice((int) (runStart - offset), (int) (pos - runStart)));
+        writes.incrementAndGet();
+        runStart = -1;
+      }
+      if (pos == end) {
+        break;
+      }
+      long next = Math.min(end, (b + 1) << blockShift);
+      if (e != null) {
+        e.merge((int) (pos & (blockSize - 1)), data.slice((int) (pos - offset), (int) (next - pos)));
+      }
+      pos = next;
+    }
+    if (n > 0) {
+      writeBehind.kick();
+    }
+  }
+
+  /** Makes a batch of held blocks' records durable, then applies them (the committer of WriteBehind). */
+  private void commitHeld(List<WriteBehind.Entry> batch, long upToSeq) throws IOException {
+    journal.sync(upToSeq); // every copy of the batch and its record are durable: the origin may change
+    for (WriteBehind.Entry e : batch) {
+      ReentrantReadWriteLock stripe = stripes[(int) (e.block & (STRIPES - 1))];
+      stripe.writeLock().lock();
+      try {
+        applyHeld(e);
+      } finally {
+        stripe.writeLock().unlock();
+      }
+    }
+  }
+
+  /** Applies the held blocks in [first, last], whose stripes the caller holds. */
+  private void settleHeld(long first, long last) throws IOException {
+    if (writeBehind.isEmpty()) {
+      return;
+    }
+    for (long b = first; b <= last; b++) {
+      WriteBehind.Entry e = writeBehind.get(b);
+      if (e != null) {
+        journal.sync(e.seq);
+        applyHeld(e);
+      }
+    }
+  }
+
+  /**
+   * Publishes a held block's copy, then writes its new bytes to the origin and forgets it.
+   * The caller holds the block's stripe and has made the copy's record durable. On failure
+   * the block stays held (reads still see the write) and the next commit tries again.
+   */
+  private void applyHeld(WriteBehind.Entry e) throws IOException {
+    if (writeBehind.get(e.block) != e) {
+      return; // a writer settling its range applied it meanwhile
+    }
+    e.snap.put(e.block, Snapshot.pack(e.slot, e.crc));
+    if (e.hi > e.lo) {
+      originFile.writeFully((e.block << blockShift) + e.lo, e.data.slice(e.lo, e.hi - e.lo));
+      writes.incrementAndGet();
+    }
+    writeBehind.remove(e);
+  }
+
+  /**
+   * Copies the old contents of {@code blocks[0..n)} (ascending) into the diff area: runs of
+   * adjacent blocks are read with one copy and written with one pwrite per run of adjacent
+   * slots. Fills {@code slots} and {@code crcs}, and {@code olds} (when not null) with a copy
+   * of each old block to hold the write behind. Nothing is journaled yet. Returns whether the
+   * write may be held: not when a block of a file origin was all zeros, because it may be a
+   * hole, and writing a hole needs disk space, so that write happens now and ENOSPC reaches
+   * the writer.
+   */
+  private boolean copyOld(Snapshot snap, long[] blocks, int n, int[] slots, int[] crcs, ByteBuffer[] olds) throws IOException {
+    boolean holdable = olds != null;
     int done = 0;
-    long seq = 0;
     ByteBuffer buf = copyBuffers.get();
     int perRun = buf.capacity() >>> blockShift;
     CRC32C crc = new CRC32C();
@@ -687,7 +839,17 @@ public final class Volume implements BlockDevice {
         }
         for (int k = i; k < j; k++) {
           ByteBuffer old = src.slice((k - i) << blockShift, blockLength(blocks[k]));
-          if (old.mismatch(ZEROS.slice(0, old.remaining())) == -1) {
+          boolean zero = old.mismatch(ZEROS.slice(0, old.remaining())) == -1;
+          if (holdable && zero && originIsFile) {
+            holdable = false;
+            for (int h = 0; h < k; h++) {
+              writeBehind.release(olds[h]);
+            }
+          }
+          if (holdable) {
+            olds[k] = writeBehind.buffer(old.remaining()).put(0, old, 0, old.remaining());
+          }
+          if (zero) {
             slots[k] = Snapshot.ZERO_SLOT; // nothing to copy: record "zeros"
             diff.unreserve(1);
           } else {
@@ -709,11 +871,12 @@ public final class Volume implements BlockDevice {
           }
           int from = (k - i) << blockShift;
           int to = m == j ? len : (m - i) << blockShift;
-          diff.write(slots[k], src.slice(from, to - from));
+          diff.write(slots[k], src.slice(from, to - from), !holdable || len >= DIRECT_COPY_MIN);
           k = m;
         }
         i = j;
       }
+      return holdable;
     } catch (IOException | RuntimeException e) {
       diff.unreserve(n - done);
       for (int k = 0; k < done; k++) {
@@ -723,8 +886,15 @@ public final class Volume implements BlockDevice {
       }
       throw e;
     }
-    // records only once every copy is written, so a failed copy never leaves a pending record
-    // naming a slot that is then freed and reused
+  }
+
+  /**
+   * Journals the copies made by {@link #copyOld} with one group-commit sync and publishes them.
+   * Records are appended only once every copy is written, so a failed copy never leaves a
+   * pending record naming a slot that is then freed and reused.
+   */
+  private void commitCopies(Snapshot snap, long[] blocks, int n, int[] slots, int[] crcs) throws IOException {
+    long seq = 0;
     for (int k = 0; k < n; k++) {
       JournalRecord.Cow rec = new JournalRecord.Cow(snap.id, blocks[k], slots[k], crcs[k]);
       if (slots[k] == Snapshot.ZERO_SLOT) {
@@ -751,6 +921,7 @@ public final class Volume implements BlockDevice {
     hold.writeLock().lock();
     try {
       ensureOpen();
+      writeBehind.drain(); // held blocks belong to the newest snapshot, which may go
       if (diskFull && !snapshots.isEmpty()) {
         deleteOldestForSpace("the filesystem holding the diff area " + diffPath + " is full", slots);
       }
@@ -764,7 +935,7 @@ public final class Volume implements BlockDevice {
 
   private void deleteOldestForSpace(String why, int slots) throws IOException {
     Snapshot oldest = snapshots.get(0);
-    SnapshotInfo info = oldest.info(blockSize);
+    SnapshotInfo info = info(oldest);
     LOG.warn("{}: {}, {} more bytes needed: deleting the oldest snapshot '{}' so that writes can continue",
         name(), why, (long) slots * blockSize, oldest.name);
     deleteLocked(oldest);
@@ -790,6 +961,7 @@ public final class Volume implements BlockDevice {
   }
 
   private void flushOrigin() throws IOException {
+    writeBehind.drain();
     long upTo = writes.get();
     if (flushedWrites.get() >= upTo) {
       return;
@@ -878,7 +1050,7 @@ public final class Volume implements BlockDevice {
       }
       List<SnapshotInfo> out = new ArrayList<>();
       for (Volume v : volumes) {
-        out.add(v.byId(id).info(v.blockSize));
+        out.add(v.info(v.byId(id)));
       }
       return out;
     } finally {
@@ -899,20 +1071,21 @@ public final class Volume implements BlockDevice {
     ensureOpen();
     List<SnapshotInfo> out = new ArrayList<>();
     for (Snapshot s : snapshots) {
-      out.add(s.info(blockSize));
+      out.add(info(s));
     }
     return out;
   }
 
   public SnapshotInfo snapshot(String name) throws SnapshotNotFoundException {
     ensureOpen();
-    return require(name).info(blockSize);
+    return info(require(name));
   }
 
   public void deleteSnapshot(String name) throws IOException {
     hold.writeLock().lock();
     try {
       ensureOpen();
+      writeBehind.drain();
       deleteLocked(require(name));
       maybeFold();
     } finally {
@@ -946,6 +1119,7 @@ public final class Volume implements BlockDevice {
     hold.readLock().lock();
     try {
       ensureOpen();
+      writeBehind.drain(); // held blocks are changed but not yet in the tables
       Snapshot a = require(from);
       Snapshot b = to == null ? null : require(to);
       if (b != null && b.id < a.id) {
@@ -991,6 +1165,7 @@ public final class Volume implements BlockDevice {
     hold.readLock().lock();
     try {
       ensureOpen();
+      writeBehind.drain();
       List<Extent> out = new ArrayList<>();
       if (snapshot == null) {
         originAllocation(offset, offset + length, out);
@@ -1083,14 +1258,14 @@ public final class Volume implements BlockDevice {
       List<SnapshotInfo> deleted = new ArrayList<>();
       for (Snapshot s : snapshots) {
         if (s.id > target.id) {
-          deleted.add(s.info(blockSize));
+          deleted.add(info(s));
         }
       }
       long bytes = 0;
       for (Range r : changedRanges(name, null)) {
         bytes += r.length();
       }
-      return new RevertPlan(target.info(blockSize), deleted, bytes);
+      return new RevertPlan(info(target), deleted, bytes);
     } finally {
       hold.readLock().unlock();
     }
@@ -1107,6 +1282,7 @@ public final class Volume implements BlockDevice {
     try {
       ensureOpen();
       Snapshot target = require(name);
+      writeBehind.drain();
       journal.commit(new JournalRecord.RevertBegin(target.id));
       List<Snapshot> newer = new ArrayList<>();
       for (Snapshot s : snapshots) {
@@ -1244,6 +1420,7 @@ public final class Volume implements BlockDevice {
 
   /** Writes the full state as checkpoint generation+1, then empties the journal. */
   private void fold() throws IOException {
+    writeBehind.drain(); // a held block's record must not be dropped with the journal
     long next = generation + 1;
     Checkpoint.write(dir, new Checkpoint.State(next, nextId, -1, snapshots));
     journal.reset(next);
@@ -1251,6 +1428,17 @@ public final class Volume implements BlockDevice {
   }
 
   // ---------------------------------------------------------------- lookups
+
+  /** What is known of {@code s}, counting its blocks held behind (see WriteBehind). */
+  private SnapshotInfo info(Snapshot s) {
+    SnapshotInfo i;
+    int held;
+    synchronized (s) { // no block is published between the two counts
+      i = s.info(blockSize);
+      held = writeBehind.slotsHeldFor(s);
+    }
+    return held == 0 ? i : new SnapshotInfo(i.id(), i.name(), i.created(), i.diffBytes() + (long) held * blockSize, i.setId());
+  }
 
   private Snapshot find(String name) {
     for (Snapshot s : snapshots) {

@@ -15,6 +15,7 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Set;
@@ -435,6 +436,11 @@ final class Connection implements Runnable {
   /** Bytes to write, and what to release once they are written (or dropped). */
   private record Reply(ByteBuffer[] buffers, Runnable after) {}
 
+  /** A gathering write takes at most this many buffers (IOV_MAX is 1024) ... */
+  private static final int MAX_BATCH_BUFFERS = 256;
+  /** ... and stops adding replies once it holds this many bytes. */
+  private static final long MAX_BATCH_BYTES = 4L << 20;
+
   /** Tells the reply thread to stop. */
   private static final Reply END = new Reply(new ByteBuffer[0], () -> {});
 
@@ -457,8 +463,13 @@ final class Connection implements Runnable {
     }
   }
 
-  /** The reply thread: writes queued replies in order until END. */
+  /**
+   * The reply thread: writes queued replies in order until END. Replies that are ready
+   * together go out in one gathering write (a client with many requests in flight gets many
+   * replies per system call).
+   */
   private void writeReplies() {
+    List<Reply> batch = new ArrayList<>();
     while (true) {
       Reply r;
       try {
@@ -466,24 +477,56 @@ final class Connection implements Runnable {
       } catch (InterruptedException e) {
         continue; // only END stops this thread: the releases below must all run
       }
-      if (r == END) {
-        return;
+      boolean end = r == END;
+      int buffers = 0;
+      long bytes = 0;
+      while (!end) {
+        batch.add(r);
+        buffers += r.buffers().length;
+        for (ByteBuffer b : r.buffers()) {
+          bytes += b.remaining();
+        }
+        if (buffers >= MAX_BATCH_BUFFERS || bytes >= MAX_BATCH_BYTES || (r = replies.poll()) == null) {
+          break;
+        }
+        end = r == END;
       }
-      writeLock.lock();
-      try {
-        write(r);
-      } finally {
-        writeLock.unlock();
+      if (!batch.isEmpty()) {
+        writeLock.lock();
+        try {
+          write(batch);
+        } finally {
+          writeLock.unlock();
+        }
+        batch.clear();
+      }
+      if (end) {
+        return;
       }
     }
   }
 
   /** Writes one reply (unless the connection is broken) and releases what it held; caller holds writeLock. */
   private void write(Reply r) {
+    write(List.of(r));
+  }
+
+  /** Writes the replies in order with one gathering write and releases what they held; caller holds writeLock. */
+  private void write(List<Reply> batch) {
     try {
       if (!broken) {
         writeStarted = System.currentTimeMillis();
-        transport.write(r.buffers());
+        ByteBuffer[] all;
+        if (batch.size() == 1) {
+          all = batch.get(0).buffers();
+        } else {
+          List<ByteBuffer> list = new ArrayList<>();
+          for (Reply r : batch) {
+            list.addAll(Arrays.asList(r.buffers()));
+          }
+          all = list.toArray(new ByteBuffer[0]);
+        }
+        transport.write(all);
       }
     } catch (IOException | RuntimeException e) {
       broken = true;
@@ -491,7 +534,9 @@ final class Connection implements Runnable {
       closeQuietly();
     } finally {
       writeStarted = 0;
-      r.after().run();
+      for (Reply r : batch) {
+        r.after().run();
+      }
     }
   }
 

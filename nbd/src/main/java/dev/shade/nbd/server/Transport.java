@@ -39,9 +39,19 @@ abstract class Transport implements Closeable {
     throw new IOException("TLS is only available over TCP");
   }
 
-  /** Plain channel: reads and gathering writes straight from and to (direct) buffers. */
+  /**
+   * Plain channel. Reads go through a small read-ahead buffer: a client with requests in
+   * flight has several headers and small payloads waiting in the socket, and one read takes
+   * them all instead of two system calls per request. Payloads larger than the buffer are
+   * read straight into their destination. Gathering writes go straight from the buffers.
+   */
   static final class Plain extends Transport {
+    /** Read-ahead size: a few 4 KiB writes with their headers. */
+    static final int READ_AHEAD = 64 << 10;
+
     private final SocketChannel ch;
+    /** Bytes read from the socket and not yet consumed, between position and limit. */
+    private final ByteBuffer ahead = ByteBuffer.allocateDirect(READ_AHEAD).flip();
 
     Plain(SocketChannel ch) {
       this.ch = ch;
@@ -50,8 +60,22 @@ abstract class Transport implements Closeable {
     @Override
     void readFully(ByteBuffer dst) throws IOException {
       while (dst.hasRemaining()) {
-        if (ch.read(dst) < 0) {
-          throw new EOFException("peer closed the connection");
+        if (ahead.hasRemaining()) {
+          int n = Math.min(ahead.remaining(), dst.remaining());
+          dst.put(dst.position(), ahead, ahead.position(), n);
+          dst.position(dst.position() + n);
+          ahead.position(ahead.position() + n);
+        } else if (dst.remaining() >= READ_AHEAD) {
+          if (ch.read(dst) < 0) {
+            throw new EOFException("peer closed the connection");
+          }
+        } else {
+          ahead.clear();
+          int n = ch.read(ahead);
+          ahead.flip();
+          if (n < 0) {
+            throw new EOFException("peer closed the connection");
+          }
         }
       }
     }
@@ -79,6 +103,11 @@ abstract class Transport implements Closeable {
 
     @Override
     Transport startTls(SSLContext ctx) throws IOException {
+      if (ahead.hasRemaining()) {
+        // bytes sent after STARTTLS but before its reply would be read as if they had come
+        // through TLS (the plaintext injection of CVE-2011-0411): refuse the connection
+        throw new IOException("the client sent " + ahead.remaining() + " bytes after STARTTLS before the server's reply");
+      }
       SocketAddress remote = ch.getRemoteAddress();
       if (!(remote instanceof InetSocketAddress)) {
         throw new IOException("TLS is only available over TCP");
