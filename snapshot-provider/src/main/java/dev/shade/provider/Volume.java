@@ -572,9 +572,29 @@ public final class Volume implements BlockDevice {
       int n = pieceLength(offset, src.remaining());
       ByteBuffer piece = src.slice(src.position(), n);
       long at = offset;
-      change(offset, n, () -> originFile.writeFully(at, piece.duplicate()), piece);
+      change(offset, n, () -> writeOrigin(at, piece), piece);
       src.position(src.position() + n);
       offset += n;
+    }
+  }
+
+  /**
+   * Origin writes are issued in aligned pieces of at most this many bytes. The page cache sizes
+   * the folios a write creates by the write's length (ext4 with large folios, Linux 6.x), and a
+   * later small write into a large folio costs much more. Measured here with fio over NBD, 4 KiB
+   * random writes on an origin filled with 1 MiB writes: 32k IOPS written whole, 50-54k in
+   * 256 KiB pieces, 64-72k in 64 KiB pieces (80-108k with the cache dropped). 1 MiB rewrites
+   * kept 0.93-0.95 of a raw file's speed in 256 KiB pieces, 0.87 in 64 KiB pieces.
+   */
+  static final int ORIGIN_PIECE = 256 << 10;
+
+  /** Writes {@code src} to the origin at {@code at} in {@link #ORIGIN_PIECE}s, leaving {@code src} untouched. */
+  private void writeOrigin(long at, ByteBuffer src) throws IOException {
+    int len = src.remaining();
+    for (int done = 0; done < len; ) {
+      int n = (int) Math.min(len - done, ORIGIN_PIECE - ((at + done) & (ORIGIN_PIECE - 1)));
+      originFile.writeFully(at + done, src.slice(src.position() + done, n));
+      done += n;
     }
   }
 
@@ -668,7 +688,10 @@ public final class Volume implements BlockDevice {
           }
           if (n == 0 || diff.tryReserve(n)) {
             try {
-              if (data != null && writeBehind.hasRoom(n)) {
+              // small first writes are held; a large copy is bandwidth the writer waits for
+              // anyway, and holding would only add two memory copies of its blocks
+              if (data != null && n > 0 && (long) n * blockSize < DIRECT_COPY_MIN && writeBehind.hasRoom(n)
+                  || data != null && n == 0 && !writeBehind.isEmpty()) {
                 writeBehind(newest, need, n, offset, data, change);
               } else {
                 settleHeld(first, last);
@@ -739,7 +762,7 @@ public final class Volume implements BlockDevice {
           runStart = pos;
         }
       } else if (runStart >= 0) {
-        originFile.writeFully(runStart, data.slice((int) (runStart - offset), (int) (pos - runStart)));
+        writeOrigin(runStart, data.slice((int) (runStart - offset), (int) (pos - runStart)));
         writes.incrementAndGet();
         runStart = -1;
       }

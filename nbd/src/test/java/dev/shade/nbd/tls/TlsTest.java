@@ -312,6 +312,29 @@ class TlsTest {
     awaitNoConnections();
   }
 
+  @Test
+  void starttls_withBytesSentBehindItBeforeTheReply_isClosedAtOnce() throws Exception {
+    // Bytes a client sends after STARTTLS but before the server's reply must not be taken as
+    // if they had come through TLS (the plaintext injection of CVE-2011-0411). They would
+    // sit in the server's read-ahead, unseen by the TLS layer, which would then wait for the
+    // whole 30 s handshake timeout: the server closes at once instead.
+    requirePki();
+    InetSocketAddress a = start(pki.serverKeyPkcs8, Duration.ofSeconds(30));
+    try (NbdTestClient c = NbdTestClient.connect(a)) {
+      c.handshake(FLAG_C_FIXED_NEWSTYLE | FLAG_C_NO_ZEROES);
+      byte[] clientHelloStart = {0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5};
+      ByteBuffer b = ByteBuffer.allocate(16 + clientHelloStart.length);
+      b.putLong(IHAVEOPT).putInt(OPT_STARTTLS).putInt(0).put(clientHelloStart);
+      long t0 = System.nanoTime();
+      c.sendRaw(b.array());
+      byte[] got = c.drainUntilClosed();
+      long ms = (System.nanoTime() - t0) / 1_000_000;
+      assertTrue(ms < 5000, "closed " + ms + " ms after STARTTLS with bytes behind it");
+      assertTrue(got.length <= 20, "at most the STARTTLS reply before closing, got " + got.length + " bytes");
+    }
+    awaitNoConnections();
+  }
+
   private static SSLContext trustOnly(Path ca) throws IOException, GeneralSecurityException {
     KeyStore ts = KeyStore.getInstance("PKCS12");
     ts.load(null, null);
