@@ -636,9 +636,9 @@ final class Connection implements Runnable {
   private void handle(Request r) {
     Export e = export;
     try {
-      String invalid = validate(r, e);
+      Invalid invalid = validate(r, e);
       if (invalid != null) {
-        reply(r, invalid.startsWith("read-only") ? EPERM : EINVAL, invalid);
+        reply(r, invalid.error(), invalid.message());
         return;
       }
       boolean fua = (r.flags() & CMD_FLAG_FUA) != 0;
@@ -696,45 +696,77 @@ final class Connection implements Runnable {
   }
 
   /** Why the request is refused, or null; "read-only" prefixes EPERM cases. */
-  private String validate(Request r, Export e) {
+  /** Why a request is refused: the NBD error and a message for the log. */
+  private record Invalid(int error, String message) {}
+
+  /** The flags each command may carry (FUA is accepted on every command and ignored where it means nothing). */
+  private static int flagsFor(int type) {
+    switch (type) {
+      case CMD_READ:
+        return CMD_FLAG_FUA | CMD_FLAG_DF;
+      case CMD_WRITE_ZEROES:
+        return CMD_FLAG_FUA | CMD_FLAG_NO_HOLE | CMD_FLAG_FAST_ZERO;
+      case CMD_BLOCK_STATUS:
+        return CMD_FLAG_FUA | CMD_FLAG_REQ_ONE;
+      default:
+        return CMD_FLAG_FUA;
+    }
+  }
+
+  /**
+   * Checks a request before anything is touched, as doc/proto.md asks: EINVAL for unknown
+   * commands, flags that do not apply to the command, and reads and trims past the end;
+   * ENOSPC for writes and zeroing past the end (the protocol's SHOULDs, as nbdkit does); EPERM
+   * for changes to a read-only export.
+   */
+  private Invalid validate(Request r, Export e) {
     if ((r.flags() & ~KNOWN_FLAGS) != 0) {
-      return "unknown command flags 0x" + Integer.toHexString(r.flags());
+      return new Invalid(EINVAL, "unknown command flags 0x" + Integer.toHexString(r.flags()));
+    }
+    if (r.type() <= CMD_WRITE_ZEROES || r.type() == CMD_BLOCK_STATUS) {
+      int stray = r.flags() & ~flagsFor(r.type());
+      if (stray != 0) {
+        return new Invalid(EINVAL, "command flags 0x" + Integer.toHexString(stray) + " do not apply to command " + r.type());
+      }
     }
     switch (r.type()) {
       case CMD_READ:
         if (r.length() > MAX_PAYLOAD) {
-          return "READ of " + r.length() + " bytes exceeds the " + MAX_PAYLOAD + " byte maximum";
+          return new Invalid(EINVAL, "READ of " + r.length() + " bytes exceeds the " + MAX_PAYLOAD + " byte maximum");
         }
-        return range(r, e);
+        if ((r.flags() & CMD_FLAG_DF) != 0 && !structured) {
+          return new Invalid(EINVAL, "DF needs structured replies");
+        }
+        return range(r, e, EINVAL);
       case CMD_WRITE:
       case CMD_TRIM:
       case CMD_WRITE_ZEROES:
         if (e.readOnly) {
-          return "read-only export " + e.name;
+          return new Invalid(EPERM, "read-only export " + e.name);
         }
         if (r.type() == CMD_WRITE_ZEROES && (r.flags() & CMD_FLAG_FAST_ZERO) != 0) {
-          return "fast zero is not offered by this server";
+          return new Invalid(EINVAL, "fast zero is not offered by this server");
         }
-        return range(r, e);
+        return range(r, e, r.type() == CMD_TRIM ? EINVAL : ENOSPC);
       case CMD_FLUSH:
         return null;
       case CMD_BLOCK_STATUS:
         if (!structured || contexts.isEmpty()) {
-          return "BLOCK_STATUS needs structured replies and a meta context";
+          return new Invalid(EINVAL, "BLOCK_STATUS needs structured replies and a meta context");
         }
         if (r.length() == 0) {
-          return "BLOCK_STATUS of length 0";
+          return new Invalid(EINVAL, "BLOCK_STATUS of length 0");
         }
-        return range(r, e);
+        return range(r, e, EINVAL);
       default:
-        return "unsupported command " + r.type();
+        return new Invalid(EINVAL, "unsupported command " + r.type());
     }
   }
 
-  private static String range(Request r, Export e) {
+  private static Invalid range(Request r, Export e, int error) {
     long size = e.size();
     if (r.offset() < 0 || r.offset() > size || r.length() > size - r.offset()) {
-      return "offset " + Long.toUnsignedString(r.offset()) + " + length " + r.length() + " is past the end of " + e.name + " (" + size + " bytes)";
+      return new Invalid(error, "offset " + Long.toUnsignedString(r.offset()) + " + length " + r.length() + " is past the end of " + e.name + " (" + size + " bytes)");
     }
     return null;
   }

@@ -4,12 +4,17 @@ import static dev.shade.nbd.interop.Served.filled;
 import static dev.shade.nbd.interop.Served.random;
 import static dev.shade.nbd.interop.Served.read;
 import static dev.shade.nbd.interop.Served.write;
+import static dev.shade.nbd.protocol.Nbd.CMD_FLAG_DF;
+import static dev.shade.nbd.protocol.Nbd.CMD_FLAG_FUA;
+import static dev.shade.nbd.protocol.Nbd.CMD_FLAG_NO_HOLE;
 import static dev.shade.nbd.protocol.Nbd.CMD_FLAG_REQ_ONE;
+import static dev.shade.nbd.protocol.Nbd.CMD_FLUSH;
 import static dev.shade.nbd.protocol.Nbd.CMD_READ;
 import static dev.shade.nbd.protocol.Nbd.CMD_WRITE;
 import static dev.shade.nbd.protocol.Nbd.EINVAL;
-import static dev.shade.nbd.protocol.Nbd.EPERM;
 import static dev.shade.nbd.protocol.Nbd.EIO;
+import static dev.shade.nbd.protocol.Nbd.ENOSPC;
+import static dev.shade.nbd.protocol.Nbd.EPERM;
 import static dev.shade.nbd.protocol.Nbd.FLAG_CAN_MULTI_CONN;
 import static dev.shade.nbd.protocol.Nbd.FLAG_HAS_FLAGS;
 import static dev.shade.nbd.protocol.Nbd.FLAG_READ_ONLY;
@@ -124,8 +129,9 @@ class RawRequestsInteropTest {
       }
     }
     try (RawClient c = RawClient.connect(served.address(), "vol", structured)) {
-      assertEquals(EINVAL, c.write(SIZE - 1, filled(0xee, 2)).error(), "WRITE across the end of vol");
-      assertEquals(EINVAL, c.writeZeroes(SIZE, 1).error(), "WRITE_ZEROES past the end of vol");
+      // doc/proto.md: a server SHOULD answer ENOSPC to writes past the end, EINVAL to reads and trims
+      assertEquals(ENOSPC, c.write(SIZE - 1, filled(0xee, 2)).error(), "WRITE across the end of vol");
+      assertEquals(ENOSPC, c.writeZeroes(SIZE, 1).error(), "WRITE_ZEROES past the end of vol");
       assertEquals(EINVAL, c.trim(SIZE - LEN, 2 * LEN).error(), "TRIM across the end of vol");
     }
     assertArrayEquals(tail, read(volume, SIZE - LEN, LEN), "the last 4 KiB of the origin after the refused requests");
@@ -210,6 +216,21 @@ class RawRequestsInteropTest {
     }
     assertEquals(c.contextIds().keySet(), out.keySet(), "a chunk for every selected context");
     return out;
+  }
+
+  @Test
+  void flagsOnCommandsTheyDoNotApplyTo_refusedWithEinval() throws Exception {
+    try (RawClient c = RawClient.connect(served.address(), "vol", true)) {
+      assertEquals(EINVAL, c.request(CMD_READ, CMD_FLAG_REQ_ONE, 0, LEN, null).error(), "REQ_ONE on READ");
+      assertEquals(EINVAL, c.request(CMD_FLUSH, CMD_FLAG_DF, 0, 0, null).error(), "DF on FLUSH");
+      assertEquals(EINVAL, c.request(CMD_WRITE, CMD_FLAG_NO_HOLE, 0, LEN, filled(1, LEN)).error(), "NO_HOLE on WRITE");
+      assertEquals(0, c.request(CMD_READ, CMD_FLAG_DF, 0, LEN, null).error(), "DF on READ with structured replies");
+      assertEquals(0, c.request(CMD_WRITE, CMD_FLAG_FUA, 0, LEN, filled(1, LEN)).error(), "FUA on WRITE");
+    }
+    try (RawClient c = RawClient.connect(served.address(), "vol", false)) {
+      assertEquals(EINVAL, c.request(CMD_READ, CMD_FLAG_DF, 0, LEN, null).error(), "DF on READ without structured replies");
+      assertEquals(0, c.read(0, LEN).error(), "the same connection goes on");
+    }
   }
 
   @Test
