@@ -299,16 +299,17 @@ final class DiffArea implements Closeable {
 
   /**
    * Copies {@code src} into the slot: with a direct write when {@code direct} and aligned,
-   * otherwise into the page cache, for the journal's sync to write back (see above).
+   * otherwise into the page cache, for the journal's sync to write back (see above). Returns
+   * whether the copy went direct (it is then on the device, though not yet flushed).
    */
-  void write(int slot, ByteBuffer src, boolean direct) throws IOException {
+  boolean write(int slot, ByteBuffer src, boolean direct) throws IOException {
     long at = offset(slot);
     FileHandle d = this.direct;
     if (direct && d != null && src.isDirect() && (at | src.remaining()) % DIRECT_ALIGN == 0 && src.alignmentOffset(src.position(), DIRECT_ALIGN) == 0) {
       try {
         d.writeFully(at, src.duplicate());
         src.position(src.limit());
-        return;
+        return true;
       } catch (ErrnoException e) {
         if (e.errno() != Errno.EINVAL) {
           throw e;
@@ -318,6 +319,7 @@ final class DiffArea implements Closeable {
       }
     }
     file.writeFully(at, src);
+    return false;
   }
 
   /** Reads {@code dst.remaining()} bytes from the slot starting at {@code within}. */

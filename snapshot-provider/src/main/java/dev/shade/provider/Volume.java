@@ -112,6 +112,8 @@ public final class Volume implements BlockDevice {
   private final Path diffPath;
   private final Journal journal;
   private final WriteBehind writeBehind;
+  /** Whether the diff area and the journal share a device: the journal's flush then covers direct copies. */
+  private final boolean diffOnJournalDevice;
   private final ReentrantReadWriteLock hold = new ReentrantReadWriteLock(true);
   private final ReentrantReadWriteLock[] stripes = new ReentrantReadWriteLock[STRIPES];
   /**
@@ -187,6 +189,7 @@ public final class Volume implements BlockDevice {
     }
     diff.afterRecovery();
     boolean oneDevice = sameDevice(diffPath, journalFile.path());
+    this.diffOnJournalDevice = oneDevice;
     this.journal = new Journal(journalFile, generation, replay.stale() ? 0 : replay.end(),
         replay.frames(), new Journal.ForceHook() {
           @Override
@@ -698,8 +701,9 @@ public final class Volume implements BlockDevice {
                 if (n > 0) {
                   int[] slots = new int[n];
                   int[] crcs = new int[n];
-                  copyOld(newest, need, n, slots, crcs, null);
-                  commitCopies(newest, need, n, slots, crcs);
+                  boolean[] direct = new boolean[n];
+                  copyOld(newest, need, n, slots, crcs, direct, null);
+                  commitCopies(newest, need, n, slots, crcs, direct);
                 }
                 change.apply();
                 writes.incrementAndGet();
@@ -734,9 +738,10 @@ public final class Volume implements BlockDevice {
     if (n > 0) {
       int[] slots = new int[n];
       int[] crcs = new int[n];
+      boolean[] direct = new boolean[n];
       ByteBuffer[] olds = new ByteBuffer[n];
-      if (!copyOld(newest, need, n, slots, crcs, olds)) {
-        commitCopies(newest, need, n, slots, crcs);
+      if (!copyOld(newest, need, n, slots, crcs, direct, olds)) {
+        commitCopies(newest, need, n, slots, crcs, direct);
         settleHeld(offset >>> blockShift, (offset + data.remaining() - 1) >>> blockShift);
         change.apply();
         writes.incrementAndGet();
@@ -745,7 +750,8 @@ public final class Volume implements BlockDevice {
       synchronized (writeBehind) {
         for (int k = 0; k < n; k++) {
           long at = diff.offset(slots[k]);
-          long seq = journal.append(new JournalRecord.Cow(newest.id, need[k], slots[k], crcs[k]), at, at + blockLength(need[k]));
+          JournalRecord.Cow rec = new JournalRecord.Cow(newest.id, need[k], slots[k], crcs[k]);
+          long seq = direct[k] && diffOnJournalDevice ? journal.append(rec) : journal.append(rec, at, at + blockLength(need[k]));
           writeBehind.add(new WriteBehind.Entry(need[k], newest, slots[k], crcs[k], seq, olds[k]));
         }
       }
@@ -834,7 +840,8 @@ public final class Volume implements BlockDevice {
    * hole, and writing a hole needs disk space, so that write happens now and ENOSPC reaches
    * the writer.
    */
-  private boolean copyOld(Snapshot snap, long[] blocks, int n, int[] slots, int[] crcs, ByteBuffer[] olds) throws IOException {
+  private boolean copyOld(Snapshot snap, long[] blocks, int n, int[] slots, int[] crcs, boolean[] direct, ByteBuffer[] olds)
+      throws IOException {
     boolean holdable = olds != null;
     int done = 0;
     ByteBuffer buf = copyBuffers.get();
@@ -894,7 +901,8 @@ public final class Volume implements BlockDevice {
           }
           int from = (k - i) << blockShift;
           int to = m == j ? len : (m - i) << blockShift;
-          diff.write(slots[k], src.slice(from, to - from), !holdable || len >= DIRECT_COPY_MIN);
+          boolean went = diff.write(slots[k], src.slice(from, to - from), !holdable || len >= DIRECT_COPY_MIN);
+          Arrays.fill(direct, k, m, went);
           k = m;
         }
         i = j;
@@ -916,12 +924,12 @@ public final class Volume implements BlockDevice {
    * Records are appended only once every copy is written, so a failed copy never leaves a
    * pending record naming a slot that is then freed and reused.
    */
-  private void commitCopies(Snapshot snap, long[] blocks, int n, int[] slots, int[] crcs) throws IOException {
+  private void commitCopies(Snapshot snap, long[] blocks, int n, int[] slots, int[] crcs, boolean[] direct) throws IOException {
     long seq = 0;
     for (int k = 0; k < n; k++) {
       JournalRecord.Cow rec = new JournalRecord.Cow(snap.id, blocks[k], slots[k], crcs[k]);
-      if (slots[k] == Snapshot.ZERO_SLOT) {
-        seq = journal.append(rec); // no copy to make durable
+      if (slots[k] == Snapshot.ZERO_SLOT || direct[k] && diffOnJournalDevice) {
+        seq = journal.append(rec); // no copy, or one already on the device: the journal's flush covers it
       } else {
         long at = diff.offset(slots[k]);
         seq = journal.append(rec, at, at + blockLength(blocks[k]));
@@ -1277,6 +1285,7 @@ public final class Volume implements BlockDevice {
     hold.readLock().lock();
     try {
       ensureOpen();
+      writeBehind.drain(); // held blocks count among the bytes a revert copies back
       Snapshot target = require(name);
       List<SnapshotInfo> deleted = new ArrayList<>();
       for (Snapshot s : snapshots) {
