@@ -516,28 +516,48 @@ public final class Volume implements BlockDevice {
     }
   }
 
-  /** Reads block by block, held blocks from memory (under their stripe, so never half-applied). */
+  /** Reads held blocks from memory, the others from the origin. */
   private void readHeld(long offset, ByteBuffer dst) throws IOException {
+    readByBlock(offset, dst, (b, within, at, piece) -> {
+      WriteBehind.Entry e = writeBehind.get(b);
+      if (e != null) {
+        piece.put(0, e.data, within, piece.remaining());
+      } else {
+        origin.read(at, piece);
+      }
+    });
+  }
+
+  @FunctionalInterface
+  private interface BlockRead {
+    /** Fills {@code piece} with the bytes at {@code at}, which lie {@code within} bytes into block {@code b}. */
+    void read(long b, int within, long at, ByteBuffer piece) throws IOException;
+  }
+
+  /**
+   * Reads [offset, offset + dst.remaining()) block by block, each piece under its block's
+   * stripe read lock, so a reader never sees a block between a copy and the overwrite (or a
+   * held block half applied).
+   */
+  private void readByBlock(long offset, ByteBuffer dst, BlockRead read) throws IOException {
     while (dst.hasRemaining()) {
       long b = offset >>> blockShift;
       int within = (int) (offset & (blockSize - 1));
       int n = Math.min(dst.remaining(), blockLength(b) - within);
-      ByteBuffer piece = dst.slice(dst.position(), n);
-      ReentrantReadWriteLock stripe = stripes[(int) (b & (STRIPES - 1))];
+      ReentrantReadWriteLock stripe = stripe(b);
       stripe.readLock().lock();
       try {
-        WriteBehind.Entry e = writeBehind.get(b);
-        if (e != null) {
-          piece.put(0, e.data, within, n);
-        } else {
-          origin.read(offset, piece);
-        }
+        read.read(b, within, offset, dst.slice(dst.position(), n));
       } finally {
         stripe.readLock().unlock();
       }
       dst.position(dst.position() + n);
       offset += n;
     }
+  }
+
+  private ReentrantReadWriteLock stripe(long block) {
+    return stripes[(int) (block & (STRIPES - 1))];
   }
 
   /**
@@ -790,7 +810,7 @@ public final class Volume implements BlockDevice {
   private void commitHeld(List<WriteBehind.Entry> batch, long upToSeq) throws IOException {
     journal.sync(upToSeq); // every copy of the batch and its record are durable: the origin may change
     for (WriteBehind.Entry e : batch) {
-      ReentrantReadWriteLock stripe = stripes[(int) (e.block & (STRIPES - 1))];
+      ReentrantReadWriteLock stripe = stripe(e.block);
       stripe.writeLock().lock();
       try {
         applyHeld(e);
@@ -1581,28 +1601,16 @@ public final class Volume implements BlockDevice {
         if (from < 0) {
           throw new SnapshotNotFoundException(name(), snap.name);
         }
-        while (dst.hasRemaining()) {
-          long b = offset >>> blockShift;
-          int within = (int) (offset & (blockSize - 1));
-          int n = Math.min(dst.remaining(), blockLength(b) - within);
-          ByteBuffer piece = dst.slice(dst.position(), n);
-          ReentrantReadWriteLock stripe = stripes[(int) (b & (STRIPES - 1))];
-          stripe.readLock().lock();
-          try {
-            long packed = resolve(snaps, from, b);
-            if (packed == -1) {
-              origin.read(offset, piece);
-            } else if (Snapshot.isZero(packed)) {
-              piece.put(ZEROS.slice(0, n));
-            } else {
-              diff.read(Snapshot.slot(packed), within, piece);
-            }
-          } finally {
-            stripe.readLock().unlock();
+        readByBlock(offset, dst, (b, within, at, piece) -> {
+          long packed = resolve(snaps, from, b);
+          if (packed == -1) {
+            origin.read(at, piece);
+          } else if (Snapshot.isZero(packed)) {
+            piece.put(ZEROS.slice(0, piece.remaining()));
+          } else {
+            diff.read(Snapshot.slot(packed), within, piece);
           }
-          dst.position(dst.position() + n);
-          offset += n;
-        }
+        });
       } finally {
         hold.readLock().unlock();
       }
