@@ -569,6 +569,21 @@ public final class Volume implements BlockDevice {
   }
 
   /**
+   * A read-only view straight onto the origin's page cache for [offset, offset+length), or
+   * null when that is not to be had cheaply (not all resident, writes held behind, crossing a
+   * mapping chunk). For servers that send cached data without copying it first. The view is
+   * valid until the volume is closed, and it is the live origin: a write that lands before the
+   * view is read shows through, as for any read concurrent with a write.
+   */
+  public ByteBuffer residentView(long offset, int length) {
+    if (closed || length <= 0 || offset < 0 || offset > size - length || !writeBehind.isEmpty()
+        || !origin.isResident(offset, length)) {
+      return null;
+    }
+    return origin.view(offset, length);
+  }
+
+  /**
    * Whether a write to the range would first have to preserve old contents (a copy and a
    * journal sync). A hint, read without locks, for servers deciding where to run a write; the
    * write itself decides again under its locks.

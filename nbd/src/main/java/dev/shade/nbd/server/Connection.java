@@ -773,18 +773,24 @@ final class Connection implements Runnable {
 
   private void read(Request r, Export e) throws IOException {
     int len = (int) r.length();
-    ByteBuffer data = server.buffers().take(len);
-    try {
-      e.source.read(r.offset(), data);
-    } catch (IOException | RuntimeException | Error ex) {
-      server.buffers().give(data);
-      throw ex;
+    // cached origin bytes go to the socket straight from the page cache: one copy (into the
+    // socket), where reading into a buffer first makes two
+    ByteBuffer view = len > 0 ? e.residentView(r.offset(), len) : null;
+    ByteBuffer data = view != null ? null : server.buffers().take(len);
+    if (view == null) {
+      try {
+        e.source.read(r.offset(), data);
+      } catch (IOException | RuntimeException | Error ex) {
+        server.buffers().give(data);
+        throw ex;
+      }
+      data.flip();
     }
-    data.flip();
+    ByteBuffer payload = view != null ? view : data;
     if (!structured) {
       ByteBuffer h = ByteBuffer.allocate(16);
       h.putInt(SIMPLE_REPLY_MAGIC).putInt(0).putLong(r.cookie()).flip();
-      send(r, data, h, data);
+      send(r, data, h, payload);
     } else if (len == 0) {
       server.buffers().give(data);
       send(r, null, chunkHeader(r.cookie(), REPLY_FLAG_DONE, REPLY_TYPE_NONE, 0));
@@ -792,7 +798,7 @@ final class Connection implements Runnable {
       ByteBuffer h = ByteBuffer.allocate(28);
       h.putInt(STRUCTURED_REPLY_MAGIC).putShort((short) REPLY_FLAG_DONE).putShort((short) REPLY_TYPE_OFFSET_DATA)
           .putLong(r.cookie()).putInt(8 + len).putLong(r.offset()).flip();
-      send(r, data, h, data);
+      send(r, data, h, payload);
     }
   }
 

@@ -7,6 +7,7 @@ import dev.shade.provider.Range;
 import dev.shade.provider.SnapshotInfo;
 import dev.shade.provider.Volume;
 import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.time.format.DateTimeFormatter;
 import java.util.List;
 
@@ -67,6 +68,11 @@ final class Export {
   /** Whether a read of the range would be served from memory (no disk wait). */
   boolean cached(long offset, int length) {
     return volume.isCached(offset, length);
+  }
+
+  /** The origin's cached bytes of the range, to send without a copy; null for snapshots or when not cached. */
+  ByteBuffer residentView(long offset, int length) {
+    return snapshot == null ? volume.residentView(offset, length) : null;
   }
 
   List<Extent> allocation(long offset, long length) throws IOException {
