@@ -773,9 +773,11 @@ final class Connection implements Runnable {
 
   private void read(Request r, Export e) throws IOException {
     int len = (int) r.length();
-    // cached origin bytes go to the socket straight from the page cache: one copy (into the
-    // socket), where reading into a buffer first makes two
-    ByteBuffer view = len > 0 ? e.residentView(r.offset(), len) : null;
+    // Cached origin bytes go to a plain socket straight from the page cache: one copy (into the
+    // socket), where reading into a buffer first makes two. Only the kernel reads the view, so
+    // a view outliving its volume (a connection stuck past the shutdown deadline) is an EFAULT
+    // for that connection; TLS would read it in Java, so TLS keeps the copy.
+    ByteBuffer view = len > 0 && !transport.isTls() ? e.residentView(r.offset(), len) : null;
     ByteBuffer data = view != null ? null : server.buffers().take(len);
     if (view == null) {
       try {
