@@ -584,9 +584,9 @@ public final class Volume implements BlockDevice {
   }
 
   /**
-   * Whether a write to the range would first have to preserve old contents (a copy and a
-   * journal sync). A hint, read without locks, for servers deciding where to run a write; the
-   * write itself decides again under its locks.
+   * Whether a write to the range would first have to preserve old contents (a copy, and for
+   * large ones a journal sync) or lands on a block held behind. A hint, read without locks, for
+   * servers deciding where to run a write; the write itself decides again under its locks.
    */
   public boolean needsCopy(long offset, long length) {
     List<Snapshot> snaps = snapshots;
