@@ -784,9 +784,7 @@ public final class Volume implements BlockDevice {
       }
       synchronized (writeBehind) {
         for (int k = 0; k < n; k++) {
-          long at = diff.offset(slots[k]);
-          JournalRecord.Cow rec = new JournalRecord.Cow(newest.id, need[k], slots[k], crcs[k]);
-          long seq = direct[k] && diffOnJournalDevice ? journal.append(rec) : journal.append(rec, at, at + blockLength(need[k]));
+          long seq = appendCow(newest, need[k], slots[k], crcs[k], direct[k]);
           writeBehind.add(new WriteBehind.Entry(need[k], newest, slots[k], crcs[k], seq, olds[k]));
         }
       }
@@ -871,9 +869,10 @@ public final class Volume implements BlockDevice {
    * adjacent blocks are read with one copy and written with one pwrite per run of adjacent
    * slots. Fills {@code slots} and {@code crcs}, and {@code olds} (when not null) with a copy
    * of each old block to hold the write behind. Nothing is journaled yet. Returns whether the
-   * write may be held: not when a block of a file origin was all zeros, because it may be a
-   * hole, and writing a hole needs disk space, so that write happens now and ENOSPC reaches
-   * the writer.
+   * write may be held: not when part of the range is a hole of a file origin (SEEK_HOLE),
+   * because writing a hole needs disk space, so that write happens now and ENOSPC reaches the
+   * writer. Overwriting allocated blocks needs none on ext4; on filesystems that copy on write
+   * (btrfs, XFS reflinks) it can, and such an ENOSPC reaches the next flush instead.
    */
   private boolean copyOld(Snapshot snap, long[] blocks, int n, int[] slots, int[] crcs, boolean[] direct, ByteBuffer[] olds)
       throws IOException {
@@ -902,15 +901,18 @@ public final class Volume implements BlockDevice {
           originFile.readFully(start, buf);
           src = buf.flip();
         }
-        for (int k = i; k < j; k++) {
-          ByteBuffer old = src.slice((k - i) << blockShift, blockLength(blocks[k]));
-          boolean zero = old.mismatch(ZEROS.slice(0, old.remaining())) == -1;
-          if (holdable && zero && originIsFile) {
-            holdable = false;
-            for (int h = 0; h < k; h++) {
+        if (holdable && originIsFile) {
+          long hole = originFile.nextHole(start);
+          if (hole >= 0 && hole < end) {
+            holdable = false; // see above: this write may need disk space
+            for (int h = 0; h < i; h++) {
               writeBehind.release(olds[h]);
             }
           }
+        }
+        for (int k = i; k < j; k++) {
+          ByteBuffer old = src.slice((k - i) << blockShift, blockLength(blocks[k]));
+          boolean zero = old.mismatch(ZEROS.slice(0, old.remaining())) == -1;
           if (holdable) {
             olds[k] = writeBehind.buffer(old.remaining()).put(0, old, 0, old.remaining());
           }
@@ -955,6 +957,20 @@ public final class Volume implements BlockDevice {
   }
 
   /**
+   * Appends the record of one copy, naming the diff range the group commit must write back
+   * unless there is none: a "zeros" entry has no copy, and a direct copy is already on the
+   * device, where the journal's own flush covers it when both share the device.
+   */
+  private long appendCow(Snapshot snap, long block, int slot, int crc, boolean direct) {
+    JournalRecord.Cow rec = new JournalRecord.Cow(snap.id, block, slot, crc);
+    if (slot == Snapshot.ZERO_SLOT || direct && diffOnJournalDevice) {
+      return journal.append(rec);
+    }
+    long at = diff.offset(slot);
+    return journal.append(rec, at, at + blockLength(block));
+  }
+
+  /**
    * Journals the copies made by {@link #copyOld} with one group-commit sync and publishes them.
    * Records are appended only once every copy is written, so a failed copy never leaves a
    * pending record naming a slot that is then freed and reused.
@@ -962,13 +978,7 @@ public final class Volume implements BlockDevice {
   private void commitCopies(Snapshot snap, long[] blocks, int n, int[] slots, int[] crcs, boolean[] direct) throws IOException {
     long seq = 0;
     for (int k = 0; k < n; k++) {
-      JournalRecord.Cow rec = new JournalRecord.Cow(snap.id, blocks[k], slots[k], crcs[k]);
-      if (slots[k] == Snapshot.ZERO_SLOT || direct[k] && diffOnJournalDevice) {
-        seq = journal.append(rec); // no copy, or one already on the device: the journal's flush covers it
-      } else {
-        long at = diff.offset(slots[k]);
-        seq = journal.append(rec, at, at + blockLength(blocks[k]));
-      }
+      seq = appendCow(snap, blocks[k], slots[k], crcs[k], direct[k]);
     }
     // On failure the slots stay allocated until the volume is reopened: the frame may have
     // reached the disk, and a reused slot would corrupt the entry it names.
