@@ -3,6 +3,7 @@ package dev.shade.cli;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
+import dev.shade.provider.BlockSource;
 import dev.shade.provider.SnapshotInfo;
 import dev.shade.provider.Volume;
 import dev.shade.provider.VolumeException;
@@ -43,6 +44,21 @@ abstract class ShadeCommand implements Callable<Integer> {
   /** A progress display for long work named {@code label}, on stderr. */
   ProgressLine progress(String label) {
     return new ProgressLine(err(), label, terminal().interactive());
+  }
+
+  /**
+   * Writes {@code source} to the sparse image {@code file} with a progress line, then says what
+   * was written; {@code what} names the source for that line ("volume 'db'").
+   */
+  void exportImage(BlockSource source, Path file, boolean force, String what) throws IOException, CommandException {
+    ImageFiles.Exported result;
+    double secs;
+    try (ProgressLine progress = progress("export")) {
+      result = ImageFiles.copyOut(source, file, force, progress);
+      secs = progress.elapsedSeconds();
+    }
+    out().printf("Exported %s to %s: %s, of which %s data (the rest sparse), in %s.%n",
+        what, file, Sizes.format(result.size()), Sizes.format(result.dataBytes()), ProgressLine.duration(secs));
   }
 
   /** A usage error (exit 2) naming what is wrong with the command line. */

@@ -208,15 +208,7 @@ final class SnapshotCommand extends CommandGroup {
     @Override
     public Integer call() throws Exception {
       try (Volume v = openVolume(dir); BlockSource snapshot = v.openSnapshot(name)) {
-        ImageFiles.Exported result;
-        double secs;
-        try (ProgressLine progress = progress("export")) {
-          result = ImageFiles.copyOut(snapshot, file, force, progress);
-          secs = progress.elapsedSeconds();
-        }
-        out().printf("Exported snapshot '%s' of volume '%s' to %s: %s, of which %s data (the rest sparse), in %s.%n",
-            name, v.name(), file, Sizes.format(result.size()), Sizes.format(result.dataBytes()),
-            ProgressLine.duration(secs));
+        exportImage(snapshot, file, force, "snapshot '" + name + "' of volume '" + v.name() + "'");
       }
       return ExitCodes.OK;
     }

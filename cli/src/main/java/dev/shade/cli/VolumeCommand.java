@@ -249,14 +249,7 @@ final class VolumeCommand extends CommandGroup {
     @Override
     public Integer call() throws Exception {
       try (Volume v = openVolume(dir)) {
-        ImageFiles.Exported result;
-        double secs;
-        try (ProgressLine progress = progress("export")) {
-          result = ImageFiles.copyOut(v, file, force, progress);
-          secs = progress.elapsedSeconds();
-        }
-        out().printf("Exported volume '%s' to %s: %s, of which %s data (the rest sparse), in %s.%n",
-            v.name(), file, Sizes.format(result.size()), Sizes.format(result.dataBytes()), ProgressLine.duration(secs));
+        exportImage(v, file, force, "volume '" + v.name() + "'");
       }
       return ExitCodes.OK;
     }
