@@ -286,10 +286,13 @@ public final class NbdServer implements Closeable {
   private void reap() {
     long now = System.currentTimeMillis();
     for (Connection c : connections) {
+      // read once: the reply writer sets it back to 0 when a write ends, and a second read
+      // of 0 would make any write look 'now' milliseconds old
+      long writeStarted = c.writeStarted;
       if (c.handshaking && now - c.accepted > config.handshakeTimeout.toMillis()) {
         LOG.warn("connection {} from {}: no handshake within {} s; closing it", c.id, c.peer, config.handshakeTimeout.toSeconds());
         c.closeQuietly();
-      } else if (c.writeStarted != 0 && now - c.writeStarted > config.replyTimeout.toMillis()) {
+      } else if (writeStarted != 0 && now - writeStarted > config.replyTimeout.toMillis()) {
         LOG.warn("connection {} from {}: a reply could not be written for {} s (the client does not read); closing it", c.id, c.peer, config.replyTimeout.toSeconds());
         c.closeQuietly();
       } else if (!c.handshaking && c.inflightRequests() == 0 && now - c.lastActivity > config.idleTimeout.toMillis()) {
