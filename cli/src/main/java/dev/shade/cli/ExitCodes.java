@@ -1,13 +1,8 @@
 package dev.shade.cli;
 
+import dev.shade.requestor.control.ControlErrors;
 import java.io.PrintWriter;
 import java.io.UncheckedIOException;
-import java.nio.file.AccessDeniedException;
-import java.nio.file.DirectoryNotEmptyException;
-import java.nio.file.FileAlreadyExistsException;
-import java.nio.file.FileSystemException;
-import java.nio.file.NoSuchFileException;
-import java.nio.file.NotDirectoryException;
 import picocli.CommandLine;
 import picocli.CommandLine.IExecutionExceptionHandler;
 import picocli.CommandLine.IExitCodeExceptionMapper;
@@ -55,36 +50,16 @@ final class ExitCodes
 
   /** The message of {@code t} as one line an operator can act on. */
   static String describe(Throwable t) {
-    if (t instanceof UncheckedIOException && t.getCause() != null) {
-      return describe(t.getCause());
-    }
-    if (t instanceof FileSystemException fse && fse.getReason() == null) {
-      String file = fse.getFile();
-      if (t instanceof NoSuchFileException) {
-        return "no such file or directory: " + file;
-      } else if (t instanceof AccessDeniedException) {
-        return "permission denied: " + file;
-      } else if (t instanceof FileAlreadyExistsException) {
-        return "already exists: " + file;
-      } else if (t instanceof NotDirectoryException) {
-        return "not a directory: " + file;
-      } else if (t instanceof DirectoryNotEmptyException) {
-        return "directory not empty: " + file;
-      }
-    }
-    String message = t.getMessage();
-    if (message == null || message.isBlank()) {
-      message = t.getClass().getSimpleName() + (t.getCause() == null ? "" : ": " + describe(t.getCause()));
-    }
-    message = oneLine(message);
-    boolean expected = t instanceof java.io.IOException
-        || t instanceof IllegalArgumentException
-        || t instanceof CommandException;
-    return expected ? message : message + " (unexpected " + t.getClass().getSimpleName()
+    Throwable cause = t instanceof UncheckedIOException && t.getCause() != null ? t.getCause() : t;
+    String message = ControlErrors.describe(cause);
+    boolean expected = cause instanceof java.io.IOException
+        || cause instanceof IllegalArgumentException
+        || cause instanceof CommandException;
+    return expected ? message : message + " (unexpected " + cause.getClass().getSimpleName()
         + "; run with --verbose for the stack trace)";
   }
 
   private static String oneLine(String s) {
-    return s.strip().replaceAll("\\s*\\R\\s*", "; ");
+    return ControlErrors.oneLine(s);
   }
 }

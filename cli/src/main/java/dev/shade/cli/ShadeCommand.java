@@ -3,8 +3,8 @@ package dev.shade.cli;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
-import dev.shade.provider.BlockSource;
-import dev.shade.provider.SnapshotInfo;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.shade.provider.Volume;
 import dev.shade.provider.VolumeException;
 import java.io.IOException;
@@ -12,10 +12,9 @@ import java.io.PrintWriter;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.concurrent.Callable;
+import java.util.function.Function;
 import java.util.stream.Stream;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.ParameterException;
@@ -46,19 +45,30 @@ abstract class ShadeCommand implements Callable<Integer> {
     return new ProgressLine(err(), label, terminal().interactive());
   }
 
+  /** Arguments naming the volume in {@code dir}, for a command on that one volume. */
+  static ObjectNode volumeArgs(Path dir) {
+    return VolumeAccess.args().put("volume", VolumeAccess.ref(dir));
+  }
+
   /**
-   * Writes {@code source} to the sparse image {@code file} with a progress line, then says what
-   * was written; {@code what} names the source for that line ("volume 'db'").
+   * Runs the export {@code command} to the sparse image {@code file} with a progress line, then
+   * says what was written; {@code what} names the source for that line ("volume 'db'").
    */
-  void exportImage(BlockSource source, Path file, boolean force, String what) throws IOException, CommandException {
-    ImageFiles.Exported result;
-    double secs;
+  void exportImage(String command, ObjectNode args, Path dir, Path file, boolean force, boolean json,
+      Function<JsonNode, String> what) throws IOException, CommandException {
+    args.put("file", file.toAbsolutePath().toString()).put("force", force);
+    JsonNode doc;
     try (ProgressLine progress = progress("export")) {
-      result = ImageFiles.copyOut(source, file, force, progress);
-      secs = progress.elapsedSeconds();
+      doc = VolumeAccess.run(command, args, List.of(dir), progress);
+    }
+    if (json) {
+      printJson(doc);
+      return;
     }
     out().printf("Exported %s to %s: %s, of which %s data (the rest sparse), in %s.%n",
-        what, file, Sizes.format(result.size()), Sizes.format(result.dataBytes()), ProgressLine.duration(secs));
+        what.apply(doc), file, Sizes.format(doc.get("size").asLong()), Sizes.format(doc.get("dataBytes").asLong()),
+        ProgressLine.duration(doc.get("seconds").asDouble()));
+    out().flush();
   }
 
   /** A usage error (exit 2) naming what is wrong with the command line. */
@@ -131,16 +141,5 @@ abstract class ShadeCommand implements Callable<Integer> {
       }
     }
     return first;
-  }
-
-  /** The JSON form of a snapshot, shared by the commands that list or create them. */
-  static Map<String, Object> toJson(SnapshotInfo s) {
-    Map<String, Object> m = new LinkedHashMap<>();
-    m.put("name", s.name());
-    m.put("id", s.id());
-    m.put("created", s.created().toString());
-    m.put("diffBytes", s.diffBytes());
-    m.put("setId", s.setId());
-    return m;
   }
 }

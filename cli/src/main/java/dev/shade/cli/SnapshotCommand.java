@@ -1,18 +1,14 @@
 package dev.shade.cli;
 
-import dev.shade.provider.BlockSource;
-import dev.shade.provider.Range;
-import dev.shade.provider.SnapshotInfo;
-import dev.shade.provider.Volume;
-import java.io.IOException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.shade.provider.Progress;
+import dev.shade.requestor.ops.VolumeCommands;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.HashSet;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.Set;
-import java.util.stream.Collectors;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
@@ -67,50 +63,29 @@ final class SnapshotCommand extends CommandGroup {
           throw usage("volume named twice: " + dir);
         }
       }
-      List<Volume> volumes = new ArrayList<>();
-      try {
-        for (Path dir : dirs) {
-          volumes.add(openVolume(dir));
-        }
-        List<SnapshotInfo> taken = volumes.size() == 1
-            ? List.of(volumes.get(0).createSnapshot(name))
-            : Volume.createSnapshotSet(volumes, name);
-        report(volumes, taken);
-      } finally {
-        IOException closing = closeAll(volumes);
-        if (closing != null) {
-          throw closing;
-        }
+      ObjectNode args = VolumeAccess.args();
+      ArrayNode refs = args.putArray("volumes");
+      for (Path dir : dirs) {
+        refs.add(VolumeAccess.ref(dir));
       }
-      return ExitCodes.OK;
-    }
-
-    private void report(List<Volume> volumes, List<SnapshotInfo> taken) {
-      String setId = volumes.size() == 1 ? null : taken.get(0).setId();
+      args.put("name", name);
+      JsonNode doc = VolumeAccess.run(VolumeCommands.SNAPSHOT_CREATE, args, dirs, Progress.NONE);
       if (json) {
-        List<Map<String, Object>> list = new ArrayList<>();
-        for (int i = 0; i < taken.size(); i++) {
-          Map<String, Object> m = new LinkedHashMap<>();
-          m.put("volume", volumes.get(i).name());
-          m.put("directory", volumes.get(i).directory().toAbsolutePath().toString());
-          m.putAll(toJson(taken.get(i)));
-          list.add(m);
-        }
-        Map<String, Object> doc = new LinkedHashMap<>();
-        doc.put("setId", setId);
-        doc.put("snapshots", list);
         printJson(doc);
-        return;
+        return ExitCodes.OK;
       }
+      JsonNode snaps = doc.get("snapshots");
+      String setId = doc.path("setId").isNull() ? null : doc.path("setId").asText();
       if (setId != null) {
-        out().printf("Created snapshot set %s of %d volumes:%n", setId, volumes.size());
+        out().printf("Created snapshot set %s of %d volumes:%n", setId, snaps.size());
       }
-      for (int i = 0; i < taken.size(); i++) {
-        SnapshotInfo s = taken.get(i);
+      for (JsonNode s : snaps) {
         out().printf("%sCreated snapshot '%s' (id %d) of volume '%s' at %s.%n",
-            setId != null ? "  " : "", s.name(), s.id(), volumes.get(i).name(), s.created());
+            setId != null ? "  " : "", s.get("name").asText(), s.get("id").asLong(), s.get("volume").asText(),
+            s.get("created").asText());
       }
       out().flush();
+      return ExitCodes.OK;
     }
   }
 
@@ -131,25 +106,27 @@ final class SnapshotCommand extends CommandGroup {
 
     @Override
     public Integer call() throws Exception {
-      try (Volume v = openVolume(dir)) {
-        List<SnapshotInfo> snaps = v.snapshots();
-        if (json) {
-          printJson(snaps.stream().map(ShadeCommand::toJson).collect(Collectors.toList()));
-          return ExitCodes.OK;
-        }
-        if (snaps.isEmpty()) {
-          out().printf("No snapshots on volume '%s'.%n", v.name());
-          return ExitCodes.OK;
-        }
-        int width = Math.max(4, snaps.stream().mapToInt(s -> s.name().length()).max().orElse(0));
-        String row = "%-" + width + "s  %6s  %-27s  %10s  %s%n";
-        out().printf(row, "NAME", "ID", "CREATED", "DIFF", "SET");
-        for (SnapshotInfo s : snaps) {
-          out().printf(row, s.name(), s.id(), s.created(), Sizes.format(s.diffBytes()),
-              s.setId() == null ? "-" : s.setId());
-        }
-        out().flush();
+      JsonNode doc = VolumeAccess.run(VolumeCommands.SNAPSHOT_LIST, volumeArgs(dir), List.of(dir), Progress.NONE);
+      JsonNode snaps = doc.get("snapshots");
+      if (json) {
+        printJson(snaps);
+        return ExitCodes.OK;
       }
+      if (snaps.isEmpty()) {
+        out().printf("No snapshots on volume '%s'.%n", doc.get("volume").asText());
+        return ExitCodes.OK;
+      }
+      int width = 4;
+      for (JsonNode s : snaps) {
+        width = Math.max(width, s.get("name").asText().length());
+      }
+      String row = "%-" + width + "s  %6s  %-27s  %10s  %s%n";
+      out().printf(row, "NAME", "ID", "CREATED", "DIFF", "SET");
+      for (JsonNode s : snaps) {
+        out().printf(row, s.get("name").asText(), s.get("id").asLong(), s.get("created").asText(),
+            Sizes.format(s.get("diffBytes").asLong()), s.get("setId").isNull() ? "-" : s.get("setId").asText());
+      }
+      out().flush();
       return ExitCodes.OK;
     }
   }
@@ -168,14 +145,22 @@ final class SnapshotCommand extends CommandGroup {
     @Parameters(index = "1", paramLabel = "NAME", description = "The snapshot to delete.")
     String name;
 
+    @Option(names = "--json", description = "Print one JSON object: {\"volume\", \"volumeUuid\", \"snapshot\", "
+        + "\"id\", \"diffUsedBytes\", \"diffUsedBytesBefore\"}.")
+    boolean json;
+
     @Override
     public Integer call() throws Exception {
-      try (Volume v = openVolume(dir)) {
-        long before = v.diffUsedBytes();
-        v.deleteSnapshot(name);
-        out().printf("Deleted snapshot '%s' of volume '%s'; diff area in use: %s (was %s).%n",
-            name, v.name(), Sizes.format(v.diffUsedBytes()), Sizes.format(before));
+      ObjectNode args = volumeArgs(dir).put("snapshot", name);
+      JsonNode doc = VolumeAccess.run(VolumeCommands.SNAPSHOT_DELETE, args, List.of(dir), Progress.NONE);
+      if (json) {
+        printJson(doc);
+        return ExitCodes.OK;
       }
+      out().printf("Deleted snapshot '%s' of volume '%s'; diff area in use: %s (was %s).%n",
+          name, doc.get("volume").asText(), Sizes.format(doc.get("diffUsedBytes").asLong()),
+          Sizes.format(doc.get("diffUsedBytesBefore").asLong()));
+      out().flush();
       return ExitCodes.OK;
     }
   }
@@ -205,11 +190,15 @@ final class SnapshotCommand extends CommandGroup {
     @Option(names = "--force", description = "Replace FILE if it exists.")
     boolean force;
 
+    @Option(names = "--json", description = "Print one JSON object: {\"volume\", \"volumeUuid\", \"snapshot\", "
+        + "\"snapshotId\", \"file\", \"size\", \"dataBytes\", \"seconds\"}.")
+    boolean json;
+
     @Override
     public Integer call() throws Exception {
-      try (Volume v = openVolume(dir); BlockSource snapshot = v.openSnapshot(name)) {
-        exportImage(snapshot, file, force, "snapshot '" + name + "' of volume '" + v.name() + "'");
-      }
+      ObjectNode args = volumeArgs(dir).put("snapshot", name);
+      exportImage(VolumeCommands.SNAPSHOT_EXPORT, args, dir, file, force, json,
+          doc -> "snapshot '" + name + "' of volume '" + doc.get("volume").asText() + "'");
       return ExitCodes.OK;
     }
   }
@@ -245,31 +234,26 @@ final class SnapshotCommand extends CommandGroup {
 
     @Override
     public Integer call() throws Exception {
-      try (Volume v = openVolume(dir)) {
-        List<Range> ranges = v.changedRanges(from, to);
-        long changed = ranges.stream().mapToLong(Range::length).sum();
-        if (json) {
-          Map<String, Object> doc = new LinkedHashMap<>();
-          doc.put("volume", v.name());
-          doc.put("from", from);
-          doc.put("to", to);
-          doc.put("ranges", ranges); // a record: {"offset", "length"}
-          doc.put("changedBytes", changed);
-          printJson(doc);
-          return ExitCodes.OK;
-        }
-        out().printf("Changed from '%s' to %s on volume '%s': %s (%d bytes) in %d range%s.%n",
-            from, to == null ? "the current origin" : "'" + to + "'", v.name(), Sizes.format(changed),
-            changed, ranges.size(), ranges.size() == 1 ? "" : "s");
-        if (!ranges.isEmpty()) {
-          out().printf("  %16s  %16s%n", "OFFSET", "LENGTH");
-          for (Range r : ranges) {
-            out().printf("  %16d  %16d  (%s at %s)%n", r.offset(), r.length(), Sizes.format(r.length()),
-                Sizes.format(r.offset()));
-          }
-        }
-        out().flush();
+      ObjectNode args = volumeArgs(dir).put("from", from).put("to", to);
+      JsonNode doc = VolumeAccess.run(VolumeCommands.SNAPSHOT_DIFF, args, List.of(dir), Progress.NONE);
+      if (json) {
+        printJson(doc);
+        return ExitCodes.OK;
       }
+      JsonNode ranges = doc.get("ranges");
+      long changed = doc.get("changedBytes").asLong();
+      out().printf("Changed from '%s' to %s on volume '%s': %s (%d bytes) in %d range%s.%n",
+          from, to == null ? "the current origin" : "'" + to + "'", doc.get("volume").asText(), Sizes.format(changed),
+          changed, ranges.size(), ranges.size() == 1 ? "" : "s");
+      if (!ranges.isEmpty()) {
+        out().printf("  %16s  %16s%n", "OFFSET", "LENGTH");
+        for (JsonNode r : ranges) {
+          long offset = r.get("offset").asLong();
+          long length = r.get("length").asLong();
+          out().printf("  %16d  %16d  (%s at %s)%n", offset, length, Sizes.format(length), Sizes.format(offset));
+        }
+      }
+      out().flush();
       return ExitCodes.OK;
     }
   }

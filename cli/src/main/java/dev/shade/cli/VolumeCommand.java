@@ -1,21 +1,19 @@
 package dev.shade.cli;
 
 import dev.shade.nativeio.FileHandle;
-import dev.shade.provider.RevertPlan;
-import dev.shade.provider.SnapshotInfo;
+import dev.shade.requestor.ops.VolumeCommands;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.shade.provider.Progress;
 import dev.shade.provider.Volume;
 import dev.shade.provider.VolumeConfig;
 import java.io.IOException;
 import java.io.PrintWriter;
-import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
-import java.util.LinkedHashMap;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
-import java.util.Map;
-import java.util.stream.Collectors;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
@@ -33,38 +31,27 @@ import picocli.CommandLine.Parameters;
       VolumeCommand.Revert.class
     })
 final class VolumeCommand extends CommandGroup {
-  /** The volume's layout and use as one JSON object. */
-  static Map<String, Object> infoJson(Volume v) {
-    Map<String, Object> m = new LinkedHashMap<>();
-    m.put("name", v.name());
-    m.put("directory", v.directory().toAbsolutePath().toString());
-    m.put("size", v.size());
-    m.put("blockSize", v.blockSize());
-    m.put("diffMax", v.config().diffMax());
-    m.put("diffUsedBytes", v.diffUsedBytes());
-    m.put("origin", v.originPath().toAbsolutePath().toString());
-    m.put("diffArea", v.diffAreaPath().toAbsolutePath().toString());
-    m.put("snapshots", v.snapshots().stream().map(ShadeCommand::toJson).collect(Collectors.toList()));
-    return m;
-  }
-
-  /** The volume's layout and use as aligned text. */
-  static void printInfo(PrintWriter out, Volume v) {
-    VolumeConfig c = v.config();
-    List<SnapshotInfo> snaps = v.snapshots();
-    long used = v.diffUsedBytes();
-    out.printf("volume      %s%n", v.name());
-    out.printf("directory   %s%n", v.directory().toAbsolutePath());
-    out.printf("size        %s (%d bytes)%n", Sizes.format(v.size()), v.size());
-    out.printf("block size  %s%n", Sizes.format(v.blockSize()));
-    out.printf("origin      %s%n", v.originPath().toAbsolutePath());
-    out.printf(Locale.ROOT, "diff area   %s: %s used of %s (%.0f%%)%n", v.diffAreaPath().toAbsolutePath(),
-        Sizes.format(used), Sizes.format(c.diffMax()), 100.0 * used / c.diffMax());
-    out.printf("snapshots   %s%n", snaps.isEmpty() ? "none"
-        : snaps.size() + " (" + snaps.stream().map(SnapshotInfo::name).collect(Collectors.joining(", ")) + ")");
+  /** The volume's layout and use as aligned text, from its {@code volume-info} document. */
+  static void printInfo(PrintWriter out, JsonNode v) {
+    long used = v.get("diffUsedBytes").asLong();
+    long diffMax = v.get("diffMax").asLong();
+    long size = v.get("size").asLong();
+    JsonNode snaps = v.get("snapshots");
+    List<String> names = new ArrayList<>();
+    for (JsonNode s : snaps) {
+      names.add(s.get("name").asText());
+    }
+    out.printf("volume      %s%n", v.get("name").asText());
+    out.printf("uuid        %s%n", v.get("uuid").asText());
+    out.printf("directory   %s%n", v.get("directory").asText());
+    out.printf("size        %s (%d bytes)%n", Sizes.format(size), size);
+    out.printf("block size  %s%n", Sizes.format(v.get("blockSize").asLong()));
+    out.printf("origin      %s%n", v.get("origin").asText());
+    out.printf(Locale.ROOT, "diff area   %s: %s used of %s (%.0f%%)%n", v.get("diffArea").asText(),
+        Sizes.format(used), Sizes.format(diffMax), 100.0 * used / diffMax);
+    out.printf("snapshots   %s%n", names.isEmpty() ? "none" : names.size() + " (" + String.join(", ", names) + ")");
     out.flush();
   }
-
 
   /** {@code shade volume create}. */
   @Command(
@@ -118,11 +105,12 @@ final class VolumeCommand extends CommandGroup {
         throw new CommandException("a volume already exists in " + dir);
       }
       try (Volume v = create(config)) {
+        JsonNode doc = VolumeAccess.JSON.valueToTree(VolumeCommands.info(v));
         if (json) {
-          printJson(infoJson(v));
+          printJson(doc);
         } else {
           out().printf("Created volume '%s'.%n", v.name());
-          printInfo(out(), v);
+          printInfo(out(), doc);
         }
       }
       return ExitCodes.OK;
@@ -204,23 +192,26 @@ final class VolumeCommand extends CommandGroup {
         description = "Where in the volume the file's first byte goes (K/M/G/T allowed).")
     long offset;
 
+    @Option(names = "--json", description = "Print one JSON object: {\"volume\", \"volumeUuid\", \"file\", "
+        + "\"bytes\", \"offset\", \"seconds\"}.")
+    boolean json;
+
     @Override
     public Integer call() throws Exception {
-      try (FileChannel in = FileChannel.open(file, StandardOpenOption.READ);
-          Volume v = openVolume(dir)) {
-        long length = in.size();
-        if (offset > v.size() || length > v.size() - offset) {
-          throw new CommandException(String.format("%s (%d bytes) at offset %d does not fit in volume '%s' (%d bytes)",
-              file, length, offset, v.name(), v.size()));
-        }
-        double secs;
-        try (ProgressLine progress = progress("import")) {
-          ImageFiles.copyIn(in, length, v, offset, progress);
-          secs = progress.elapsedSeconds();
-        }
-        out().printf("Imported %s (%d bytes) from %s into volume '%s' at offset %d in %s.%n",
-            Sizes.format(length), length, file, v.name(), offset, ProgressLine.duration(secs));
+      ObjectNode args = volumeArgs(dir).put("file", file.toAbsolutePath().toString()).put("offset", offset);
+      JsonNode doc;
+      try (ProgressLine progress = progress("import")) {
+        doc = VolumeAccess.run(VolumeCommands.VOLUME_IMPORT, args, List.of(dir), progress);
       }
+      if (json) {
+        printJson(doc);
+        return ExitCodes.OK;
+      }
+      long length = doc.get("bytes").asLong();
+      out().printf("Imported %s (%d bytes) from %s into volume '%s' at offset %d in %s.%n",
+          Sizes.format(length), length, file, doc.get("volume").asText(), offset,
+          ProgressLine.duration(doc.get("seconds").asDouble()));
+      out().flush();
       return ExitCodes.OK;
     }
   }
@@ -246,11 +237,14 @@ final class VolumeCommand extends CommandGroup {
     @Option(names = "--force", description = "Replace FILE if it exists.")
     boolean force;
 
+    @Option(names = "--json", description = "Print one JSON object: {\"volume\", \"volumeUuid\", \"file\", "
+        + "\"size\", \"dataBytes\", \"seconds\"}.")
+    boolean json;
+
     @Override
     public Integer call() throws Exception {
-      try (Volume v = openVolume(dir)) {
-        exportImage(v, file, force, "volume '" + v.name() + "'");
-      }
+      exportImage(VolumeCommands.VOLUME_EXPORT, volumeArgs(dir), dir, file, force, json,
+          doc -> "volume '" + doc.get("volume").asText() + "'");
       return ExitCodes.OK;
     }
   }
@@ -272,12 +266,11 @@ final class VolumeCommand extends CommandGroup {
 
     @Override
     public Integer call() throws Exception {
-      try (Volume v = openVolume(dir)) {
-        if (json) {
-          printJson(infoJson(v));
-        } else {
-          printInfo(out(), v);
-        }
+      JsonNode doc = VolumeAccess.run(VolumeCommands.VOLUME_INFO, volumeArgs(dir), List.of(dir), Progress.NONE);
+      if (json) {
+        printJson(doc);
+      } else {
+        printInfo(out(), doc);
       }
       return ExitCodes.OK;
     }
@@ -311,49 +304,55 @@ final class VolumeCommand extends CommandGroup {
 
     @Override
     public Integer call() throws Exception {
-      try (Volume v = openVolume(dir)) {
-        RevertPlan plan = v.planRevert(name);
-        out().println(describe(v, plan));
-        out().flush();
-        if (!yes) {
-          confirm(v);
-        }
-        double secs;
-        try (ProgressLine progress = progress("revert")) {
-          v.revert(name, progress);
-          secs = progress.elapsedSeconds();
-        }
-        out().printf("Reverted volume '%s' to snapshot '%s' in %s.%n", v.name(), name, ProgressLine.duration(secs));
+      ObjectNode args = volumeArgs(dir).put("snapshot", name);
+      JsonNode plan = VolumeAccess.run(VolumeCommands.VOLUME_REVERT_PLAN, args, List.of(dir), Progress.NONE);
+      String volume = plan.get("volume").asText();
+      out().println(describe(plan));
+      out().flush();
+      if (!yes) {
+        confirm(volume);
       }
+      JsonNode done;
+      try (ProgressLine progress = progress("revert")) {
+        done = VolumeAccess.run(VolumeCommands.VOLUME_REVERT, args, List.of(dir), progress);
+      }
+      out().printf("Reverted volume '%s' to snapshot '%s' in %s.%n", volume, name,
+          ProgressLine.duration(done.get("seconds").asDouble()));
+      out().flush();
       return ExitCodes.OK;
     }
 
-    private void confirm(Volume v) throws CommandException {
+    private void confirm(String volume) throws CommandException {
       Terminal t = terminal();
       if (!t.interactive()) {
-        throw new CommandException("not reverting volume '" + v.name() + "' without confirmation: "
+        throw new CommandException("not reverting volume '" + volume + "' without confirmation: "
             + "there is no terminal to ask on; pass --yes to revert to '" + name + "'");
       }
       String answer = t.readLine("Proceed? [y/N] ");
       if (answer == null) {
-        throw new CommandException("not reverting volume '" + v.name() + "': no answer (input closed); "
+        throw new CommandException("not reverting volume '" + volume + "': no answer (input closed); "
             + "pass --yes to revert without asking");
       }
       String a = answer.strip().toLowerCase(Locale.ROOT);
       if (!a.equals("y") && !a.equals("yes")) {
-        throw new CommandException("revert cancelled; volume '" + v.name() + "' is unchanged");
+        throw new CommandException("revert cancelled; volume '" + volume + "' is unchanged");
       }
     }
 
-    static String describe(Volume v, RevertPlan plan) {
-      List<SnapshotInfo> deleted = plan.deleted();
+    /** What a revert will do, from its {@code volume-revert-plan} document. */
+    static String describe(JsonNode plan) {
+      JsonNode target = plan.get("target");
+      List<String> deleted = new ArrayList<>();
+      for (JsonNode s : plan.get("deleted")) {
+        deleted.add(s.get("name").asText());
+      }
+      long changed = plan.get("changedBytes").asLong();
       return String.format("Reverting volume '%s' to snapshot '%s' (taken %s) copies back %s (%d bytes) "
               + "and deletes %s.",
-          v.name(), plan.target().name(), plan.target().created(), Sizes.format(plan.changedBytes()),
-          plan.changedBytes(),
+          plan.get("volume").asText(), target.get("name").asText(), target.get("created").asText(),
+          Sizes.format(changed), changed,
           deleted.isEmpty() ? "no snapshots"
-              : deleted.size() + " newer snapshot" + (deleted.size() == 1 ? "" : "s") + ": "
-                  + deleted.stream().map(SnapshotInfo::name).collect(Collectors.joining(", ")));
+              : deleted.size() + " newer snapshot" + (deleted.size() == 1 ? "" : "s") + ": " + String.join(", ", deleted));
     }
   }
 }

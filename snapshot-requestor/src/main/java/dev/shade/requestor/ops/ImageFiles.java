@@ -1,4 +1,4 @@
-package dev.shade.cli;
+package dev.shade.requestor.ops;
 
 import dev.shade.provider.BlockDevice;
 import dev.shade.provider.BlockSource;
@@ -14,7 +14,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 
 /** Copies between plain image files and volumes or snapshots. */
-final class ImageFiles {
+public final class ImageFiles {
   /*
    * Both directions move 1 MiB at a time through one direct buffer. An export writes to a
    * temporary file beside the target and renames it into place once it is complete and
@@ -31,13 +31,13 @@ final class ImageFiles {
   private ImageFiles() {}
 
   /** What an export did. */
-  record Exported(long size, long dataBytes) {}
+  public record Exported(long size, long dataBytes) {}
 
   /**
    * Writes {@code length} bytes of {@code file} to {@code device} at {@code offset} through
    * {@link BlockDevice#write}, then flushes. The caller has checked that they fit.
    */
-  static void copyIn(FileChannel file, long length, BlockDevice device, long offset, Progress progress)
+  public static void copyIn(FileChannel file, long length, BlockDevice device, long offset, Progress progress)
       throws IOException {
     ByteBuffer buf = ByteBuffer.allocateDirect(CHUNK);
     long done = 0;
@@ -61,19 +61,19 @@ final class ImageFiles {
    * Writes all of {@code source} to {@code target} as a sparse image file. {@code target} must
    * not exist unless {@code replace}; it must be a plain file if it does.
    */
-  static Exported copyOut(BlockSource source, Path target, boolean replace, Progress progress)
-      throws IOException, CommandException {
+  public static Exported copyOut(BlockSource source, Path target, boolean replace, Progress progress)
+      throws IOException {
     if (Files.exists(target, LinkOption.NOFOLLOW_LINKS)) {
       if (!Files.isRegularFile(target, LinkOption.NOFOLLOW_LINKS)) {
-        throw new CommandException(target + " exists and is not a plain file; exports go to plain files only");
+        throw new ImageExistsException(target, target + " exists and is not a plain file; exports go to plain files only");
       }
       if (!replace) {
-        throw new CommandException(target + " exists; pass --force to replace it");
+        throw new ImageExistsException(target, target + " exists");
       }
     }
     Path dir = target.toAbsolutePath().getParent();
     if (!Files.isDirectory(dir)) {
-      throw new CommandException("directory of " + target + " does not exist: " + dir);
+      throw new java.io.FileNotFoundException("directory of " + target + " does not exist: " + dir);
     }
     // 0600 until renamed: an image holds the volume's data
     Path tmp = Files.createTempFile(dir, "." + target.getFileName() + ".", ".part");

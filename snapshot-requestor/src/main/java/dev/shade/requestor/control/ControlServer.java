@@ -1,0 +1,492 @@
+package dev.shade.requestor.control;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.Closeable;
+import java.io.IOException;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.channels.ClosedChannelException;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import jdk.net.ExtendedSocketOptions;
+import jdk.net.UnixDomainPrincipal;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The agent's local control socket: JSON messages over a Unix socket, one command per message,
+ * in the manner of QEMU's QMP.
+ *
+ * <p>Thread-safe. One thread accepts; each client has a thread of its own that reads its
+ * messages and runs its commands one at a time; events are written under the client's own lock.
+ */
+public final class ControlServer implements Closeable {
+  /*
+   * The protocol (docs/control.md has the full description):
+   *
+   *   server:  {"shade": {"version": "...", "capabilities": ["events"], "pid": N}}
+   *   client:  {"execute": "capabilities", "arguments": {"enable": ["events"]}}
+   *   server:  {"return": {}}
+   *   client:  {"execute": "snapshot-create", "arguments": {...}, "id": 7}
+   *   server:  {"event": "PROGRESS", "data": {...}, "timestamp": {...}}        (zero or more)
+   *   server:  {"return": {...}, "id": 7}   or   {"error": {"class", "desc"}, "id": 7}
+   *
+   * Each message is one JSON object on one line (UTF-8, '\n' ends it). As in QMP, nothing but
+   * "capabilities" is accepted until capabilities are negotiated, and asynchronous events
+   * ({"event": ...}) go to the clients that enabled them.
+   *
+   * Defences, so that one bad client cannot stop the agent from serving the others: a message
+   * longer than MAX_MESSAGE bytes gets an error and the connection is closed (its end cannot be
+   * found safely); a message that is not JSON, not an object or lacks "execute" gets an error and
+   * the connection stays; a client that sends nothing within the handshake limit after the
+   * greeting, or stays idle past the idle limit, is disconnected by a sweeper; at most
+   * MAX_CLIENTS are connected at once (more are told so and closed). Peers are checked with
+   * SO_PEERCRED: only the agent's own user and root may talk to it, whatever the file mode of
+   * the socket says (it is 0600 too).
+   */
+  private static final Logger LOG = LoggerFactory.getLogger(ControlServer.class);
+
+  /** Longest message accepted, in bytes, newline excluded. */
+  public static final int MAX_MESSAGE = 1 << 20;
+  /** Most clients connected at once. */
+  public static final int MAX_CLIENTS = 64;
+
+  static final ObjectMapper JSON = new ObjectMapper();
+
+  /** Where the server listens; removed on close. */
+  private final Path socket;
+  private final ServerSocketChannel listener;
+  private final ControlHandler handler;
+  /** The greeting's "shade" member, written once at start. */
+  private final Map<String, Object> greeting;
+  /** Time a client has, after the greeting, to negotiate capabilities. */
+  private final Duration handshakeLimit;
+  /** Time a client may stay silent between commands. */
+  private final Duration idleLimit;
+  /** The user this process runs as; peers must be this user or root. */
+  private final String ownUser;
+  /** Connected clients. */
+  private final Set<Session> sessions = ConcurrentHashMap.newKeySet();
+  /** Closes clients that overstay the handshake or idle limit. */
+  private final ScheduledExecutorService sweeper;
+  private final Thread acceptor;
+  /** Set once by close. */
+  private volatile boolean closed;
+
+  private ControlServer(Path socket, ServerSocketChannel listener, ControlHandler handler, Map<String, Object> greeting,
+      Duration handshakeLimit, Duration idleLimit) throws IOException {
+    this.socket = socket;
+    this.listener = listener;
+    this.handler = handler;
+    this.greeting = greeting;
+    this.handshakeLimit = handshakeLimit;
+    this.idleLimit = idleLimit;
+    this.ownUser = Files.getOwner(socket, LinkOption.NOFOLLOW_LINKS).getName();
+    this.sweeper = Executors.newSingleThreadScheduledExecutor(r -> daemon(r, "shade-control-sweeper"));
+    this.acceptor = daemon(this::acceptLoop, "shade-control-accept");
+  }
+
+  /**
+   * Listens on {@code socket} (created mode 0600; its directory must exist) and serves
+   * {@code handler}'s commands until closed. {@code greeting} becomes the greeting's "shade"
+   * member. A socket file left by a process that is gone is replaced; one that a live server
+   * answers on is not.
+   */
+  public static ControlServer start(Path socket, ControlHandler handler, Map<String, Object> greeting,
+      Duration handshakeLimit, Duration idleLimit) throws IOException {
+    Path abs = socket.toAbsolutePath().normalize();
+    removeStale(abs);
+    ServerSocketChannel ch = bind(abs);
+    ControlServer server;
+    try {
+      server = new ControlServer(abs, ch, handler, greeting, handshakeLimit, idleLimit);
+    } catch (IOException | RuntimeException e) {
+      ch.close();
+      Files.deleteIfExists(abs);
+      throw e;
+    }
+    server.sweeper.scheduleWithFixedDelay(server::sweep, 200, 200, TimeUnit.MILLISECONDS);
+    server.acceptor.start();
+    return server;
+  }
+
+  /** The socket's path. */
+  public Path socket() {
+    return socket;
+  }
+
+  /** Clients connected now. */
+  public int clientCount() {
+    return sessions.size();
+  }
+
+  /** Sends an asynchronous event to every client that enabled events. */
+  public void broadcast(String event, Map<String, ?> data) {
+    ObjectNode msg = eventMessage(event, data);
+    for (Session s : sessions) {
+      if (s.events) {
+        s.send(msg);
+      }
+    }
+  }
+
+  /** Stops accepting, disconnects every client and removes the socket. */
+  @Override
+  public void close() throws IOException {
+    if (closed) {
+      return;
+    }
+    closed = true;
+    sweeper.shutdownNow();
+    try {
+      listener.close();
+    } finally {
+      for (Session s : sessions) {
+        s.close();
+      }
+      Files.deleteIfExists(socket);
+    }
+  }
+
+  @Override
+  public String toString() {
+    return "control socket " + socket;
+  }
+
+  // ------------------------------------------------------------------ listening
+
+  private static void removeStale(Path socket) throws IOException {
+    if (!Files.exists(socket, LinkOption.NOFOLLOW_LINKS)) {
+      return;
+    }
+    if (Files.isDirectory(socket, LinkOption.NOFOLLOW_LINKS) || Files.isRegularFile(socket, LinkOption.NOFOLLOW_LINKS)) {
+      throw new IOException("control socket path is an existing " + (Files.isDirectory(socket) ? "directory" : "file")
+          + ", not a socket: " + socket);
+    }
+    try (SocketChannel probe = SocketChannel.open(UnixDomainSocketAddress.of(socket))) {
+      throw new IOException("another agent is listening on control socket " + socket);
+    } catch (IOException e) {
+      if (e.getMessage() != null && e.getMessage().startsWith("another agent")) {
+        throw e;
+      }
+      // nobody answers: a process that is gone left it
+      LOG.info("removing stale control socket {} ({})", socket, e.getMessage());
+      Files.deleteIfExists(socket);
+    }
+  }
+
+  /** Binds under a temporary name, restricts it to mode 0600, then renames it into place. */
+  private static ServerSocketChannel bind(Path socket) throws IOException {
+    Path dir = socket.getParent();
+    if (dir == null || !Files.isDirectory(dir)) {
+      throw new IOException("the control socket's directory does not exist: " + dir);
+    }
+    Path tmp = dir.resolve("." + socket.getFileName() + "." + ProcessHandle.current().pid() + ".tmp");
+    Files.deleteIfExists(tmp);
+    ServerSocketChannel ch = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
+    try {
+      ch.bind(UnixDomainSocketAddress.of(tmp), 16);
+      Files.setPosixFilePermissions(tmp, PosixFilePermissions.fromString("rw-------"));
+      Files.move(tmp, socket, StandardCopyOption.ATOMIC_MOVE);
+      return ch;
+    } catch (IOException | RuntimeException e) {
+      ch.close();
+      Files.deleteIfExists(tmp);
+      throw e;
+    }
+  }
+
+  private void acceptLoop() {
+    while (!closed) {
+      SocketChannel ch;
+      try {
+        ch = listener.accept();
+      } catch (ClosedChannelException e) {
+        return;
+      } catch (IOException e) {
+        if (!closed) {
+          LOG.warn("{}: accept failed: {}", this, e.getMessage());
+          sleepQuietly(100);
+        }
+        continue;
+      }
+      String peer = peerUser(ch);
+      if (peer == null || !(peer.equals(ownUser) || peer.equals("root"))) {
+        LOG.warn("{}: refused a client of user {} (only {} and root may use it)", this, peer, ownUser);
+        rejectQuietly(ch, errorMessage(ControlException.PERMISSION_DENIED,
+            "only user " + ownUser + " and root may use this agent", null));
+        continue;
+      }
+      if (sessions.size() >= MAX_CLIENTS) {
+        LOG.warn("{}: refused a client: {} clients connected already", this, MAX_CLIENTS);
+        rejectQuietly(ch, errorMessage(ControlException.IN_USE, "too many clients (" + MAX_CLIENTS + ") connected", null));
+        continue;
+      }
+      Session s = new Session(ch, peer);
+      sessions.add(s);
+      daemon(s::run, "shade-control-client").start();
+    }
+  }
+
+  private static String peerUser(SocketChannel ch) {
+    try {
+      UnixDomainPrincipal p = ch.getOption(ExtendedSocketOptions.SO_PEERCRED);
+      return p.user().getName();
+    } catch (IOException | UnsupportedOperationException e) {
+      return null;
+    }
+  }
+
+  private static void rejectQuietly(SocketChannel ch, ObjectNode message) {
+    try (ch) {
+      if (message != null) {
+        writeFully(ch, line(message));
+      }
+    } catch (IOException ignored) {
+      // the client is being turned away; nothing to report to it
+    }
+  }
+
+  private void sweep() {
+    long now = System.nanoTime();
+    for (Session s : sessions) {
+      if (s.busy) {
+        continue;
+      }
+      long limit = (s.negotiated ? idleLimit : handshakeLimit).toNanos();
+      if (now - s.lastActivity > limit) {
+        LOG.info("{}: disconnecting a client that sent nothing for {} ms{}", this, TimeUnit.NANOSECONDS.toMillis(limit),
+            s.negotiated ? "" : " after the greeting");
+        s.close();
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------ messages
+
+  static ObjectNode eventMessage(String event, Map<String, ?> data) {
+    ObjectNode msg = JsonNodeFactory.instance.objectNode();
+    msg.put("event", event);
+    msg.set("data", JSON.valueToTree(data == null ? Map.of() : data));
+    Instant now = Instant.now();
+    ObjectNode ts = msg.putObject("timestamp");
+    ts.put("seconds", now.getEpochSecond());
+    ts.put("microseconds", now.getNano() / 1000);
+    return msg;
+  }
+
+  static ObjectNode errorMessage(String errorClass, String desc, JsonNode id) {
+    ObjectNode msg = JsonNodeFactory.instance.objectNode();
+    ObjectNode err = msg.putObject("error");
+    err.put("class", errorClass);
+    err.put("desc", desc);
+    if (id != null) {
+      msg.set("id", id);
+    }
+    return msg;
+  }
+
+  static ByteBuffer line(JsonNode message) {
+    try {
+      byte[] b = JSON.writeValueAsBytes(message);
+      return ByteBuffer.allocate(b.length + 1).put(b).put((byte) '\n').flip();
+    } catch (JsonProcessingException e) {
+      throw new IllegalStateException("cannot write a control message", e);
+    }
+  }
+
+  static void writeFully(SocketChannel ch, ByteBuffer b) throws IOException {
+    while (b.hasRemaining()) {
+      ch.write(b);
+    }
+  }
+
+  private static Thread daemon(Runnable r, String name) {
+    Thread t = new Thread(r, name);
+    t.setDaemon(true);
+    return t;
+  }
+
+  private static void sleepQuietly(long ms) {
+    try {
+      Thread.sleep(ms);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  /** One connected client. */
+  private final class Session implements ControlSession {
+    private final SocketChannel ch;
+    private final String peer;
+    /** Reads the client's messages. */
+    private final MessageReader reader;
+    /** Set once capabilities are negotiated; read by the sweeper. */
+    private volatile boolean negotiated;
+    /** Whether the client asked for asynchronous events. */
+    private volatile boolean events;
+    /** True while a command runs: the sweeper leaves the client alone. */
+    private volatile boolean busy;
+    /** System.nanoTime() of the last message received. */
+    private volatile long lastActivity = System.nanoTime();
+
+    Session(SocketChannel ch, String peer) {
+      this.ch = ch;
+      this.peer = peer;
+      this.reader = new MessageReader(ch, MAX_MESSAGE);
+    }
+
+    void run() {
+      try {
+        ObjectNode hello = JsonNodeFactory.instance.objectNode();
+        hello.set("shade", JSON.valueToTree(greeting));
+        send(hello);
+        while (!closed) {
+          String text;
+          try {
+            text = reader.next();
+          } catch (MessageReader.TooLongException e) {
+            send(errorMessage(ControlException.INVALID_ARGUMENT, e.getMessage() + "; closing the connection", null));
+            return;
+          }
+          if (text == null) {
+            return;
+          }
+          lastActivity = System.nanoTime();
+          if (text.isBlank()) {
+            continue;
+          }
+          busy = true;
+          try {
+            send(handle(text));
+          } finally {
+            lastActivity = System.nanoTime();
+            busy = false;
+          }
+        }
+      } catch (IOException e) {
+        // the client went away or was disconnected
+      } finally {
+        close();
+      }
+    }
+
+    private ObjectNode handle(String text) {
+      JsonNode msg;
+      try {
+        msg = JSON.readTree(text);
+      } catch (JsonProcessingException e) {
+        return errorMessage(ControlException.INVALID_ARGUMENT, "not a JSON message: " + e.getOriginalMessage(), null);
+      }
+      if (msg == null || !msg.isObject()) {
+        return errorMessage(ControlException.INVALID_ARGUMENT, "a message must be a JSON object", null);
+      }
+      JsonNode id = msg.get("id");
+      JsonNode execute = msg.get("execute");
+      if (execute == null || !execute.isTextual()) {
+        return errorMessage(ControlException.INVALID_ARGUMENT, "a command needs \"execute\": a command name", id);
+      }
+      JsonNode args = msg.get("arguments");
+      if (args == null || args.isNull()) {
+        args = JsonNodeFactory.instance.objectNode();
+      } else if (!args.isObject()) {
+        return errorMessage(ControlException.INVALID_ARGUMENT, "\"arguments\" must be an object", id);
+      }
+      String command = execute.asText();
+      try {
+        Object result;
+        if (command.equals("capabilities")) {
+          result = negotiate(args);
+        } else if (!negotiated) {
+          throw new ControlException(ControlException.NOT_NEGOTIATED,
+              "negotiate capabilities first: {\"execute\": \"capabilities\"}");
+        } else {
+          result = handler.execute(command, args, this);
+        }
+        ObjectNode reply = JsonNodeFactory.instance.objectNode();
+        reply.set("return", result == null ? JsonNodeFactory.instance.objectNode() : JSON.valueToTree(result));
+        if (id != null) {
+          reply.set("id", id);
+        }
+        return reply;
+      } catch (Exception e) {
+        ControlException ce = ControlErrors.of(e);
+        if (ce.errorClass().equals(ControlException.GENERIC) && !(e instanceof IOException)) {
+          LOG.warn("{}: command {} failed unexpectedly", ControlServer.this, command, e);
+        }
+        return errorMessage(ce.errorClass(), ce.getMessage(), id);
+      }
+    }
+
+    private Object negotiate(JsonNode args) throws ControlException {
+      JsonNode enable = args.get("enable");
+      boolean wantEvents = false;
+      if (enable != null) {
+        if (!enable.isArray()) {
+          throw new ControlException(ControlException.INVALID_ARGUMENT, "\"enable\" must be a list of capabilities");
+        }
+        for (JsonNode c : enable) {
+          if (!c.isTextual() || !c.asText().equals("events")) {
+            throw new ControlException(ControlException.INVALID_ARGUMENT, "unknown capability: " + c
+                + " (this agent offers: " + List.of("events") + ")");
+          }
+          wantEvents = true;
+        }
+      }
+      events = wantEvents;
+      negotiated = true;
+      return new LinkedHashMap<String, Object>();
+    }
+
+    @Override
+    public void event(String name, Map<String, ?> data) {
+      send(eventMessage(name, data));
+    }
+
+    @Override
+    public String peerUser() {
+      return peer;
+    }
+
+    /** Writes one message; a failure closes the session. */
+    void send(JsonNode message) {
+      ByteBuffer b = line(message);
+      synchronized (this) {
+        try {
+          writeFully(ch, b);
+        } catch (IOException e) {
+          close();
+        }
+      }
+    }
+
+    void close() {
+      sessions.remove(this);
+      try {
+        ch.close();
+      } catch (IOException ignored) {
+        // closing a socket that failed already
+      }
+    }
+  }
+}

@@ -1,0 +1,321 @@
+package dev.shade.requestor.ops;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.shade.provider.BlockSource;
+import dev.shade.provider.Progress;
+import dev.shade.provider.Range;
+import dev.shade.provider.RevertPlan;
+import dev.shade.provider.SnapshotInfo;
+import dev.shade.provider.Volume;
+import dev.shade.requestor.control.ControlException;
+import java.io.IOException;
+import java.nio.channels.FileChannel;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * The volume and snapshot commands, carried out on open volumes: the one implementation behind
+ * both a {@code shade} command that opens a volume itself and the agent that holds it, so both
+ * give the same answers and the same errors.
+ *
+ * <p>Each command takes JSON arguments and returns a JSON-ready document (maps, lists, numbers,
+ * strings), which the command line prints as its {@code --json} output and renders as text.
+ * Volumes are named by reference (a directory; the agent also takes a name or uuid), which a
+ * {@link Volumes} resolves. Thread-safe as far as {@link Volume} is.
+ */
+public final class VolumeCommands {
+  /** Finds the open volume a command names. */
+  public interface Volumes {
+    /** The open volume {@code ref} names; fails with a message naming {@code ref} when there is none. */
+    Volume get(String ref) throws IOException;
+
+    /**
+     * Called before the origin of {@code v} is rolled back; throws to refuse (e.g. while a
+     * client has it mounted read-write).
+     */
+    default void beforeRevert(Volume v) throws IOException {}
+  }
+
+  /** Command names, as sent over the control socket. */
+  public static final String VOLUME_INFO = "volume-info";
+  public static final String VOLUME_IMPORT = "volume-import";
+  public static final String VOLUME_EXPORT = "volume-export";
+  public static final String VOLUME_REVERT_PLAN = "volume-revert-plan";
+  public static final String VOLUME_REVERT = "volume-revert";
+  public static final String SNAPSHOT_CREATE = "snapshot-create";
+  public static final String SNAPSHOT_LIST = "snapshot-list";
+  public static final String SNAPSHOT_DELETE = "snapshot-delete";
+  public static final String SNAPSHOT_EXPORT = "snapshot-export";
+  public static final String SNAPSHOT_DIFF = "snapshot-diff";
+
+  /** Every command this class carries out. */
+  public static final List<String> COMMANDS = List.of(VOLUME_INFO, VOLUME_IMPORT, VOLUME_EXPORT, VOLUME_REVERT_PLAN,
+      VOLUME_REVERT, SNAPSHOT_CREATE, SNAPSHOT_LIST, SNAPSHOT_DELETE, SNAPSHOT_EXPORT, SNAPSHOT_DIFF);
+
+  private VolumeCommands() {}
+
+  /** The volume references {@code command}'s arguments name, in order: what must be opened to run it. */
+  public static List<String> volumeRefs(String command, JsonNode args) throws ControlException {
+    if (command.equals(SNAPSHOT_CREATE)) {
+      JsonNode list = args.get("volumes");
+      if (list == null || !list.isArray() || list.isEmpty()) {
+        throw invalid(command + " needs \"volumes\": a non-empty list of volumes");
+      }
+      List<String> out = new ArrayList<>();
+      for (JsonNode v : list) {
+        if (!v.isTextual()) {
+          throw invalid(command + ": every member of \"volumes\" must be a string: " + v);
+        }
+        out.add(v.asText());
+      }
+      return out;
+    }
+    return List.of(text(args, "volume", command));
+  }
+
+  /**
+   * Runs {@code command}. {@code progress} hears how long work (import, export, revert) advances.
+   *
+   * @throws ControlException for unknown commands and bad arguments
+   * @throws IOException when the command fails (missing snapshot, I/O error, ...)
+   */
+  public static Object execute(String command, JsonNode args, Volumes volumes, Progress progress) throws IOException {
+    switch (command) {
+      case VOLUME_INFO:
+        return info(volumes.get(text(args, "volume", command)));
+      case VOLUME_IMPORT:
+        return importFile(volumes.get(text(args, "volume", command)), Path.of(text(args, "file", command)),
+            longArg(args, "offset", 0, command), progress);
+      case VOLUME_EXPORT: {
+        Volume v = volumes.get(text(args, "volume", command));
+        return export(v, v, Path.of(text(args, "file", command)), args.path("force").asBoolean(false), null, progress);
+      }
+      case VOLUME_REVERT_PLAN: {
+        Volume v = volumes.get(text(args, "volume", command));
+        return plan(v, v.planRevert(text(args, "snapshot", command)));
+      }
+      case VOLUME_REVERT:
+        return revert(volumes, volumes.get(text(args, "volume", command)), text(args, "snapshot", command), progress);
+      case SNAPSHOT_CREATE:
+        return create(volumes, args);
+      case SNAPSHOT_LIST: {
+        Volume v = volumes.get(text(args, "volume", command));
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("volume", v.name());
+        m.put("volumeUuid", v.uuid());
+        m.put("snapshots", list(v));
+        return m;
+      }
+      case SNAPSHOT_DELETE:
+        return delete(volumes.get(text(args, "volume", command)), text(args, "snapshot", command));
+      case SNAPSHOT_EXPORT: {
+        Volume v = volumes.get(text(args, "volume", command));
+        String name = text(args, "snapshot", command);
+        try (BlockSource s = v.openSnapshot(name)) {
+          return export(v, s, Path.of(text(args, "file", command)), args.path("force").asBoolean(false), name, progress);
+        }
+      }
+      case SNAPSHOT_DIFF:
+        return diff(volumes.get(text(args, "volume", command)), text(args, "from", command),
+            args.hasNonNull("to") ? args.get("to").asText() : null);
+      default:
+        throw new ControlException(ControlException.COMMAND_NOT_FOUND, "no such command: " + command);
+    }
+  }
+
+  // ------------------------------------------------------------------ the commands
+
+  /** The volume's layout and use. */
+  public static Map<String, Object> info(Volume v) {
+    Map<String, Object> m = new LinkedHashMap<>();
+    m.put("name", v.name());
+    m.put("uuid", v.uuid());
+    m.put("directory", v.directory().toAbsolutePath().toString());
+    m.put("size", v.size());
+    m.put("blockSize", v.blockSize());
+    m.put("diffMax", v.config().diffMax());
+    m.put("diffUsedBytes", v.diffUsedBytes());
+    m.put("origin", v.originPath().toAbsolutePath().toString());
+    m.put("diffArea", v.diffAreaPath().toAbsolutePath().toString());
+    m.put("snapshots", list(v));
+    return m;
+  }
+
+  /** The JSON form of a snapshot, shared by every command that shows one. */
+  public static Map<String, Object> snapshot(SnapshotInfo s) {
+    Map<String, Object> m = new LinkedHashMap<>();
+    m.put("name", s.name());
+    m.put("id", s.id());
+    m.put("created", s.created().toString());
+    m.put("diffBytes", s.diffBytes());
+    m.put("setId", s.setId());
+    return m;
+  }
+
+  private static List<Map<String, Object>> list(Volume v) {
+    List<Map<String, Object>> out = new ArrayList<>();
+    for (SnapshotInfo s : v.snapshots()) {
+      out.add(snapshot(s));
+    }
+    return out;
+  }
+
+  private static Map<String, Object> create(Volumes volumes, JsonNode args) throws IOException {
+    List<String> refs = volumeRefs(SNAPSHOT_CREATE, args);
+    String name = args.hasNonNull("name") ? args.get("name").asText() : null;
+    List<Volume> vs = new ArrayList<>();
+    Set<Volume> seen = new HashSet<>();
+    for (String ref : refs) {
+      Volume v = volumes.get(ref);
+      if (!seen.add(v)) {
+        throw new IllegalArgumentException("volume named twice: " + ref);
+      }
+      vs.add(v);
+    }
+    List<SnapshotInfo> taken = vs.size() == 1 ? List.of(vs.get(0).createSnapshot(name)) : Volume.createSnapshotSet(vs, name);
+    List<Map<String, Object>> list = new ArrayList<>();
+    for (int i = 0; i < taken.size(); i++) {
+      Map<String, Object> m = new LinkedHashMap<>();
+      m.put("volume", vs.get(i).name());
+      m.put("volumeUuid", vs.get(i).uuid());
+      m.put("directory", vs.get(i).directory().toAbsolutePath().toString());
+      m.putAll(snapshot(taken.get(i)));
+      list.add(m);
+    }
+    Map<String, Object> doc = new LinkedHashMap<>();
+    doc.put("setId", vs.size() == 1 ? null : taken.get(0).setId());
+    doc.put("snapshots", list);
+    return doc;
+  }
+
+  private static Map<String, Object> delete(Volume v, String name) throws IOException {
+    long before = v.diffUsedBytes();
+    SnapshotInfo s = v.snapshot(name);
+    v.deleteSnapshot(name);
+    Map<String, Object> m = new LinkedHashMap<>();
+    m.put("volume", v.name());
+    m.put("volumeUuid", v.uuid());
+    m.put("snapshot", s.name());
+    m.put("id", s.id());
+    m.put("diffUsedBytes", v.diffUsedBytes());
+    m.put("diffUsedBytesBefore", before);
+    return m;
+  }
+
+  private static Map<String, Object> diff(Volume v, String from, String to) throws IOException {
+    List<Range> ranges = v.changedRanges(from, to);
+    long changed = 0;
+    List<Map<String, Object>> rs = new ArrayList<>();
+    for (Range r : ranges) {
+      changed += r.length();
+      Map<String, Object> m = new LinkedHashMap<>();
+      m.put("offset", r.offset());
+      m.put("length", r.length());
+      rs.add(m);
+    }
+    Map<String, Object> doc = new LinkedHashMap<>();
+    doc.put("volume", v.name());
+    doc.put("volumeUuid", v.uuid());
+    doc.put("from", from);
+    doc.put("fromId", v.snapshot(from).id());
+    doc.put("to", to);
+    doc.put("toId", to == null ? null : v.snapshot(to).id());
+    doc.put("ranges", rs);
+    doc.put("changedBytes", changed);
+    return doc;
+  }
+
+  private static Map<String, Object> export(Volume v, BlockSource source, Path file, boolean force, String snapshot,
+      Progress progress) throws IOException {
+    long start = System.nanoTime();
+    ImageFiles.Exported result = ImageFiles.copyOut(source, file, force, progress);
+    Map<String, Object> m = new LinkedHashMap<>();
+    m.put("volume", v.name());
+    m.put("volumeUuid", v.uuid());
+    m.put("snapshot", snapshot);
+    m.put("snapshotId", snapshot == null ? null : v.snapshot(snapshot).id());
+    m.put("file", file.toString());
+    m.put("size", result.size());
+    m.put("dataBytes", result.dataBytes());
+    m.put("seconds", (System.nanoTime() - start) / 1e9);
+    return m;
+  }
+
+  private static Map<String, Object> importFile(Volume v, Path file, long offset, Progress progress) throws IOException {
+    long start = System.nanoTime();
+    long length;
+    try (FileChannel in = FileChannel.open(file, StandardOpenOption.READ)) {
+      length = in.size();
+      if (offset < 0 || offset > v.size() || length > v.size() - offset) {
+        throw new IOException(String.format("%s (%d bytes) at offset %d does not fit in volume '%s' (%d bytes)",
+            file, length, offset, v.name(), v.size()));
+      }
+      ImageFiles.copyIn(in, length, v, offset, progress);
+    }
+    Map<String, Object> m = new LinkedHashMap<>();
+    m.put("volume", v.name());
+    m.put("volumeUuid", v.uuid());
+    m.put("file", file.toString());
+    m.put("bytes", length);
+    m.put("offset", offset);
+    m.put("seconds", (System.nanoTime() - start) / 1e9);
+    return m;
+  }
+
+  private static Map<String, Object> plan(Volume v, RevertPlan plan) {
+    Map<String, Object> m = new LinkedHashMap<>();
+    m.put("volume", v.name());
+    m.put("volumeUuid", v.uuid());
+    m.put("target", snapshot(plan.target()));
+    m.put("changedBytes", plan.changedBytes());
+    List<Map<String, Object>> deleted = new ArrayList<>();
+    for (SnapshotInfo s : plan.deleted()) {
+      deleted.add(snapshot(s));
+    }
+    m.put("deleted", deleted);
+    return m;
+  }
+
+  private static Map<String, Object> revert(Volumes volumes, Volume v, String name, Progress progress) throws IOException {
+    volumes.beforeRevert(v);
+    long start = System.nanoTime();
+    v.revert(name, progress);
+    Map<String, Object> m = new LinkedHashMap<>();
+    m.put("volume", v.name());
+    m.put("volumeUuid", v.uuid());
+    m.put("snapshot", name);
+    m.put("seconds", (System.nanoTime() - start) / 1e9);
+    return m;
+  }
+
+  // ------------------------------------------------------------------ arguments
+
+  private static String text(JsonNode args, String field, String command) throws ControlException {
+    JsonNode n = args.get(field);
+    if (n == null || !n.isTextual() || n.asText().isEmpty()) {
+      throw invalid(command + " needs \"" + field + "\": a non-empty string");
+    }
+    return n.asText();
+  }
+
+  private static long longArg(JsonNode args, String field, long dflt, String command) throws ControlException {
+    JsonNode n = args.get(field);
+    if (n == null || n.isNull()) {
+      return dflt;
+    }
+    if (!n.canConvertToLong() || !n.isIntegralNumber()) {
+      throw invalid(command + ": \"" + field + "\" must be an integer: " + n);
+    }
+    return n.asLong();
+  }
+
+  private static ControlException invalid(String message) {
+    return new ControlException(ControlException.INVALID_ARGUMENT, message);
+  }
+}
