@@ -1,6 +1,8 @@
 package dev.shade.cli;
 
-import dev.shade.nbd.server.NbdServer;
+import dev.shade.nativeio.SdNotify;
+import dev.shade.requestor.agent.Agent;
+import dev.shade.requestor.agent.AgentConfig;
 import dev.shade.provider.SnapshotInfo;
 import dev.shade.provider.Volume;
 import java.io.IOException;
@@ -21,6 +23,7 @@ import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.CountDownLatch;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Help;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
@@ -30,8 +33,9 @@ import picocli.CommandLine.Parameters;
     header = "Serve volumes and their snapshots over NBD until stopped.",
     description = {
       "Exports each volume's current contents as NAME (its directory's name) and each of its "
-          + "snapshots as NAME@SNAPSHOT, read-only. The volumes stay open while serving: other "
-          + "shade commands on them fail as 'in use'. Origins are writable for clients on this "
+          + "snapshots as NAME@SNAPSHOT, read-only. This is the agent ('shade agent') without a "
+          + "config file: the volumes stay open while serving, and other shade commands on them go "
+          + "through its control socket. Origins are writable for clients on this "
           + "host (loopback or the Unix socket); clients on other hosts read them only, unless "
           + "--allow-remote-write. "
           + "A TCP address other than loopback needs TLS with client certificates.",
@@ -51,7 +55,7 @@ import picocli.CommandLine.Parameters;
       "      --tls-cert server.pem --tls-key server.key --tls-ca clients-ca.pem",
       "  nbdinfo --list nbd://127.0.0.1:10809                # what a client sees"
     })
-final class ServeCommand extends ShadeCommand {
+class ServeCommand extends ShadeCommand {
   /*
    * Stopping is a JVM shutdown hook, so SIGTERM, SIGINT and SIGHUP all take the same path: the
    * server stops accepting, answers what its clients have in flight and flushes the volumes
@@ -67,9 +71,16 @@ final class ServeCommand extends ShadeCommand {
   /** Where the server listens when neither --listen nor --socket is given. */
   static final String DEFAULT_LISTEN = "127.0.0.1:10809";
 
-  @Parameters(arity = "1..*", paramLabel = "DIR",
+  @Parameters(arity = "0..*", paramLabel = "DIR", showDefaultValue = Help.Visibility.NEVER,
       description = "Volume directories; each volume is exported under its directory's name.")
-  List<Path> dirs;
+  List<Path> dirs = new ArrayList<>();
+
+  @Option(names = "--control-socket", paramLabel = "PATH",
+      description = "The control socket that 'shade volume' and 'shade snapshot' commands on these volumes "
+          + "use while they are served (mode 0600). Default: the config file's, else "
+          + "/run/shade/control.sock for root and $XDG_RUNTIME_DIR/shade/control.sock for others.",
+      showDefaultValue = Help.Visibility.NEVER)
+  Path controlSocket;
 
   @Option(names = "--listen", paramLabel = "HOST:PORT", converter = HostPort.class,
       description = "TCP address to listen on ([::1]:PORT for IPv6; port 0 picks a free one, shown "
@@ -110,49 +121,75 @@ final class ServeCommand extends ShadeCommand {
       + "\"listen\", \"socket\", \"tls\", \"allowRemoteWrite\", \"pid\"}.")
   boolean json;
 
+  /** True for {@code shade agent}, which may start without volumes and reads a config file. */
+  boolean agentMode() {
+    return false;
+  }
+
+  /** The config file's settings, or null when there is none. */
+  AgentConfig baseConfig() throws IOException {
+    return null;
+  }
+
+  /** The command's name in messages. */
+  private String me() {
+    return "shade " + spec.name();
+  }
+
   @Override
   public Integer call() throws Exception {
-    NbdServer.Config config = config();
-    for (Path dir : dirs) {
+    AgentConfig base = baseConfig();
+    if (!agentMode() && dirs.isEmpty()) {
+      throw usage("Missing required parameter: 'DIR'");
+    }
+    List<Path> all = new ArrayList<>(base == null ? List.of() : base.volumes());
+    all.addAll(dirs);
+    AgentConfig.Nbd nbd = config(all, base == null ? null : base.nbd());
+    for (Path dir : all) {
       requireVolume(dir);
     }
-    List<Volume> volumes = new ArrayList<>();
-    NbdServer server;
-    try {
-      for (Path dir : dirs) {
-        volumes.add(Volume.open(dir));
-      }
-      server = start(volumes, config);
-    } catch (Exception | Error e) {
-      IOException closing = closeAll(volumes);
-      if (closing != null) {
-        e.addSuppressed(closing);
-      }
-      throw e;
-    }
-    Stop stop = new Stop(server, volumes, err(), out());
-    Runtime.getRuntime().addShutdownHook(new Thread(stop, "shade-serve-stop"));
-    InetSocketAddress tcp = server.tcpAddress();
+    Path control = controlSocket != null ? controlSocket
+        : base != null ? base.control() : AgentConfig.defaultControlSocket();
+    Agent agent = start(new AgentConfig(control, all, nbd));
+    Stop stop = new Stop(agent, me(), err(), out());
+    agent.onStopRequest(() -> System.exit(0)); // the shutdown hook does the stopping
+    Runtime.getRuntime().addShutdownHook(new Thread(stop, "shade-agent-stop"));
+    InetSocketAddress tcp = agent.nbdTcpAddress();
+    List<Volume> volumes = agent.volumes();
     List<Map<String, Object>> exports = exports(volumes, tcp);
     if (json) {
-      printJson(document(exports, tcp));
+      printJson(document(exports, tcp, agent));
     } else {
       printLines(exports);
     }
-    err().printf("shade serve: serving %d export%s of %d volume%s on %s; stop with SIGTERM or Ctrl-C%n",
-        exports.size(), exports.size() == 1 ? "" : "s", volumes.size(), volumes.size() == 1 ? "" : "s",
-        where(tcp));
+    err().printf("%s: serving %d export%s of %d volume%s on %s; control socket %s; stop with SIGTERM or Ctrl-C%n",
+        me(), exports.size(), exports.size() == 1 ? "" : "s", volumes.size(), volumes.size() == 1 ? "" : "s",
+        where(tcp), agent.controlSocket());
     err().flush();
+    sdNotifyReady();
     return stop.await(); // in practice never: the hook halts the process
+  }
+
+  /** Tells systemd (Type=notify) that the agent is ready, when it runs under systemd. */
+  private void sdNotifyReady() {
+    try {
+      SdNotify.notify("READY=1\nSTATUS=serving\nMAINPID=" + ProcessHandle.current().pid());
+    } catch (IOException e) {
+      err().println(me() + ": could not notify systemd: " + ExitCodes.describe(e));
+      err().flush();
+    }
   }
 
   // ---------------------------------------------------------------- checks before opening
 
-  /** The server configuration, after every check that needs no volume. */
-  private NbdServer.Config config() throws CommandException {
+  /**
+   * The NBD listeners, after every check that needs no volume: the command line's when it gives
+   * any, else {@code configured}, else the default TCP address.
+   */
+  private AgentConfig.Nbd config(List<Path> all, AgentConfig.Nbd configured) throws CommandException {
     Set<Path> seen = new HashSet<>();
     Map<String, Path> names = new HashMap<>();
-    for (Path dir : dirs) {
+    for (Path dir : all) {
       Path abs = dir.toAbsolutePath().normalize();
       if (!seen.add(abs)) {
         throw usage("volume named twice: " + dir);
@@ -170,6 +207,18 @@ final class ServeCommand extends ShadeCommand {
     boolean anyTls = tlsCert != null || tlsKey != null || tlsCa != null;
     if (anyTls && (tlsCert == null || tlsKey == null || tlsCa == null)) {
       throw usage("TLS needs all three of --tls-cert, --tls-key and --tls-ca");
+    }
+    boolean fromCommandLine = listen != null || socket != null || anyTls || allowRemoteWrite;
+    if (!fromCommandLine && configured != null) {
+      listen = configured.listen();
+      socket = configured.socket();
+      tlsCert = configured.tlsCert();
+      tlsKey = configured.tlsKey();
+      tlsCa = configured.tlsCa();
+      anyTls = tlsCert != null;
+      allowRemoteWrite = configured.allowRemoteWrite();
+      maxConnections = configured.maxConnections();
+      idleTimeout = configured.idleTimeout();
     }
     if (listen == null && socket == null) {
       listen = HostPort.parse(DEFAULT_LISTEN);
@@ -201,20 +250,7 @@ final class ServeCommand extends ShadeCommand {
             + " (another server listens there, or a stopped one left it: remove it if none does)");
       }
     }
-    NbdServer.Config c = new NbdServer.Config()
-        .allowRemoteWrite(allowRemoteWrite)
-        .maxConnections(maxConnections)
-        .idleTimeout(idleTimeout);
-    if (listen != null) {
-      c.listen(listen);
-    }
-    if (socket != null) {
-      c.socket(socket);
-    }
-    if (anyTls) {
-      c.tls(tlsCert, tlsKey, tlsCa);
-    }
-    return c;
+    return new AgentConfig.Nbd(listen, socket, tlsCert, tlsKey, tlsCa, allowRemoteWrite, maxConnections, idleTimeout);
   }
 
   private static void requireFile(Path file, String what) throws CommandException {
@@ -226,9 +262,9 @@ final class ServeCommand extends ShadeCommand {
     }
   }
 
-  private NbdServer start(List<Volume> volumes, NbdServer.Config config) throws IOException, CommandException {
+  private Agent start(AgentConfig config) throws IOException, CommandException {
     try {
-      return NbdServer.start(volumes, config);
+      return Agent.start(config);
     } catch (BindException e) {
       String on = listen != null && socket != null ? HostPort.format(listen) + " or " + socket
           : listen != null ? HostPort.format(listen) : socket.toString();
@@ -244,19 +280,22 @@ final class ServeCommand extends ShadeCommand {
     String originAccess = remoteClients && !allowRemoteWrite ? "rw-local" : "rw";
     List<Map<String, Object>> list = new ArrayList<>();
     for (Volume v : volumes) {
-      list.add(export(v.name(), v, null, originAccess, tcp));
+      list.add(export(v.name(), v, null, null, originAccess, tcp));
       for (SnapshotInfo s : v.snapshots()) {
-        list.add(export(v.name() + "@" + s.name(), v, s.name(), "ro", tcp));
+        list.add(export(v.name() + "@" + s.name(), v, s.name(), s.id(), "ro", tcp));
       }
     }
     return list;
   }
 
-  private Map<String, Object> export(String name, Volume v, String snapshot, String access, InetSocketAddress tcp) {
+  private Map<String, Object> export(String name, Volume v, String snapshot, Long snapshotId, String access,
+      InetSocketAddress tcp) {
     Map<String, Object> m = new LinkedHashMap<>();
     m.put("name", name);
     m.put("volume", v.name());
+    m.put("volumeUuid", v.uuid());
     m.put("snapshot", snapshot);
+    m.put("snapshotId", snapshotId);
     m.put("size", v.size());
     m.put("access", access);
     List<String> uris = new ArrayList<>();
@@ -270,8 +309,9 @@ final class ServeCommand extends ShadeCommand {
     return m;
   }
 
-  private Map<String, Object> document(List<Map<String, Object>> exports, InetSocketAddress tcp) {
+  private Map<String, Object> document(List<Map<String, Object>> exports, InetSocketAddress tcp, Agent agent) {
     Map<String, Object> doc = new LinkedHashMap<>();
+    doc.put("control", agent.controlSocket().toString());
     doc.put("exports", exports);
     doc.put("listen", tcp == null ? null : HostPort.format(tcp));
     doc.put("socket", socket == null ? null : socket.toString());
@@ -324,12 +364,12 @@ final class ServeCommand extends ShadeCommand {
 
   // ---------------------------------------------------------------- stopping
 
-  /** The shutdown hook: stops the server, closes the volumes and ends the process with its status. */
+  /** The shutdown hook: stops the agent (serving, volumes, socket) and ends the process with its status. */
   private static final class Stop implements Runnable {
-    /** The server to stop first: it answers what is in flight and flushes. */
-    private final NbdServer server;
-    /** The volumes served, closed after the server. */
-    private final List<Volume> volumes;
+    /** The agent to stop: it answers what is in flight, flushes and closes its volumes. */
+    private final Agent agent;
+    /** The command's name in messages. */
+    private final String me;
     /** Where the stop is reported. */
     private final PrintWriter err;
     /** Flushed before the process ends. */
@@ -339,9 +379,9 @@ final class ServeCommand extends ShadeCommand {
     /** Exit status of the stop; written before {@link #done} is counted down. */
     private volatile int code = ExitCodes.OK;
 
-    Stop(NbdServer server, List<Volume> volumes, PrintWriter err, PrintWriter out) {
-      this.server = server;
-      this.volumes = volumes;
+    Stop(Agent agent, String me, PrintWriter err, PrintWriter out) {
+      this.agent = agent;
+      this.me = me;
       this.err = err;
       this.out = out;
     }
@@ -349,23 +389,15 @@ final class ServeCommand extends ShadeCommand {
     @Override
     public void run() {
       int status = ExitCodes.OK;
+      int n = agent.volumes().size();
       try {
-        server.close();
+        agent.close();
       } catch (IOException | RuntimeException e) {
-        err.println("shade serve: stopping the server: " + ExitCodes.describe(e));
+        err.println(me + ": stopping: " + ExitCodes.describe(e));
         status = ExitCodes.FAILURE;
       }
-      for (Volume v : volumes) {
-        try {
-          v.close();
-        } catch (IOException | RuntimeException e) {
-          err.println("shade serve: closing volume '" + v.name() + "': " + ExitCodes.describe(e));
-          status = ExitCodes.FAILURE;
-        }
-      }
       if (status == ExitCodes.OK) {
-        err.printf("shade serve: stopped; %d volume%s flushed and closed%n", volumes.size(),
-            volumes.size() == 1 ? "" : "s");
+        err.printf("%s: stopped; %d volume%s flushed and closed%n", me, n, n == 1 ? "" : "s");
       }
       out.flush();
       err.flush();

@@ -21,6 +21,7 @@ import picocli.CommandLine.ScopeType;
       VolumeCommand.class,
       SnapshotCommand.class,
       ServeCommand.class,
+      AgentCommand.class,
       BenchCommand.class,
       DemoCommand.class,
       CommandLine.HelpCommand.class
@@ -31,7 +32,8 @@ import picocli.CommandLine.ScopeType;
       "  shade volume create /var/lib/shade/db --size 10G",
       "  shade snapshot create /var/lib/shade/db --name nightly",
       "  shade snapshot list /var/lib/shade/db --json",
-      "  shade serve /var/lib/shade/db"
+      "  shade serve /var/lib/shade/db",
+      "  shade agent --config /etc/shade/agent.json"
     })
 public final class Shade extends CommandGroup {
   /** Environment variable that, set to 1, prints stack traces of failures like --verbose. */

@@ -22,6 +22,8 @@ public final class Errno {
   public static final int EFBIG = 27;
   public static final int ENOSPC = 28;
   public static final int EROFS = 30;
+  public static final int ENAMETOOLONG = 36;
+  public static final int ECONNREFUSED = 111;
   public static final int EWOULDBLOCK = EAGAIN;
   public static final int EOPNOTSUPP = 95;
   public static final int EDQUOT = 122;
@@ -51,6 +53,8 @@ public final class Errno {
       case EFBIG: return "EFBIG";
       case ENOSPC: return "ENOSPC";
       case EROFS: return "EROFS";
+      case ENAMETOOLONG: return "ENAMETOOLONG";
+      case ECONNREFUSED: return "ECONNREFUSED";
       case EOPNOTSUPP: return "EOPNOTSUPP";
       case EDQUOT: return "EDQUOT";
       default: return "errno " + errno;

@@ -63,6 +63,10 @@ final class LibC {
 
   static native int statvfs(String path, StatVfs.Struct buf) throws LastErrorException;
 
+  static native int socket(int domain, int type, int protocol) throws LastErrorException;
+
+  static native long sendto(int fd, byte[] buf, long len, int flags, byte[] addr, int addrlen) throws LastErrorException;
+
   static native String strerror(int errnum);
 
   static native int getpagesize();

@@ -24,6 +24,8 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
@@ -38,7 +40,8 @@ import org.slf4j.LoggerFactory;
  * in the manner of QEMU's QMP.
  *
  * <p>Thread-safe. One thread accepts; each client has a thread of its own that reads its
- * messages and runs its commands one at a time; events are written under the client's own lock.
+ * messages and runs its commands one at a time, and a writer thread that sends its replies and
+ * events from a bounded queue.
  */
 public final class ControlServer implements Closeable {
   /*
@@ -70,6 +73,8 @@ public final class ControlServer implements Closeable {
   public static final int MAX_MESSAGE = 1 << 20;
   /** Most clients connected at once. */
   public static final int MAX_CLIENTS = 64;
+  /** Most messages queued for one client before it is disconnected as not reading. */
+  static final int OUTBOUND_LIMIT = 4096;
 
   static final ObjectMapper JSON = new ObjectMapper();
 
@@ -349,6 +354,12 @@ public final class ControlServer implements Closeable {
     private volatile boolean busy;
     /** System.nanoTime() of the last message received. */
     private volatile long lastActivity = System.nanoTime();
+    /**
+     * Messages waiting to be written by the session's writer thread, so that neither a command
+     * nor a broadcast ever blocks on a client that does not read; a client that lets it fill is
+     * disconnected.
+     */
+    private final BlockingQueue<ByteBuffer> outbound = new ArrayBlockingQueue<>(OUTBOUND_LIMIT);
 
     Session(SocketChannel ch, String peer) {
       this.ch = ch;
@@ -357,6 +368,7 @@ public final class ControlServer implements Closeable {
     }
 
     void run() {
+      daemon(this::writeLoop, "shade-control-writer").start();
       try {
         ObjectNode hello = JsonNodeFactory.instance.objectNode();
         hello.set("shade", JSON.valueToTree(greeting));
@@ -387,6 +399,7 @@ public final class ControlServer implements Closeable {
       } catch (IOException e) {
         // the client went away or was disconnected
       } finally {
+        drain(1000);
         close();
       }
     }
@@ -468,15 +481,35 @@ public final class ControlServer implements Closeable {
       return peer;
     }
 
-    /** Writes one message; a failure closes the session. */
+    /** Queues one message for the writer; a client that is too far behind is disconnected. */
     void send(JsonNode message) {
-      ByteBuffer b = line(message);
-      synchronized (this) {
-        try {
-          writeFully(ch, b);
-        } catch (IOException e) {
-          close();
+      if (!outbound.offer(line(message))) {
+        LOG.warn("{}: disconnecting a client that does not read its messages ({} waiting)", ControlServer.this,
+            OUTBOUND_LIMIT);
+        close();
+      }
+    }
+
+    private void writeLoop() {
+      try {
+        while (ch.isOpen()) {
+          ByteBuffer b = outbound.poll(1, TimeUnit.SECONDS);
+          if (b != null) {
+            writeFully(ch, b);
+          }
         }
+      } catch (IOException e) {
+        close();
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    }
+
+    /** Waits up to {@code millis} for the queued messages to be written (before closing on the session's own terms). */
+    private void drain(long millis) {
+      long end = System.nanoTime() + millis * 1_000_000;
+      while (!outbound.isEmpty() && ch.isOpen() && System.nanoTime() < end) {
+        sleepQuietly(5);
       }
     }
 

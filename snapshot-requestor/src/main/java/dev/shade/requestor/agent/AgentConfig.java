@@ -1,0 +1,185 @@
+package dev.shade.requestor.agent;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.UnknownHostException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Locale;
+import java.util.Set;
+
+/**
+ * What an agent runs with: its control socket, the volumes it opens at start, and how it serves
+ * them over NBD. Read from a JSON file (docs/agent.md describes it) or built by the command line.
+ *
+ * @param control the control socket's path
+ * @param volumes volume directories opened at start, in order
+ * @param nbd how the volumes are served over NBD, or null to serve nothing
+ */
+public record AgentConfig(Path control, List<Path> volumes, Nbd nbd) {
+  /** The control socket when none is configured: under /run/shade for root, else the runtime directory. */
+  public static Path defaultControlSocket() {
+    String runtime = System.getenv("XDG_RUNTIME_DIR");
+    boolean root = "root".equals(System.getProperty("user.name"));
+    Path dir = root || runtime == null || runtime.isBlank() ? Path.of("/run/shade") : Path.of(runtime, "shade");
+    return dir.resolve("control.sock");
+  }
+
+  public AgentConfig {
+    volumes = List.copyOf(volumes);
+  }
+
+  /**
+   * The NBD listeners.
+   *
+   * @param listen TCP address, or null
+   * @param socket Unix socket, or null
+   * @param tlsCert PEM certificate of the TCP listener, or null for no TLS
+   * @param tlsKey PEM key of {@code tlsCert}
+   * @param tlsCa PEM CA certificates that client certificates must be signed by
+   * @param allowRemoteWrite let clients on other hosts write to origins
+   * @param maxConnections most clients at once
+   * @param idleTimeout disconnect a client silent this long
+   */
+  public record Nbd(InetSocketAddress listen, Path socket, Path tlsCert, Path tlsKey, Path tlsCa,
+      boolean allowRemoteWrite, int maxConnections, Duration idleTimeout) {}
+
+  private static final ObjectMapper JSON = new ObjectMapper();
+  private static final Set<String> TOP = Set.of("control", "volumes", "nbd");
+  private static final Set<String> NBD = Set.of("listen", "socket", "tls", "allowRemoteWrite", "maxConnections", "idleTimeout");
+  private static final Set<String> TLS = Set.of("cert", "key", "ca");
+
+  /**
+   * Reads a config file. Relative paths in it are taken relative to the file's directory;
+   * unknown keys are errors (a misspelt key must not be silently ignored).
+   */
+  public static AgentConfig load(Path file) throws IOException {
+    JsonNode doc;
+    try {
+      doc = JSON.readTree(Files.readString(file));
+    } catch (NoSuchFileException e) {
+      throw new NoSuchFileException(file.toString(), null, "agent config file not found");
+    } catch (JsonProcessingException e) {
+      throw new IOException("agent config " + file + " is not valid JSON: line " + e.getLocation().getLineNr()
+          + ": " + e.getOriginalMessage());
+    }
+    if (doc == null || !doc.isObject()) {
+      throw new IOException("agent config " + file + " must be a JSON object");
+    }
+    Path base = file.toAbsolutePath().getParent();
+    checkKeys(doc, TOP, file, "");
+    Path control = doc.hasNonNull("control") ? base.resolve(string(doc, "control", file)) : defaultControlSocket();
+    List<Path> volumes = new ArrayList<>();
+    JsonNode vs = doc.get("volumes");
+    if (vs != null) {
+      if (!vs.isArray()) {
+        throw new IOException("agent config " + file + ": \"volumes\" must be a list of volume directories");
+      }
+      for (JsonNode v : vs) {
+        if (!v.isTextual()) {
+          throw new IOException("agent config " + file + ": every volume must be a directory path: " + v);
+        }
+        volumes.add(base.resolve(v.asText()));
+      }
+    }
+    Nbd nbd = null;
+    JsonNode n = doc.get("nbd");
+    if (n != null && !n.isNull()) {
+      if (!n.isObject()) {
+        throw new IOException("agent config " + file + ": \"nbd\" must be an object");
+      }
+      checkKeys(n, NBD, file, "nbd.");
+      InetSocketAddress listen = n.hasNonNull("listen") ? hostPort(string(n, "listen", file), file) : null;
+      Path socket = n.hasNonNull("socket") ? base.resolve(string(n, "socket", file)) : null;
+      Path cert = null;
+      Path key = null;
+      Path ca = null;
+      JsonNode tls = n.get("tls");
+      if (tls != null && !tls.isNull()) {
+        checkKeys(tls, TLS, file, "nbd.tls.");
+        cert = base.resolve(string(tls, "cert", file));
+        key = base.resolve(string(tls, "key", file));
+        ca = base.resolve(string(tls, "ca", file));
+      }
+      if (listen == null && socket == null) {
+        throw new IOException("agent config " + file + ": \"nbd\" needs \"listen\" (HOST:PORT) or \"socket\" (a path)");
+      }
+      int max = n.path("maxConnections").asInt(64);
+      Duration idle = n.hasNonNull("idleTimeout") ? duration(string(n, "idleTimeout", file), file) : Duration.ofMinutes(10);
+      nbd = new Nbd(listen, socket, cert, key, ca, n.path("allowRemoteWrite").asBoolean(false), max, idle);
+    }
+    return new AgentConfig(control, volumes, nbd);
+  }
+
+  private static void checkKeys(JsonNode node, Set<String> allowed, Path file, String prefix) throws IOException {
+    for (Iterator<String> it = node.fieldNames(); it.hasNext(); ) {
+      String k = it.next();
+      if (!allowed.contains(k)) {
+        throw new IOException("agent config " + file + ": unknown key \"" + prefix + k + "\" (known: "
+            + String.join(", ", allowed.stream().sorted().toList()) + ")");
+      }
+    }
+  }
+
+  private static String string(JsonNode node, String key, Path file) throws IOException {
+    JsonNode v = node.get(key);
+    if (v == null || !v.isTextual() || v.asText().isBlank()) {
+      throw new IOException("agent config " + file + ": \"" + key + "\" must be a non-empty string");
+    }
+    return v.asText();
+  }
+
+  /** Parses HOST:PORT, [IPv6]:PORT. */
+  static InetSocketAddress hostPort(String s, Path file) throws IOException {
+    int colon = s.lastIndexOf(':');
+    if (colon <= 0) {
+      throw new IOException("agent config " + file + ": listen address must be HOST:PORT: " + s);
+    }
+    String host = s.substring(0, colon);
+    if (host.startsWith("[") && host.endsWith("]")) {
+      host = host.substring(1, host.length() - 1);
+    }
+    int port;
+    try {
+      port = Integer.parseInt(s.substring(colon + 1));
+    } catch (NumberFormatException e) {
+      throw new IOException("agent config " + file + ": bad port in listen address: " + s);
+    }
+    if (port < 0 || port > 65535) {
+      throw new IOException("agent config " + file + ": port out of range in listen address: " + s);
+    }
+    try {
+      return new InetSocketAddress(InetAddress.getByName(host), port);
+    } catch (UnknownHostException e) {
+      throw new IOException("agent config " + file + ": unknown host in listen address: " + s);
+    }
+  }
+
+  /** Parses 90s, 10m, 1h, 500ms. */
+  static Duration duration(String s, Path file) throws IOException {
+    String t = s.strip().toLowerCase(Locale.ROOT);
+    try {
+      if (t.endsWith("ms")) {
+        return Duration.ofMillis(Long.parseLong(t.substring(0, t.length() - 2)));
+      } else if (t.endsWith("s")) {
+        return Duration.ofSeconds(Long.parseLong(t.substring(0, t.length() - 1)));
+      } else if (t.endsWith("m")) {
+        return Duration.ofMinutes(Long.parseLong(t.substring(0, t.length() - 1)));
+      } else if (t.endsWith("h")) {
+        return Duration.ofHours(Long.parseLong(t.substring(0, t.length() - 1)));
+      }
+    } catch (NumberFormatException e) {
+      // reported below
+    }
+    throw new IOException("agent config " + file + ": not a duration (like 90s, 10m, 1h): " + s);
+  }
+}
