@@ -1,0 +1,224 @@
+package dev.shade.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.shade.provider.Volume;
+import dev.shade.requestor.agent.AgentMarker;
+import java.io.File;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * {@code shade agent} as a real process, and the volume and snapshot commands of this JVM going
+ * through its control socket: same output, same JSON, same exit codes and error lines as when
+ * they open the volume themselves; SIGTERM and SIGKILL; a second agent; attach and detach.
+ */
+@Timeout(value = 180, unit = TimeUnit.SECONDS)
+class AgentCommandTest {
+  @TempDir Path tmp;
+  /** Agents started by the test; killed afterwards if a test left one running. */
+  private final List<Process> started = new ArrayList<>();
+
+  @AfterEach
+  void killLeftovers() throws InterruptedException {
+    for (Process p : started) {
+      if (p.isAlive()) {
+        p.destroyForcibly();
+        p.waitFor(10, TimeUnit.SECONDS);
+      }
+    }
+  }
+
+  @Test
+  void commands_throughTheAgent_answerAsTheyDoWithoutIt() throws Exception {
+    Path db = TestVolumes.create(tmp.resolve("db"), "4M");
+    Path data = TestVolumes.file(tmp, "data.bin", TestVolumes.random(3, 512 * 1024));
+    Cli.run("volume", "import", db, data).ok();
+    Path control = tmp.resolve("control.sock");
+    Agent a = agent(control, db);
+    assertTrue(Files.exists(db.resolve(AgentMarker.FILE)), "the agent marks the volume it holds");
+
+    Cli.Result created = Cli.run("snapshot", "create", db, "--name", "one", "--json").ok();
+    JsonNode snap = created.json().get("snapshots").get(0);
+    assertEquals("one", snap.get("name").asText());
+    assertTrue(snap.get("id").asLong() > 0 && !snap.get("volumeUuid").asText().isEmpty(), created::toString);
+    Cli.run("volume", "import", db, data, "--offset", "1M").ok();
+    Cli.run("snapshot", "create", db, "--name", "two").ok();
+
+    // the same commands with the agent, then without it, on an unchanged volume
+    List<List<Object>> commands = List.of(
+        List.of("snapshot", "list", db), List.of("snapshot", "list", db, "--json"),
+        List.of("volume", "info", db), List.of("volume", "info", db, "--json"),
+        List.of("snapshot", "diff", db, "one"), List.of("snapshot", "diff", db, "one", "two", "--json"),
+        List.of("snapshot", "delete", db, "nope"), List.of("snapshot", "diff", db, "nope"),
+        List.of("snapshot", "create", db, "--name", "one"),
+        List.of("snapshot", "export", db, "one", tmp.resolve("data.bin")));
+    List<Cli.Result> viaAgent = new ArrayList<>();
+    for (List<Object> c : commands) {
+      viaAgent.add(Cli.run(c.toArray()));
+    }
+    Path img = tmp.resolve("one.img");
+    Cli.Result exported = Cli.run("snapshot", "export", db, "one", img, "--json").ok();
+    assertEquals(4L << 20, exported.json().get("size").asLong());
+    assertEquals(Files.size(data), exported.json().get("dataBytes").asLong(), "the snapshot holds the first import");
+
+    assertEquals(0, a.stop(), a::toString);
+    assertFalse(Files.exists(control), "socket removed on stop");
+    assertFalse(Files.exists(db.resolve(AgentMarker.FILE)), "marker removed on stop");
+    for (int i = 0; i < commands.size(); i++) {
+      Cli.Result direct = Cli.run(commands.get(i).toArray());
+      assertEquals(direct.toString(), viaAgent.get(i).toString(), "same answer for " + commands.get(i));
+    }
+    assertEquals(1, viaAgent.get(6).code(), "a missing snapshot fails with exit 1");
+    assertTrue(viaAgent.get(9).err().contains("pass --force"), viaAgent.get(9)::toString);
+  }
+
+  @Test
+  void sigkill_leavesAStaleMarkerThatCommandsAndANewAgentGetPast() throws Exception {
+    Path db = TestVolumes.create(tmp.resolve("db"), "1M");
+    Path control = tmp.resolve("control.sock");
+    Agent a = agent(control, db);
+    Cli.run("snapshot", "create", db, "--name", "before").ok();
+    a.process.destroyForcibly(); // SIGKILL
+    assertTrue(a.process.waitFor(30, TimeUnit.SECONDS));
+    assertTrue(Files.exists(db.resolve(AgentMarker.FILE)), "a killed agent cannot remove its marker");
+
+    Cli.Result list = Cli.run("snapshot", "list", db, "--json").ok();
+    assertEquals("before", list.json().get(0).get("name").asText(), "opened here, past the stale marker");
+
+    Agent b = agent(control, db);
+    Cli.run("snapshot", "create", db, "--name", "after").ok();
+    assertEquals(2, Cli.run("snapshot", "list", db, "--json").ok().json().size());
+    assertEquals(0, b.stop(), b::toString);
+  }
+
+  @Test
+  void secondAgent_onTheSameVolume_isRefusedClearly() throws Exception {
+    Path db = TestVolumes.create(tmp.resolve("db"), "1M");
+    Agent a = agent(tmp.resolve("one.sock"), db);
+    Cli.Result second = Cli.run("agent", db, "--control-socket", tmp.resolve("two.sock"), "--listen", "127.0.0.1:0");
+    assertEquals(1, second.code(), second::toString);
+    assertTrue(second.err().contains("in use") && second.err().contains("held by the agent with pid " + a.process.pid()),
+        second::toString);
+    assertEquals(0, a.stop(), a::toString);
+  }
+
+  @Test
+  void attachAndDetach_whileRunning() throws Exception {
+    Path db = TestVolumes.create(tmp.resolve("db"), "1M");
+    Path wal = TestVolumes.create(tmp.resolve("wal"), "1M");
+    Path control = tmp.resolve("control.sock");
+    Agent a = agent(control, db);
+    Cli.run("agent", "attach", wal, "--control-socket", control).ok();
+    assertTrue(Files.exists(wal.resolve(AgentMarker.FILE)));
+    JsonNode status = Cli.run("agent", "status", "--control-socket", control, "--json").ok().json();
+    assertEquals(2, status.get("volumes").size(), status::toString);
+    assertEquals(a.process.pid(), status.get("pid").asLong());
+
+    JsonNode set = Cli.run("snapshot", "create", db, wal, "--name", "both", "--json").ok().json();
+    assertFalse(set.get("setId").isNull(), "one atomic set across both volumes of the agent: " + set);
+
+    Cli.run("agent", "detach", wal, "--control-socket", control).ok();
+    assertFalse(Files.exists(wal.resolve(AgentMarker.FILE)));
+    try (Volume v = Volume.open(wal)) {
+      assertEquals("both", v.snapshots().get(0).name(), "detached: closed, unlocked, intact");
+    }
+    Cli.run("agent", "stop", "--control-socket", control).ok();
+    assertTrue(a.process.waitFor(60, TimeUnit.SECONDS));
+    assertEquals(0, a.process.exitValue(), a::toString);
+    assertFalse(Files.exists(control));
+  }
+
+  @Test
+  void configFile_namesSocketVolumesAndListener() throws Exception {
+    Path db = TestVolumes.create(tmp.resolve("db"), "1M");
+    Path config = tmp.resolve("agent.json");
+    Files.writeString(config, "{\"control\": \"ctl.sock\", \"volumes\": [\"db\"], "
+        + "\"nbd\": {\"socket\": \"nbd.sock\", \"idleTimeout\": \"5m\"}}\n");
+    Agent a = start(List.of("--config", config), tmp.resolve("ctl.sock"));
+    assertEquals("rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(tmp.resolve("ctl.sock"))));
+    assertTrue(Files.exists(tmp.resolve("nbd.sock")), a::toString);
+    Cli.run("snapshot", "create", db).ok();
+    assertEquals(0, a.stop(), a::toString);
+
+    Files.writeString(config, "{\"volumes\": [\"db\"], \"nbd\": {\"lisen\": \"127.0.0.1:0\"}}\n");
+    Cli.Result bad = Cli.run("agent", "--config", config);
+    assertEquals(1, bad.code(), bad::toString);
+    assertTrue(bad.err().contains("unknown key \"nbd.lisen\""), bad::toString);
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  private Agent agent(Path control, Path dir) throws Exception {
+    return start(List.of(dir, "--control-socket", control, "--listen", "127.0.0.1:0"), control);
+  }
+
+  /** Starts {@code shade agent ARGS} in a JVM of its own and waits until its control socket answers. */
+  private Agent start(List<Object> args, Path control) throws Exception {
+    List<String> command = new ArrayList<>(List.of(
+        ProcessHandle.current().info().command().orElse("java"),
+        "-cp", System.getProperty("java.class.path"), Shade.class.getName(), "agent"));
+    args.forEach(x -> command.add(String.valueOf(x)));
+    int n = started.size();
+    Path out = tmp.resolve("agent-" + n + ".out");
+    Path err = tmp.resolve("agent-" + n + ".err");
+    Process p = new ProcessBuilder(command)
+        .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")))
+        .redirectOutput(out.toFile())
+        .redirectError(err.toFile())
+        .start();
+    started.add(p);
+    Agent a = new Agent(p, out, err);
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+    while (!a.err().contains("shade agent: serving ")) {
+      if (!p.isAlive() || System.nanoTime() > deadline) {
+        throw new AssertionError("shade agent did not start: " + a);
+      }
+      Thread.sleep(20);
+    }
+    assertTrue(Files.exists(control), "control socket " + control + ": " + a);
+    return a;
+  }
+
+  /** A running agent process and the files its output goes to. */
+  private record Agent(Process process, Path outFile, Path errFile) {
+    String out() throws IOException {
+      return Files.readString(outFile, StandardCharsets.UTF_8);
+    }
+
+    String err() throws IOException {
+      return Files.readString(errFile, StandardCharsets.UTF_8);
+    }
+
+    /** Sends SIGTERM and returns the exit code. */
+    int stop() throws Exception {
+      process.destroy();
+      assertTrue(process.waitFor(60, TimeUnit.SECONDS), "stopped within 60 s after SIGTERM");
+      return process.exitValue();
+    }
+
+    @Override
+    public String toString() {
+      try {
+        return "shade agent (" + (process.isAlive() ? "running" : "exit " + process.exitValue()) + ")\n--- stdout\n"
+            + out() + "--- stderr\n" + err() + Arrays.toString(new String[0]);
+      } catch (IOException e) {
+        return "shade agent: " + e;
+      }
+    }
+  }
+}
