@@ -1,5 +1,7 @@
 package dev.shade.cli;
 
+import java.util.LinkedHashMap;
+import java.util.Map;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.IVersionProvider;
@@ -21,7 +23,7 @@ import picocli.CommandLine.ScopeType;
       VolumeCommand.class,
       SnapshotCommand.class,
       ServeCommand.class,
-      BenchCommand.class,
+      BenchStubCommand.class,
       DemoCommand.class,
       CommandLine.HelpCommand.class
     },
@@ -54,6 +56,29 @@ public final class Shade extends CommandGroup {
 
   public static void main(String[] args) {
     System.exit(new CommandLine(new Shade()).execute(args));
+  }
+
+  /**
+   * The {@code shade} command tree of this jar with {@code commands} (picocli command objects) in
+   * place of the subcommands of the same names, every other subcommand kept in its place, and the
+   * same failure handling and help sections throughout. Another jar that provides a command this
+   * one only names, as the bench jar provides {@code shade bench}, runs its command line this way.
+   */
+  public static CommandLine commandLine(Object... commands) {
+    CommandLine root = new CommandLine(new Shade());
+    Map<String, CommandLine> subcommands = new LinkedHashMap<>(root.getSubcommands());
+    for (Object command : commands) {
+      CommandLine sub = new CommandLine(command);
+      if (!subcommands.containsKey(sub.getCommandName())) {
+        throw new IllegalArgumentException("shade has no subcommand to replace named " + sub.getCommandName());
+      }
+      subcommands.put(sub.getCommandName(), sub);
+    }
+    // re-added in the original order, so that --help lists them as the annotation does
+    subcommands.keySet().forEach(root.getCommandSpec()::removeSubcommand);
+    subcommands.forEach(root::addSubcommand);
+    CommandSetup.configureHelp(root.getCommandSpec());
+    return root;
   }
 
   @Option(

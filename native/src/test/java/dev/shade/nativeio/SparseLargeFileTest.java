@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 import static org.junit.jupiter.params.provider.Arguments.arguments;
 
+import dev.shade.testing.Host;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;

@@ -1,4 +1,4 @@
-package dev.shade.cli.bench;
+package dev.shade.bench;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;

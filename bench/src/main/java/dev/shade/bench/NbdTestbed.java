@@ -1,4 +1,4 @@
-package dev.shade.cli.bench;
+package dev.shade.bench;
 
 import dev.shade.nbd.server.NbdServer;
 import dev.shade.provider.Volume;

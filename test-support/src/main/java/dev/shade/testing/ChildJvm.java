@@ -1,28 +1,34 @@
-package dev.shade.provider.reliability;
+package dev.shade.testing;
 
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
+import java.net.URISyntaxException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
 
 /**
- * A test's child JVM running a main class of this package, with its stdout lines collected as
- * they arrive so the test can wait for an acknowledgement and then kill it with SIGKILL.
+ * A test's child JVM running a main class of the tests: either one run to completion
+ * ({@link #run}, for a check that needs another user or could take the test JVM down), or a
+ * running child ({@link #start}) whose stdout lines are collected as they arrive, so the test
+ * can wait for an acknowledgement and then kill it with SIGKILL.
  *
  * <p>Thread-safe: one reader thread fills the collected state, test threads wait on it.
  */
-final class ChildJvm implements AutoCloseable {
+public final class ChildJvm implements AutoCloseable {
   /** Exit status of a JVM killed by SIGKILL (128 + 9). */
-  static final int SIGKILL_STATUS = 137;
+  public static final int SIGKILL_STATUS = 137;
   /** Exit status of a JVM ended by SIGTERM (128 + 15). */
-  static final int SIGTERM_STATUS = 143;
+  public static final int SIGTERM_STATUS = 143;
 
   /** The running child. */
   private final Process process;
@@ -45,12 +51,82 @@ final class ChildJvm implements AutoCloseable {
     reader.start();
   }
 
+  /** The classpath made of the code sources (class folders or jars) of {@code anchors}. */
+  public static String classpath(Class<?>... anchors) throws IOException {
+    List<String> entries = new ArrayList<>();
+    for (Class<?> c : anchors) {
+      entries.add(codeSource(c).toString());
+    }
+    return String.join(":", entries);
+  }
+
   /**
-   * Starts {@code java -cp <this JVM's class path> main args...} with light flags. The child's
+   * Copies the code sources of {@code anchors} into {@code into} with read permission for
+   * everyone (the Maven repository under /root is not readable by other users) and returns the
+   * classpath of the copies.
+   */
+  public static String copyClasspath(Path into, Class<?>... anchors) throws IOException {
+    List<String> entries = new ArrayList<>();
+    int i = 0;
+    for (Class<?> c : anchors) {
+      Path src = codeSource(c);
+      Path dst = into.resolve("cp" + i++ + (Files.isDirectory(src) ? "" : ".jar"));
+      try (Stream<Path> walk = Files.walk(src)) {
+        for (Path p : walk.toList()) {
+          Path target = dst.resolve(src.relativize(p).toString());
+          if (Files.isDirectory(p)) {
+            Files.createDirectories(target);
+            Files.setPosixFilePermissions(target, PosixFilePermissions.fromString("rwxr-xr-x"));
+          } else {
+            Files.copy(p, target, StandardCopyOption.REPLACE_EXISTING);
+            Files.setPosixFilePermissions(target, PosixFilePermissions.fromString("rw-r--r--"));
+          }
+        }
+      }
+      entries.add(dst.toString());
+    }
+    return String.join(":", entries);
+  }
+
+  private static Path codeSource(Class<?> c) throws IOException {
+    try {
+      return Path.of(c.getProtectionDomain().getCodeSource().getLocation().toURI());
+    } catch (URISyntaxException | NullPointerException e) {
+      throw new IOException("cannot locate the classes of " + c.getName(), e);
+    }
+  }
+
+  /**
+   * Runs {@code main} with {@code args} in a new small JVM and waits for it. {@code launcher}
+   * (may be empty) is put in front of the java command, e.g. {@code setpriv --reuid=65534};
+   * {@code scratch} must be writable by the child's user and holds its temporary files, JNA's
+   * extracted library and any crash log.
+   */
+  public static Command run(List<String> launcher, String classpath, Path scratch, Class<?> main,
+      String... args) throws IOException, InterruptedException {
+    List<String> cmd = new ArrayList<>(launcher);
+    cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+    cmd.add("-Xmx64m");
+    cmd.add("-XX:TieredStopAtLevel=1");
+    cmd.add("-XX:-UsePerfData");
+    cmd.add("-XX:-CreateCoredumpOnCrash");
+    cmd.add("-XX:ErrorFile=" + scratch.resolve("hs_err_pid%p.log"));
+    cmd.add("-Djava.io.tmpdir=" + scratch);
+    cmd.add("-Djna.tmpdir=" + scratch);
+    cmd.add("-cp");
+    cmd.add(classpath);
+    cmd.add(main.getName());
+    cmd.addAll(List.of(args));
+    return Command.run(cmd, scratch);
+  }
+
+  /**
+   * Starts {@code java -cp <this JVM's class path> main args...} with light flags, stdin a pipe
+   * for {@link #send}. The child's
    * stderr goes to {@code workDir/stderr-<n>.txt}; JNA unpacks its native library under
    * {@code workDir} so that killed children leave nothing behind elsewhere.
    */
-  static ChildJvm start(Path workDir, Class<?> main, String... args) throws IOException {
+  public static ChildJvm start(Path workDir, Class<?> main, String... args) throws IOException {
     List<String> cmd = new ArrayList<>();
     cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
     cmd.add("-Xshare:auto");
@@ -93,7 +169,7 @@ final class ChildJvm implements AutoCloseable {
     }
   }
 
-  long pid() {
+  public long pid() {
     return process.pid();
   }
 
@@ -101,7 +177,7 @@ final class ChildJvm implements AutoCloseable {
    * Waits until {@code ACK target} (or a later one) arrived; returns false if the child ended
    * first. Throws on timeout.
    */
-  boolean awaitAck(int target, Duration timeout) throws InterruptedException {
+  public boolean awaitAck(int target, Duration timeout) throws InterruptedException {
     long deadline = System.nanoTime() + timeout.toNanos();
     synchronized (this) {
       while (lastAck < target && !eof) {
@@ -120,7 +196,7 @@ final class ChildJvm implements AutoCloseable {
    * Waits for a line that is {@code word} or starts with {@code word} and a space, and returns
    * it, or null if the child ended first. Throws on timeout.
    */
-  String awaitLine(String word, Duration timeout) throws InterruptedException {
+  public String awaitLine(String word, Duration timeout) throws InterruptedException {
     long deadline = System.nanoTime() + timeout.toNanos();
     synchronized (this) {
       while (true) {
@@ -143,7 +219,7 @@ final class ChildJvm implements AutoCloseable {
   }
 
   /** Sends one line to the child's stdin. */
-  void send(String line) throws IOException {
+  public void send(String line) throws IOException {
     OutputStream in = process.getOutputStream();
     in.write((line + "\n").getBytes(StandardCharsets.US_ASCII));
     in.flush();
@@ -156,13 +232,13 @@ final class ChildJvm implements AutoCloseable {
    * the child wrote just before it died, and a lost ACK would make a test think an op that
    * returned was never issued.
    */
-  int kill() throws InterruptedException {
+  public int kill() throws InterruptedException {
     process.toHandle().destroyForcibly();
     return awaitExit("SIGKILL");
   }
 
   /** Kills the child with {@link Process#destroyForcibly()} (unread output may be lost). */
-  int destroyForcibly() throws InterruptedException {
+  public int destroyForcibly() throws InterruptedException {
     process.destroyForcibly();
     return awaitExit("destroyForcibly()");
   }
@@ -179,21 +255,21 @@ final class ChildJvm implements AutoCloseable {
   }
 
   /** Sends SIGTERM ({@link Process#destroy()}) and waits; returns the exit status. */
-  int terminate() throws InterruptedException {
+  public int terminate() throws InterruptedException {
     process.destroy();
     return awaitExit("SIGTERM");
   }
 
-  synchronized int lastAck() {
+  public synchronized int lastAck() {
     return lastAck;
   }
 
-  synchronized List<String> lines() {
+  public synchronized List<String> lines() {
     return new ArrayList<>(lines);
   }
 
   /** Lines starting with {@code prefix}. */
-  synchronized List<String> linesStartingWith(String prefix) {
+  public synchronized List<String> linesStartingWith(String prefix) {
     List<String> found = new ArrayList<>();
     for (String l : lines) {
       if (l.startsWith(prefix)) {
@@ -204,7 +280,7 @@ final class ChildJvm implements AutoCloseable {
   }
 
   /** The child's last stdout lines and stderr, for failure messages. */
-  String output() {
+  public String output() {
     List<String> all = lines();
     List<String> tail = all.subList(Math.max(0, all.size() - 5), all.size());
     String err;

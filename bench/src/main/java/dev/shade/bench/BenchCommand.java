@@ -1,21 +1,75 @@
-package dev.shade.cli;
+package dev.shade.bench;
 
-import dev.shade.cli.bench.CowBench;
-import dev.shade.cli.bench.NbdBench;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import java.io.PrintWriter;
+import java.io.UncheckedIOException;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
+import picocli.CommandLine.Spec;
 
-/** {@code shade bench}: measurements of shade on this machine. */
+/**
+ * {@code shade bench}: measurements of shade on this machine. {@link ShadeBench} puts it in place
+ * of the product jar's stub, under the product's root command and its failure handling.
+ */
 @Command(
     name = "bench",
     header = "Measure shade on this machine.",
     mixinStandardHelpOptions = true,
     subcommands = {BenchCommand.Cow.class, BenchCommand.Nbd.class})
-final class BenchCommand extends CommandGroup {
+public final class BenchCommand implements Callable<Integer> {
+  /** Exit code of a command that did what was asked. */
+  private static final int OK = 0;
+
+  /** Writes the JSON documents of the benchmarks. */
+  private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+
+  /** This command's model, injected by picocli; names the subcommands. */
+  @Spec CommandSpec spec;
+
+  /** Run alone, it is a usage error naming the benchmarks. */
+  @Override
+  public Integer call() {
+    throw new ParameterException(spec.commandLine(),
+        "missing command: choose one of " + String.join(", ", spec.subcommands().keySet()));
+  }
+
+  /** What both benchmarks share: output streams, usage errors, the JSON document. */
+  abstract static class Leaf implements Callable<Integer> {
+    /** This command's model, injected by picocli: its streams and its name. */
+    @Spec CommandSpec spec;
+
+    PrintWriter out() {
+      return spec.commandLine().getOut();
+    }
+
+    PrintWriter err() {
+      return spec.commandLine().getErr();
+    }
+
+    /** A usage error (exit 2) naming what is wrong with the command line. */
+    ParameterException usage(String message) {
+      return new ParameterException(spec.commandLine(), message);
+    }
+
+    /** Prints {@code document} as the one JSON document of this command's standard output. */
+    void printJson(Object document) {
+      try {
+        out().println(JSON.writeValueAsString(document));
+      } catch (JsonProcessingException e) {
+        throw new UncheckedIOException(e);
+      }
+      out().flush();
+    }
+  }
   /** {@code shade bench cow}. */
   @Command(
       name = "cow",
@@ -30,7 +84,7 @@ final class BenchCommand extends CommandGroup {
       mixinStandardHelpOptions = true,
       footerHeading = "%nExamples:%n",
       footer = {"  shade bench cow", "  shade bench cow --json > cow.json"})
-  static final class Cow extends ShadeCommand {
+  static final class Cow extends Leaf {
     @Option(names = "--json", description = "Print the results as one JSON object.")
     boolean json;
 
@@ -42,7 +96,7 @@ final class BenchCommand extends CommandGroup {
       });
       if (json) {
         printJson(results);
-        return ExitCodes.OK;
+        return OK;
       }
       List<String[]> rows = new ArrayList<>();
       flatten("", results, rows);
@@ -51,7 +105,7 @@ final class BenchCommand extends CommandGroup {
         out().printf("%-" + width + "s  %s%n", row[0], row[1]);
       }
       out().flush();
-      return ExitCodes.OK;
+      return OK;
     }
 
     /** Turns nested maps into rows of dotted keys, e.g. {@code targets_met.rewrite_vs_raw}. */
@@ -93,7 +147,7 @@ final class BenchCommand extends CommandGroup {
         "  shade bench nbd --seconds 10 --rounds 3 --json > nbd.json",
         "  SHADE_JAVA_OPTS=-Dshade.bench.nbd.targets=shade_origin,qemu_nbd_raw bin/shade bench nbd"
       })
-  static final class Nbd extends ShadeCommand {
+  static final class Nbd extends Leaf {
     @Option(names = "--json", description = "Print the results as one JSON object: {\"jobs\": {JOB: {\"shade_mibs\", "
         + "\"vs_qemu_nbd_raw\", \"vs_nbdkit_file\", \"snap8_vs_qcow2_chain8\", ..., \"targets\"}}, \"environment\"}.")
     boolean json;
@@ -129,7 +183,7 @@ final class BenchCommand extends CommandGroup {
         NbdBench.table(results).forEach(out()::println);
         out().flush();
       }
-      return ExitCodes.OK;
+      return OK;
     }
   }
 }

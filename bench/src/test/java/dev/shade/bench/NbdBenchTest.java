@@ -1,4 +1,4 @@
-package dev.shade.cli.bench;
+package dev.shade.bench;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;

@@ -1,4 +1,4 @@
-package dev.shade.cli.bench;
+package dev.shade.bench;
 
 import dev.shade.nativeio.FileHandle;
 import dev.shade.nativeio.StatVfs;
