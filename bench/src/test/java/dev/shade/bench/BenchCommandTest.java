@@ -1,9 +1,11 @@
-package dev.shade.cli;
+package dev.shade.bench;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -31,7 +33,7 @@ class BenchCommandTest {
 
   @Test
   void cow_jsonIsOneObjectAndProgressGoesToStderr() {
-    Cli.Result r = Cli.run("bench", "cow", "--json").ok();
+    BenchCli.Result r = BenchCli.run("bench", "cow", "--json").ok();
     JsonNode results = r.json();
     assertTrue(results.isObject() && results.has("elapsed_s"), r::toString);
     assertTrue(r.errLines().stream().allMatch(l -> l.startsWith("bench: ")), r::toString);
@@ -40,8 +42,29 @@ class BenchCommandTest {
 
   @Test
   void cow_tableFlattensNestedResults() {
-    Cli.Result r = Cli.run("bench", "cow").ok();
+    BenchCli.Result r = BenchCli.run("bench", "cow").ok();
     assertTrue(r.out().lines().anyMatch(l -> l.matches("targets_met\\.\\w+ +(true|false)")), r::toString);
     assertTrue(r.out().lines().anyMatch(l -> l.startsWith("elapsed_s ")), r::toString);
+  }
+
+  @Test
+  void bench_alone_isUsageErrorNamingTheBenchmarks() {
+    BenchCli.Result r = BenchCli.run("bench");
+    assertEquals(2, r.code(), r::toString);
+    assertEquals(List.of("shade bench: missing command: choose one of cow, nbd (see 'shade bench --help')"),
+        r.errLines(), r::toString);
+  }
+
+  @Test
+  void help_benchIsTheRealCommandAndTheOthersKeepTheirPlace() {
+    BenchCli.Result r = BenchCli.run("--help").ok();
+    List<String> commands = r.out().lines().filter(l -> l.matches("  \\w+ {2,}.*")).map(l -> l.strip().split(" ")[0]).toList();
+    assertEquals(List.of("volume", "snapshot", "serve", "bench", "demo", "help"), commands, r::toString);
+    assertTrue(r.out().contains("Measure shade on this machine.\n") || r.out().contains("Measure shade on this machine." + System.lineSeparator()),
+        r::toString);
+    BenchCli.Result bench = BenchCli.run("bench", "--help").ok();
+    assertTrue(bench.out().startsWith("Measure shade on this machine."), bench::toString);
+    assertTrue(bench.out().contains("Exit codes:"), bench::toString);
+    assertTrue(bench.out().contains("  cow ") && bench.out().contains("  nbd "), bench::toString);
   }
 }

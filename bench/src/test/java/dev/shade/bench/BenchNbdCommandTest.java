@@ -1,4 +1,4 @@
-package dev.shade.cli;
+package dev.shade.bench;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -15,7 +15,7 @@ class BenchNbdCommandTest {
 
   @Test
   void benchNbd_zeroSeconds_isUsageError() {
-    Cli.Result r = Cli.run("bench", "nbd", "--seconds", "0");
+    BenchCli.Result r = BenchCli.run("bench", "nbd", "--seconds", "0");
     assertEquals(2, r.code(), r::toString);
     assertEquals(1, r.errLines().size(), r::toString);
     assertTrue(r.err().contains("--seconds must be from 1 to 3600: 0"), r::toString);
@@ -25,7 +25,7 @@ class BenchNbdCommandTest {
   @Test
   void benchNbd_unknownTarget_isUsageErrorNamingTheChoices() {
     System.setProperty("shade.bench.nbd.targets", "shade_origin,qemu_nbd_vmdk");
-    Cli.Result r = Cli.run("bench", "nbd");
+    BenchCli.Result r = BenchCli.run("bench", "nbd");
     assertEquals(2, r.code(), r::toString);
     assertEquals(1, r.errLines().size(), r::toString);
     assertTrue(r.err().contains("unknown target 'qemu_nbd_vmdk'") && r.err().contains("nbdkit_file"), r::toString);

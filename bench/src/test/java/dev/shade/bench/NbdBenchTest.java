@@ -4,8 +4,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import dev.shade.testing.Tools;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -30,7 +30,7 @@ class NbdBenchTest {
   @Test
   @SuppressWarnings("unchecked")
   void run_smallExports_measuresEveryJobAndSkipsTargetsWithoutTools() throws Exception {
-    assumeTools("fio", "qemu-nbd");
+    Tools.require("fio", "fio", "qemu-nbd", "qemu-utils");
     Programs.Lookup withoutNbdkit = p -> p.equals("nbdkit") ? Optional.empty() : Programs.Lookup.onPath().find(p);
     NbdBench.Settings s = new NbdBench.Settings(tmp, 16 * MIB, 1, 1, Set.of(
         NbdTestbed.NBDKIT_FILE, NbdTestbed.QEMU_NBD_RAW, NbdTestbed.SHADE_ORIGIN, NbdTestbed.SHADE_SNAPSHOT), "io_uring");
@@ -92,12 +92,5 @@ class NbdBenchTest {
   void median_oddAndEvenCounts() {
     assertEquals(2.0, NbdBench.median(List.of(3.0, 1.0, 2.0)));
     assertEquals(2.5, NbdBench.median(List.of(4.0, 1.0, 3.0, 2.0)));
-  }
-
-  private static void assumeTools(String... tools) {
-    for (String t : tools) {
-      assumeTrue(Programs.Lookup.onPath().find(t).isPresent(),
-          () -> "skipped: " + t + " not installed (Debian: apt-get install fio qemu-utils; bin/test installs them)");
-    }
   }
 }

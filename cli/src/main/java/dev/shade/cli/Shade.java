@@ -66,17 +66,19 @@ public final class Shade extends CommandGroup {
    */
   public static CommandLine commandLine(Object... commands) {
     CommandLine root = new CommandLine(new Shade());
-    Map<String, CommandLine> subcommands = new LinkedHashMap<>(root.getSubcommands());
+    Map<String, Object> subcommands = new LinkedHashMap<>();
+    root.getSubcommands().forEach((name, sub) -> subcommands.put(name, sub.getCommandSpec().userObject()));
     for (Object command : commands) {
-      CommandLine sub = new CommandLine(command);
-      if (!subcommands.containsKey(sub.getCommandName())) {
-        throw new IllegalArgumentException("shade has no subcommand to replace named " + sub.getCommandName());
+      String name = new CommandLine(command).getCommandName();
+      if (subcommands.put(name, command) == null) {
+        throw new IllegalArgumentException("shade has no subcommand named " + name + " to replace");
       }
-      subcommands.put(sub.getCommandName(), sub);
     }
-    // re-added in the original order, so that --help lists them as the annotation does
+    // Every subcommand is built again from its object and re-added in the original order, so that
+    // --help lists them as the annotation does; a fresh model because adding one to the root gives
+    // it the root's inherited options (--verbose), which a model that had them already would refuse.
     subcommands.keySet().forEach(root.getCommandSpec()::removeSubcommand);
-    subcommands.forEach(root::addSubcommand);
+    subcommands.forEach((name, command) -> root.addSubcommand(name, new CommandLine(command)));
     CommandSetup.configureHelp(root.getCommandSpec());
     return root;
   }

@@ -35,7 +35,7 @@ class ShadeProcessIT {
     assumeTrue(repo != null && jarPath != null, "runs under Maven failsafe, which names the jar and the repository");
     script = Path.of(repo, "bin", "shade").toAbsolutePath().normalize();
     jar = Path.of(jarPath);
-    assumeTrue(Files.isRegularFile(jar), "the jar is packaged before integration tests: " + jar);
+    assertTrue(Files.isRegularFile(jar), "the jar is packaged before integration tests: " + jar);
   }
 
   /** What one process did. */
