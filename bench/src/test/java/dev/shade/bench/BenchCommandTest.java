@@ -58,10 +58,9 @@ class BenchCommandTest {
   @Test
   void help_benchIsTheRealCommandAndTheOthersKeepTheirPlace() {
     BenchCli.Result r = BenchCli.run("--help").ok();
-    List<String> commands = r.out().lines().filter(l -> l.matches("  \\w+ {2,}.*")).map(l -> l.strip().split(" ")[0]).toList();
+    List<String> commands = r.out().lines().filter(l -> l.matches("  [a-z]+ {2,}.*")).map(l -> l.strip().split(" ")[0]).toList();
     assertEquals(List.of("volume", "snapshot", "serve", "bench", "demo", "help"), commands, r::toString);
-    assertTrue(r.out().contains("Measure shade on this machine.\n") || r.out().contains("Measure shade on this machine." + System.lineSeparator()),
-        r::toString);
+    assertTrue(r.out().lines().anyMatch(l -> l.matches("  bench +Measure shade on this machine\\.")), r::toString);
     BenchCli.Result bench = BenchCli.run("bench", "--help").ok();
     assertTrue(bench.out().startsWith("Measure shade on this machine."), bench::toString);
     assertTrue(bench.out().contains("Exit codes:"), bench::toString);
