@@ -24,9 +24,10 @@ import org.junit.jupiter.api.Assumptions;
  *
  * <p>{@code bin/test} installs every tool the tests use, so on a CI machine a missing one means
  * the setup is broken, and a green run must mean that every test ran: there the same reason
- * fails the test instead of skipping it. Preconditions that are not about the machine's setup
- * (this JVM has a console, the filesystem keeps no holes) are plain JUnit assumptions in the
- * tests themselves.
+ * fails the test instead of skipping it. {@link #requireThat} does the same for other parts of
+ * the setup a CI machine must provide (a temporary directory that keeps files sparse).
+ * Preconditions that are not about the machine's setup (this JVM has a console) are plain JUnit
+ * assumptions in the tests themselves.
  *
  * <p>Thread-safe: every method only reads the environment and the filesystem.
  */
