@@ -35,7 +35,8 @@ final class CommandSetup implements IModelTransformer {
     return spec;
   }
 
-  private static void configureHelp(CommandSpec spec) {
+  /** Shows defaults and the exit codes in the help of {@code spec} and of all its subcommands. */
+  static void configureHelp(CommandSpec spec) {
     spec.usageMessage()
         .showDefaultValues(true)
         .exitCodeListHeading("%nExit codes:%n")

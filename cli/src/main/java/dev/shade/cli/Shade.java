@@ -1,5 +1,7 @@
 package dev.shade.cli;
 
+import java.util.LinkedHashMap;
+import java.util.Map;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.IVersionProvider;
@@ -22,7 +24,7 @@ import picocli.CommandLine.ScopeType;
       SnapshotCommand.class,
       ServeCommand.class,
       AgentCommand.class,
-      BenchCommand.class,
+      BenchStubCommand.class,
       DemoCommand.class,
       CommandLine.HelpCommand.class
     },
@@ -56,6 +58,31 @@ public final class Shade extends CommandGroup {
 
   public static void main(String[] args) {
     System.exit(new CommandLine(new Shade()).execute(args));
+  }
+
+  /**
+   * The {@code shade} command tree of this jar with {@code commands} (picocli command objects) in
+   * place of the subcommands of the same names, every other subcommand kept in its place, and the
+   * same failure handling and help sections throughout. Another jar that provides a command this
+   * one only names, as the bench jar provides {@code shade bench}, runs its command line this way.
+   */
+  public static CommandLine commandLine(Object... commands) {
+    CommandLine root = new CommandLine(new Shade());
+    Map<String, Object> subcommands = new LinkedHashMap<>();
+    root.getSubcommands().forEach((name, sub) -> subcommands.put(name, sub.getCommandSpec().userObject()));
+    for (Object command : commands) {
+      String name = new CommandLine(command).getCommandName();
+      if (subcommands.put(name, command) == null) {
+        throw new IllegalArgumentException("shade has no subcommand named " + name + " to replace");
+      }
+    }
+    // Every subcommand is built again from its object and re-added in the original order, so that
+    // --help lists them as the annotation does; a fresh model because adding one to the root gives
+    // it the root's inherited options (--verbose), which a model that had them already would refuse.
+    subcommands.keySet().forEach(root.getCommandSpec()::removeSubcommand);
+    subcommands.forEach((name, command) -> root.addSubcommand(name, new CommandLine(command)));
+    CommandSetup.configureHelp(root.getCommandSpec());
+    return root;
   }
 
   @Option(

@@ -4,11 +4,11 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.shade.provider.BlockSource;
 import dev.shade.provider.Volume;
+import dev.shade.testing.Tools;
 import java.io.File;
 import java.io.IOException;
 import java.net.InetAddress;
@@ -112,7 +112,7 @@ class ServeCommandTest {
 
   @Test
   void nbdinfo_listsEveryExportOverTcpAndReadsOverTheSocket() throws Exception {
-    assumeTool("nbdinfo", "libnbd-bin");
+    Tools.require("nbdinfo", "libnbd-bin");
     Path db = volumeWithSnapshot("db");
     Path sock = tmp.resolve("nbd.sock");
     Server s = serve(db, "--listen", "127.0.0.1:0", "--socket", sock);
@@ -133,7 +133,7 @@ class ServeCommandTest {
 
   @Test
   void sigterm_writeThroughExportIsInVolumeAfterStop() throws Exception {
-    assumeTool("qemu-io", "qemu-utils");
+    Tools.require("qemu-io", "qemu-utils");
     Path db = volumeWithSnapshot("db");
     byte[] before = TestVolumes.image(db);
     Path sock = tmp.resolve("nbd.sock");
@@ -159,8 +159,8 @@ class ServeCommandTest {
 
   @Test
   void nbdcopyOfSnapshotExport_equalsShadeSnapshotExport() throws Exception {
-    assumeTool("nbdcopy", "libnbd-bin");
-    assumeTool("qemu-img", "qemu-utils");
+    Tools.require("nbdcopy", "libnbd-bin");
+    Tools.require("qemu-img", "qemu-utils");
     Path db = volumeWithSnapshot("db");
     Path data = TestVolumes.file(tmp, "later.bin", TestVolumes.random(11, 512 * 1024));
     Cli.run("volume", "import", db, data, "--offset", "131072").ok(); // the origin moves on after s1
@@ -185,9 +185,13 @@ class ServeCommandTest {
   void sigint_stopsCleanlyWithExitZero() throws Exception {
     Path db = TestVolumes.create(tmp.resolve("db"), "1M");
     Path sock = tmp.resolve("nbd.sock");
-    Server s = serve(db, "--socket", sock);
-    assumeTrue(!ignores(s.process.pid(), 2),
-        "skipped: SIGINT is ignored by processes started here (inherited from the parent), so it cannot stop them");
+    // A build started in the background (nohup, a CI runner, `mvn ... &`) ignores SIGINT, and so
+    // would every process it starts: the JVM then installs no handler. perl sets it back to the
+    // default before it runs the server's JVM in its place.
+    Tools.require("perl", "perl-base");
+    Server s = serve(List.of("perl", "-e", "$SIG{INT} = 'DEFAULT'; exec @ARGV or die \"exec: $!\";"),
+        List.of(db, "--socket", sock));
+    assertFalse(ignores(s.process.pid(), 2), "SIGINT is not ignored by the server: " + s);
     Run kill = run("kill", "-INT", String.valueOf(s.process.pid()));
     assertEquals(0, kill.code(), kill::toString);
     assertTrue(s.process.waitFor(60, TimeUnit.SECONDS), "stopped within 60 s: " + s);
@@ -309,12 +313,6 @@ class ServeCommandTest {
     }
   }
 
-  private static void assumeTool(String tool, String debianPackage) {
-    boolean found = Stream.of(System.getenv().getOrDefault("PATH", "").split(File.pathSeparator))
-        .anyMatch(d -> !d.isEmpty() && Files.isExecutable(Path.of(d, tool)));
-    assumeTrue(found, () -> "skipped: " + tool + " not installed (Debian: apt-get install " + debianPackage
-        + "; bin/test installs it)");
-  }
 
   private Server serve(Path dir, Object... options) throws Exception {
     List<Object> args = new ArrayList<>();
@@ -328,7 +326,13 @@ class ServeCommandTest {
    * (or fails with what it printed if it exits first).
    */
   private Server serve(List<Object> args) throws Exception {
-    List<String> command = new ArrayList<>(List.of(
+    return serve(List.of(), args);
+  }
+
+  /** {@link #serve(List)} with {@code launcher} (may be empty) in front of the java command. */
+  private Server serve(List<String> launcher, List<Object> args) throws Exception {
+    List<String> command = new ArrayList<>(launcher);
+    command.addAll(List.of(
         ProcessHandle.current().info().command().orElse("java"),
         "-cp", System.getProperty("java.class.path"), Shade.class.getName(), "serve"));
     args.forEach(a -> command.add(String.valueOf(a)));

@@ -35,7 +35,7 @@ class ShadeProcessIT {
     assumeTrue(repo != null && jarPath != null, "runs under Maven failsafe, which names the jar and the repository");
     script = Path.of(repo, "bin", "shade").toAbsolutePath().normalize();
     jar = Path.of(jarPath);
-    assumeTrue(Files.isRegularFile(jar), "the jar is packaged before integration tests: " + jar);
+    assertTrue(Files.isRegularFile(jar), "the jar is packaged before integration tests: " + jar);
   }
 
   /** What one process did. */
@@ -133,5 +133,27 @@ class ShadeProcessIT {
     assertEquals(0, r.code(), "production writes never fail because of snapshots: " + r);
     assertTrue(r.err().contains("WARN") && r.err().contains("'old'"), r::toString);
     assertEquals("[ ]", shade("snapshot", "list", v, "--json").out().strip());
+  }
+
+  @Test
+  void productJar_holdsNoBenchmarkOrHdrHistogram() throws Exception {
+    try (java.util.jar.JarFile j = new java.util.jar.JarFile(jar.toFile())) {
+      List<String> bench = j.stream().map(java.util.jar.JarEntry::getName)
+          .filter(n -> n.startsWith("dev/shade/bench/") || n.startsWith("dev/shade/cli/bench/") || n.startsWith("org/HdrHistogram/"))
+          .toList();
+      assertEquals(List.of(), bench, "benchmark classes in " + jar);
+    }
+  }
+
+  @Test
+  void bench_fromTheProductJar_saysWhereTheBenchmarksAre() throws Exception {
+    // bin/shade would run the bench jar; the product jar run directly must say where it is
+    ProcessBuilder pb = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+        "-jar", jar.toString(), "bench", "cow").redirectErrorStream(true);
+    Process p = pb.start();
+    String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+    assertTrue(p.waitFor(60, TimeUnit.SECONDS));
+    assertEquals(1, p.exitValue(), out);
+    assertTrue(out.contains("bench/target/shade-bench.jar"), out);
   }
 }

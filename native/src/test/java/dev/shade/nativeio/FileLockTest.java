@@ -3,8 +3,9 @@ package dev.shade.nativeio;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import dev.shade.testing.Command;
+import dev.shade.testing.Tools;
 import java.nio.file.Path;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
@@ -67,7 +68,7 @@ class FileLockTest {
 
   @Test
   void lock_heldHere_otherProcessCannotTakeIt() throws Exception {
-    assumeTrue(Host.hasTool("flock"), "util-linux flock is not installed");
+    Tools.require("flock", "util-linux");
     Path path = dir.resolve("lock");
     try (FileHandle f = FileHandle.create(path)) {
       assertTrue(f.lock(true, false));

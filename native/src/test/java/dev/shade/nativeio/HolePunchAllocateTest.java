@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.shade.testing.Host;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.util.Arrays;

@@ -2,6 +2,9 @@ package dev.shade.nativeio;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
+import com.sun.jna.Native;
+import dev.shade.testing.ChildJvm;
+import dev.shade.testing.Command;
 import java.nio.file.Path;
 import java.util.List;
 import org.junit.jupiter.api.Test;
@@ -19,7 +22,7 @@ class MappingFaultTest {
   void read_pageBeyondTruncatedEnd_throwsIOExceptionNotCrash() throws Exception {
     Path file = dir.resolve("shrunk.img");
 
-    Command c = ChildJvm.run(List.of(), ChildJvm.classpath(), dir, MappingFaultProbe.class,
+    Command c = ChildJvm.run(List.of(), ChildJvm.classpath(FileHandle.class, MappingFaultProbe.class, Native.class), dir, MappingFaultProbe.class,
         "truncated", file.toString());
 
     assertEquals(List.of("IOException",

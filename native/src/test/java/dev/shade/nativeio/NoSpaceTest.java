@@ -4,8 +4,12 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import com.sun.jna.Native;
+import dev.shade.testing.ChildJvm;
+import dev.shade.testing.Command;
+import dev.shade.testing.Host;
+import dev.shade.testing.Tmpfs;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -26,34 +30,23 @@ class NoSpaceTest {
 
   /** Where the tmpfs is mounted; null until made. */
   private static Path mountPoint;
-  /** Whether {@link #mountPoint} currently has our tmpfs on it. */
-  private static boolean mounted;
+  /** Our tmpfs on {@link #mountPoint}; null until mounted. */
+  private static Tmpfs tmpfs;
 
   @TempDir
   Path scratch;
 
   @BeforeAll
   static void mountTinyTmpfs() throws Exception {
-    assumeTrue(Host.isRoot(), "mounting a 1 MiB tmpfs to fill needs root");
     mountPoint = Files.createTempDirectory("shade-enospc-");
-    Command c = Command.run("mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "shade-enospc",
-        mountPoint.toString());
-    if (c.exitCode() != 0) {
-      Files.delete(mountPoint);
-      assumeTrue(false, "cannot mount a tmpfs to fill: " + c);
-    }
-    mounted = true;
+    tmpfs = Tmpfs.mount(mountPoint, "shade-enospc", "1m", "mode=0700");
   }
 
   @AfterAll
   static void unmount() throws Exception {
-    if (mounted) {
-      Command c = Command.run("umount", mountPoint.toString());
-      if (c.exitCode() != 0) {
-        // Something still holds it open; detach it so no mount outlives the test run.
-        Command.run("umount", "--lazy", mountPoint.toString()).requireSuccess();
-      }
-      mounted = false;
+    if (tmpfs != null) {
+      tmpfs.close(); // lazily when something still holds it open: no mount outlives the test run
+      tmpfs = null;
     }
     if (mountPoint != null) {
       Files.deleteIfExists(mountPoint);
@@ -173,7 +166,7 @@ class NoSpaceTest {
 
     // The page fault finds no block to allocate: SIGBUS, in a child JVM to be safe.
     Path childScratch = Files.createDirectory(scratch.resolve("child"));
-    Command c = ChildJvm.run(List.of(), ChildJvm.classpath(), childScratch,
+    Command c = ChildJvm.run(List.of(), ChildJvm.classpath(FileHandle.class, MappingFaultProbe.class, Native.class), childScratch,
         MappingFaultProbe.class, "hole", hole.toString());
 
     assertEquals(List.of("IOException",

@@ -1,8 +1,12 @@
 package dev.shade.nativeio;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import com.sun.jna.Native;
+import dev.shade.testing.ChildJvm;
+import dev.shade.testing.Command;
+import dev.shade.testing.Host;
+import dev.shade.testing.Tools;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
@@ -34,8 +38,8 @@ class PermissionDeniedTest {
   static void prepare() throws Exception {
     boolean root = Host.isRoot();
     if (root) {
-      assumeTrue(Host.hasTool("setpriv"),
-          "running as root and util-linux setpriv is missing, so no unprivileged open can be made");
+      // as root, without setpriv no unprivileged open can be made
+      Tools.require("setpriv", "util-linux");
     }
     shared = Files.createTempDirectory("shade-eacces-");
     Files.setPosixFilePermissions(shared, PosixFilePermissions.fromString("rwxr-xr-x"));
@@ -46,7 +50,8 @@ class PermissionDeniedTest {
       Files.setPosixFilePermissions(secret, PosixFilePermissions.fromString("rw-------"));
       Path scratch = Files.createDirectory(shared.resolve("scratch"));
       Files.setPosixFilePermissions(scratch, PosixFilePermissions.fromString("rwxrwxrwx"));
-      childClasspath = ChildJvm.copyClasspath(Files.createDirectory(shared.resolve("cp")));
+      childClasspath = ChildJvm.copyClasspath(Files.createDirectory(shared.resolve("cp")),
+          FileHandle.class, OpenProbe.class, Native.class);
     } else {
       Files.setPosixFilePermissions(secret, PosixFilePermissions.fromString("---------"));
     }

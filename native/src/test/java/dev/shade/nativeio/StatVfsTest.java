@@ -2,8 +2,9 @@ package dev.shade.nativeio;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import dev.shade.testing.Command;
+import dev.shade.testing.Tools;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
@@ -34,7 +35,7 @@ class StatVfsTest {
 
   @Test
   void of_tempDir_matchesDf() throws Exception {
-    assumeTrue(Host.hasTool("df"), "GNU df is not installed");
+    Tools.require("df", "coreutils");
     StatVfs before = StatVfs.of(dir);
     // size = f_blocks*f_frsize, used = (f_blocks - f_bfree)*f_frsize, avail = f_bavail*f_frsize
     String[] lines = Command.run("df", "-B1", "--output=size,used,avail", dir.toString())

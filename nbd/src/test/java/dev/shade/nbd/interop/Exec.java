@@ -1,7 +1,6 @@
 package dev.shade.nbd.interop;
 
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
-
+import dev.shade.testing.Tools;
 import java.io.File;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -9,11 +8,10 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.LinkedHashSet;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
-import java.util.Set;
 import java.util.concurrent.TimeUnit;
 
 /** Runs external programs with a time limit and captures what they print. */
@@ -67,37 +65,19 @@ final class Exec {
 
   /** The absolute path of {@code tool} on PATH or in the sbin folders, if any. */
   static Optional<Path> find(String tool) {
-    Set<String> dirs = new LinkedHashSet<>();
-    String path = System.getenv("PATH");
-    if (path != null) {
-      for (String d : path.split(File.pathSeparator)) {
-        if (!d.isEmpty()) {
-          dirs.add(d);
-        }
-      }
-    }
-    dirs.addAll(List.of("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"));
-    for (String d : dirs) {
-      Path p = Path.of(d, tool);
-      if (Files.isRegularFile(p) && Files.isExecutable(p)) {
-        return Optional.of(p);
-      }
-    }
-    return Optional.empty();
+    return Tools.find(tool);
   }
 
-  /** Skips the calling test unless every tool is installed, naming the missing ones. */
+  /**
+   * Skips the calling test unless every tool is installed, naming the missing ones; under
+   * {@code CI=true} fails it instead (see {@link Tools}).
+   */
   static void assumeTools(String... tools) {
-    List<String> missing = new ArrayList<>();
-    Set<String> packages = new LinkedHashSet<>();
+    Map<String, String> wanted = new LinkedHashMap<>();
     for (String t : tools) {
-      if (find(t).isEmpty()) {
-        missing.add(t);
-        packages.add(PACKAGES.getOrDefault(t, t));
-      }
+      wanted.put(t, PACKAGES.getOrDefault(t, t));
     }
-    assumeTrue(missing.isEmpty(), () -> "skipped: " + String.join(", ", missing)
-        + " not installed (Debian: apt-get install " + String.join(" ", packages) + "; bin/test installs them)");
+    Tools.require(wanted);
   }
 
   /** Runs {@code command} to completion, or kills it and fails after {@code timeout}. */

@@ -6,16 +6,14 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.shade.nbd.server.NbdServer;
 import dev.shade.provider.Volume;
 import dev.shade.provider.VolumeConfig;
+import dev.shade.testing.Tools;
 import java.io.IOException;
-import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.time.Duration;
@@ -127,21 +125,10 @@ class FilesystemInteropTest {
   // ------------------------------------------------------------------ preconditions
 
   private void assumeRootFuseAndLoop() throws Exception {
-    Object uid = Files.getAttribute(Path.of("/proc/self"), "unix:uid");
-    assumeTrue(Integer.valueOf(0).equals(uid), () -> "skipped: needs root (mount, losetup, fsfreeze, nbdfuse); running as uid " + uid);
+    Tools.requireRoot("mount, losetup, fsfreeze and nbdfuse");
     Exec.assumeTools("nbdfuse", "losetup", "mkfs.ext4", "fsck.ext4", "fsfreeze", "mount", "umount", "sync");
-    Path fuse = Path.of("/dev/fuse");
-    String fuseProblem = null;
-    try (FileChannel ch = FileChannel.open(fuse, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
-      // opened: usable
-    } catch (IOException | UnsupportedOperationException e) {
-      fuseProblem = e.toString();
-    }
-    String why = fuseProblem;
-    assumeTrue(why == null, () -> "skipped: /dev/fuse is not usable here (modprobe fuse, or give the container the device): " + why);
-    Exec.Result loop = Exec.run(CMD_TIMEOUT, "losetup", "--find");
-    assumeTrue(loop.exitCode() == 0 && loop.stdout().startsWith("/dev/"),
-        () -> "skipped: losetup cannot find a free loop device (no loop module or /dev/loop-control here): " + loop);
+    Tools.requireFuse();
+    Tools.requireLoopDevice();
   }
 
   private static boolean isWritableByMode(Path p) throws IOException {

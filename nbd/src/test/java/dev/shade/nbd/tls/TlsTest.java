@@ -16,6 +16,7 @@ import dev.shade.nbd.server.NbdServer;
 import dev.shade.nbd.server.Pem;
 import dev.shade.provider.Volume;
 import dev.shade.provider.VolumeConfig;
+import dev.shade.testing.Tools;
 import java.io.ByteArrayInputStream;
 import java.io.File;
 import java.io.IOException;
@@ -394,11 +395,7 @@ class TlsTest {
   }
 
   private static void requireNbdinfo() {
-    boolean found = false;
-    for (String d : System.getenv().getOrDefault("PATH", "").split(File.pathSeparator)) {
-      found |= Files.isExecutable(Path.of(d, "nbdinfo"));
-    }
-    assumeTrue(found, "nbdinfo (libnbd-bin) is not installed");
+    Tools.require("nbdinfo", "libnbd-bin");
   }
 
   private Result run(String... cmd) throws IOException, InterruptedException {

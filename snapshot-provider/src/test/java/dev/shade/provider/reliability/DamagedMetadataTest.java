@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.fail;
 import dev.shade.provider.Volume;
 import dev.shade.provider.VolumeConfig;
 import dev.shade.provider.VolumeException;
+import dev.shade.testing.ChildJvm;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;

@@ -3,22 +3,20 @@ package dev.shade.provider.reliability;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.shade.provider.SnapshotInfo;
 import dev.shade.provider.Volume;
 import dev.shade.provider.VolumeConfig;
 import dev.shade.provider.VolumeListener;
+import dev.shade.testing.Tmpfs;
 import java.io.FileOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.BitSet;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.io.TempDir;
@@ -66,39 +64,25 @@ class DiskFullTest {
   @TempDir Path tmp;
   /** The tmpfs mount point; null when not mounted. */
   private Path mnt;
+  /** The tmpfs on {@link #mnt}; null when not mounted. */
+  private Tmpfs tmpfs;
 
   @BeforeEach
   void mountSmallFilesystem() throws Exception {
-    Object uid = Files.getAttribute(Path.of("/proc/self"), "unix:uid");
-    assumeTrue(Integer.valueOf(0).equals(uid), "needs root to mount a 4 MiB tmpfs (running as uid " + uid + ")");
     Path point = tmp.resolve("small");
     Files.createDirectories(point);
-    String out = run("mount", "-t", "tmpfs", "-o", "size=4m", "shade-disk-full-test", point.toString());
-    assumeTrue(out == null, "cannot mount a tmpfs (no CAP_SYS_ADMIN in this container?): " + out);
+    tmpfs = Tmpfs.mount(point, "shade-disk-full-test", "4m", "");
     mnt = point;
   }
 
   @AfterEach
   void unmount() throws Exception {
-    if (mnt == null) {
+    if (tmpfs == null) {
       return;
     }
-    String out = run("umount", mnt.toString());
-    if (out != null) {
-      run("umount", "-l", mnt.toString());
-      fail("umount " + mnt + " failed, files still open on it? Lazily unmounted. " + out);
+    if (!tmpfs.unmount()) {
+      fail("umount " + mnt + " failed, files still open on it? Lazily unmounted.");
     }
-  }
-
-  /** Runs a command; returns null on exit status 0, else its status and output. */
-  private static String run(String... cmd) throws Exception {
-    Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
-    String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
-    if (!p.waitFor(30, TimeUnit.SECONDS)) {
-      p.destroyForcibly();
-      return String.join(" ", cmd) + " did not finish in 30 s";
-    }
-    return p.exitValue() == 0 ? null : String.join(" ", cmd) + " exited with " + p.exitValue() + ": " + out;
   }
 
   @ParameterizedTest(name = "{0}")
