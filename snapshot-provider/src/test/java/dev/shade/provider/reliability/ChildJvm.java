@@ -51,6 +51,11 @@ final class ChildJvm implements AutoCloseable {
    * {@code workDir} so that killed children leave nothing behind elsewhere.
    */
   static ChildJvm start(Path workDir, Class<?> main, String... args) throws IOException {
+    return start(workDir, List.of(), main, args);
+  }
+
+  /** {@link #start(Path, Class, String...)} with extra JVM options (system properties of test hooks). */
+  static ChildJvm start(Path workDir, List<String> jvmOptions, Class<?> main, String... args) throws IOException {
     List<String> cmd = new ArrayList<>();
     cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
     cmd.add("-Xshare:auto");
@@ -58,6 +63,7 @@ final class ChildJvm implements AutoCloseable {
     cmd.add("-Xmx256m");
     cmd.add("-XX:-UsePerfData");
     cmd.add("-Djna.tmpdir=" + workDir.resolve("jna"));
+    cmd.addAll(jvmOptions);
     cmd.add("-cp");
     cmd.add(System.getProperty("java.class.path"));
     cmd.add(main.getName());
