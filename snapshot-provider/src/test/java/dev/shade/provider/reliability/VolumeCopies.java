@@ -11,4 +11,9 @@ public final class VolumeCopies {
   public static void copyOpen(Path from, Path to) throws IOException {
     TestFiles.copyTree(from, to);
   }
+
+  /** Deletes {@code root} and everything under it; a missing root is fine. */
+  public static void deleteTree(Path root) throws IOException {
+    TestFiles.deleteTree(root);
+  }
 }
