@@ -606,11 +606,14 @@ public final class Volume implements BlockDevice {
    * SEEK_DATA/SEEK_HOLE; a snapshot's preserved blocks are data. Reads no data.
    */
   public List<Extent> allocation(String snapshot, long offset, long length) throws IOException {
-    return allocation(SnapshotRef.nameOrNull(snapshot), offset, length);
+    return allocationOf(SnapshotRef.nameOrNull(snapshot), offset, length);
   }
 
-  /** {@link #allocation(String, long, long)} by reference ({@code snapshot} null: the origin). */
-  public List<Extent> allocation(SnapshotRef snapshot, long offset, long length) throws IOException {
+  /**
+   * {@link #allocation(String, long, long)} by reference ({@code snapshot} null: the origin).
+   * Named apart so that {@code allocation(null, ...)} stays unambiguous.
+   */
+  public List<Extent> allocationOf(SnapshotRef snapshot, long offset, long length) throws IOException {
     geometry.checkRange(offset, length);
     locks.hold.readLock().lock();
     try {

@@ -174,7 +174,7 @@ class LargeVolumeBoundaryTest {
     try {
       volume.trim(at, BLOCK);
       putModel(at, new byte[BLOCK]);
-      List<Extent> origin = volume.allocation((String) null, at - BLOCK, 3L * BLOCK);
+      List<Extent> origin = volume.allocation(null, at - BLOCK, 3L * BLOCK);
       assertEquals(List.of(new Extent(at - BLOCK, 3L * BLOCK, true)), origin, "origin around the trimmed block");
       List<Extent> snap = volume.allocation("alloc", at - BLOCK, 3L * BLOCK);
       assertEquals(new Extent(at, BLOCK, false), snap.get(1), "the snapshot's preserved block is data: " + snap);

@@ -128,7 +128,7 @@ class SnapshotIdentityTest {
       SnapshotRef rb = SnapshotRef.ofId(b.id());
       assertEquals(v.changedRanges("a", "b"), v.changedRanges(ra, rb));
       assertEquals(v.changedRanges("a", null), v.changedRanges(ra, null));
-      assertEquals(v.allocation("a", 0, SIZE), v.allocation(ra, 0, SIZE));
+      assertEquals(v.allocation("a", 0, SIZE), v.allocationOf(ra, 0, SIZE));
       assertEquals(v.planRevert("a"), v.planRevert(ra));
       try (BlockSource byName = v.openSnapshot("a"); BlockSource byId = v.openSnapshot(ra)) {
         byte[] x = new byte[(int) SIZE];
