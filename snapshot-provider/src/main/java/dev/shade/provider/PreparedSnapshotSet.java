@@ -61,8 +61,10 @@ public final class PreparedSnapshotSet implements AutoCloseable {
    * Takes the snapshots: holds all I/O of every member within {@code holdTimeout}, flushes
    * what was written since prepare, commits every member's record, and releases. Returns each
    * member's snapshot (one id, name, creation time and set id for all) in the order of
-   * {@link #volumes()}. {@code name} null gives {@code s<id>}. On failure no member keeps the
-   * snapshot (those already committed are deleted again) and the set cannot be committed again.
+   * {@link #volumes()}. {@code name} null gives {@code s<id>}. An invalid name or a negative
+   * timeout is rejected before anything happens, and the set stays prepared. Any other failure
+   * leaves no member with the snapshot (those already committed are deleted again) and the set
+   * cannot be committed again.
    *
    * @throws IllegalStateException when already committed (or a commit failed) or aborted
    * @throws AlreadyClosedException when a member was closed since prepare
