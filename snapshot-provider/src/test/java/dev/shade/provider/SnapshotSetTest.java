@@ -158,6 +158,27 @@ class SnapshotSetTest {
   }
 
   @Test
+  void close_uncommitted_aborts() throws IOException {
+    Volume a = create("a");
+    PreparedSnapshotSet kept;
+    try (PreparedSnapshotSet set = SnapshotSet.prepare(List.of(a))) {
+      kept = set;
+    }
+    assertThrows(IllegalStateException.class, () -> kept.commit("x", HOLD));
+    assertEquals(List.of(), names(a));
+  }
+
+  @Test
+  void openAll_missingVolume_closesTheOpenedOnes() throws IOException {
+    Volume a = create("a");
+    Path dir = a.directory();
+    a.close();
+    open.clear();
+    assertThrows(VolumeException.class, () -> Volume.openAll(List.of(dir, tmp.resolve("missing"))));
+    Volume.open(dir).close(); // not left open (locked) by the failed openAll
+  }
+
+  @Test
   void prepare_sameVolumeTwice_throws() throws IOException {
     Volume a = create("a");
     assertThrows(IllegalArgumentException.class, () -> SnapshotSet.prepare(List.of(a, a)));
