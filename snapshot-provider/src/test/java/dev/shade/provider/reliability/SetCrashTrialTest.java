@@ -37,7 +37,7 @@ class SetCrashTrialTest {
    * volumes, flushes, and a snapshot set of all three every few ops. The child runs with
    * shade.test.setMemberPauseMs=PAUSE_MS, so the members' create records lie PAUSE_MS apart.
    * The parent waits for the ACK of the op before a seeded set commit and kills the child a
-   * seeded 0..(2 PAUSE_MS + 150) ms later: before the first record, between two, or after the
+   * seeded 0..(2 PAUSE_MS + 300) ms later: before the first record, between two, or after the
    * last. Then it opens each volume alone (recovery), records which members of the in-flight
    * set survived, reconciles the three (SnapshotSet.reconcile), and checks against a model of
    * plain byte arrays:
@@ -132,7 +132,7 @@ class SetCrashTrialTest {
     Path scriptFile = work.resolve("script.txt");
     Files.write(scriptFile, script, StandardCharsets.US_ASCII);
     int target = setOps.get(rnd.nextInt(setOps.size()));
-    long killAfterMillis = rnd.nextLong(2 * PAUSE_MS + 150);
+    long killAfterMillis = rnd.nextLong(2 * PAUSE_MS + 300);
 
     int lastAck;
     try (ChildJvm child = ChildJvm.start(work, List.of("-Dshade.test.setMemberPauseMs=" + PAUSE_MS),
