@@ -48,8 +48,10 @@
  *     <td>formatting ahead; the slot allocator</td><td>writers, the formatter thread, delete
  *     (free)</td></tr>
  * <tr><td>9</td><td>{@code Snapshot} monitor (leaf)</td><td>one snapshot's table</td>
- *     <td>lookups, publishing a copy, merges; {@code SnapshotChain.info} calls into
- *     {@code WriteBehind} while holding it, which takes no lock</td></tr>
+ *     <td>lookups, publishing a copy, merges; two at once only in a merge (the deleted
+ *     snapshot's, then the next older one's), which runs under the exclusive hold;
+ *     {@code SnapshotChain.info} calls into {@code WriteBehind} while holding one, which takes
+ *     no lock there</td></tr>
  * </table>
  */
 package dev.shade.provider;
