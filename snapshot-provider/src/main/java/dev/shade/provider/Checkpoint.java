@@ -20,14 +20,18 @@ import java.util.zip.CRC32C;
  * <pre>
  * int 'SHCK' | int version | long generation | long nextId | long revertPending (-1: none)
  * int snapshots, each: long id | long created | utf name | utf setId ("" none)
+ *                      | (version 2) short members | members × utf uuid | byte setComplete
  *                      | int entries | entries × (long block | long slot&lt;&lt;32|crc)
  * int crc32c of everything before
  * </pre>
+ *
+ * <p>Version 2 added the set members; version 1 files are still read (their sets have no
+ * members and count as complete). Only version 2 is written.
  */
 final class Checkpoint {
   static final String FILE = "checkpoint";
   private static final int MAGIC = 0x5348434b;
-  private static final int VERSION = 1;
+  private static final int VERSION = 2;
 
   private Checkpoint() {}
 
@@ -48,6 +52,11 @@ final class Checkpoint {
       out.writeLong(s.createdMillis);
       out.writeUTF(s.name);
       out.writeUTF(s.setId == null ? "" : s.setId);
+      out.writeShort(s.members.size());
+      for (String m : s.members) {
+        out.writeUTF(m);
+      }
+      out.writeByte(s.setComplete() ? 1 : 0);
       long[] blocks = s.sortedBlocks();
       out.writeInt(blocks.length);
       for (long b : blocks) {
@@ -86,7 +95,7 @@ final class Checkpoint {
         throw damaged(file, "bad magic");
       }
       int version = in.getInt();
-      if (version != VERSION) {
+      if (version != 1 && version != VERSION) {
         throw damaged(file, "unknown version " + version);
       }
       long generation = in.getLong();
@@ -99,12 +108,21 @@ final class Checkpoint {
         long created = in.getLong();
         String name = utf(in);
         String set = utf(in);
+        List<String> members = new ArrayList<>();
+        boolean complete = true;
+        if (version >= 2) {
+          int m = Short.toUnsignedInt(in.getShort());
+          for (int k = 0; k < m; k++) {
+            members.add(utf(in));
+          }
+          complete = in.get() != 0;
+        }
         int entries = in.getInt();
         BlockTable t = new BlockTable(entries);
         for (int e = 0; e < entries; e++) {
           t.put(in.getLong(), in.getLong());
         }
-        snaps.add(new Snapshot(id, name, created, set.isEmpty() ? null : set, t));
+        snaps.add(new Snapshot(id, name, created, set.isEmpty() ? null : set, members, complete, t));
       }
       if (in.remaining() != 4) {
         throw damaged(file, (in.remaining() - 4) + " unexpected trailing bytes");

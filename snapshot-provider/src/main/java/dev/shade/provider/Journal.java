@@ -247,8 +247,10 @@ final class Journal implements Closeable {
   }
 
   /**
-   * Empties the journal and starts {@code newGeneration}. Call only when nothing is pending
-   * and no other thread appends (the volume holds its exclusive lock).
+   * Empties the journal and starts {@code newGeneration}. Call only when no other thread
+   * appends (the volume holds its exclusive lock) and every pending record is one the new
+   * checkpoint already reflects ("set complete" appended by a set commit): such records stay
+   * pending and go into the new generation's first frame, where replaying them changes nothing.
    */
   void reset(long newGeneration) throws IOException {
     syncLock.lock();

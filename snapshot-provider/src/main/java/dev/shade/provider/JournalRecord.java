@@ -2,6 +2,8 @@ package dev.shade.provider;
 
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
 
 /** One logical change to a volume's snapshot state, as written to the journal. */
 sealed interface JournalRecord {
@@ -10,6 +12,9 @@ sealed interface JournalRecord {
   byte COW = 3;
   byte REVERT_BEGIN = 4;
   byte REVERT_END = 5;
+  /** A snapshot of a set, with the uuids of all the set's members (format 2 of CREATE). */
+  byte CREATE_MEMBER = 6;
+  byte SET_COMPLETE = 7;
 
   /** Appends the encoding (type byte first) to {@code out}. */
   void encode(ByteBuffer out);
@@ -17,18 +22,58 @@ sealed interface JournalRecord {
   /** Upper bound of the encoded size. */
   int maxSize();
 
-  /** Snapshot {@code id} named {@code name} took effect at {@code createdMillis}. */
-  record Create(long id, long createdMillis, String name, String setId) implements JournalRecord {
+  /**
+   * Snapshot {@code id} named {@code name} took effect at {@code createdMillis}; as a member of
+   * set {@code setId} (or null) whose volumes have the uuids {@code members} (empty for a single
+   * snapshot). Encoded as CREATE (format 1, what every snapshot used before sets recorded
+   * their members, and still used without members) or CREATE_MEMBER (format 1 followed by
+   * {@code short count | count × utf uuid}).
+   */
+  record Create(long id, long createdMillis, String name, String setId, List<String> members) implements JournalRecord {
+    public Create {
+      members = List.copyOf(members);
+    }
+
+    Create(long id, long createdMillis, String name, String setId) {
+      this(id, createdMillis, name, setId, List.of());
+    }
+
     @Override
     public void encode(ByteBuffer out) {
-      out.put(CREATE).putLong(id).putLong(createdMillis);
+      out.put(members.isEmpty() ? CREATE : CREATE_MEMBER).putLong(id).putLong(createdMillis);
       putString(out, name);
       putString(out, setId == null ? "" : setId);
+      if (!members.isEmpty()) {
+        out.putShort((short) members.size());
+        for (String m : members) {
+          putString(out, m);
+        }
+      }
     }
 
     @Override
     public int maxSize() {
-      return 1 + 16 + 4 + 3 * (name.length() + (setId == null ? 0 : setId.length()));
+      int n = 1 + 16 + 4 + 3 * (name.length() + (setId == null ? 0 : setId.length()));
+      for (String m : members) {
+        n += 2 + 3 * m.length();
+      }
+      return n + 2;
+    }
+  }
+
+  /**
+   * Every member of the set of snapshot {@code id} holds its snapshot: no reconciliation may
+   * remove it. Replay ignores it when the snapshot is gone.
+   */
+  record SetComplete(long id) implements JournalRecord {
+    @Override
+    public void encode(ByteBuffer out) {
+      out.put(SET_COMPLETE).putLong(id);
+    }
+
+    @Override
+    public int maxSize() {
+      return 9;
     }
   }
 
@@ -91,13 +136,23 @@ sealed interface JournalRecord {
   static JournalRecord decode(ByteBuffer in) {
     byte type = in.get();
     switch (type) {
-      case CREATE: {
+      case CREATE:
+      case CREATE_MEMBER: {
         long id = in.getLong();
         long created = in.getLong();
         String name = getString(in);
         String set = getString(in);
-        return new Create(id, created, name, set.isEmpty() ? null : set);
+        List<String> members = new ArrayList<>();
+        if (type == CREATE_MEMBER) {
+          int n = Short.toUnsignedInt(in.getShort());
+          for (int i = 0; i < n; i++) {
+            members.add(getString(in));
+          }
+        }
+        return new Create(id, created, name, set.isEmpty() ? null : set, members);
       }
+      case SET_COMPLETE:
+        return new SetComplete(in.getLong());
       case DELETE:
         return new Delete(in.getLong());
       case COW:

@@ -1,6 +1,7 @@
 package dev.shade.provider;
 
 import java.time.Instant;
+import java.util.List;
 
 /**
  * One snapshot's state inside a volume: identity plus its exception table.
@@ -14,17 +15,39 @@ final class Snapshot {
   /** Set id shared by the members of one snapshot set, or null. */
   final String setId;
   /**
+   * Uuids of every volume of this snapshot's set, in commit order; empty for a single snapshot
+   * and for a set taken before sets recorded their members (such a set is never reconciled).
+   */
+  final List<String> members;
+  /**
+   * Whether every member of the set is known to hold its snapshot: journaled once the set's
+   * commit had written all members' records (or reconciliation found them all). Always true
+   * without members. Written under the volume's exclusive hold, read without locks.
+   */
+  private volatile boolean setComplete;
+  /**
    * Blocks whose old contents this snapshot holds: block → {@link #pack}(slot, crc). Guarded by
    * this.
    */
   private final BlockTable table;
 
-  Snapshot(long id, String name, long createdMillis, String setId, BlockTable table) {
+  Snapshot(long id, String name, long createdMillis, String setId, List<String> members, boolean setComplete,
+      BlockTable table) {
     this.id = id;
     this.name = name;
     this.createdMillis = createdMillis;
     this.setId = setId;
+    this.members = List.copyOf(members);
+    this.setComplete = setComplete || this.members.isEmpty();
     this.table = table;
+  }
+
+  boolean setComplete() {
+    return setComplete;
+  }
+
+  void markSetComplete() {
+    setComplete = true;
   }
 
   /**

@@ -71,7 +71,7 @@ final class WriteBehind implements Closeable {
     }
   }
 
-  /** Makes the batch's records durable and applies its entries; see Volume. */
+  /** Makes the batch's records durable and applies its entries; see CowWriter#commitHeld. */
   @FunctionalInterface
   interface Committer {
     void commit(List<Entry> batch, long upToSeq) throws IOException;

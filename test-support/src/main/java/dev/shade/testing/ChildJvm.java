@@ -127,6 +127,11 @@ public final class ChildJvm implements AutoCloseable {
    * {@code workDir} so that killed children leave nothing behind elsewhere.
    */
   public static ChildJvm start(Path workDir, Class<?> main, String... args) throws IOException {
+    return start(workDir, List.of(), main, args);
+  }
+
+  /** {@link #start(Path, Class, String...)} with extra JVM options (system properties of test hooks). */
+  public static ChildJvm start(Path workDir, List<String> jvmOptions, Class<?> main, String... args) throws IOException {
     List<String> cmd = new ArrayList<>();
     cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
     cmd.add("-Xshare:auto");
@@ -134,6 +139,7 @@ public final class ChildJvm implements AutoCloseable {
     cmd.add("-Xmx256m");
     cmd.add("-XX:-UsePerfData");
     cmd.add("-Djna.tmpdir=" + workDir.resolve("jna"));
+    cmd.addAll(jvmOptions);
     cmd.add("-cp");
     cmd.add(System.getProperty("java.class.path"));
     cmd.add(main.getName());
