@@ -142,7 +142,7 @@ final class SnapshotCommand extends CommandGroup {
     @Parameters(index = "0", paramLabel = "DIR", description = "The volume's directory.")
     Path dir;
 
-    @Parameters(index = "1", paramLabel = "NAME", description = "The snapshot to delete.")
+    @Parameters(index = "1", paramLabel = "NAME", description = "The snapshot to delete: its name, or id=ID.")
     String name;
 
     @Option(names = "--json", description = "Print one JSON object: {\"volume\", \"volumeUuid\", \"snapshot\", "
@@ -158,7 +158,7 @@ final class SnapshotCommand extends CommandGroup {
         return ExitCodes.OK;
       }
       out().printf("Deleted snapshot '%s' of volume '%s'; diff area in use: %s (was %s).%n",
-          name, doc.get("volume").asText(), Sizes.format(doc.get("diffUsedBytes").asLong()),
+          doc.get("snapshot").asText(), doc.get("volume").asText(), Sizes.format(doc.get("diffUsedBytes").asLong()),
           Sizes.format(doc.get("diffUsedBytesBefore").asLong()));
       out().flush();
       return ExitCodes.OK;
@@ -181,7 +181,7 @@ final class SnapshotCommand extends CommandGroup {
     @Parameters(index = "0", paramLabel = "DIR", description = "The volume's directory.")
     Path dir;
 
-    @Parameters(index = "1", paramLabel = "NAME", description = "The snapshot to export.")
+    @Parameters(index = "1", paramLabel = "NAME", description = "The snapshot to export: its name, or id=ID.")
     String name;
 
     @Parameters(index = "2", paramLabel = "FILE", description = "The image file to write.")
@@ -198,7 +198,7 @@ final class SnapshotCommand extends CommandGroup {
     public Integer call() throws Exception {
       ObjectNode args = volumeArgs(dir).put("snapshot", name);
       exportImage(VolumeCommands.SNAPSHOT_EXPORT, args, dir, file, force, json,
-          doc -> "snapshot '" + name + "' of volume '" + doc.get("volume").asText() + "'");
+          doc -> "snapshot '" + doc.get("snapshot").asText() + "' of volume '" + doc.get("volume").asText() + "'");
       return ExitCodes.OK;
     }
   }
@@ -221,11 +221,11 @@ final class SnapshotCommand extends CommandGroup {
     @Parameters(index = "0", paramLabel = "DIR", description = "The volume's directory.")
     Path dir;
 
-    @Parameters(index = "1", paramLabel = "FROM", description = "The older snapshot.")
+    @Parameters(index = "1", paramLabel = "FROM", description = "The older snapshot: its name, or id=ID.")
     String from;
 
     @Parameters(index = "2", paramLabel = "TO", arity = "0..1",
-        description = "The newer snapshot. Default: the current origin.")
+        description = "The newer snapshot (name or id=ID). Default: the current origin.")
     String to;
 
     @Option(names = "--json", description = "Print one JSON object: {\"volume\", \"from\", \"to\" (null: "
@@ -243,7 +243,7 @@ final class SnapshotCommand extends CommandGroup {
       JsonNode ranges = doc.get("ranges");
       long changed = doc.get("changedBytes").asLong();
       out().printf("Changed from '%s' to %s on volume '%s': %s (%d bytes) in %d range%s.%n",
-          from, to == null ? "the current origin" : "'" + to + "'", doc.get("volume").asText(), Sizes.format(changed),
+          doc.get("from").asText(), to == null ? "the current origin" : "'" + doc.get("to").asText() + "'", doc.get("volume").asText(), Sizes.format(changed),
           changed, ranges.size(), ranges.size() == 1 ? "" : "s");
       if (!ranges.isEmpty()) {
         out().printf("  %16s  %16s%n", "OFFSET", "LENGTH");

@@ -141,6 +141,11 @@ final class VolumeAccess {
       return JSON.valueToTree(result);
     } catch (ImageExistsException e) {
       throw existing(e.getMessage());
+    } catch (ControlException e) {
+      if (e.errorClass().equals(ControlException.INVALID_ARGUMENT)) {
+        throw new IllegalArgumentException(e.getMessage(), e); // a usage error, as through the agent
+      }
+      throw e;
     } finally {
       IOException closing = ShadeCommand.closeAll(new ArrayList<>(open.values()));
       if (closing != null) {

@@ -296,7 +296,7 @@ final class VolumeCommand extends CommandGroup {
     @Parameters(index = "0", paramLabel = "DIR", description = "The volume's directory.")
     Path dir;
 
-    @Parameters(index = "1", paramLabel = "NAME", description = "The snapshot to go back to.")
+    @Parameters(index = "1", paramLabel = "NAME", description = "The snapshot to go back to: its name, or id=ID.")
     String name;
 
     @Option(names = {"-y", "--yes"}, description = "Do not ask; revert at once.")
@@ -316,7 +316,7 @@ final class VolumeCommand extends CommandGroup {
       try (ProgressLine progress = progress("revert")) {
         done = VolumeAccess.run(VolumeCommands.VOLUME_REVERT, args, List.of(dir), progress);
       }
-      out().printf("Reverted volume '%s' to snapshot '%s' in %s.%n", volume, name,
+      out().printf("Reverted volume '%s' to snapshot '%s' in %s.%n", volume, done.get("snapshot").asText(),
           ProgressLine.duration(done.get("seconds").asDouble()));
       out().flush();
       return ExitCodes.OK;

@@ -37,6 +37,29 @@ class SnapshotCommandTest {
   }
 
   @Test
+  void snapshots_areNamedByIdToo_andIdsAreNeverReused() {
+    Path dir = TestVolumes.create(tmp.resolve("db"), "1M");
+    long first = Cli.run("snapshot", "create", dir, "--name", "x", "--json").ok().json().get("snapshots").get(0)
+        .get("id").asLong();
+    Cli.run("snapshot", "delete", dir, "id=" + first).ok();
+    long second = Cli.run("snapshot", "create", dir, "--name", "x", "--json").ok().json().get("snapshots").get(0)
+        .get("id").asLong();
+    assertTrue(second > first, "a name may come back, its id may not: " + first + " then " + second);
+
+    Cli.Result gone = Cli.run("snapshot", "diff", dir, "id=" + first);
+    assertEquals(1, gone.code(), gone::toString);
+    JsonNode diff = Cli.run("snapshot", "diff", dir, "id=" + second, "--json").ok().json();
+    assertEquals("x", diff.get("from").asText());
+    assertEquals(second, diff.get("fromId").asLong());
+    JsonNode deleted = Cli.run("snapshot", "delete", dir, "x", "--json").ok().json();
+    assertEquals(second, deleted.get("id").asLong());
+
+    Cli.Result bad = Cli.run("snapshot", "delete", dir, "id=zero");
+    assertEquals(2, bad.code(), bad::toString);
+    assertTrue(bad.err().contains("positive integer"), bad::toString);
+  }
+
+  @Test
   void list_jsonIsArrayOldestFirst() throws IOException {
     Path dir = TestVolumes.create(tmp.resolve("db"), "1M");
     Path data = TestVolumes.file(tmp, "d", TestVolumes.random(1, 3 * 4096));

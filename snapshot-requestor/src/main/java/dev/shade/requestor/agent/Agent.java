@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import dev.shade.nbd.server.NbdServer;
 import dev.shade.provider.Progress;
 import dev.shade.provider.SnapshotInfo;
+import dev.shade.provider.SnapshotSet;
 import dev.shade.provider.Volume;
 import dev.shade.provider.VolumeException;
 import dev.shade.provider.VolumeListener;
@@ -85,6 +86,7 @@ public final class Agent implements Closeable {
       for (Path dir : config.volumes()) {
         a.open(dir);
       }
+      a.reconcile();
       if (config.nbd() != null) {
         a.nbd = NbdServer.start(a.volumes, nbdConfig(config.nbd()));
       }
@@ -142,6 +144,7 @@ public final class Agent implements Closeable {
       ensureOpen();
       Volume v = open(dir);
       try {
+        reconcile();
         AgentMarker.write(v.directory(), control.socket());
       } catch (IOException e) {
         volumes.remove(v);
@@ -267,6 +270,19 @@ public final class Agent implements Closeable {
     v.addListener(new Listener(v));
     volumes.add(v);
     return v;
+  }
+
+  /**
+   * Makes every snapshot set all-or-none across the volumes held (a crash during a set's commit
+   * can leave it on some members only); sets with members not held here are kept and reported.
+   * Caller holds the membership write lock or is start.
+   */
+  private void reconcile() throws IOException {
+    SnapshotSet.Reconciliation r = SnapshotSet.reconcile(volumes);
+    for (SnapshotSet.SetReport s : r.unverified()) {
+      LOG.warn("snapshot set {} (snapshot '{}') has members this agent does not hold ({}); it is kept as it is until "
+          + "they are attached", s.setId(), s.snapshotName(), s.missingFrom());
+    }
   }
 
   /** The held volume {@code ref} names: its directory, its name or its uuid. Caller holds membership. */

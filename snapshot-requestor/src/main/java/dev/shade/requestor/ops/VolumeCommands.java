@@ -6,6 +6,7 @@ import dev.shade.provider.Progress;
 import dev.shade.provider.Range;
 import dev.shade.provider.RevertPlan;
 import dev.shade.provider.SnapshotInfo;
+import dev.shade.provider.SnapshotRef;
 import dev.shade.provider.Volume;
 import dev.shade.requestor.control.ControlException;
 import java.io.IOException;
@@ -98,10 +99,10 @@ public final class VolumeCommands {
       }
       case VOLUME_REVERT_PLAN: {
         Volume v = volumes.get(text(args, "volume", command));
-        return plan(v, v.planRevert(text(args, "snapshot", command)));
+        return plan(v, v.planRevert(ref(args, "snapshot", command)));
       }
       case VOLUME_REVERT:
-        return revert(volumes, volumes.get(text(args, "volume", command)), text(args, "snapshot", command), progress);
+        return revert(volumes, volumes.get(text(args, "volume", command)), ref(args, "snapshot", command), progress);
       case SNAPSHOT_CREATE:
         return create(volumes, args);
       case SNAPSHOT_LIST: {
@@ -113,17 +114,17 @@ public final class VolumeCommands {
         return m;
       }
       case SNAPSHOT_DELETE:
-        return delete(volumes.get(text(args, "volume", command)), text(args, "snapshot", command));
+        return delete(volumes.get(text(args, "volume", command)), ref(args, "snapshot", command));
       case SNAPSHOT_EXPORT: {
         Volume v = volumes.get(text(args, "volume", command));
-        String name = text(args, "snapshot", command);
-        try (BlockSource s = v.openSnapshot(name)) {
-          return export(v, s, Path.of(text(args, "file", command)), args.path("force").asBoolean(false), name, progress);
+        SnapshotInfo snap = v.snapshot(ref(args, "snapshot", command));
+        try (BlockSource s = v.openSnapshot(SnapshotRef.ofId(snap.id()))) {
+          return export(v, s, Path.of(text(args, "file", command)), args.path("force").asBoolean(false), snap, progress);
         }
       }
       case SNAPSHOT_DIFF:
-        return diff(volumes.get(text(args, "volume", command)), text(args, "from", command),
-            args.hasNonNull("to") ? args.get("to").asText() : null);
+        return diff(volumes.get(text(args, "volume", command)), ref(args, "from", command),
+            args.hasNonNull("to") ? ref(args, "to", command) : null);
       default:
         throw new ControlException(ControlException.COMMAND_NOT_FOUND, "no such command: " + command);
     }
@@ -194,10 +195,10 @@ public final class VolumeCommands {
     return doc;
   }
 
-  private static Map<String, Object> delete(Volume v, String name) throws IOException {
+  private static Map<String, Object> delete(Volume v, SnapshotRef ref) throws IOException {
     long before = v.diffUsedBytes();
-    SnapshotInfo s = v.snapshot(name);
-    v.deleteSnapshot(name);
+    SnapshotInfo s = v.snapshot(ref);
+    v.deleteSnapshot(SnapshotRef.ofId(s.id()));
     Map<String, Object> m = new LinkedHashMap<>();
     m.put("volume", v.name());
     m.put("volumeUuid", v.uuid());
@@ -208,8 +209,10 @@ public final class VolumeCommands {
     return m;
   }
 
-  private static Map<String, Object> diff(Volume v, String from, String to) throws IOException {
-    List<Range> ranges = v.changedRanges(from, to);
+  private static Map<String, Object> diff(Volume v, SnapshotRef fromRef, SnapshotRef toRef) throws IOException {
+    SnapshotInfo from = v.snapshot(fromRef);
+    SnapshotInfo to = toRef == null ? null : v.snapshot(toRef);
+    List<Range> ranges = v.changedRanges(SnapshotRef.ofId(from.id()), to == null ? null : SnapshotRef.ofId(to.id()));
     long changed = 0;
     List<Map<String, Object>> rs = new ArrayList<>();
     for (Range r : ranges) {
@@ -222,24 +225,24 @@ public final class VolumeCommands {
     Map<String, Object> doc = new LinkedHashMap<>();
     doc.put("volume", v.name());
     doc.put("volumeUuid", v.uuid());
-    doc.put("from", from);
-    doc.put("fromId", v.snapshot(from).id());
-    doc.put("to", to);
-    doc.put("toId", to == null ? null : v.snapshot(to).id());
+    doc.put("from", from.name());
+    doc.put("fromId", from.id());
+    doc.put("to", to == null ? null : to.name());
+    doc.put("toId", to == null ? null : to.id());
     doc.put("ranges", rs);
     doc.put("changedBytes", changed);
     return doc;
   }
 
-  private static Map<String, Object> export(Volume v, BlockSource source, Path file, boolean force, String snapshot,
+  private static Map<String, Object> export(Volume v, BlockSource source, Path file, boolean force, SnapshotInfo snapshot,
       Progress progress) throws IOException {
     long start = System.nanoTime();
     ImageFiles.Exported result = ImageFiles.copyOut(source, file, force, progress);
     Map<String, Object> m = new LinkedHashMap<>();
     m.put("volume", v.name());
     m.put("volumeUuid", v.uuid());
-    m.put("snapshot", snapshot);
-    m.put("snapshotId", snapshot == null ? null : v.snapshot(snapshot).id());
+    m.put("snapshot", snapshot == null ? null : snapshot.name());
+    m.put("snapshotId", snapshot == null ? null : snapshot.id());
     m.put("file", file.toString());
     m.put("size", result.size());
     m.put("dataBytes", result.dataBytes());
@@ -282,14 +285,17 @@ public final class VolumeCommands {
     return m;
   }
 
-  private static Map<String, Object> revert(Volumes volumes, Volume v, String name, Progress progress) throws IOException {
+  private static Map<String, Object> revert(Volumes volumes, Volume v, SnapshotRef ref, Progress progress)
+      throws IOException {
+    SnapshotInfo target = v.snapshot(ref);
     volumes.beforeRevert(v);
     long start = System.nanoTime();
-    v.revert(name, progress);
+    v.revert(SnapshotRef.ofId(target.id()), progress);
     Map<String, Object> m = new LinkedHashMap<>();
     m.put("volume", v.name());
     m.put("volumeUuid", v.uuid());
-    m.put("snapshot", name);
+    m.put("snapshot", target.name());
+    m.put("snapshotId", target.id());
     m.put("seconds", (System.nanoTime() - start) / 1e9);
     return m;
   }
@@ -302,6 +308,26 @@ public final class VolumeCommands {
       throw invalid(command + " needs \"" + field + "\": a non-empty string");
     }
     return n.asText();
+  }
+
+  /**
+   * A snapshot named by an argument: {@code id=N} names it by its id (snapshot names cannot hold
+   * '='), anything else by its name.
+   */
+  static SnapshotRef ref(JsonNode args, String field, String command) throws ControlException {
+    String s = text(args, field, command);
+    if (s.startsWith("id=")) {
+      try {
+        long id = Long.parseLong(s.substring(3));
+        if (id >= 1) {
+          return SnapshotRef.ofId(id);
+        }
+      } catch (NumberFormatException e) {
+        // reported below
+      }
+      throw invalid("a snapshot id (id=N) must be a positive integer: " + s);
+    }
+    return SnapshotRef.ofName(s);
   }
 
   private static long longArg(JsonNode args, String field, long dflt, String command) throws ControlException {
