@@ -3,6 +3,7 @@ package dev.shade.cli;
 import dev.shade.nbd.server.NbdServer;
 import dev.shade.provider.SnapshotInfo;
 import dev.shade.provider.Volume;
+import dev.shade.requestor.export.VolumeExports;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.net.BindException;
@@ -54,8 +55,8 @@ import picocli.CommandLine.Parameters;
 final class ServeCommand extends ShadeCommand {
   /*
    * Stopping is a JVM shutdown hook, so SIGTERM, SIGINT and SIGHUP all take the same path: the
-   * server stops accepting, answers what its clients have in flight and flushes the volumes
-   * (NbdServer.close), then the volumes are closed (journal and checkpoint durable, locks
+   * server stops accepting, answers what its clients have in flight and flushes the exports
+   * they wrote to (NbdServer.close), then the volumes are closed (journal and checkpoint durable, locks
    * released). A JVM stopped by a signal would exit 128 + the signal number; the hook ends the
    * process with Runtime.halt so that a clean stop exits 0 and a failed one 1. The command's
    * own thread only waits: it never returns once serving has begun.
@@ -228,7 +229,7 @@ final class ServeCommand extends ShadeCommand {
 
   private NbdServer start(List<Volume> volumes, NbdServer.Config config) throws IOException, CommandException {
     try {
-      return NbdServer.start(volumes, config);
+      return NbdServer.start(new VolumeExports(volumes), config);
     } catch (BindException e) {
       String on = listen != null && socket != null ? HostPort.format(listen) + " or " + socket
           : listen != null ? HostPort.format(listen) : socket.toString();
