@@ -68,7 +68,8 @@ final class TestPki {
 
   private static boolean works(String tool) throws InterruptedException {
     try {
-      Process p = new ProcessBuilder(tool, "--version").redirectErrorStream(true).start();
+      // openssl takes "version" (OpenSSL 3.0 refuses "--version"); certtool takes "--version"
+      Process p = new ProcessBuilder(tool, tool.equals("openssl") ? "version" : "--version").redirectErrorStream(true).start();
       p.getInputStream().readAllBytes();
       return p.waitFor(30, TimeUnit.SECONDS) && p.exitValue() == 0;
     } catch (IOException e) {
