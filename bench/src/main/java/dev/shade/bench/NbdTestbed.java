@@ -3,6 +3,7 @@ package dev.shade.bench;
 import dev.shade.nbd.server.NbdServer;
 import dev.shade.provider.Volume;
 import dev.shade.provider.VolumeConfig;
+import dev.shade.requestor.export.VolumeExports;
 import java.io.Closeable;
 import java.io.IOException;
 import java.net.StandardProtocolFamily;
@@ -288,7 +289,7 @@ final class NbdTestbed implements Closeable {
       }
     }
     Path sock = work.resolve("shade.sock");
-    shadeServer = NbdServer.start(volumes, new NbdServer.Config().socket(sock));
+    shadeServer = NbdServer.start(new VolumeExports(volumes), new NbdServer.Config().socket(sock));
     List<String> server = List.of("in-process NbdServer on a Unix socket (this JVM; 16 workers)");
     for (NbdTarget t : shade) {
       String export = switch (t.name) {

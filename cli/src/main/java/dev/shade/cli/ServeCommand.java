@@ -58,9 +58,9 @@ import picocli.CommandLine.Parameters;
 class ServeCommand extends ShadeCommand {
   /*
    * Stopping is a JVM shutdown hook, so SIGTERM, SIGINT and SIGHUP all take the same path: the
-   * server stops accepting, answers what its clients have in flight and flushes the volumes
-   * (NbdServer.close), then the volumes are closed (journal and checkpoint durable, locks
-   * released). A JVM stopped by a signal would exit 128 + the signal number; the hook ends the
+   * agent's NBD server stops accepting, answers what its clients have in flight and flushes the
+   * exports they wrote to, then the volumes are closed (journal and checkpoint durable, locks
+   * released) and the control socket removed (Agent.close). A JVM stopped by a signal would exit 128 + the signal number; the hook ends the
    * process with Runtime.halt so that a clean stop exits 0 and a failed one 1. The command's
    * own thread only waits: it never returns once serving has begun.
    *

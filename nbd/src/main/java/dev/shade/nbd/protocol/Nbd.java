@@ -106,7 +106,11 @@ public final class Nbd {
   public static final int ENOTSUP = 95;
   public static final int ESHUTDOWN = 108;
 
-  /** Largest READ/WRITE payload shade advertises and accepts: 32 MiB. */
+  /**
+   * Largest READ/WRITE payload shade advertises (NBD_INFO_BLOCK_SIZE): 32 MiB. Clients that
+   * agreed it are held to it; larger requests of clients that agreed no block sizes are served
+   * in pieces.
+   */
   public static final int MAX_PAYLOAD = 32 << 20;
   /** Longest export name or option payload shade reads during the handshake. */
   public static final int MAX_OPTION = 64 << 10;

@@ -2,14 +2,7 @@ package dev.shade.nbd.server;
 
 import static dev.shade.nbd.protocol.Nbd.*;
 
-import dev.shade.nativeio.AlreadyClosedException;
-import dev.shade.nativeio.NoSpaceException;
-import dev.shade.nativeio.PermissionException;
-import dev.shade.provider.BlockDevice;
-import dev.shade.provider.Extent;
-import dev.shade.provider.Range;
-import dev.shade.provider.SnapshotInfo;
-import dev.shade.provider.SnapshotNotFoundException;
+import dev.shade.nbd.protocol.Extent;
 import java.io.EOFException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -41,7 +34,17 @@ final class Connection implements Runnable {
    * Protocol errors that leave the byte stream in an unknown state (bad magic, a WRITE whose
    * payload is too large to consume, an option longer than MAX_OPTION) end the connection;
    * every other bad request gets the protocol's error reply and the connection goes on.
-   * Requests are validated before anything touches a volume, so garbage never changes data.
+   * Requests are validated before anything touches an export, so garbage never changes data.
+   * Faults that end a connection go through the server's FaultLog, so a flood of bad clients
+   * does not flood the log.
+   *
+   * Request sizes: a client that asked for NBD_INFO_BLOCK_SIZE in its NBD_OPT_GO was told the
+   * 32 MiB maximum, and a larger READ gets EINVAL, a larger WRITE closes the connection (its
+   * payload is not worth skipping). A client that never agreed block sizes (NBD_OPT_EXPORT_NAME,
+   * or GO without that request) is owed an effectively unlimited maximum (doc/proto.md, "Block
+   * size constraints"): its READs and WRITEs of more than 32 MiB are streamed by the reader
+   * thread in PIECE-sized pieces through one pooled buffer, so memory stays bounded whatever the
+   * length (up to 4 GiB - 1) and the client's in-flight byte budget still applies.
    */
   private static final Logger LOG = LoggerFactory.getLogger(Connection.class);
   /** Requests of one client executing or queued at once. */
@@ -59,6 +62,8 @@ final class Connection implements Runnable {
   private static final int MAX_EXTENTS = 1 << 16;
   /** Longest single descriptor: under 4 GiB and block aligned. */
   private static final long MAX_EXTENT_LENGTH = 0xFFFF_F000L;
+  /** Piece in which a READ or WRITE larger than MAX_PAYLOAD is streamed. */
+  static final int PIECE = 4 << 20;
 
   final int id;
   private final NbdServer server;
@@ -67,6 +72,8 @@ final class Connection implements Runnable {
   /** True when this listener accepts nothing but STARTTLS and ABORT before TLS. */
   private final boolean tlsRequired;
   final String peer;
+  /** The peer's host (no port), for grouping its faults. */
+  final String peerHost;
   private volatile Transport transport;
 
   // negotiation state, connection thread only
@@ -75,9 +82,14 @@ final class Connection implements Runnable {
   private String contextExport;
   /** Negotiated meta contexts; the id of context i is i + 1. */
   private final List<String> contexts = new ArrayList<>();
+  /**
+   * True when the client asked for NBD_INFO_BLOCK_SIZE in the NBD_OPT_GO that attached it, and so
+   * was told the 32 MiB maximum; false for clients owed an unlimited one.
+   */
+  private boolean blockSizesAgreed;
 
-  /** The export in the transmission phase. */
-  private volatile Export export;
+  /** The export attached (set at EXPORT_NAME or GO, before transmission); closed when the connection ends. */
+  private volatile NbdExport export;
   private final Semaphore inflight = new Semaphore(MAX_INFLIGHT);
   private final Semaphore inflightBytes = new Semaphore(MAX_INFLIGHT_BYTES);
   /** Replies waiting for the reply thread, in the order workers finished them. */
@@ -97,13 +109,33 @@ final class Connection implements Runnable {
   /** True until the transmission phase starts. */
   volatile boolean handshaking = true;
 
-  Connection(int id, NbdServer server, Transport transport, boolean localPeer, boolean tlsRequired, String peer) {
+  Connection(int id, NbdServer server, Transport transport, boolean localPeer, boolean tlsRequired, String peer, String peerHost) {
     this.id = id;
     this.tlsRequired = tlsRequired;
     this.server = server;
     this.transport = transport;
     this.localPeer = localPeer;
     this.peer = peer;
+    this.peerHost = peerHost;
+  }
+
+  /** The export this connection is attached to, or null while it negotiates. */
+  NbdExport export() {
+    return export;
+  }
+
+  /** Whether the attached client may write (false while negotiating). */
+  boolean writable() {
+    NbdExport e = export;
+    return e != null && !e.readOnly();
+  }
+
+  boolean tls() {
+    return transport.isTls();
+  }
+
+  boolean isLocal() {
+    return localPeer;
   }
 
   int inflightRequests() {
@@ -132,31 +164,68 @@ final class Connection implements Runnable {
     try {
       if (handshake()) {
         handshaking = false;
-        LOG.debug("connection {} from {}: attached to {}", id, peer, export.name);
+        LOG.debug("connection {} from {}: attached to {}", id, peer, export.name());
         transmission();
       }
     } catch (EOFException e) {
       LOG.debug("connection {} from {}: closed by the client", id, peer);
     } catch (ProtocolException e) {
-      LOG.warn("connection {} from {}: {}; closing it", id, peer, e.getMessage());
+      server.faults().fault(e.kind, peerHost, "connection " + id + " from " + peer + ": " + e.getMessage() + "; closing it");
     } catch (SSLException e) {
-      LOG.warn("connection {} from {}: TLS failed: {}", id, peer, e.getMessage() != null ? e.getMessage() : e.toString());
+      server.faults().fault("failed TLS", peerHost, "connection " + id + " from " + peer + ": TLS failed: "
+          + (e.getMessage() != null ? e.getMessage() : e.toString()));
     } catch (IOException e) {
       LOG.debug("connection {} from {}: {}", id, peer, e.toString());
     } catch (RuntimeException e) {
       LOG.error("connection {} from {}: unexpected failure", id, peer, e);
     } finally {
       closeQuietly(); // transmission() has already waited for every reply
+      release();
       server.closed(this);
+    }
+  }
+
+  /** Flushes a writable export when the server is stopping, then closes the export. */
+  private void release() {
+    NbdExport e = export;
+    if (e == null) {
+      return;
+    }
+    try {
+      if (server.isClosing() && !e.readOnly()) {
+        e.flush();
+      }
+    } catch (IOException | RuntimeException ex) {
+      LOG.warn("connection {}: flushing {} at the stop failed: {}", id, e.name(), ex.toString());
+    }
+    closeExport(e);
+  }
+
+  private void closeExport(NbdExport e) {
+    try {
+      e.close();
+    } catch (IOException | RuntimeException ex) {
+      LOG.warn("connection {}: closing {} failed: {}", id, e.name(), ex.toString());
     }
   }
 
   /** A violation that leaves the stream unusable. */
   static final class ProtocolException extends IOException {
     private static final long serialVersionUID = 1L;
+    /** What kind of fault, a fixed phrase without numbers: faults are summarised by it. */
+    final String kind;
 
-    ProtocolException(String message) {
+    ProtocolException(String kind, String message) {
       super(message);
+      this.kind = kind;
+    }
+  }
+
+  /** Takes {@code e} as the attached export; stops reading at once if its owner is disconnecting it. */
+  private void attach(NbdExport e) {
+    export = e; // volatile write, then read of the revocations: see NbdServer.disconnect
+    if (server.revoked(e)) {
+      stopReading();
     }
   }
 
@@ -169,18 +238,18 @@ final class Connection implements Runnable {
     transport.write(hello);
     int clientFlags = readInt();
     if ((clientFlags & ~(FLAG_C_FIXED_NEWSTYLE | FLAG_C_NO_ZEROES)) != 0) {
-      throw new ProtocolException("unknown client flags 0x" + Integer.toHexString(clientFlags));
+      throw new ProtocolException("unknown client flags", "unknown client flags 0x" + Integer.toHexString(clientFlags));
     }
     boolean noZeroes = (clientFlags & FLAG_C_NO_ZEROES) != 0;
     while (true) {
       long magic = readLong();
       if (magic != IHAVEOPT) {
-        throw new ProtocolException("bad option magic 0x" + Long.toHexString(magic));
+        throw new ProtocolException("bad option magic", "bad option magic 0x" + Long.toHexString(magic));
       }
       int option = readInt();
       long length = Integer.toUnsignedLong(readInt());
       if (length > MAX_OPTION) {
-        throw new ProtocolException("option " + option + " carries " + length + " bytes, more than " + MAX_OPTION);
+        throw new ProtocolException("oversized option", "option " + option + " carries " + length + " bytes, more than " + MAX_OPTION);
       }
       ByteBuffer data = ByteBuffer.allocate((int) length);
       transport.readFully(data);
@@ -188,18 +257,20 @@ final class Connection implements Runnable {
       lastActivity = System.currentTimeMillis();
       if (tlsRequired && !transport.isTls() && option != OPT_STARTTLS && option != OPT_ABORT) {
         if (option == OPT_EXPORT_NAME) {
-          throw new ProtocolException("EXPORT_NAME without TLS on a server that requires TLS");
+          throw new ProtocolException("EXPORT_NAME without TLS", "EXPORT_NAME without TLS on a server that requires TLS");
         }
         optionReply(option, REP_ERR_TLS_REQD, "this server requires TLS (STARTTLS with a client certificate)");
         continue;
       }
       switch (option) {
         case OPT_EXPORT_NAME: {
-          Export e = server.exports().find(string(data, data.remaining()), writable());
+          String name = string(data, data.remaining());
+          NbdExport e = server.catalog().find(name, mayWrite());
           if (e == null) {
-            throw new ProtocolException("EXPORT_NAME of an unknown export");
+            throw new ProtocolException("EXPORT_NAME of an unknown export", "EXPORT_NAME of an unknown export '" + printable(name) + "'");
           }
-          export = e;
+          blockSizesAgreed = false; // EXPORT_NAME cannot negotiate them: the client is owed no limit
+          attach(e);
           ByteBuffer reply = ByteBuffer.allocate(noZeroes ? 10 : 134);
           reply.putLong(e.size()).putShort((short) transmissionFlags(e)).position(reply.limit()).flip();
           transport.write(reply);
@@ -213,9 +284,9 @@ final class Connection implements Runnable {
             optionReply(option, REP_ERR_INVALID, "LIST takes no data");
             break;
           }
-          for (Export e : server.exports().list(writable())) {
-            byte[] name = e.name.getBytes(StandardCharsets.UTF_8);
-            byte[] desc = e.description.getBytes(StandardCharsets.UTF_8);
+          for (ExportCatalog.Entry e : server.catalog().list(mayWrite())) {
+            byte[] name = e.name().getBytes(StandardCharsets.UTF_8);
+            byte[] desc = e.description().getBytes(StandardCharsets.UTF_8);
             ByteBuffer b = ByteBuffer.allocate(4 + name.length + desc.length);
             b.putInt(name.length).put(name).put(desc).flip();
             optionReply(option, REP_SERVER, b);
@@ -261,14 +332,34 @@ final class Connection implements Runnable {
     }
   }
 
-  private boolean writable() {
+  /** Whether this peer may write: it is on this host, or the server allows remote writes. */
+  private boolean mayWrite() {
     return localPeer || server.allowRemoteWrite();
   }
 
   /** The export's flags as this client may see them: DF only with structured replies (proto.md: MUST). */
-  private int transmissionFlags(Export e) {
-    int flags = e.transmissionFlags();
-    return structured ? flags : flags & ~FLAG_SEND_DF;
+  private int transmissionFlags(NbdExport e) {
+    int f = FLAG_HAS_FLAGS | FLAG_CAN_MULTI_CONN | FLAG_SEND_FLUSH | (structured ? FLAG_SEND_DF : 0);
+    if (e.readOnly()) {
+      return f | FLAG_READ_ONLY;
+    }
+    // CAN_MULTI_CONN: the export contract makes a flush cover writes made through every
+    // connection to the same backend
+    return f | FLAG_SEND_FUA | FLAG_SEND_TRIM | FLAG_SEND_WRITE_ZEROES;
+  }
+
+  /** A client-supplied string for a log line: at most 100 characters, control characters escaped. */
+  private static String printable(String s) {
+    StringBuilder b = new StringBuilder();
+    for (int i = 0; i < s.length() && b.length() < 100; i++) {
+      char c = s.charAt(i);
+      if (c < 0x20 || c == 0x7f) {
+        b.append(String.format("\\x%02x", (int) c));
+      } else {
+        b.append(c);
+      }
+    }
+    return s.length() > 100 ? b + "..." : b.toString();
   }
 
   /** Answers INFO or GO; returns true when GO succeeded. */
@@ -292,20 +383,33 @@ final class Connection implements Runnable {
     for (int i = 0; i < count; i++) {
       wanted.add(Short.toUnsignedInt(data.getShort()));
     }
-    Export e = server.exports().find(name, writable());
+    NbdExport e = server.catalog().find(name, mayWrite());
     if (e == null) {
       optionReply(option, REP_ERR_UNKNOWN, "no export named '" + name + "' (see the list with nbdinfo --list)");
       return false;
     }
+    boolean attached = false;
+    try {
+      attached = infoReplies(option, e, wanted);
+      return attached;
+    } finally {
+      if (!attached) {
+        closeExport(e); // INFO, or a GO that failed on the way: this export is not used
+      }
+    }
+  }
+
+  /** Sends the INFO replies for {@code e}; for GO, attaches it and returns true. */
+  private boolean infoReplies(int option, NbdExport e, Set<Integer> wanted) throws IOException {
     ByteBuffer info = ByteBuffer.allocate(12);
     info.putShort((short) INFO_EXPORT).putLong(e.size()).putShort((short) transmissionFlags(e)).flip();
     optionReply(option, REP_INFO, info);
     if (wanted.contains(INFO_NAME)) {
-      byte[] n = e.name.getBytes(StandardCharsets.UTF_8);
+      byte[] n = e.name().getBytes(StandardCharsets.UTF_8);
       optionReply(option, REP_INFO, ByteBuffer.allocate(2 + n.length).putShort((short) INFO_NAME).put(n).flip());
     }
     if (wanted.contains(INFO_DESCRIPTION)) {
-      byte[] d = e.description.getBytes(StandardCharsets.UTF_8);
+      byte[] d = e.description().getBytes(StandardCharsets.UTF_8);
       optionReply(option, REP_INFO, ByteBuffer.allocate(2 + d.length).putShort((short) INFO_DESCRIPTION).put(d).flip());
     }
     ByteBuffer bs = ByteBuffer.allocate(14);
@@ -313,10 +417,11 @@ final class Connection implements Runnable {
     optionReply(option, REP_INFO, bs);
     optionReply(option, REP_ACK, (ByteBuffer) null);
     if (option == OPT_GO) {
-      if (contextExport != null && !contextExport.equals(e.name)) {
+      if (contextExport != null && !contextExport.equals(e.name())) {
         contexts.clear(); // contexts were negotiated for another export
       }
-      export = e;
+      blockSizesAgreed = wanted.contains(INFO_BLOCK_SIZE);
+      attach(e);
       return true;
     }
     return false;
@@ -355,36 +460,37 @@ final class Connection implements Runnable {
       optionReply(option, REP_ERR_INVALID, "trailing bytes after the queries");
       return;
     }
-    Export e = server.exports().find(name, writable());
+    NbdExport e = server.catalog().find(name, mayWrite());
     if (e == null) {
       optionReply(option, REP_ERR_UNKNOWN, "no export named '" + name + "'");
       return;
     }
-    List<String> available = new ArrayList<>();
-    available.add(CONTEXT_ALLOCATION);
-    for (SnapshotInfo s : e.volume.snapshots()) {
-      available.add(CONTEXT_CHANGED + s.name());
-    }
     boolean set = option == OPT_SET_META_CONTEXT;
     List<String> chosen = new ArrayList<>();
-    if (queries.isEmpty()) {
-      if (!set) {
-        chosen.addAll(available); // LIST with no query: everything selectable
-      }
-    } else {
-      for (String q : queries) {
-        for (String c : available) {
-          boolean match = set ? c.equals(q) : (q.endsWith(":") ? c.startsWith(q) : c.equals(q));
-          if (match && !chosen.contains(c)) {
-            chosen.add(c);
+    String canonical;
+    try {
+      canonical = e.name();
+      if (queries.isEmpty()) {
+        if (!set) {
+          chosen.addAll(e.metaContexts(null)); // LIST with no query: everything selectable
+        }
+      } else {
+        for (String q : queries) {
+          List<String> found = set ? (e.offersMetaContext(q) ? List.of(q) : List.of()) : e.metaContexts(q);
+          for (String c : found) {
+            if (!chosen.contains(c)) {
+              chosen.add(c);
+            }
           }
         }
       }
+    } finally {
+      closeExport(e);
     }
     if (set) {
       contexts.clear();
       contexts.addAll(chosen);
-      contextExport = e.name;
+      contextExport = canonical;
     }
     for (int i = 0; i < chosen.size(); i++) {
       byte[] n = chosen.get(i).getBytes(StandardCharsets.UTF_8);
@@ -565,6 +671,7 @@ final class Connection implements Runnable {
   private void readRequests() throws IOException {
     ByteBuffer header = ByteBuffer.allocate(REQUEST_HEADER);
     BufferPool pool = server.buffers();
+    NbdExport e = export;
     while (true) {
       header.clear();
       transport.readFully(header);
@@ -572,7 +679,7 @@ final class Connection implements Runnable {
       lastActivity = System.currentTimeMillis();
       int magic = header.getInt();
       if (magic != REQUEST_MAGIC) {
-        throw new ProtocolException("bad request magic 0x" + Integer.toHexString(magic));
+        throw new ProtocolException("bad request magic", "bad request magic 0x" + Integer.toHexString(magic));
       }
       int flags = Short.toUnsignedInt(header.getShort());
       int type = Short.toUnsignedInt(header.getShort());
@@ -583,8 +690,19 @@ final class Connection implements Runnable {
         LOG.debug("connection {}: client disconnects", id);
         return;
       }
-      if (type == CMD_WRITE && length > MAX_PAYLOAD) {
-        throw new ProtocolException("WRITE of " + length + " bytes exceeds the " + MAX_PAYLOAD + " byte maximum");
+      boolean large = (type == CMD_WRITE || type == CMD_READ) && length > MAX_PAYLOAD;
+      if (large && type == CMD_WRITE && blockSizesAgreed) {
+        throw new ProtocolException("oversized WRITE", "WRITE of " + length + " bytes exceeds the " + MAX_PAYLOAD + " byte maximum");
+      }
+      if (large && !blockSizesAgreed) {
+        inflight.acquireUninterruptibly();
+        Request r = new Request(flags, type, cookie, offset, length, null, 0);
+        if (type == CMD_WRITE) {
+          streamWrite(r, e);
+        } else {
+          streamRead(r, e);
+        }
+        continue;
       }
       // backpressure: wait for replies to go out before taking more payload in
       int cost = (type == CMD_WRITE || type == CMD_READ) && length <= MAX_PAYLOAD ? (int) length : 0;
@@ -595,20 +713,20 @@ final class Connection implements Runnable {
         payload = pool.take((int) length);
         try {
           transport.readFully(payload);
-        } catch (IOException e) {
+        } catch (IOException ex) {
           pool.give(payload);
           inflightBytes.release(cost);
           inflight.release();
-          throw e;
+          throw ex;
         }
         payload.flip();
       }
       Request r = new Request(flags, type, cookie, offset, length, payload, cost);
-      if (type == CMD_READ && length <= INLINE_READ && export.cached(offset, (int) length)) {
+      if (type == CMD_READ && length <= INLINE_READ && inRange(r, e) && e.cached(offset, (int) length)) {
         handle(r); // cached: a hand-off to a worker would cost more than the copy
         continue;
       }
-      if (type == CMD_WRITE && (flags & CMD_FLAG_FUA) == 0 && export.cheapWrite(offset, length)) {
+      if (type == CMD_WRITE && (flags & CMD_FLAG_FUA) == 0 && !e.readOnly() && inRange(r, e) && e.cheapWrite(offset, length)) {
         try {
           handle(r); // no copy, no sync: a page-cache write is cheaper than a hand-off
         } finally {
@@ -624,7 +742,7 @@ final class Connection implements Runnable {
             pool.give(r.payload());
           }
         });
-      } catch (RejectedExecutionException e) {
+      } catch (RejectedExecutionException ex) {
         pool.give(payload);
         reply(r, ESHUTDOWN, "the server is shutting down");
         return;
@@ -632,9 +750,14 @@ final class Connection implements Runnable {
     }
   }
 
+  /** Whether the request's range lies inside the export (for hints, before validation). */
+  private static boolean inRange(Request r, NbdExport e) {
+    return r.offset() >= 0 && r.length() > 0 && r.length() <= e.size() - r.offset();
+  }
+
   /** Executes a request and queues exactly one reply for it, whatever happens. */
   private void handle(Request r) {
-    Export e = export;
+    NbdExport e = export;
     try {
       Invalid invalid = validate(r, e);
       if (invalid != null) {
@@ -647,22 +770,23 @@ final class Connection implements Runnable {
           read(r, e);
           return;
         case CMD_WRITE:
-          device(e).write(r.offset(), r.payload());
+          if (r.length() > 0) {
+            e.write(r.offset(), r.payload(), fua);
+          }
           break;
         case CMD_FLUSH:
-          if (!e.readOnly) {
-            device(e).flush();
+          if (!e.readOnly()) {
+            e.flush();
           }
-          fua = false;
           break;
         case CMD_TRIM:
-          device(e).trim(r.offset(), r.length());
+          if (r.length() > 0) {
+            e.trim(r.offset(), r.length(), fua);
+          }
           break;
         case CMD_WRITE_ZEROES:
-          if ((r.flags() & CMD_FLAG_NO_HOLE) != 0) {
-            device(e).writeZeroes(r.offset(), r.length());
-          } else {
-            device(e).trim(r.offset(), r.length()); // reads back as zeros and frees the space
+          if (r.length() > 0) {
+            e.writeZeroes(r.offset(), r.length(), (r.flags() & CMD_FLAG_NO_HOLE) == 0, fua);
           }
           break;
         case CMD_BLOCK_STATUS:
@@ -671,31 +795,25 @@ final class Connection implements Runnable {
         default:
           throw new IllegalStateException("validated command " + r.type());
       }
-      if (fua) {
-        device(e).flush();
-      }
       reply(r, 0, null);
-    } catch (IllegalArgumentException ex) {
+    } catch (Exception | Error ex) {
+      failed(r, e, ex);
+    }
+  }
+
+  /** Answers a request whose execution failed with the error the failure calls for. */
+  private void failed(Request r, NbdExport e, Throwable ex) {
+    if (ex instanceof NbdErrorException) {
+      reply(r, ((NbdErrorException) ex).error(), ex.getMessage());
+    } else if (ex instanceof IllegalArgumentException) {
       reply(r, EINVAL, ex.getMessage());
-    } catch (NoSpaceException ex) {
-      reply(r, ENOSPC, ex.getMessage());
-    } catch (PermissionException ex) {
-      reply(r, EPERM, ex.getMessage());
-    } catch (AlreadyClosedException ex) {
-      reply(r, ESHUTDOWN, ex.getMessage());
-    } catch (SnapshotNotFoundException ex) {
-      reply(r, EIO, "the snapshot of this export was deleted: " + ex.getMessage());
-    } catch (IOException | RuntimeException | Error ex) {
-      LOG.warn("connection {}: {} at offset {} length {} on {} failed: {}", id, commandName(r.type()), r.offset(), r.length(), e.name, ex.toString());
+    } else {
+      LOG.warn("connection {}: {} at offset {} length {} on {} failed: {}", id, commandName(r.type()), r.offset(), r.length(),
+          e.name(), ex.toString());
       reply(r, EIO, ex.getMessage());
     }
   }
 
-  private static BlockDevice device(Export e) {
-    return (BlockDevice) e.source;
-  }
-
-  /** Why the request is refused, or null; "read-only" prefixes EPERM cases. */
   /** Why a request is refused: the NBD error and a message for the log. */
   private record Invalid(int error, String message) {}
 
@@ -719,7 +837,7 @@ final class Connection implements Runnable {
    * ENOSPC for writes and zeroing past the end (the protocol's SHOULDs, as nbdkit does); EPERM
    * for changes to a read-only export.
    */
-  private Invalid validate(Request r, Export e) {
+  private Invalid validate(Request r, NbdExport e) {
     if ((r.flags() & ~KNOWN_FLAGS) != 0) {
       return new Invalid(EINVAL, "unknown command flags 0x" + Integer.toHexString(r.flags()));
     }
@@ -731,7 +849,7 @@ final class Connection implements Runnable {
     }
     switch (r.type()) {
       case CMD_READ:
-        if (r.length() > MAX_PAYLOAD) {
+        if (r.length() > MAX_PAYLOAD && blockSizesAgreed) {
           return new Invalid(EINVAL, "READ of " + r.length() + " bytes exceeds the " + MAX_PAYLOAD + " byte maximum");
         }
         if ((r.flags() & CMD_FLAG_DF) != 0 && !structured) {
@@ -741,8 +859,8 @@ final class Connection implements Runnable {
       case CMD_WRITE:
       case CMD_TRIM:
       case CMD_WRITE_ZEROES:
-        if (e.readOnly) {
-          return new Invalid(EPERM, "read-only export " + e.name);
+        if (e.readOnly()) {
+          return new Invalid(EPERM, "read-only export " + e.name());
         }
         if (r.type() == CMD_WRITE_ZEROES && (r.flags() & CMD_FLAG_FAST_ZERO) != 0) {
           return new Invalid(EINVAL, "fast zero is not offered by this server");
@@ -763,32 +881,47 @@ final class Connection implements Runnable {
     }
   }
 
-  private static Invalid range(Request r, Export e, int error) {
+  private static Invalid range(Request r, NbdExport e, int error) {
     long size = e.size();
     if (r.offset() < 0 || r.offset() > size || r.length() > size - r.offset()) {
-      return new Invalid(error, "offset " + Long.toUnsignedString(r.offset()) + " + length " + r.length() + " is past the end of " + e.name + " (" + size + " bytes)");
+      return new Invalid(error, "offset " + Long.toUnsignedString(r.offset()) + " + length " + r.length() + " is past the end of "
+          + e.name() + " (" + size + " bytes)");
     }
     return null;
   }
 
-  private void read(Request r, Export e) throws IOException {
+  /**
+   * The bytes of [offset, offset + len): a view of the export's memory when it has one and the
+   * transport is a plain socket (the kernel then copies straight from the page cache: one copy
+   * where reading into a buffer makes two; only the kernel reads the view, TLS would read it in
+   * Java), else {@code into}, filled and flipped.
+   */
+  private ByteBuffer readInto(NbdExport e, long offset, int len, ByteBuffer into) throws IOException {
+    ByteBuffer view = len > 0 && !transport.isTls() ? e.residentView(offset, len) : null;
+    if (view != null) {
+      return view;
+    }
+    into.clear().limit(len);
+    if (len > 0) {
+      e.read(offset, into);
+    }
+    return into.flip();
+  }
+
+  private void read(Request r, NbdExport e) throws IOException {
     int len = (int) r.length();
-    // Cached origin bytes go to a plain socket straight from the page cache: one copy (into the
-    // socket), where reading into a buffer first makes two. Only the kernel reads the view, so
-    // a view outliving its volume (a connection stuck past the shutdown deadline) is an EFAULT
-    // for that connection; TLS would read it in Java, so TLS keeps the copy.
+    // see readInto: a view of the export's memory is sent without a copy of ours
     ByteBuffer view = len > 0 && !transport.isTls() ? e.residentView(r.offset(), len) : null;
     ByteBuffer data = view != null ? null : server.buffers().take(len);
-    if (view == null) {
+    if (view == null && len > 0) {
       try {
-        e.source.read(r.offset(), data);
+        e.read(r.offset(), data);
       } catch (IOException | RuntimeException | Error ex) {
         server.buffers().give(data);
         throw ex;
       }
-      data.flip();
     }
-    ByteBuffer payload = view != null ? view : data;
+    ByteBuffer payload = view != null ? view : data.flip();
     if (!structured) {
       ByteBuffer h = ByteBuffer.allocate(16);
       h.putInt(SIMPLE_REPLY_MAGIC).putInt(0).putLong(r.cookie()).flip();
@@ -797,29 +930,194 @@ final class Connection implements Runnable {
       server.buffers().give(data);
       send(r, null, chunkHeader(r.cookie(), REPLY_FLAG_DONE, REPLY_TYPE_NONE, 0));
     } else {
-      ByteBuffer h = ByteBuffer.allocate(28);
-      h.putInt(STRUCTURED_REPLY_MAGIC).putShort((short) REPLY_FLAG_DONE).putShort((short) REPLY_TYPE_OFFSET_DATA)
-          .putLong(r.cookie()).putInt(8 + len).putLong(r.offset()).flip();
-      send(r, data, h, payload);
+      send(r, data, dataChunkHeader(r.cookie(), REPLY_FLAG_DONE, r.offset(), len), payload);
     }
   }
 
-  private void blockStatus(Request r, Export e) throws IOException {
+  private static ByteBuffer dataChunkHeader(long cookie, int flags, long offset, long len) {
+    ByteBuffer h = ByteBuffer.allocate(28);
+    h.putInt(STRUCTURED_REPLY_MAGIC).putShort((short) flags).putShort((short) REPLY_TYPE_OFFSET_DATA)
+        .putLong(cookie).putInt((int) (8 + len)).putLong(offset).flip();
+    return h;
+  }
+
+  // ------------------------------------------------------------------ requests over 32 MiB
+
+  /**
+   * Receives a WRITE of more than MAX_PAYLOAD bytes in pieces and writes each to the export as
+   * it arrives, on this (the reader) thread, holding PIECE bytes of the client's budget. A
+   * request that fails validation, or whose export write fails, still has its whole payload
+   * consumed so the stream stays usable; the one reply comes after the last byte. The caller has
+   * acquired one in-flight permit, which the reply releases.
+   */
+  private void streamWrite(Request r, NbdExport e) throws IOException {
+    Invalid invalid = validate(r, e);
+    Throwable failure = null;
+    BufferPool pool = server.buffers();
+    inflightBytes.acquireUninterruptibly(PIECE);
+    ByteBuffer piece = pool.take(PIECE);
+    try {
+      for (long done = 0; done < r.length(); ) {
+        int n = (int) Math.min(PIECE, r.length() - done);
+        piece.clear().limit(n);
+        transport.readFully(piece);
+        piece.flip();
+        lastActivity = System.currentTimeMillis();
+        if (invalid == null && failure == null) {
+          try {
+            e.write(r.offset() + done, piece, false);
+          } catch (Exception | Error ex) {
+            failure = ex;
+          }
+        }
+        done += n;
+      }
+      if (invalid == null && failure == null && (r.flags() & CMD_FLAG_FUA) != 0) {
+        try {
+          e.flush();
+        } catch (Exception | Error ex) {
+          failure = ex;
+        }
+      }
+    } catch (IOException | RuntimeException ex) {
+      inflight.release(); // no reply will come: the stream ended inside the payload
+      throw ex;
+    } finally {
+      pool.give(piece);
+      inflightBytes.release(PIECE);
+    }
+    if (invalid != null) {
+      reply(r, invalid.error(), invalid.message());
+    } else if (failure != null) {
+      failed(r, e, failure);
+    } else {
+      reply(r, 0, null);
+    }
+  }
+
+  /**
+   * Sends a READ of more than MAX_PAYLOAD bytes in pieces read one at a time into one buffer, on
+   * this (the reader) thread, holding PIECE bytes of the client's budget. With structured replies
+   * each piece is an OFFSET_DATA chunk, and other replies may go out between them. A simple reply
+   * (or DF, which forbids fragmenting) is one header followed by all the data, so the socket is
+   * held for the whole of it; an export failure after the header has gone out leaves no way to
+   * tell the client, and the connection is closed (the protocol's answer). The caller has
+   * acquired one in-flight permit; this releases it.
+   */
+  private void streamRead(Request r, NbdExport e) throws IOException {
+    Invalid invalid = validate(r, e);
+    boolean df = (r.flags() & CMD_FLAG_DF) != 0;
+    if (invalid == null && structured && df && r.length() > 0xFFFF_FFFFL - 8) {
+      invalid = new Invalid(EOVERFLOW, "a READ of " + r.length() + " bytes does not fit one chunk (DF)");
+    }
+    if (invalid != null) {
+      reply(r, invalid.error(), invalid.message());
+      return;
+    }
+    boolean oneChunk = !structured || df;
+    BufferPool pool = server.buffers();
+    inflightBytes.acquireUninterruptibly(PIECE);
+    ByteBuffer piece = pool.take(PIECE);
+    long done = 0;
+    boolean started = false;
+    try {
+      if (oneChunk) {
+        writeLock.lock();
+        try {
+          while (done < r.length()) {
+            int n = (int) Math.min(PIECE, r.length() - done);
+            ByteBuffer data = readInto(e, r.offset() + done, n, piece);
+            if (started) {
+              writeNow(data);
+            } else {
+              ByteBuffer h;
+              if (structured) {
+                h = dataChunkHeader(r.cookie(), REPLY_FLAG_DONE, r.offset(), r.length());
+              } else {
+                h = ByteBuffer.allocate(16);
+                h.putInt(SIMPLE_REPLY_MAGIC).putInt(0).putLong(r.cookie()).flip();
+              }
+              started = true;
+              writeNow(h, data);
+            }
+            done += n;
+          }
+        } finally {
+          writeLock.unlock();
+        }
+      } else {
+        while (done < r.length()) {
+          int n = (int) Math.min(PIECE, r.length() - done);
+          ByteBuffer data = readInto(e, r.offset() + done, n, piece);
+          boolean last = done + n == r.length();
+          writeLock.lock();
+          try {
+            writeNow(dataChunkHeader(r.cookie(), last ? REPLY_FLAG_DONE : 0, r.offset() + done, n), data);
+          } finally {
+            writeLock.unlock();
+          }
+          done += n;
+        }
+      }
+      inflight.release();
+    } catch (SocketFailure ex) {
+      inflight.release();
+      throw ex.getCause();
+    } catch (Exception | Error ex) {
+      if (oneChunk && started) {
+        inflight.release();
+        LOG.warn("connection {}: READ at offset {} length {} on {} failed after {} bytes were sent: {}; closing the connection",
+            id, r.offset(), r.length(), e.name(), done, ex.toString());
+        closeQuietly();
+        throw new IOException("closed after a streamed READ failed part way");
+      }
+      failed(r, e, ex); // releases the permit with the reply
+    } finally {
+      pool.give(piece);
+      inflightBytes.release(PIECE);
+    }
+  }
+
+  /** A failure to write to the client's socket, told apart from the export's failures. */
+  private static final class SocketFailure extends Exception {
+    private static final long serialVersionUID = 1L;
+
+    SocketFailure(IOException cause) {
+      super(cause);
+    }
+
+    @Override
+    public synchronized IOException getCause() {
+      return (IOException) super.getCause();
+    }
+  }
+
+  /** Writes now, from the reader thread; the caller holds writeLock. A failure breaks the connection. */
+  private void writeNow(ByteBuffer... buffers) throws SocketFailure {
+    if (broken) {
+      throw new SocketFailure(new IOException("the connection is broken"));
+    }
+    writeStarted = System.currentTimeMillis();
+    try {
+      transport.write(buffers);
+    } catch (IOException | RuntimeException ex) {
+      broken = true;
+      closeQuietly();
+      throw new SocketFailure(ex instanceof IOException ? (IOException) ex : new IOException(ex));
+    } finally {
+      writeStarted = 0;
+    }
+  }
+
+  // ------------------------------------------------------------------ block status
+
+  private void blockStatus(Request r, NbdExport e) throws IOException {
     boolean one = (r.flags() & CMD_FLAG_REQ_ONE) != 0;
     List<ByteBuffer> chunks = new ArrayList<>();
     for (int i = 0; i < contexts.size(); i++) {
       String c = contexts.get(i);
-      List<long[]> desc; // {length, flags}
-      if (c.equals(CONTEXT_ALLOCATION)) {
-        desc = new ArrayList<>();
-        for (Extent x : e.allocation(r.offset(), r.length())) {
-          desc.add(new long[] {x.length(), x.zero() ? STATE_HOLE | STATE_ZERO : 0});
-        }
-      } else {
-        desc = changed(e, c.substring(CONTEXT_CHANGED.length()), r.offset(), r.length());
-      }
-      ByteBuffer b = descriptors(i + 1, desc, one, r.length());
-      chunks.add(b);
+      List<long[]> desc = descriptors(e, c, r.offset(), r.length());
+      chunks.add(descriptors(i + 1, desc, one, r.length()));
     }
     ByteBuffer[] out = new ByteBuffer[chunks.size() * 2];
     for (int i = 0; i < chunks.size(); i++) {
@@ -830,28 +1128,30 @@ final class Connection implements Runnable {
     send(r, null, out);
   }
 
-  /** Extents of [offset, offset+length) alternating changed (1) and unchanged (0). */
-  private static List<long[]> changed(Export e, String snapshot, long offset, long length) throws IOException {
-    List<long[]> out = new ArrayList<>();
-    long pos = offset;
+  /**
+   * The export's extents of [offset, offset + length) in {@code context} as {length, flags},
+   * checked against the contract (in order, adjacent, from {@code offset}, at least one) and cut
+   * at the end of the range.
+   */
+  private static List<long[]> descriptors(NbdExport e, String context, long offset, long length) throws IOException {
+    List<Extent> extents = e.extents(context, offset, length);
     long end = offset + length;
-    for (Range x : e.changedSince(snapshot)) {
-      if (x.end() <= pos) {
-        continue;
-      }
-      if (x.offset() >= end) {
-        break;
-      }
-      if (x.offset() > pos) {
-        out.add(new long[] {x.offset() - pos, 0});
-        pos = x.offset();
+    long pos = offset;
+    List<long[]> out = new ArrayList<>();
+    for (Extent x : extents) {
+      if (x.offset() != pos) {
+        throw new IOException(e.name() + " answered " + context + " at " + offset + "+" + length + " with an extent at "
+            + x.offset() + " where " + pos + " was due");
       }
       long stop = Math.min(end, x.end());
-      out.add(new long[] {stop - pos, STATE_CHANGED});
+      out.add(new long[] {stop - pos, x.flags()});
       pos = stop;
+      if (pos == end) {
+        break;
+      }
     }
-    if (pos < end) {
-      out.add(new long[] {end - pos, 0});
+    if (out.isEmpty()) {
+      throw new IOException(e.name() + " answered " + context + " at " + offset + "+" + length + " with no extent");
     }
     return out;
   }

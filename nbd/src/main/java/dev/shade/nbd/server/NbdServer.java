@@ -1,6 +1,5 @@
 package dev.shade.nbd.server;
 
-import dev.shade.provider.Volume;
 import java.io.Closeable;
 import java.io.IOException;
 import java.net.InetAddress;
@@ -18,6 +17,8 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.function.Predicate;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.Executors;
@@ -31,8 +32,7 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Serves volumes over NBD: each origin read-write as {@code NAME}, each snapshot read-only as
- * {@code NAME@SNAPSHOT}, on a TCP address and/or a Unix socket.
+ * Serves the exports of an {@link ExportCatalog} over NBD, on a TCP address and/or a Unix socket.
  *
  * <p>Thread-safe. Threads: one accept thread per listener, one reader thread per client, a
  * shared pool of workers that execute requests (so one client's requests complete out of
@@ -44,8 +44,13 @@ public final class NbdServer implements Closeable {
    * the Unix socket, created mode 0600) unless allowRemoteWrite; a TCP listener on a
    * non-loopback address must have TLS, and then every client must STARTTLS and present a
    * certificate signed by the configured CA (FORCEDTLS in the protocol's terms). Bounded:
-   * connections, payloads (32 MiB), options (64 KiB), requests and payload bytes in flight per
-   * client, handshake time, idle time, and the time one reply may take to write.
+   * connections, payloads (32 MiB for clients told so; larger requests of the others are
+   * streamed in pieces), options (64 KiB), requests and payload bytes in flight per client,
+   * handshake time, idle time, and the time one reply may take to write. Faults of bad clients
+   * are logged through a FaultLog: the first of each kind and peer in full, the rest counted.
+   *
+   * Locks: none of the server's own beyond the concurrent collections; each Connection has its
+   * writeLock (socket writes). The catalog is called without any lock held.
    */
   private static final Logger LOG = LoggerFactory.getLogger(NbdServer.class);
 
@@ -61,6 +66,7 @@ public final class NbdServer implements Closeable {
     Duration idleTimeout = Duration.ofMinutes(10);
     Duration handshakeTimeout = Duration.ofSeconds(30);
     Duration replyTimeout = Duration.ofSeconds(60);
+    Duration faultSummaryInterval = Duration.ofSeconds(60);
     int workers = 16;
 
     public Config listen(InetSocketAddress address) {
@@ -109,6 +115,19 @@ public final class NbdServer implements Closeable {
       return this;
     }
 
+    /**
+     * How often repeated client faults are summarised: within one interval, the first fault of a
+     * kind from a peer is logged in full, the others counted and reported in one line when it
+     * ends. Default 60 s.
+     */
+    public Config faultSummaryInterval(Duration d) {
+      if (d.toMillis() <= 0) {
+        throw new IllegalArgumentException("fault summary interval must be positive: " + d);
+      }
+      this.faultSummaryInterval = d;
+      return this;
+    }
+
     public Config workers(int n) {
       if (n < 1) {
         throw new IllegalArgumentException("workers must be at least 1: " + n);
@@ -118,8 +137,21 @@ public final class NbdServer implements Closeable {
     }
   }
 
+  /** One client as {@link #clients} reports it. */
+  public record Client(int id, String peer, boolean local, boolean tls, String export, boolean writable) {
+    /** True while the client negotiates ({@link #export()} is then null). */
+    public boolean negotiating() {
+      return export == null;
+    }
+  }
+
   private final Config config;
-  private final ExportTable exports;
+  /** What is served, asked on every handshake. */
+  private final ExportCatalog catalog;
+  /** Client faults, summarised. */
+  private final FaultLog faults;
+  /** Exports being disconnected by {@link #disconnect}: a connection that attaches to one stops at once. */
+  private final List<Predicate<? super NbdExport>> revocations = new CopyOnWriteArrayList<>();
   private final SSLContext tls;
   private final BufferPool buffers = new BufferPool(256L << 20);
   private final ThreadPoolExecutor workers;
@@ -132,9 +164,10 @@ public final class NbdServer implements Closeable {
   private volatile boolean closing;
   private InetSocketAddress boundTcp;
 
-  private NbdServer(List<Volume> volumes, Config config, SSLContext tls) {
+  private NbdServer(ExportCatalog catalog, Config config, SSLContext tls) {
     this.config = config;
-    this.exports = new ExportTable(volumes);
+    this.catalog = catalog;
+    this.faults = new FaultLog(LOG, config.faultSummaryInterval.toMillis());
     this.tls = tls;
     this.workers = new ThreadPoolExecutor(config.workers, config.workers, 30, TimeUnit.SECONDS,
         new LinkedBlockingQueue<>(), r -> daemon(r, "nbd-worker"));
@@ -147,10 +180,13 @@ public final class NbdServer implements Closeable {
     return t;
   }
 
-  /** Validates the configuration, binds the listeners and starts serving. */
-  public static NbdServer start(List<Volume> volumes, Config config) throws IOException {
-    if (volumes.isEmpty()) {
-      throw new IllegalArgumentException("nothing to serve: no volumes");
+  /**
+   * Validates the configuration, binds the listeners and starts serving what {@code catalog}
+   * finds. The server never closes the catalog's backends.
+   */
+  public static NbdServer start(ExportCatalog catalog, Config config) throws IOException {
+    if (catalog == null) {
+      throw new IllegalArgumentException("nothing to serve: no export catalog");
     }
     if (config.listen == null && config.socket == null) {
       throw new IllegalArgumentException("give a TCP address to listen on, a Unix socket path, or both");
@@ -163,15 +199,8 @@ public final class NbdServer implements Closeable {
       throw new IllegalArgumentException("listening on " + config.listen.getHostString()
           + " (not a loopback address) needs TLS with client certificates: give --tls-cert, --tls-key and --tls-ca");
     }
-    List<String> names = new ArrayList<>();
-    for (Volume v : volumes) {
-      if (names.contains(v.name())) {
-        throw new IllegalArgumentException("two volumes are named " + v.name() + "; export names must be unique");
-      }
-      names.add(v.name());
-    }
     SSLContext ctx = anyTls ? Pem.serverContext(config.tlsCert, config.tlsKey, config.tlsCa) : null;
-    NbdServer s = new NbdServer(volumes, config, ctx);
+    NbdServer s = new NbdServer(catalog, config, ctx);
     try {
       if (config.listen != null) {
         ServerSocketChannel tcp = ServerSocketChannel.open();
@@ -247,27 +276,36 @@ public final class NbdServer implements Closeable {
 
   private void admit(SocketChannel c, boolean unix, boolean tlsRequired) {
     String peer;
+    String host;
     boolean local;
     try {
       if (unix) {
         peer = "unix socket";
+        host = peer;
         local = true;
       } else {
         c.setOption(java.net.StandardSocketOptions.TCP_NODELAY, true);
         InetSocketAddress remote = (InetSocketAddress) c.getRemoteAddress();
-        peer = remote.getAddress().getHostAddress() + ":" + remote.getPort();
+        host = remote.getAddress().getHostAddress();
+        peer = host + ":" + remote.getPort();
         local = remote.getAddress().isLoopbackAddress();
       }
     } catch (IOException e) {
       closeQuietly(c);
       return;
     }
-    if (closing || connections.size() >= config.maxConnections) {
-      LOG.warn("refusing a connection from {}: {}", peer, closing ? "shutting down" : "the limit of " + config.maxConnections + " connections is reached");
+    if (closing) {
+      LOG.info("refusing a connection from {}: shutting down", peer);
       closeQuietly(c);
       return;
     }
-    Connection conn = new Connection(ids.incrementAndGet(), this, Transport.plain(c), local, tlsRequired, peer);
+    if (connections.size() >= config.maxConnections) {
+      faults.fault("the connection limit", host, "refusing a connection from " + peer + ": the limit of " + config.maxConnections
+          + " connections is reached");
+      closeQuietly(c);
+      return;
+    }
+    Connection conn = new Connection(ids.incrementAndGet(), this, Transport.plain(c), local, tlsRequired, peer, host);
     connections.add(conn);
     Thread t = new Thread(conn, "nbd-conn-" + conn.id);
     t.setDaemon(true);
@@ -282,18 +320,21 @@ public final class NbdServer implements Closeable {
     }
   }
 
-  /** Closes connections stuck in the handshake or idle beyond their limits. */
+  /** Closes connections stuck in the handshake or idle beyond their limits; reports fault counts. */
   private void reap() {
+    faults.tick();
     long now = System.currentTimeMillis();
     for (Connection c : connections) {
       // read once: the reply writer sets it back to 0 when a write ends, and a second read
       // of 0 would make any write look 'now' milliseconds old
       long writeStarted = c.writeStarted;
       if (c.handshaking && now - c.accepted > config.handshakeTimeout.toMillis()) {
-        LOG.warn("connection {} from {}: no handshake within {} s; closing it", c.id, c.peer, config.handshakeTimeout.toSeconds());
+        faults.fault("no handshake in time", c.peerHost, "connection " + c.id + " from " + c.peer + ": no handshake within "
+            + config.handshakeTimeout.toSeconds() + " s; closing it");
         c.closeQuietly();
       } else if (writeStarted != 0 && now - writeStarted > config.replyTimeout.toMillis()) {
-        LOG.warn("connection {} from {}: a reply could not be written for {} s (the client does not read); closing it", c.id, c.peer, config.replyTimeout.toSeconds());
+        faults.fault("replies not read", c.peerHost, "connection " + c.id + " from " + c.peer + ": a reply could not be written for "
+            + config.replyTimeout.toSeconds() + " s (the client does not read); closing it");
         c.closeQuietly();
       } else if (!c.handshaking && c.inflightRequests() == 0 && now - c.lastActivity > config.idleTimeout.toMillis()) {
         LOG.info("connection {} from {}: idle for {} s; closing it", c.id, c.peer, config.idleTimeout.toSeconds());
@@ -306,8 +347,26 @@ public final class NbdServer implements Closeable {
     connections.remove(c);
   }
 
-  ExportTable exports() {
-    return exports;
+  ExportCatalog catalog() {
+    return catalog;
+  }
+
+  FaultLog faults() {
+    return faults;
+  }
+
+  boolean isClosing() {
+    return closing;
+  }
+
+  /** Whether a {@link #disconnect} in progress covers {@code e}. */
+  boolean revoked(NbdExport e) {
+    for (Predicate<? super NbdExport> p : revocations) {
+      if (p.test(e)) {
+        return true;
+      }
+    }
+    return false;
   }
 
   SSLContext tlsContext() {
@@ -336,6 +395,67 @@ public final class NbdServer implements Closeable {
     return connections.size();
   }
 
+  /** The clients connected now, attached or still negotiating, in no particular order. */
+  public List<Client> clients() {
+    List<Client> out = new ArrayList<>();
+    for (Connection c : connections) {
+      NbdExport e = c.export();
+      out.add(new Client(c.id, c.peer, c.isLocal(), c.tls(), e == null ? null : e.name(), c.writable()));
+    }
+    return out;
+  }
+
+  /**
+   * Disconnects every client attached to an export that {@code which} matches, as a server stop
+   * does: it reads no more requests from them, answers those in flight, closes their connections
+   * and closes their exports. Returns once they are all closed; connections that have not closed
+   * after {@code timeout} (a client that does not read its replies) are closed without waiting
+   * further. A client that attaches to a matching export while this runs is disconnected too;
+   * to keep new ones away, take the exports out of the catalog first. Returns the number of
+   * connections disconnected. Thread-safe.
+   */
+  public int disconnect(Predicate<? super NbdExport> which, Duration timeout) throws InterruptedException {
+    revocations.add(which);
+    try {
+      // a connection publishes its export before it reads the revocations, and this adds the
+      // revocation before it reads the exports: each connection is seen by one side or the other
+      List<Connection> hit = new ArrayList<>();
+      for (Connection c : connections) {
+        NbdExport e = c.export();
+        if (e != null && which.test(e)) {
+          hit.add(c);
+          c.stopReading();
+        }
+      }
+      long deadline = System.nanoTime() + timeout.toNanos();
+      boolean forced = false;
+      while (true) {
+        boolean open = false;
+        for (Connection c : connections) {
+          NbdExport e = c.export();
+          if (e != null && which.test(e)) {
+            open = true;
+            if (!hit.contains(c)) {
+              hit.add(c); // attached meanwhile and stopped itself
+            }
+          }
+        }
+        if (!open) {
+          return hit.size();
+        }
+        if (!forced && System.nanoTime() - deadline > 0) {
+          for (Connection c : hit) {
+            c.closeQuietly();
+          }
+          forced = true; // they close now; wait for their threads to finish
+        }
+        Thread.sleep(5);
+      }
+    } finally {
+      revocations.remove(which);
+    }
+  }
+
   /** Blocks until {@link #close()} has finished. */
   public void awaitTermination() throws InterruptedException {
     stopped.await();
@@ -343,7 +463,8 @@ public final class NbdServer implements Closeable {
 
   /**
    * Stops accepting, lets every client's in-flight requests finish and their replies go out,
-   * closes the connections, then flushes every volume. Does not close the volumes.
+   * flushes every writable export that had a client, and closes the connections and their
+   * exports. Does not touch the catalog's backends otherwise.
    */
   @Override
   public void close() throws IOException {
@@ -385,19 +506,7 @@ public final class NbdServer implements Closeable {
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
       }
-      IOException first = null;
-      for (Volume v : exports.volumes()) {
-        try {
-          v.flush();
-        } catch (IOException | RuntimeException e) {
-          if (first == null) {
-            first = e instanceof IOException ? (IOException) e : new IOException(e);
-          }
-        }
-      }
-      if (first != null) {
-        throw first;
-      }
+      faults.flush();
     } finally {
       stopped.countDown();
     }

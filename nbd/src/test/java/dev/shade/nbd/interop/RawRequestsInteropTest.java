@@ -31,11 +31,8 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.shade.provider.BlockSource;
-import dev.shade.provider.Volume;
-import dev.shade.provider.VolumeConfig;
+import dev.shade.nbd.testing.TestCatalog;
 import java.io.IOException;
-import java.nio.file.Path;
 import java.time.Duration;
 import java.util.HashMap;
 import java.util.List;
@@ -46,14 +43,14 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * Requests sent with {@link RawClient}, including ones real clients refuse to send: writes to a
- * snapshot export get EPERM, ranges past the end EINVAL, and neither disturbs that client or the
- * others; handshake flags and BLOCK_STATUS details the tools do not show.
+ * read-only export get EPERM, ranges past the end EINVAL, and neither disturbs that client or the
+ * others; handshake flags and BLOCK_STATUS details the tools do not show. Against a
+ * {@link TestCatalog}: a disk {@code vol} and a frozen copy {@code vol@s1}.
  */
 @Timeout(value = 30, unit = TimeUnit.SECONDS)
 class RawRequestsInteropTest {
@@ -61,8 +58,9 @@ class RawRequestsInteropTest {
   private static final long SIZE = 16 * MIB;
   private static final int LEN = 4096;
 
-  @TempDir Path dir;
-  private Volume volume;
+  private TestCatalog catalog;
+  /** The disk's live bytes. */
+  private byte[] volume;
   private Served served;
   /** What the volume held at s1 in its first 4 KiB. */
   private byte[] head;
@@ -71,13 +69,14 @@ class RawRequestsInteropTest {
 
   @BeforeEach
   void serve() throws Exception {
-    volume = Volume.create(dir.resolve("vol"), VolumeConfig.of(SIZE));
+    catalog = new TestCatalog("vol", SIZE);
+    volume = catalog.disk();
     head = random(1, LEN);
     tail = random(2, LEN);
     write(volume, 0, head);
     write(volume, SIZE - LEN, tail);
-    volume.createSnapshot("s1");
-    served = Served.start(volume);
+    catalog.snapshot("s1");
+    served = Served.start(catalog);
   }
 
   @AfterEach
@@ -102,9 +101,7 @@ class RawRequestsInteropTest {
       assertEquals(0, r.error(), "READ of vol@s1 after the refused writes");
       assertArrayEquals(head, r.data(), "vol@s1 after the refused writes, read over NBD");
     }
-    try (BlockSource s1 = volume.openSnapshot("s1")) {
-      assertArrayEquals(head, read(s1, 0, LEN), "s1 after the refused writes, read through the API");
-    }
+    assertArrayEquals(head, read(catalog.copy("s1"), 0, LEN), "s1 after the refused writes, read directly");
     assertArrayEquals(head, read(volume, 0, LEN), "the origin after the refused writes");
   }
 
@@ -156,14 +153,14 @@ class RawRequestsInteropTest {
   void read_snapshotDeletedWhileAttached_failsWithEio() throws Exception {
     try (RawClient c = RawClient.connect(served.address(), "vol@s1", true)) {
       assertArrayEquals(head, c.read(0, LEN).data(), "vol@s1 before the delete");
-      volume.deleteSnapshot("s1");
-      volume.createSnapshot("s2");
+      catalog.delete("s1");
+      catalog.snapshot("s2");
       RawClient.Reply r = c.read(0, LEN);
-      assertEquals(EIO, r.error(), "READ of vol@s1 after s1 was deleted: " + r.message());
-      assertEquals(EIO, c.read(SIZE - LEN, LEN).error(), "a second READ of the deleted vol@s1");
+      assertEquals(EIO, r.error(), "READ of vol@s1 after s1 was dropped: " + r.message());
+      assertEquals(EIO, c.read(SIZE - LEN, LEN).error(), "a second READ of the dropped vol@s1");
     }
     RawClient.OptionException e = assertThrows(RawClient.OptionException.class,
-        () -> RawClient.connect(served.address(), "vol@s1", false), "attaching to the deleted vol@s1");
+        () -> RawClient.connect(served.address(), "vol@s1", false), "attaching to the dropped vol@s1");
     assertEquals(REP_ERR_UNKNOWN, e.replyType, e.getMessage());
   }
 
@@ -178,7 +175,7 @@ class RawRequestsInteropTest {
   @Test
   void blockStatus_reqOne_oneExtentPerContext() throws Exception {
     long at = MIB;
-    int block = volume.blockSize();
+    int block = TestCatalog.BLOCK;
     write(volume, at, random(3, block)); // data in a hole, and a block changed since s1
     List<String> wanted = List.of("base:allocation", "shade:changed:s1");
     try (RawClient c = RawClient.connect(served.address(), "vol", true, wanted)) {

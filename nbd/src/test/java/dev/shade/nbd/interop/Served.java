@@ -1,41 +1,32 @@
 package dev.shade.nbd.interop;
 
 import dev.shade.nbd.server.NbdServer;
-import dev.shade.provider.BlockDevice;
-import dev.shade.provider.BlockSource;
-import dev.shade.provider.Volume;
+import dev.shade.nbd.testing.TestCatalog;
 import java.io.IOException;
 import java.net.InetSocketAddress;
-import java.nio.ByteBuffer;
-import java.util.List;
 import java.util.Random;
 
-/** Volumes served by an in-process NBD server on loopback, with byte helpers for the tests. */
+/** A {@link TestCatalog} served by an in-process NBD server on loopback, with byte helpers for the tests. */
 final class Served implements AutoCloseable {
-  /** The volumes served; closed after the server. */
-  final List<Volume> volumes;
-  /** The server; closed first. */
+  /** What is served. */
+  final TestCatalog catalog;
+  /** The server. */
   final NbdServer server;
 
-  private Served(List<Volume> volumes, NbdServer server) {
-    this.volumes = volumes;
+  private Served(TestCatalog catalog, NbdServer server) {
+    this.catalog = catalog;
     this.server = server;
   }
 
-  /** Serves {@code volumes} on 127.0.0.1 at a free port, plus whatever {@code config} adds. */
-  static Served start(List<Volume> volumes, NbdServer.Config config) throws IOException {
-    NbdServer s = NbdServer.start(volumes, config.listen(new InetSocketAddress("127.0.0.1", 0)));
-    return new Served(List.copyOf(volumes), s);
+  /** Serves {@code catalog} on 127.0.0.1 at a free port, plus whatever {@code config} adds. */
+  static Served start(TestCatalog catalog, NbdServer.Config config) throws IOException {
+    NbdServer s = NbdServer.start(catalog, config.listen(new InetSocketAddress("127.0.0.1", 0)));
+    return new Served(catalog, s);
   }
 
-  /** Serves {@code volumes} on 127.0.0.1 at a free port. */
-  static Served start(Volume... volumes) throws IOException {
-    return start(List.of(volumes), new NbdServer.Config());
-  }
-
-  /** The first volume. */
-  Volume volume() {
-    return volumes.get(0);
+  /** Serves {@code catalog} on 127.0.0.1 at a free port. */
+  static Served start(TestCatalog catalog) throws IOException {
+    return start(catalog, new NbdServer.Config());
   }
 
   /** The TCP address of the server. */
@@ -50,26 +41,7 @@ final class Served implements AutoCloseable {
 
   @Override
   public void close() throws IOException {
-    IOException first = null;
-    try {
-      server.close();
-    } catch (IOException e) {
-      first = e;
-    }
-    for (Volume v : volumes) {
-      try {
-        v.close();
-      } catch (IOException e) {
-        if (first == null) {
-          first = e;
-        } else {
-          first.addSuppressed(e);
-        }
-      }
-    }
-    if (first != null) {
-      throw first;
-    }
+    server.close();
   }
 
   // ------------------------------------------------------------------ bytes
@@ -88,23 +60,14 @@ final class Served implements AutoCloseable {
     return b;
   }
 
-  static void write(BlockDevice d, long offset, byte[] data) throws IOException {
-    d.write(offset, ByteBuffer.wrap(data));
+  /** Copies {@code data} into {@code disk} at {@code offset}. */
+  static void write(byte[] disk, long offset, byte[] data) {
+    System.arraycopy(data, 0, disk, (int) offset, data.length);
   }
 
-  static byte[] read(BlockSource s, long offset, int length) throws IOException {
-    ByteBuffer b = ByteBuffer.allocate(length);
-    s.read(offset, b); // fills all of it or throws, as BlockSource promises
-    return b.array();
-  }
-
-  /** The whole content of {@code s}; for volumes of a few tens of MiB. */
-  static byte[] readAll(BlockSource s) throws IOException {
-    long size = s.size();
-    if (size > Integer.MAX_VALUE - 8) {
-      throw new IllegalArgumentException("too large to read into one array: " + size + " bytes of " + s);
-    }
-    return read(s, 0, (int) size);
+  /** {@code length} bytes of {@code disk} at {@code offset}. */
+  static byte[] read(byte[] disk, long offset, int length) {
+    return java.util.Arrays.copyOfRange(disk, (int) offset, (int) offset + length);
   }
 
   /** The first offset where {@code a} and {@code b} differ, or -1 when they are equal. */

@@ -8,13 +8,11 @@ import static org.junit.jupiter.api.Assertions.fail;
 
 import dev.shade.nbd.robustness.NbdTestClient.Reply;
 import dev.shade.nbd.server.NbdServer;
-import dev.shade.provider.Volume;
-import dev.shade.provider.VolumeConfig;
+import dev.shade.nbd.testing.TestCatalog;
 import java.io.IOException;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
-import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -29,7 +27,6 @@ import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -39,12 +36,10 @@ import org.junit.jupiter.params.provider.ValueSource;
  */
 class LimitsTest {
   private static final long SIZE = 32L << 20;
-  /** Bytes per 4 KiB block stamp: every block of the volume holds distinct data. */
+  /** Bytes per 4 KiB block stamp: every block of the disk holds distinct data. */
   private static final int STAMP = 4096;
 
-  @TempDir
-  Path tmp;
-  private Volume volume;
+  private TestCatalog catalog;
   private NbdServer server;
   private ServerLog log;
   /** What the origin must hold. */
@@ -52,7 +47,7 @@ class LimitsTest {
 
   @BeforeEach
   void setUp() throws IOException {
-    volume = Volume.create(tmp.resolve("vol"), VolumeConfig.of(SIZE));
+    catalog = new TestCatalog("vol", SIZE);
     model = new byte[(int) SIZE];
     ByteBuffer b = ByteBuffer.wrap(model);
     for (int block = 0; block < SIZE / STAMP; block++) {
@@ -60,7 +55,7 @@ class LimitsTest {
         b.putLong(((long) block << 32) | i);
       }
     }
-    volume.write(0, ByteBuffer.wrap(model));
+    System.arraycopy(model, 0, catalog.disk(), 0, model.length);
     log = ServerLog.capture();
   }
 
@@ -72,12 +67,11 @@ class LimitsTest {
       }
     } finally {
       log.close();
-      volume.close();
     }
   }
 
   private InetSocketAddress start(NbdServer.Config config) throws IOException {
-    server = NbdServer.start(List.of(volume), config.listen(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0)));
+    server = NbdServer.start(catalog, config.listen(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0)));
     return server.tcpAddress();
   }
 
@@ -204,10 +198,9 @@ class LimitsTest {
       pool.shutdownNow();
     }
     awaitConnections(0);
-    byte[] all = new byte[(int) SIZE];
-    volume.read(0, ByteBuffer.wrap(all));
+    byte[] all = catalog.disk();
     for (int off = 0; off < SIZE; off += 1 << 20) {
-      assertArrayEquals(expected(off, 1 << 20), Arrays.copyOfRange(all, off, off + (1 << 20)), "volume contents at " + off);
+      assertArrayEquals(expected(off, 1 << 20), Arrays.copyOfRange(all, off, off + (1 << 20)), "disk contents at " + off);
     }
     assertEquals(List.of(), log.errors(), "errors logged by the server");
   }
@@ -347,7 +340,7 @@ class LimitsTest {
       assertEquals(0, c.drainUntilClosed().length, "bytes after the last reply");
     }
     byte[] stored = new byte[written.length];
-    volume.read(writeAt, ByteBuffer.wrap(stored));
+    System.arraycopy(catalog.disk(), (int) writeAt, stored, 0, stored.length);
     assertArrayEquals(written, stored, "the write sent before DISC");
     awaitConnections(0);
   }

@@ -45,6 +45,9 @@ public final class NbdTestClient implements Closeable {
    * with consistent message lengths, DONE on the last chunk.
    */
 
+  /** Largest READ whose data this client collects (a server may stream larger ones in chunks). */
+  static final long MAX_READ = 256L << 20;
+
   /** Reads that wait longer than this fail: the server neither answered nor closed. */
   public static final Duration TIMEOUT = Duration.ofSeconds(10);
 
@@ -96,7 +99,7 @@ public final class NbdTestClient implements Closeable {
 
     Partial(Pending request) {
       this.request = request;
-      this.data = request.command() == CMD_READ && request.length() <= MAX_PAYLOAD ? new byte[(int) request.length()] : null;
+      this.data = request.command() == CMD_READ && request.length() <= MAX_READ ? new byte[(int) request.length()] : null;
     }
   }
 
@@ -406,7 +409,7 @@ public final class NbdTestClient implements Closeable {
   public Reply await(long cookie) throws IOException {
     Reply r = early.remove(cookie);
     while (r == null) {
-      Reply next = next();
+      Reply next = fromWire();
       if (next.cookie() == cookie) {
         r = next;
       } else {
@@ -422,6 +425,11 @@ public final class NbdTestClient implements Closeable {
       Long first = early.keySet().iterator().next();
       return early.remove(first);
     }
+    return fromWire();
+  }
+
+  /** The next reply read off the socket. */
+  private Reply fromWire() throws IOException {
     try {
       while (true) {
         int magic = in.readInt();
@@ -480,7 +488,7 @@ public final class NbdTestClient implements Closeable {
     }
     Pending req = p.request;
     String where = "chunk type " + type + " for " + commandName(req.command()) + " cookie " + Long.toHexString(cookie);
-    assertTrue(len <= MAX_PAYLOAD + 8L, where + ": length " + len);
+    assertTrue(len <= MAX_READ + 8L, where + ": length " + len);
     switch (type) {
       case REPLY_TYPE_NONE:
         assertEquals(0, len, where + ": NONE with a payload");

@@ -19,6 +19,8 @@ final class ServerLog implements AutoCloseable {
   private final PrintStream original;
   /** Lines at ERROR level or uncaught exceptions, in order. */
   private final List<String> errors = new ArrayList<>();
+  /** Every line, in order (a flooded log of this server stays small: bad clients are summarised). */
+  private final List<String> all = new ArrayList<>();
   /** The last {@link #TAIL} lines, for failure messages. */
   private final ArrayDeque<String> tail = new ArrayDeque<>();
   /** Bytes of the line being written. */
@@ -68,6 +70,7 @@ final class ServerLog implements AutoCloseable {
       tail.removeFirst();
     }
     tail.addLast(s);
+    all.add(s);
     boolean error = s.contains(" ERROR ") || s.startsWith("Exception in thread");
     boolean trace = inTrace && (s.startsWith("\t") || s.startsWith("Caused by") || s.startsWith("\tSuppressed"));
     if (error || trace) {
@@ -82,6 +85,11 @@ final class ServerLog implements AutoCloseable {
   /** Error lines logged so far. */
   synchronized List<String> errors() {
     return List.copyOf(errors);
+  }
+
+  /** Every line logged so far. */
+  synchronized List<String> lines() {
+    return List.copyOf(all);
   }
 
   /** The most recent lines, one per line. */

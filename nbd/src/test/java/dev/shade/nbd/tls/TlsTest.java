@@ -14,8 +14,7 @@ import dev.shade.nbd.robustness.NbdTestClient;
 import dev.shade.nbd.robustness.NbdTestClient.OptionReply;
 import dev.shade.nbd.server.NbdServer;
 import dev.shade.nbd.server.Pem;
-import dev.shade.provider.Volume;
-import dev.shade.provider.VolumeConfig;
+import dev.shade.nbd.testing.TestCatalog;
 import dev.shade.testing.Tools;
 import java.io.ByteArrayInputStream;
 import java.io.File;
@@ -62,7 +61,7 @@ class TlsTest {
 
   @TempDir
   Path tmp;
-  private Volume volume;
+  private TestCatalog catalog;
   private NbdServer server;
   private byte[] model;
 
@@ -81,27 +80,23 @@ class TlsTest {
 
   @BeforeEach
   void setUp() throws IOException {
-    volume = Volume.create(tmp.resolve("vol"), VolumeConfig.of(SIZE).withDiffMax(SIZE));
+    catalog = new TestCatalog("vol", SIZE);
     model = new byte[(int) SIZE];
     new Random(5).nextBytes(model);
-    volume.write(0, ByteBuffer.wrap(model));
-    volume.createSnapshot("s1");
+    System.arraycopy(model, 0, catalog.disk(), 0, model.length);
+    catalog.snapshot("s1");
   }
 
   @AfterEach
   void tearDown() throws IOException {
-    try {
-      if (server != null) {
-        server.close();
-      }
-    } finally {
-      volume.close();
+    if (server != null) {
+      server.close();
     }
   }
 
   private InetSocketAddress start(Path serverKey, Duration handshakeTimeout) throws IOException {
     requirePki();
-    server = NbdServer.start(List.of(volume), new NbdServer.Config()
+    server = NbdServer.start(catalog, new NbdServer.Config()
         .listen(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0))
         .tls(pki.serverCert, serverKey, pki.caCert)
         .handshakeTimeout(handshakeTimeout));
@@ -204,9 +199,8 @@ class TlsTest {
       assertArrayEquals(data, c.read(at, data.length), "read back over TLS");
       c.disconnect();
     }
-    byte[] stored = new byte[data.length];
-    volume.read(at, ByteBuffer.wrap(stored));
-    assertArrayEquals(data, stored, "what the volume holds after the write over TLS");
+    byte[] stored = Arrays.copyOfRange(catalog.disk(), (int) at, (int) at + data.length);
+    assertArrayEquals(data, stored, "what the disk holds after the write over TLS");
     try (NbdTestClient c = tlsClient(a, ctx)) {
       c.go("vol@s1");
       assertArrayEquals(Arrays.copyOfRange(model, (int) at, (int) at + data.length), c.read(at, data.length), "snapshot over TLS, simple replies");
@@ -352,7 +346,7 @@ class TlsTest {
   @Test
   void start_nonLoopbackWithoutTls_isRefused() {
     // never connected to: the server must refuse before binding
-    IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> NbdServer.start(List.of(volume),
+    IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> NbdServer.start(catalog,
         new NbdServer.Config().listen(new InetSocketAddress("0.0.0.0", 0))));
     assertTrue(e.getMessage().contains("0.0.0.0") && e.getMessage().contains("TLS"), "message names the address and TLS: " + e.getMessage());
   }
@@ -360,7 +354,7 @@ class TlsTest {
   @Test
   void start_incompleteTls_isRefused() {
     requirePki();
-    IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> NbdServer.start(List.of(volume),
+    IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> NbdServer.start(catalog,
         new NbdServer.Config().listen(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0)).tls(pki.serverCert, pki.serverKeyPkcs8, null)));
     assertTrue(e.getMessage().contains("TLS"), e.getMessage());
   }

@@ -12,6 +12,7 @@ import dev.shade.requestor.control.ControlException;
 import dev.shade.requestor.control.ControlHandler;
 import dev.shade.requestor.control.ControlServer;
 import dev.shade.requestor.control.ControlSession;
+import dev.shade.requestor.export.VolumeExports;
 import dev.shade.requestor.ops.VolumeCommands;
 import java.io.Closeable;
 import java.io.IOException;
@@ -54,6 +55,8 @@ public final class Agent implements Closeable {
   static final Duration HANDSHAKE_LIMIT = Duration.ofSeconds(10);
   /** Time a client may stay silent between commands. */
   static final Duration IDLE_LIMIT = Duration.ofMinutes(10);
+  /** Time a detach gives the NBD clients of the volume to receive their replies in flight. */
+  static final Duration DETACH_DRAIN = Duration.ofSeconds(10);
   /** Least time between two progress events of one command. */
   private static final long PROGRESS_EVERY_NANOS = 100_000_000L;
 
@@ -66,7 +69,9 @@ public final class Agent implements Closeable {
   private final ReentrantReadWriteLock membership = new ReentrantReadWriteLock();
   /** Volumes held, in the order attached; guarded by membership. */
   private final List<Volume> volumes = new ArrayList<>();
-  /** Serves the volumes over NBD; null when not configured or not started yet. */
+  /** What the NBD server serves: the held volumes' origins and snapshots. */
+  private final VolumeExports exports = new VolumeExports();
+  /** Serves {@link #exports} over NBD; null when not configured or not started yet. */
   private volatile NbdServer nbd;
   /** The control socket; null until started. */
   private volatile ControlServer control;
@@ -88,7 +93,7 @@ public final class Agent implements Closeable {
       }
       a.reconcile();
       if (config.nbd() != null) {
-        a.nbd = NbdServer.start(a.volumes, nbdConfig(config.nbd()));
+        a.nbd = NbdServer.start(a.exports, nbdConfig(config.nbd()));
       }
       Path socket = config.control().toAbsolutePath().normalize();
       Path dir = socket.getParent();
@@ -146,8 +151,9 @@ public final class Agent implements Closeable {
       try {
         reconcile();
         AgentMarker.write(v.directory(), control.socket());
-      } catch (IOException e) {
+      } catch (IOException | RuntimeException e) {
         volumes.remove(v);
+        exports.detach(v);
         v.close();
         throw e;
       }
@@ -166,8 +172,21 @@ public final class Agent implements Closeable {
       ensureOpen();
       Volume v = find(ref);
       volumes.remove(v);
+      exports.detach(v); // no new clients
       try {
         AgentMarker.remove(v.directory());
+        NbdServer s = nbd;
+        if (s != null) {
+          try {
+            int n = s.disconnect(VolumeExports.exportsOf(v), DETACH_DRAIN);
+            if (n > 0) {
+              LOG.info("detaching volume {}: disconnected {} NBD client{}", v.name(), n, n == 1 ? "" : "s");
+            }
+          } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new VolumeException("interrupted while disconnecting the NBD clients of " + v.directory());
+          }
+        }
       } finally {
         v.close();
       }
@@ -268,6 +287,12 @@ public final class Agent implements Closeable {
       throw e;
     }
     v.addListener(new Listener(v));
+    try {
+      exports.attach(v);
+    } catch (RuntimeException e) {
+      v.close();
+      throw e;
+    }
     volumes.add(v);
     return v;
   }
@@ -282,6 +307,26 @@ public final class Agent implements Closeable {
     for (SnapshotSet.SetReport s : r.unverified()) {
       LOG.warn("snapshot set {} (snapshot '{}') has members this agent does not hold ({}); it is kept as it is until "
           + "they are attached", s.setId(), s.snapshotName(), s.missingFrom());
+    }
+  }
+
+  /** Refuses to roll back the origin of {@code v} while an NBD client may write to it (it would see its data change underneath). */
+  private void refuseWhileWritable(Volume v) throws ControlException {
+    NbdServer s = nbd;
+    if (s == null) {
+      return;
+    }
+    String origin = VolumeExports.originName(v);
+    List<String> writers = new ArrayList<>();
+    for (NbdServer.Client c : s.clients()) {
+      if (c.writable() && origin.equals(c.export())) {
+        writers.add(c.peer());
+      }
+    }
+    if (!writers.isEmpty()) {
+      throw new ControlException(ControlException.IN_USE, "not reverting volume '" + v.name() + "': "
+          + writers.size() + " NBD client" + (writers.size() == 1 ? " has" : "s have") + " its origin open for writing ("
+          + String.join(", ", writers) + "); stop what uses it (unmount, disconnect the NBD client) first");
     }
   }
 
@@ -438,6 +483,11 @@ public final class Agent implements Closeable {
           @Override
           public Volume get(String ref) throws IOException {
             return find(ref);
+          }
+
+          @Override
+          public void beforeRevert(Volume v) throws IOException {
+            refuseWhileWritable(v);
           }
         }, progress);
         announce(command, result);

@@ -1,7 +1,7 @@
-package dev.shade.nbd.interop;
+package dev.shade.requestor.export;
 
-import static dev.shade.nbd.interop.Served.random;
-import static dev.shade.nbd.interop.Served.write;
+import static dev.shade.requestor.export.Served.random;
+import static dev.shade.requestor.export.Served.write;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;

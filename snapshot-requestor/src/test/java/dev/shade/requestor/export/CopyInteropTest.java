@@ -1,10 +1,10 @@
-package dev.shade.nbd.interop;
+package dev.shade.requestor.export;
 
-import static dev.shade.nbd.interop.Served.filled;
-import static dev.shade.nbd.interop.Served.random;
-import static dev.shade.nbd.interop.Served.read;
-import static dev.shade.nbd.interop.Served.readAll;
-import static dev.shade.nbd.interop.Served.write;
+import static dev.shade.requestor.export.Served.filled;
+import static dev.shade.requestor.export.Served.random;
+import static dev.shade.requestor.export.Served.read;
+import static dev.shade.requestor.export.Served.readAll;
+import static dev.shade.requestor.export.Served.write;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;

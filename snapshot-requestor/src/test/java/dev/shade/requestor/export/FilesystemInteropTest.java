@@ -1,6 +1,6 @@
-package dev.shade.nbd.interop;
+package dev.shade.requestor.export;
 
-import static dev.shade.nbd.interop.Served.random;
+import static dev.shade.requestor.export.Served.random;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;

@@ -1,4 +1,4 @@
-package dev.shade.nbd.interop;
+package dev.shade.requestor.export;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
