@@ -506,7 +506,10 @@ public final class NbdClient implements Closeable {
   }
 
   private NbdClosedException closed(NbdException cause) {
-    return new NbdClosedException(cause == null ? "the client is closed" : "the connection failed earlier", target, cause);
+    if (cause == null || cause instanceof NbdClosedException) {
+      return new NbdClosedException("the client is closed", target, null);
+    }
+    return new NbdClosedException("the connection failed earlier", target, cause);
   }
 
   private static <T> T await(CompletableFuture<T> f) throws IOException {
@@ -763,10 +766,10 @@ public final class NbdClient implements Closeable {
   /**
    * Waits for the requests in flight (up to the reply timeout, or 60 s without one), sends
    * {@code NBD_CMD_DISC} and closes the connection. Later requests fail with
-   * {@link NbdClosedException}. Idempotent.
+   * {@link NbdClosedException}. Idempotent; never fails (a server that already closed is fine).
    */
   @Override
-  public void close() throws IOException {
+  public void close() {
     if (!closing.compareAndSet(false, true)) {
       return;
     }
@@ -778,7 +781,6 @@ public final class NbdClient implements Closeable {
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     }
-    IOException error = null;
     if (failure.get() == null && drained) {
       sendLock.lock();
       try {
@@ -788,7 +790,7 @@ public final class NbdClient implements Closeable {
         transport.write(header);
         transport.shutdownOutput();
       } catch (IOException e) {
-        error = new NbdException("cannot send DISC (" + e.getMessage() + ")", target, e);
+        // DISC is a courtesy: the server may already have closed its side; closing goes on
       } finally {
         sendLock.unlock();
       }
@@ -802,17 +804,10 @@ public final class NbdClient implements Closeable {
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     }
-    if (error != null) {
-      throw error;
-    }
   }
 
   void closeQuietly() {
-    try {
-      close();
-    } catch (IOException e) {
-      // closing anyway
-    }
+    close();
   }
 
   private static void closeQuietly(Closeable c) {
