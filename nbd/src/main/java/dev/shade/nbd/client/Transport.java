@@ -46,8 +46,12 @@ abstract class Transport implements Closeable {
    * header and its payload with one call.
    */
   static final class Plain extends Transport {
-    /** Read-ahead size. */
-    static final int READ_AHEAD = 64 << 10;
+    /**
+     * Read-ahead size. Small on purpose: the bytes of a data payload that a header read pulls
+     * in are copied once more out of this buffer; 8 KiB still takes in some 500 simple replies
+     * with one call. With 64 KiB, a copy of 256 KiB reads ran some 10% slower.
+     */
+    static final int READ_AHEAD = 8 << 10;
 
     /** The channel, blocking. */
     final SocketChannel ch;
