@@ -211,6 +211,10 @@ public final class ExportCopier {
         pool.add(ByteBuffer.allocateDirect(size));
       }
       boolean allocation = skipZeroes && c.metaContexts().contains(Nbd.CONTEXT_ALLOCATION);
+      // slots are taken a quarter of the window at a time, so the reader thread's completions
+      // wake this thread once per batch rather than once per read
+      int batch = Math.max(1, window / 4);
+      int credit = 0;
       try {
         int i;
         while (failed.get() == null && (i = nextSegment.getAndIncrement()) < segments.size()) {
@@ -227,7 +231,11 @@ public final class ExportCopier {
             }
             for (long o = e.offset(); o < e.end() && failed.get() == null; o += size) {
               int n = (int) Math.min(size, e.end() - o);
-              slots.acquire();
+              if (credit == 0) {
+                slots.acquire(batch);
+                credit = batch;
+              }
+              credit--;
               ByteBuffer b = pool.poll();
               b.clear().limit(n);
               long off = o;
@@ -236,7 +244,8 @@ public final class ExportCopier {
                 f = c.readAsync(off, b);
               } catch (IOException | RuntimeException x) {
                 pool.add(b);
-                slots.release();
+                slots.release(1 + credit);
+                credit = 0;
                 throw x;
               }
               f.whenComplete((v, err) -> {
@@ -263,9 +272,12 @@ public final class ExportCopier {
             }
           }
         }
+        slots.release(credit);
+        credit = 0;
         slots.acquire(window); // wait for the reads in flight
       } catch (IOException | RuntimeException e) {
         failed.compareAndSet(null, e);
+        slots.release(credit);
         slots.acquireUninterruptibly(window);
       } catch (InterruptedException e) {
         failed.compareAndSet(null, new InterruptedIOException("copy of " + config.uri() + " interrupted"));
