@@ -626,7 +626,7 @@ public final class NbdClient implements Closeable {
         return;
       }
       case REPLY_TYPE_BLOCK_STATUS: {
-        if (r.command != CMD_BLOCK_STATUS || len < 12 || (len - 4) % 8 != 0 || len > MAX_OPTION * 16L) {
+        if (r.command != CMD_BLOCK_STATUS || len < 12 || (len - 4) % 8 != 0 || len > MAX_BLOCK_STATUS_CHUNK) {
           throw new NbdException(where + ": BLOCK_STATUS chunk of " + len + " bytes", target);
         }
         ByteBuffer b = ByteBuffer.allocate((int) len);
@@ -683,6 +683,13 @@ public final class NbdClient implements Closeable {
     }
   }
 
+  /**
+   * Largest block status chunk read: 4 MiB of descriptors (qemu sends at most 1 MiB, 128 Ki
+   * extents, per context).
+   */
+  static final long MAX_BLOCK_STATUS_CHUNK = (4L << 20) + 4;
+
+  /** Zeroes copied into a read's buffer where the server reports a hole. */
   private static final ByteBuffer ZEROES = ByteBuffer.allocateDirect(64 << 10);
 
   private static void zero(ByteBuffer dst, int pos, int n) {
@@ -693,6 +700,7 @@ public final class NbdClient implements Closeable {
     }
   }
 
+  /** Small reads and skipped bytes of the reader thread; reader thread only. */
   private final ByteBuffer scratch = ByteBuffer.allocateDirect(8 << 10);
 
   private long readLong() throws IOException {
