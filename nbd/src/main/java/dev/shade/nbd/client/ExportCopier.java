@@ -251,7 +251,8 @@ public final class ExportCopier {
               f.whenComplete((v, err) -> {
                 try {
                   if (err != null) {
-                    failed.compareAndSet(null, err);
+                    failed.compareAndSet(null, err instanceof java.util.concurrent.CompletionException && err.getCause() != null
+                        ? err.getCause() : err);
                   } else if (failed.get() == null) {
                     ByteBuffer w = b.duplicate();
                     long p = off;

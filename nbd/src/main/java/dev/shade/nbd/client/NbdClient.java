@@ -282,15 +282,12 @@ public final class NbdClient implements Closeable {
       return CompletableFuture.completedFuture(null);
     }
     int max = info.maximumPayload();
-    if (len <= max) {
-      return send(CMD_READ, 0, offset, len, dst.slice(), null).thenApply(r -> null);
-    }
-    List<CompletableFuture<Request>> parts = new ArrayList<>();
+    List<Request> parts = new ArrayList<>();
     for (int done = 0; done < len; done += max) {
       int n = Math.min(max, len - done);
       parts.add(send(CMD_READ, 0, offset + done, n, dst.slice(dst.position() + done, n), null));
     }
-    return CompletableFuture.allOf(parts.toArray(new CompletableFuture<?>[0]));
+    return whenAll(parts);
   }
 
   /** Reads {@code dst.remaining()} bytes at {@code offset} and waits; see {@link #readAsync}. */
@@ -321,12 +318,12 @@ public final class NbdClient implements Closeable {
       return CompletableFuture.completedFuture(null);
     }
     int max = info.maximumPayload();
-    List<CompletableFuture<Request>> parts = new ArrayList<>();
+    List<Request> parts = new ArrayList<>();
     for (int done = 0; done < len; done += max) {
       int n = Math.min(max, len - done);
       parts.add(send(CMD_WRITE, flags, offset + done, n, null, src.slice(src.position() + done, n)));
     }
-    return parts.size() == 1 ? parts.get(0).thenApply(r -> null) : CompletableFuture.allOf(parts.toArray(new CompletableFuture<?>[0]));
+    return whenAll(parts);
   }
 
   /** Writes and waits; see {@link #writeAsync}. */
@@ -342,7 +339,7 @@ public final class NbdClient implements Closeable {
   /** Makes every write the server has acknowledged durable (needs {@link ExportInfo#canFlush()}). */
   public void flush() throws IOException {
     require(info.canFlush(), "FLUSH");
-    await(send(CMD_FLUSH, 0, 0, 0, null, null));
+    await(send(CMD_FLUSH, 0, 0, 0, null, null).done);
   }
 
   /** Tells the server {@code length} bytes at {@code offset} are no longer needed (needs {@link ExportInfo#canTrim()}). */
@@ -374,7 +371,8 @@ public final class NbdClient implements Closeable {
     }
     long n = Math.min(length, (0xFFFFFFFFL / info.minimumBlock()) * info.minimumBlock());
     checkLong("block status", offset, n);
-    Request r = await(send(CMD_BLOCK_STATUS, reqOne ? CMD_FLAG_REQ_ONE : 0, offset, n, null, null));
+    Request r = send(CMD_BLOCK_STATUS, reqOne ? CMD_FLAG_REQ_ONE : 0, offset, n, null, null);
+    await(r.done);
     Map<String, List<Extent>> out = new LinkedHashMap<>();
     for (Map.Entry<Integer, String> c : contexts.entrySet()) {
       List<Extent> e = r.extents == null ? null : r.extents.get(c.getKey());
@@ -455,15 +453,15 @@ public final class NbdClient implements Closeable {
     if (length == 0) {
       return;
     }
-    List<CompletableFuture<Request>> parts = new ArrayList<>();
+    List<Request> parts = new ArrayList<>();
     for (long done = 0; done < length; done += piece) {
       parts.add(send(command, flags, offset + done, Math.min(piece, length - done), null, null));
     }
-    await(CompletableFuture.allOf(parts.toArray(new CompletableFuture<?>[0])));
+    await(whenAll(parts));
   }
 
-  /** Sends one request; the future completes with its reply or fails with its error. */
-  private CompletableFuture<Request> send(int command, int flags, long offset, long length, ByteBuffer data, ByteBuffer payload)
+  /** Sends one request; its future completes when the reply is in, or fails with the reply's error. */
+  private Request send(int command, int flags, long offset, long length, ByteBuffer data, ByteBuffer payload)
       throws IOException {
     if ((flags & CMD_FLAG_FUA) != 0) {
       require(info.canFua(), "FUA");
@@ -502,7 +500,33 @@ public final class NbdClient implements Closeable {
     } finally {
       sendLock.unlock();
     }
-    return r.done;
+    return r;
+  }
+
+  /**
+   * A future that completes when every part has, failing with the first part's failure as it
+   * is (not wrapped in a CompletionException, as dependent stages would).
+   */
+  private static CompletableFuture<Void> whenAll(List<Request> requests) {
+    if (requests.size() == 1) {
+      return requests.get(0).done;
+    }
+    List<CompletableFuture<Void>> parts = new ArrayList<>();
+    for (Request r : requests) {
+      parts.add(r.done);
+    }
+    CompletableFuture<Void> all = new CompletableFuture<>();
+    java.util.concurrent.atomic.AtomicInteger left = new java.util.concurrent.atomic.AtomicInteger(parts.size());
+    for (CompletableFuture<Void> p : parts) {
+      p.whenComplete((r, e) -> {
+        if (e != null) {
+          all.completeExceptionally(e instanceof java.util.concurrent.CompletionException && e.getCause() != null ? e.getCause() : e);
+        } else if (left.decrementAndGet() == 0) {
+          all.complete(null);
+        }
+      });
+    }
+    return all;
   }
 
   private NbdClosedException closed(NbdException cause) {
@@ -736,7 +760,7 @@ public final class NbdClient implements Closeable {
       r.done.completeExceptionally(new NbdException(commandName(r.command) + " (offset=" + r.offset + ", length=" + r.length
           + ") succeeded with " + r.covered + " bytes of data and holes", target));
     } else {
-      r.done.complete(r);
+      r.done.complete(null);
     }
   }
 

@@ -16,8 +16,8 @@ final class Request {
   final ByteBuffer data;
   /** When it was sent, for the reply timeout. */
   final long sentNanos;
-  /** Completed by the reader thread with the reply. */
-  final CompletableFuture<Request> done = new CompletableFuture<>();
+  /** Completed by the reader thread when the reply is complete (the fields below hold it), or failed. */
+  final CompletableFuture<Void> done = new CompletableFuture<>();
 
   // the fields below are written by the reader thread only, and read after done completes
 

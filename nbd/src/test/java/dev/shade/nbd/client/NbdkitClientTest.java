@@ -343,6 +343,28 @@ class NbdkitClientTest {
     }
   }
 
+  @Test
+  void copy_withoutBaseAllocation_readsEverything() throws Exception {
+    try (Served s = Served.nbdkit(dir, "--filter=noextents", "pattern", "6M")) {
+      Path file = dir.resolve("all.img");
+      ExportCopier.Result r = ExportCopier.builder(NbdClientConfig.builder(s.uri("")).build()).connections(2).build().copyTo(file);
+      assertEquals(6L << 20, r.bytesRead());
+      assertEquals(0, r.bytesSkipped());
+      try (NbdClient c = NbdClient.connect(s.uri(""))) {
+        assertArrayEquals(c.read(0, 6 << 20), Files.readAllBytes(file));
+      }
+    }
+  }
+
+  @Test
+  void copy_serverError_failsWithIt() throws Exception {
+    try (Served s = Served.nbdkit(dir, "--filter=error", "memory", "4M", "error=EIO", "error-pread-rate=100%")) {
+      NbdErrorException e = assertThrows(NbdErrorException.class,
+          () -> ExportCopier.builder(NbdClientConfig.builder(s.uri("")).build()).skipZeroes(false).build().copyTo(dir.resolve("x.img")));
+      assertEquals("EIO", e.errnoName());
+    }
+  }
+
   static long allocatedBytes(Path file) throws Exception {
     Tools.require("stat");
     Process p = new ProcessBuilder("stat", "-c", "%b %B", file.toString()).start();

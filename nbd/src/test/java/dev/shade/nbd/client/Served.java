@@ -83,13 +83,25 @@ final class Served implements AutoCloseable {
       if (!p.isAlive()) {
         throw new IOException(String.join(" ", cmd) + " exited with " + p.exitValue() + ":\n" + s.output());
       }
-      if (sock != null ? Files.exists(sock) : listening(port)) {
+      if (sock != null ? accepting(sock) : listening(port)) {
         return s;
       }
       Thread.sleep(20);
     }
     s.close();
     throw new IOException(String.join(" ", cmd) + " did not start listening within 20 s:\n" + s.output());
+  }
+
+  private static boolean accepting(Path sock) {
+    if (!Files.exists(sock)) {
+      return false;
+    }
+    try (java.nio.channels.SocketChannel ch = java.nio.channels.SocketChannel.open(java.net.StandardProtocolFamily.UNIX)) {
+      ch.connect(java.net.UnixDomainSocketAddress.of(sock));
+      return true;
+    } catch (IOException e) {
+      return false; // bound but not listening yet
+    }
   }
 
   private static boolean listening(int port) {
