@@ -43,6 +43,8 @@ final class Handshake {
   private boolean noZeroes;
   /** The server acknowledged STRUCTURED_REPLY. */
   private boolean structured;
+  /** TLS is up. */
+  private boolean tls;
   /** Small buffer for fixed-size reads. */
   private final ByteBuffer small = ByteBuffer.allocate(32);
 
@@ -111,8 +113,10 @@ final class Handshake {
     }
     try {
       t = ((Transport.Plain) t).startTls(ctx, config.uri().tlsHostname().orElse(null));
+      tls = true;
     } catch (SSLException e) {
-      throw new NbdHandshakeException("TLS handshake failed (" + e.getMessage() + ")", target, OPT_STARTTLS, 0);
+      throw new NbdHandshakeException("TLS handshake failed (" + e.getMessage() + "; is the server's certificate signed by the"
+          + " CA given, for this host, and does the server accept this client's certificate?)", target, OPT_STARTTLS, 0, e);
     } catch (EOFException e) {
       throw new NbdHandshakeException("the server closed the connection during the TLS handshake"
           + " (does it accept this client's certificate?)", target, OPT_STARTTLS, 0);
@@ -317,8 +321,11 @@ final class Handshake {
     try {
       t.readFully(h);
     } catch (EOFException e) {
-      throw new NbdHandshakeException("the server closed the connection instead of answering option " + optionName(option),
-          target, option, 0);
+      throw new NbdHandshakeException("the server closed the connection instead of answering option " + optionName(option)
+          + (tls ? " (after TLS: does it accept this client's certificate?)" : ""), target, option, 0);
+    } catch (SSLException e) {
+      throw new NbdHandshakeException("TLS failed while waiting for the answer to option " + optionName(option) + " ("
+          + e.getMessage() + "; does the server accept this client's certificate?)", target, option, 0, e);
     }
     if (h.getLong(0) != OPTION_REPLY_MAGIC) {
       throw new NbdException("bad option reply magic 0x" + Long.toHexString(h.getLong(0)), target);

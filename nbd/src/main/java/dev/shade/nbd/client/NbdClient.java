@@ -221,6 +221,12 @@ public final class NbdClient implements Closeable {
       if (e instanceof NbdException) {
         throw e;
       }
+      if (config.uri().tls()) {
+        // TLS 1.3 servers check the client's certificate after the client thinks the handshake
+        // is done: a refusal shows up as a reset on the next option
+        throw new NbdHandshakeException("connection lost during or right after the TLS handshake (" + e.getMessage()
+            + "; does the server accept this client's certificate?)", target, -1, 0, e);
+      }
       throw new NbdException("handshake failed (" + e + ")", target, e);
     } finally {
       deadline.cancel(false);

@@ -20,6 +20,12 @@ public final class NbdHandshakeException extends NbdException {
     this.reply = reply;
   }
 
+  public NbdHandshakeException(String message, String target, int option, int reply, Throwable cause) {
+    super(message, target, cause);
+    this.option = option;
+    this.reply = reply;
+  }
+
   /** The option refused (an {@code Nbd.OPT_*}), or -1 when no option was involved. */
   public int option() {
     return option;
