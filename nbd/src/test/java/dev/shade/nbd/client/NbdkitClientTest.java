@@ -72,6 +72,29 @@ class NbdkitClientTest {
   }
 
   @Test
+  void data_plugin_bytesAndExtents() throws Exception {
+    try (Served s = Served.nbdkit(dir, "data", "1 2 3 @4093 4 5 6 @65536 ( 0x55 0xAA )*16", "size=131072");
+        NbdClient c = NbdClient.connect(NbdClientConfig.builder(s.uri("")).metaContexts(CONTEXT_ALLOCATION).build())) {
+      byte[] expect = new byte[131072];
+      expect[0] = 1;
+      expect[1] = 2;
+      expect[2] = 3;
+      expect[4093] = 4;
+      expect[4094] = 5;
+      expect[4095] = 6;
+      for (int i = 0; i < 32; i += 2) {
+        expect[65536 + i] = 0x55;
+        expect[65537 + i] = (byte) 0xAA;
+      }
+      assertArrayEquals(expect, c.read(0, expect.length));
+      List<Extent> e = c.extents(CONTEXT_ALLOCATION, 0, 131072);
+      assertEquals(0, flagsAt(e, 0));
+      assertEquals(0, flagsAt(e, 65536 + 31));
+      assertEquals(STATE_HOLE | STATE_ZERO, flagsAt(e, 131071));
+    }
+  }
+
+  @Test
   void pipelined_manyThreads_allCorrect() throws Exception {
     try (Served s = Served.nbdkit(dir, "memory", "32M");
         NbdClient c = NbdClient.connect(NbdClientConfig.builder(s.uri("")).maxInFlight(8).build())) {
