@@ -33,8 +33,8 @@ final class Handshake {
   /** The oldstyle greeting's second magic: this client refuses oldstyle servers. */
   static final long OLDSTYLE_MAGIC = 0x00420281861253L;
 
-  /** Transmission state agreed on: export, flags, structured replies, contexts. */
-  record Result(ExportInfo info, boolean structured, Map<Integer, String> contexts) {}
+  /** Transmission state agreed on: the transport (TLS or not), export, structured replies, contexts by id. */
+  record Result(Transport transport, ExportInfo info, boolean structured, Map<Integer, String> contexts) {}
 
   private Transport t;
   private final NbdClientConfig config;

@@ -115,12 +115,13 @@ public final class NbdClient implements Closeable {
 
   /** Connects, negotiates and enters transmission on the configured export. */
   public static NbdClient connect(NbdClientConfig config) throws IOException {
-    return handshake(config, h -> {
+    Handshake.Result r = handshake(config, h -> {
       String export = config.uri().export();
       Map<Integer, String> ctx = config.metaContexts().isEmpty() ? Map.of() : h.setMetaContexts(export, config.metaContexts());
       ExportInfo info = h.info(export, true);
-      return new NbdClient(config, h.transport(), info, h.structured(), ctx);
+      return new Handshake.Result(h.transport(), info, h.structured(), ctx);
     }, false);
+    return new NbdClient(config, r.transport(), r.info(), r.structured(), r.contexts());
   }
 
   /**
@@ -351,8 +352,7 @@ public final class NbdClient implements Closeable {
   /** Tells the server {@code length} bytes at {@code offset} are no longer needed (needs {@link ExportInfo#canTrim()}). */
   public void trim(long offset, long length, boolean fua) throws IOException {
     require(info.canTrim(), "TRIM");
-    long[] pieces = checkLong("trim", offset, length);
-    sendPieces(CMD_TRIM, fuaFlag(fua), offset, length, pieces[0]);
+    sendPieces(CMD_TRIM, fuaFlag(fua), offset, checkLong("trim", offset, length), length);
   }
 
   /**
@@ -361,8 +361,8 @@ public final class NbdClient implements Closeable {
    */
   public void writeZeroes(long offset, long length, boolean fua, boolean noHole) throws IOException {
     require(info.canWriteZeroes(), "WRITE_ZEROES");
-    long[] pieces = checkLong("write zeroes", offset, length);
-    sendPieces(CMD_WRITE_ZEROES, fuaFlag(fua) | (noHole ? CMD_FLAG_NO_HOLE : 0), offset, length, pieces[0]);
+    sendPieces(CMD_WRITE_ZEROES, fuaFlag(fua) | (noHole ? CMD_FLAG_NO_HOLE : 0), offset, checkLong("write zeroes", offset, length),
+        length);
   }
 
   /**
@@ -445,17 +445,19 @@ public final class NbdClient implements Closeable {
     }
   }
 
-  /** Checks a range of a command without payload; returns {the largest piece length}. */
-  private long[] checkLong(String what, long offset, long length) {
+  /**
+   * Checks the range of a command without payload; returns the length of the pieces to split
+   * it in (its length field is 32 bits: 1 GiB pieces, aligned to the minimum block size).
+   */
+  private long checkLong(String what, long offset, long length) {
     if (length < 0) {
       throw new IllegalArgumentException(what + " length is negative: " + length + ": " + this);
     }
     checkRange(what, offset, length);
-    long piece = (0xFFFFFFFFL / info.minimumBlock()) * info.minimumBlock();
-    return new long[] {Math.min(piece, 1L << 30)};
+    return Math.max(info.minimumBlock(), (1L << 30) / info.minimumBlock() * info.minimumBlock());
   }
 
-  private void sendPieces(int command, int flags, long offset, long length, long piece) throws IOException {
+  private void sendPieces(int command, int flags, long offset, long piece, long length) throws IOException {
     if (length == 0) {
       return;
     }
