@@ -128,6 +128,36 @@ class NbdkitClientTest {
   }
 
   @Test
+  void pipelined_requestsOverlap_andInFlightIsBounded() throws Exception {
+    // every read takes 400 ms in the server: 12 in flight at once take about 400 ms, not 4.8 s
+    try (Served s = Served.nbdkit(dir, "--filter=delay", "memory", "1M", "rdelay=400ms")) {
+      try (NbdClient c = NbdClient.connect(s.uri(""))) {
+        long t0 = System.nanoTime();
+        List<CompletableFuture<Void>> fs = new ArrayList<>();
+        for (int i = 0; i < 12; i++) {
+          fs.add(c.readAsync(i * 4096L, ByteBuffer.allocate(4096)));
+        }
+        assertTrue(c.inFlight() > 1, "in flight: " + c.inFlight());
+        CompletableFuture.allOf(fs.toArray(new CompletableFuture<?>[0])).get();
+        long ms = (System.nanoTime() - t0) / 1_000_000;
+        assertTrue(ms < 2400, "12 pipelined reads of 400 ms took " + ms + " ms");
+      }
+      // at most 2 in flight: 6 reads take at least 3 rounds
+      try (NbdClient c = NbdClient.connect(NbdClientConfig.builder(s.uri("")).maxInFlight(2).build())) {
+        long t0 = System.nanoTime();
+        List<CompletableFuture<Void>> fs = new ArrayList<>();
+        for (int i = 0; i < 6; i++) {
+          fs.add(c.readAsync(i * 4096L, ByteBuffer.allocate(4096)));
+          assertTrue(c.inFlight() <= 2, "in flight: " + c.inFlight());
+        }
+        CompletableFuture.allOf(fs.toArray(new CompletableFuture<?>[0])).get();
+        long ms = (System.nanoTime() - t0) / 1_000_000;
+        assertTrue(ms >= 1100, "6 reads 2 at a time took only " + ms + " ms");
+      }
+    }
+  }
+
+  @Test
   void blockStatus_matchesWhatWasWritten() throws Exception {
     try (Served s = Served.nbdkit(dir, "memory", "16M");
         NbdClient c = NbdClient.connect(NbdClientConfig.builder(s.uri("")).metaContexts(CONTEXT_ALLOCATION).build())) {
