@@ -11,7 +11,6 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
 import java.util.concurrent.ConcurrentLinkedQueue;
-import java.util.concurrent.Semaphore;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
@@ -29,7 +28,7 @@ public final class ExportCopier {
    * The work is cut into segments (128 MiB, as nbdcopy's threads take it). Each connection has
    * one issuing thread that takes the next segment, asks for its base:allocation extents, and
    * sends reads of requestSize for the extents that hold data, at most `window` at once (a
-   * semaphore, and a pool of that many direct buffers). Each read's completion runs on the
+   * Window of slots, and a pool of that many direct buffers). Each read's completion runs on the
    * connection's reader thread and writes the buffer at the same offset of the file with a
    * positional write, as nbdcopy's completion callbacks do, so data goes socket -> direct buffer
    * -> page cache with no other copy and no hand-off. Zero extents are left unwritten in a file
@@ -203,7 +202,7 @@ public final class ExportCopier {
 
     /** The issuing loop of one connection. */
     void issue(NbdClient c) {
-      Semaphore slots = new Semaphore(window);
+      Window slots = new Window(window);
       ConcurrentLinkedQueue<ByteBuffer> pool = new ConcurrentLinkedQueue<>();
       int size = Math.max(c.info().minimumBlock(), Math.min(requestSize, c.info().maximumPayload()) / c.info().minimumBlock()
           * c.info().minimumBlock());
@@ -211,10 +210,6 @@ public final class ExportCopier {
         pool.add(ByteBuffer.allocateDirect(size));
       }
       boolean allocation = skipZeroes && c.metaContexts().contains(Nbd.CONTEXT_ALLOCATION);
-      // slots are taken a quarter of the window at a time, so the reader thread's completions
-      // wake this thread once per batch rather than once per read
-      int batch = Math.max(1, window / 4);
-      int credit = 0;
       try {
         int i;
         while (failed.get() == null && (i = nextSegment.getAndIncrement()) < segments.size()) {
@@ -231,11 +226,7 @@ public final class ExportCopier {
             }
             for (long o = e.offset(); o < e.end() && failed.get() == null; o += size) {
               int n = (int) Math.min(size, e.end() - o);
-              if (credit == 0) {
-                slots.acquire(batch);
-                credit = batch;
-              }
-              credit--;
+              slots.take();
               ByteBuffer b = pool.poll();
               b.clear().limit(n);
               long off = o;
@@ -244,8 +235,7 @@ public final class ExportCopier {
                 f = c.readAsync(off, b);
               } catch (IOException | RuntimeException x) {
                 pool.add(b);
-                slots.release(1 + credit);
-                credit = 0;
+                slots.give();
                 throw x;
               }
               f.whenComplete((v, err) -> {
@@ -267,19 +257,16 @@ public final class ExportCopier {
                       + " (" + x.getMessage() + ")", x));
                 } finally {
                   pool.add(b);
-                  slots.release();
+                  slots.give();
                 }
               });
             }
           }
         }
-        slots.release(credit);
-        credit = 0;
-        slots.acquire(window); // wait for the reads in flight
+        slots.drain(); // wait for the reads in flight
       } catch (IOException | RuntimeException e) {
         failed.compareAndSet(null, e);
-        slots.release(credit);
-        slots.acquireUninterruptibly(window);
+        slots.drainUninterruptibly();
       } catch (InterruptedException e) {
         failed.compareAndSet(null, new InterruptedIOException("copy of " + config.uri() + " interrupted"));
         Thread.currentThread().interrupt();
