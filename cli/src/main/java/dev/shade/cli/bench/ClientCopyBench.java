@@ -59,16 +59,28 @@ public final class ClientCopyBench {
       return shadeMedian() / nbdcopyMedian();
     }
 
+    /**
+     * The median of the ratios of each pair of runs (shade's over the nbdcopy run just before
+     * it): steadier than the ratio of medians when the machine's load changes during the run.
+     */
+    public double pairedRatio() {
+      List<Double> r = new ArrayList<>();
+      for (int i = 0; i < shade.size(); i++) {
+        r.add(shade.get(i) / nbdcopy.get(i));
+      }
+      return median(r);
+    }
+
     @Override
     public String toString() {
       return String.format(Locale.ROOT,
           "copy of %d MiB, %d connections, %d KiB requests, %d in flight each, %d runs%n"
               + "  nbdcopy: min %.0f  median %.0f  max %.0f MiB/s  %s%n"
               + "  shade:   min %.0f  median %.0f  max %.0f MiB/s  %s%n"
-              + "  ratio shade/nbdcopy (medians): %.2f",
+              + "  ratio shade/nbdcopy: %.2f of the medians, %.2f median of paired runs",
           settings.bytes() >> 20, settings.connections(), settings.requestSize() >> 10, settings.requests(), settings.runs(),
           min(nbdcopy), median(nbdcopy), max(nbdcopy), rounded(nbdcopy),
-          min(shade), median(shade), max(shade), rounded(shade), ratio());
+          min(shade), median(shade), max(shade), rounded(shade), ratio(), pairedRatio());
     }
   }
 
