@@ -7,14 +7,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.shade.provider.Volume;
 import dev.shade.requestor.agent.AgentMarker;
-import java.io.File;
-import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
@@ -49,7 +45,7 @@ class AgentCommandTest {
     Path data = TestVolumes.file(tmp, "data.bin", TestVolumes.random(3, 512 * 1024));
     Cli.run("volume", "import", db, data).ok();
     Path control = tmp.resolve("control.sock");
-    Agent a = agent(control, db);
+    AgentProcess a = agent(control, db);
     assertTrue(Files.exists(db.resolve(AgentMarker.FILE)), "the agent marks the volume it holds");
 
     Cli.Result created = Cli.run("snapshot", "create", db, "--name", "one", "--json").ok();
@@ -91,16 +87,16 @@ class AgentCommandTest {
   void sigkill_leavesAStaleMarkerThatCommandsAndANewAgentGetPast() throws Exception {
     Path db = TestVolumes.create(tmp.resolve("db"), "1M");
     Path control = tmp.resolve("control.sock");
-    Agent a = agent(control, db);
+    AgentProcess a = agent(control, db);
     Cli.run("snapshot", "create", db, "--name", "before").ok();
-    a.process.destroyForcibly(); // SIGKILL
-    assertTrue(a.process.waitFor(30, TimeUnit.SECONDS));
+    a.process().destroyForcibly(); // SIGKILL
+    assertTrue(a.process().waitFor(30, TimeUnit.SECONDS));
     assertTrue(Files.exists(db.resolve(AgentMarker.FILE)), "a killed agent cannot remove its marker");
 
     Cli.Result list = Cli.run("snapshot", "list", db, "--json").ok();
     assertEquals("before", list.json().get(0).get("name").asText(), "opened here, past the stale marker");
 
-    Agent b = agent(control, db);
+    AgentProcess b = agent(control, db);
     Cli.run("snapshot", "create", db, "--name", "after").ok();
     assertEquals(2, Cli.run("snapshot", "list", db, "--json").ok().json().size());
     assertEquals(0, b.stop(), b::toString);
@@ -109,10 +105,10 @@ class AgentCommandTest {
   @Test
   void secondAgent_onTheSameVolume_isRefusedClearly() throws Exception {
     Path db = TestVolumes.create(tmp.resolve("db"), "1M");
-    Agent a = agent(tmp.resolve("one.sock"), db);
+    AgentProcess a = agent(tmp.resolve("one.sock"), db);
     Cli.Result second = Cli.run("agent", db, "--control-socket", tmp.resolve("two.sock"), "--listen", "127.0.0.1:0");
     assertEquals(1, second.code(), second::toString);
-    assertTrue(second.err().contains("in use") && second.err().contains("held by the agent with pid " + a.process.pid()),
+    assertTrue(second.err().contains("in use") && second.err().contains("held by the agent with pid " + a.process().pid()),
         second::toString);
     assertEquals(0, a.stop(), a::toString);
   }
@@ -122,12 +118,12 @@ class AgentCommandTest {
     Path db = TestVolumes.create(tmp.resolve("db"), "1M");
     Path wal = TestVolumes.create(tmp.resolve("wal"), "1M");
     Path control = tmp.resolve("control.sock");
-    Agent a = agent(control, db);
+    AgentProcess a = agent(control, db);
     Cli.run("agent", "attach", wal, "--control-socket", control).ok();
     assertTrue(Files.exists(wal.resolve(AgentMarker.FILE)));
     JsonNode status = Cli.run("agent", "status", "--control-socket", control, "--json").ok().json();
     assertEquals(2, status.get("volumes").size(), status::toString);
-    assertEquals(a.process.pid(), status.get("pid").asLong());
+    assertEquals(a.process().pid(), status.get("pid").asLong());
 
     JsonNode set = Cli.run("snapshot", "create", db, wal, "--name", "both", "--json").ok().json();
     assertFalse(set.get("setId").isNull(), "one atomic set across both volumes of the agent: " + set);
@@ -138,8 +134,8 @@ class AgentCommandTest {
       assertEquals("both", v.snapshots().get(0).name(), "detached: closed, unlocked, intact");
     }
     Cli.run("agent", "stop", "--control-socket", control).ok();
-    assertTrue(a.process.waitFor(60, TimeUnit.SECONDS));
-    assertEquals(0, a.process.exitValue(), a::toString);
+    assertTrue(a.process().waitFor(60, TimeUnit.SECONDS));
+    assertEquals(0, a.process().exitValue(), a::toString);
     assertFalse(Files.exists(control));
   }
 
@@ -149,7 +145,7 @@ class AgentCommandTest {
     Path config = tmp.resolve("agent.json");
     Files.writeString(config, "{\"control\": \"ctl.sock\", \"volumes\": [\"db\"], "
         + "\"nbd\": {\"socket\": \"nbd.sock\", \"idleTimeout\": \"5m\"}}\n");
-    Agent a = start(List.of("--config", config), tmp.resolve("ctl.sock"));
+    AgentProcess a = start(List.of("--config", config), tmp.resolve("ctl.sock"));
     assertEquals("rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(tmp.resolve("ctl.sock"))));
     assertTrue(Files.exists(tmp.resolve("nbd.sock")), a::toString);
     Cli.run("snapshot", "create", db).ok();
@@ -163,62 +159,13 @@ class AgentCommandTest {
 
   // ---------------------------------------------------------------- helpers
 
-  private Agent agent(Path control, Path dir) throws Exception {
+  private AgentProcess agent(Path control, Path dir) throws Exception {
     return start(List.of(dir, "--control-socket", control, "--listen", "127.0.0.1:0"), control);
   }
 
-  /** Starts {@code shade agent ARGS} in a JVM of its own and waits until its control socket answers. */
-  private Agent start(List<Object> args, Path control) throws Exception {
-    List<String> command = new ArrayList<>(List.of(
-        ProcessHandle.current().info().command().orElse("java"),
-        "-cp", System.getProperty("java.class.path"), Shade.class.getName(), "agent"));
-    args.forEach(x -> command.add(String.valueOf(x)));
-    int n = started.size();
-    Path out = tmp.resolve("agent-" + n + ".out");
-    Path err = tmp.resolve("agent-" + n + ".err");
-    Process p = new ProcessBuilder(command)
-        .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")))
-        .redirectOutput(out.toFile())
-        .redirectError(err.toFile())
-        .start();
-    started.add(p);
-    Agent a = new Agent(p, out, err);
-    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
-    while (!a.err().contains("shade agent: serving ")) {
-      if (!p.isAlive() || System.nanoTime() > deadline) {
-        throw new AssertionError("shade agent did not start: " + a);
-      }
-      Thread.sleep(20);
-    }
-    assertTrue(Files.exists(control), "control socket " + control + ": " + a);
+  private AgentProcess start(List<Object> args, Path control) throws Exception {
+    AgentProcess a = AgentProcess.start(tmp, args, control);
+    started.add(a.process());
     return a;
-  }
-
-  /** A running agent process and the files its output goes to. */
-  private record Agent(Process process, Path outFile, Path errFile) {
-    String out() throws IOException {
-      return Files.readString(outFile, StandardCharsets.UTF_8);
-    }
-
-    String err() throws IOException {
-      return Files.readString(errFile, StandardCharsets.UTF_8);
-    }
-
-    /** Sends SIGTERM and returns the exit code. */
-    int stop() throws Exception {
-      process.destroy();
-      assertTrue(process.waitFor(60, TimeUnit.SECONDS), "stopped within 60 s after SIGTERM");
-      return process.exitValue();
-    }
-
-    @Override
-    public String toString() {
-      try {
-        return "shade agent (" + (process.isAlive() ? "running" : "exit " + process.exitValue()) + ")\n--- stdout\n"
-            + out() + "--- stderr\n" + err() + Arrays.toString(new String[0]);
-      } catch (IOException e) {
-        return "shade agent: " + e;
-      }
-    }
   }
 }
