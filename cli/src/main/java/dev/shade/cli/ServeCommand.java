@@ -391,6 +391,11 @@ class ServeCommand extends ShadeCommand {
       int status = ExitCodes.OK;
       int n = agent.volumes().size();
       try {
+        SdNotify.notify("STOPPING=1");
+      } catch (IOException e) {
+        err.println(me + ": could not notify systemd: " + ExitCodes.describe(e));
+      }
+      try {
         agent.close();
       } catch (IOException | RuntimeException e) {
         err.println(me + ": stopping: " + ExitCodes.describe(e));
