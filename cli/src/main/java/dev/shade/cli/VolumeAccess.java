@@ -43,9 +43,16 @@ final class VolumeAccess {
     return JSON.createObjectNode();
   }
 
-  /** The string by which a command's arguments name the volume in {@code dir}. */
+  /**
+   * The string by which a command's arguments name the volume in {@code dir}: its real path
+   * (symbolic links resolved, as the agent records it), or the absolute path when it has none.
+   */
   static String ref(Path dir) {
-    return dir.toAbsolutePath().normalize().toString();
+    try {
+      return dir.toRealPath().toString();
+    } catch (IOException e) {
+      return dir.toAbsolutePath().normalize().toString();
+    }
   }
 
   /**
@@ -82,6 +89,11 @@ final class VolumeAccess {
         }
         try (client) {
           return remote(client, command, args, progress);
+        } catch (ControlException e) {
+          if (!e.errorClass().equals(ControlException.VOLUME_NOT_FOUND)) {
+            throw e;
+          }
+          // another agent listens on that socket now, and it does not hold these volumes
         }
       }
     }

@@ -260,6 +260,9 @@ public final class Agent implements Closeable {
   /** Opens {@code dir} and adds it; the caller holds the membership write lock or is start. */
   private Volume open(Path dir) throws IOException {
     Path abs = dir.toAbsolutePath().normalize();
+    if (Files.exists(abs)) {
+      abs = abs.toRealPath(); // commands name volumes by real path
+    }
     for (Volume v : volumes) {
       if (v.directory().toAbsolutePath().normalize().equals(abs)) {
         throw new VolumeException("volume " + abs + " is held by this agent already");
@@ -332,7 +335,7 @@ public final class Agent implements Closeable {
 
   /** The held volume {@code ref} names: its directory, its name or its uuid. Caller holds membership. */
   private Volume find(String ref) throws ControlException {
-    Path asPath = ref.startsWith("/") ? Path.of(ref).normalize() : null;
+    Path asPath = ref.startsWith("/") ? realOrNormal(Path.of(ref)) : null;
     for (Volume v : volumes) {
       if (ref.equals(v.name()) || ref.equals(v.uuid())
           || (asPath != null && v.directory().toAbsolutePath().normalize().equals(asPath))) {
@@ -340,6 +343,14 @@ public final class Agent implements Closeable {
       }
     }
     throw new ControlException(ControlException.VOLUME_NOT_FOUND, "this agent holds no volume " + ref);
+  }
+
+  private static Path realOrNormal(Path p) {
+    try {
+      return p.toRealPath();
+    } catch (IOException e) {
+      return p.normalize();
+    }
   }
 
   private void ensureOpen() throws ControlException {
