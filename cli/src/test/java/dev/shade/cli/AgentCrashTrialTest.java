@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import dev.shade.nbd.client.NbdClient;
 import dev.shade.provider.BlockSource;
 import dev.shade.provider.SnapshotInfo;
@@ -119,5 +120,47 @@ class AgentCrashTrialTest {
       System.out.printf("agent crash trial seed %d: killed after %d writes (%d flushed), %d snapshots returned, %d kept%n",
           seed, lastAcked, writer.flushedUpTo, returned, present.size());
     }
+  }
+
+  /**
+   * An agent killed between the members' records of a snapshot set leaves it on one volume;
+   * the next agent on both volumes removes it, so the set exists on all its volumes or none.
+   */
+  @org.junit.jupiter.api.Test
+  void sigkill_inTheMiddleOfASetCommit_leavesTheSetOnAllOrNone() throws Exception {
+    Path a = tmp.resolve("a");
+    Path b = tmp.resolve("b");
+    Cli.run("volume", "create", a, "--size", "4M").ok();
+    Cli.run("volume", "create", b, "--size", "4M").ok();
+    Cli.run("snapshot", "create", a, b, "--name", "whole").ok();
+    Path control = tmp.resolve("control.sock");
+    AgentProcess agent = AgentProcess.start(tmp, List.of("-Dshade.test.setMemberPauseMs=3000"),
+        List.of(a, b, "--control-socket", control, "--listen", "127.0.0.1:0"), control);
+    Cli.Result[] torn = new Cli.Result[1];
+    Thread t = new Thread(() -> torn[0] = Cli.run("snapshot", "create", a, b, "--name", "torn"), "set-commit");
+    t.start();
+    Thread.sleep(1000); // the first member's record is durable; the agent sleeps before the second
+    agent.kill();
+    t.join(60_000);
+    assertEquals(1, torn[0].code(), () -> "the set's command fails with its agent: " + torn[0]);
+
+    int holding = 0;
+    for (Path dir : List.of(a, b)) {
+      try (Volume v = Volume.open(dir)) { // alone: nothing is reconciled yet
+        holding += v.snapshots().stream().anyMatch(s -> s.name().equals("torn")) ? 1 : 0;
+      }
+    }
+    assertEquals(1, holding, "the kill landed between the two members' records");
+
+    AgentProcess again = AgentProcess.start(tmp, List.of(a, b, "--control-socket", control, "--listen", "127.0.0.1:0"),
+        control);
+    for (Path dir : List.of(a, b)) {
+      JsonNode list = Cli.run("snapshot", "list", dir, "--json").ok().json();
+      assertEquals(1, list.size(), () -> dir + ": only the whole set is left: " + list);
+      assertEquals("whole", list.get(0).get("name").asText());
+    }
+    JsonNode set = Cli.run("snapshot", "create", a, b, "--name", "torn", "--json").ok().json();
+    assertEquals(2, set.get("snapshots").size(), "the name is free again on both: " + set);
+    assertEquals(0, again.stop(), again::toString);
   }
 }

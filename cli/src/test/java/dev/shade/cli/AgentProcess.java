@@ -21,9 +21,15 @@ record AgentProcess(Process process, Path outFile, Path errFile) {
    * serving and {@code control} exists; fails with what it printed if it exits first.
    */
   static AgentProcess start(Path dir, List<Object> args, Path control) throws Exception {
-    List<String> command = new ArrayList<>(List.of(
-        ProcessHandle.current().info().command().orElse("java"),
-        "-cp", System.getProperty("java.class.path"), Shade.class.getName(), "agent"));
+    return start(dir, List.of(), args, control);
+  }
+
+  /** {@link #start(Path, List, Path)} with JVM options (system properties of test hooks). */
+  static AgentProcess start(Path dir, List<String> jvmOptions, List<Object> args, Path control) throws Exception {
+    List<String> command = new ArrayList<>();
+    command.add(ProcessHandle.current().info().command().orElse("java"));
+    command.addAll(jvmOptions);
+    command.addAll(List.of("-cp", System.getProperty("java.class.path"), Shade.class.getName(), "agent"));
     args.forEach(x -> command.add(String.valueOf(x)));
     Path out = Files.createTempFile(dir, "agent-", ".out");
     Path err = Files.createTempFile(dir, "agent-", ".err");
