@@ -2,11 +2,14 @@ package dev.shade.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.shade.nbd.client.NbdClient;
 import dev.shade.provider.Volume;
 import dev.shade.requestor.agent.AgentMarker;
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
@@ -118,9 +121,12 @@ class AgentCommandTest {
     Path db = TestVolumes.create(tmp.resolve("db"), "1M");
     Path wal = TestVolumes.create(tmp.resolve("wal"), "1M");
     Path control = tmp.resolve("control.sock");
-    AgentProcess a = agent(control, db);
+    Path nbd = tmp.resolve("nbd.sock");
+    AgentProcess a = start(List.of(db, "--control-socket", control, "--socket", nbd), control);
     Cli.run("agent", "attach", wal, "--control-socket", control).ok();
     assertTrue(Files.exists(wal.resolve(AgentMarker.FILE)));
+    NbdClient reader = NbdClient.connect("nbd+unix:///wal?socket=" + nbd);
+    assertEquals(1L << 20, reader.size(), "an attached volume is served at once");
     JsonNode status = Cli.run("agent", "status", "--control-socket", control, "--json").ok().json();
     assertEquals(2, status.get("volumes").size(), status::toString);
     assertEquals(a.process().pid(), status.get("pid").asLong());
@@ -130,6 +136,9 @@ class AgentCommandTest {
 
     Cli.run("agent", "detach", wal, "--control-socket", control).ok();
     assertFalse(Files.exists(wal.resolve(AgentMarker.FILE)));
+    assertThrows(IOException.class, () -> reader.read(0, 4096), "the client of a detached volume is disconnected");
+    reader.close();
+    assertThrows(IOException.class, () -> NbdClient.connect("nbd+unix:///wal?socket=" + nbd), "and the export is gone");
     try (Volume v = Volume.open(wal)) {
       assertEquals("both", v.snapshots().get(0).name(), "detached: closed, unlocked, intact");
     }
