@@ -149,6 +149,32 @@ class AgentCommandTest {
   }
 
   @Test
+  void revert_isRefusedWhileAnNbdClientMayWriteTheOrigin() throws Exception {
+    Path db = TestVolumes.create(tmp.resolve("db"), "1M");
+    Path control = tmp.resolve("control.sock");
+    Path nbd = tmp.resolve("nbd.sock");
+    AgentProcess a = start(List.of(db, "--control-socket", control, "--socket", nbd), control);
+    Cli.run("snapshot", "create", db, "--name", "good").ok();
+    try (NbdClient writer = NbdClient.connect("nbd+unix:///db?socket=" + nbd)) {
+      writer.write(0, new byte[4096]);
+      Cli.Result refused = Cli.run("volume", "revert", db, "good", "--yes");
+      assertEquals(1, refused.code(), refused::toString);
+      assertTrue(refused.err().contains("open for writing"), refused::toString);
+      try (NbdClient snapshotReader = NbdClient.connect("nbd+unix:///db@good?socket=" + nbd)) {
+        assertEquals(1L << 20, snapshotReader.size(), "readers of snapshots do not stand in the way");
+      }
+    }
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+    Cli.Result r;
+    do { // the server notices the client's disconnect a moment later
+      r = Cli.run("volume", "revert", db, "good", "--yes");
+    } while (r.code() != 0 && System.nanoTime() < deadline);
+    assertEquals(0, r.code(), r.toString());
+    assertTrue(r.out().contains("Reverted volume 'db' to snapshot 'good'"), r::toString);
+    assertEquals(0, a.stop(), a::toString);
+  }
+
+  @Test
   void configFile_namesSocketVolumesAndListener() throws Exception {
     Path db = TestVolumes.create(tmp.resolve("db"), "1M");
     Path config = tmp.resolve("agent.json");
