@@ -1,5 +1,6 @@
 package dev.shade.nbd.interop;
 
+import dev.shade.testing.nbd.Exec;
 import static dev.shade.nbd.interop.Served.filled;
 import static dev.shade.nbd.interop.Served.random;
 import static dev.shade.nbd.interop.Served.read;

@@ -1,5 +1,6 @@
 package dev.shade.nbd.interop;
 
+import dev.shade.testing.nbd.Exec;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 

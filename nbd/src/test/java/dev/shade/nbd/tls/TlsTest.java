@@ -1,5 +1,6 @@
 package dev.shade.nbd.tls;
 
+import dev.shade.testing.nbd.TestPki;
 import static dev.shade.nbd.protocol.Nbd.*;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;

@@ -1,5 +1,6 @@
 package dev.shade.requestor.export;
 
+import dev.shade.testing.nbd.Exec;
 import static dev.shade.requestor.export.Served.filled;
 import static dev.shade.requestor.export.Served.random;
 import static dev.shade.requestor.export.Served.read;

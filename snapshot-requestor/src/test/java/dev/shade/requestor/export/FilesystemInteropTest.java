@@ -1,5 +1,6 @@
 package dev.shade.requestor.export;
 
+import dev.shade.testing.nbd.Exec;
 import static dev.shade.requestor.export.Served.random;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;

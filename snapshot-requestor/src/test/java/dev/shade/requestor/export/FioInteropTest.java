@@ -1,5 +1,7 @@
 package dev.shade.requestor.export;
 
+import dev.shade.testing.nbd.Json;
+import dev.shade.testing.nbd.Exec;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 

@@ -1,5 +1,7 @@
 package dev.shade.requestor.export;
 
+import dev.shade.testing.nbd.Json;
+import dev.shade.testing.nbd.Exec;
 import static dev.shade.nbd.protocol.Nbd.CMD_FLAG_REQ_ONE;
 import static dev.shade.nbd.protocol.Nbd.EIO;
 import static dev.shade.nbd.protocol.Nbd.REP_ERR_UNKNOWN;
