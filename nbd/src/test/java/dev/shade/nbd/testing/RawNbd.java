@@ -1,4 +1,4 @@
-package dev.shade.nbd.robustness;
+package dev.shade.nbd.testing;
 
 import static dev.shade.nbd.protocol.Nbd.*;
 import static java.nio.charset.StandardCharsets.UTF_8;
@@ -29,13 +29,16 @@ import javax.net.ssl.SSLContext;
 import javax.net.ssl.SSLSocket;
 
 /**
- * A raw NBD client for tests: it sends exactly the bytes it is told to, including garbage, and
- * parses every answer strictly (magics, lengths, cookies, chunk bounds), failing the test on any
- * protocol violation by the server.
+ * NBD frames on one connection, for tests of how the server copes with what a correct client
+ * never sends: malformed or oversized options and requests, options out of order, STARTTLS with
+ * bytes behind it, odd cookies, replies never read. It writes exactly the bytes it is told to and
+ * reads the server's frames strictly (magics, lengths, cookies, chunk bounds), failing the test
+ * on any protocol violation by the server. Tests that speak correct NBD use
+ * {@link dev.shade.nbd.client.NbdClient} instead.
  *
- * <p>Not thread-safe: one test thread per client.
+ * <p>Not thread-safe: one test thread per connection.
  */
-public final class NbdTestClient implements Closeable {
+public final class RawNbd implements Closeable {
   /*
    * Reads time out after TIMEOUT, so a server that neither answers nor closes fails the test
    * instead of hanging it. Replies are matched to requests by cookie; replies to other cookies
@@ -75,8 +78,12 @@ public final class NbdTestClient implements Closeable {
     }
   }
 
-  /** The complete reply to one request: error 0 with data or extents, or an error. */
-  public record Reply(long cookie, int command, int error, String message, byte[] data, Map<Integer, List<long[]>> extents) {
+  /**
+   * The complete reply to one request: error 0 with data or extents, or an error; {@code simple}
+   * when it came as a simple reply, {@code message} the text of an error chunk (null otherwise).
+   */
+  public record Reply(long cookie, int command, int error, String message, byte[] data, Map<Integer, List<long[]>> extents,
+      boolean simple) {
     @Override
     public String toString() {
       return commandName(command) + " cookie " + Long.toHexString(cookie) + ": "
@@ -115,11 +122,13 @@ public final class NbdTestClient implements Closeable {
   private final Map<Long, Partial> partial = new HashMap<>();
   /** Replies that arrived while another cookie was awaited. */
   private final Map<Long, Reply> early = new LinkedHashMap<>();
+  /** What the last successful GO said of the export, or null. */
+  private Attached attached;
   /** Meta contexts chosen by the last SET_META_CONTEXT: id to name. */
   private final Map<Integer, String> contexts = new LinkedHashMap<>();
   private long nextCookie = 1;
 
-  private NbdTestClient(Socket socket) throws IOException {
+  private RawNbd(Socket socket) throws IOException {
     this.plain = socket;
     use(socket);
   }
@@ -131,7 +140,7 @@ public final class NbdTestClient implements Closeable {
   }
 
   /** Opens a TCP connection; reads nothing yet. */
-  public static NbdTestClient connect(InetSocketAddress address) throws IOException {
+  public static RawNbd connect(InetSocketAddress address) throws IOException {
     Socket s = new Socket();
     try {
       s.setTcpNoDelay(true);
@@ -141,13 +150,13 @@ public final class NbdTestClient implements Closeable {
       s.close();
       throw e;
     }
-    return new NbdTestClient(s);
+    return new RawNbd(s);
   }
 
   /** Connects, negotiates as a well-behaved client would and enters transmission on {@code export}. */
-  public static NbdTestClient attach(InetSocketAddress address, String export, boolean structuredReplies, String... contexts)
+  public static RawNbd attach(InetSocketAddress address, String export, boolean structuredReplies, String... contexts)
       throws IOException {
-    NbdTestClient c = connect(address);
+    RawNbd c = connect(address);
     try {
       c.handshake(FLAG_C_FIXED_NEWSTYLE | FLAG_C_NO_ZEROES);
       if (structuredReplies) {
@@ -170,6 +179,11 @@ public final class NbdTestClient implements Closeable {
 
   public Map<Integer, String> contexts() {
     return contexts;
+  }
+
+  /** The export's size and flags from the last successful GO, or null before one. */
+  public Attached attached() {
+    return attached;
   }
 
   public void setReadTimeout(Duration d) throws SocketException {
@@ -303,7 +317,8 @@ public final class NbdTestClient implements Closeable {
   /** Enters transmission with OPT_GO; fails unless the server accepts. */
   public Attached go(String export) throws IOException {
     List<OptionReply> replies = negotiate(OPT_GO, infoRequest(export, INFO_BLOCK_SIZE));
-    return attached("GO " + export, replies);
+    attached = attached("GO " + export, replies);
+    return attached;
   }
 
   /** Checks the replies of a successful INFO or GO and returns the export's size and flags. */
@@ -472,7 +487,7 @@ public final class NbdTestClient implements Closeable {
       data = new byte[(int) p.length()];
       in.readFully(data);
     }
-    return new Reply(cookie, p.command(), error, null, data, Map.of());
+    return new Reply(cookie, p.command(), error, null, data, Map.of(), true);
   }
 
   /** Reads one structured chunk; returns the reply when this chunk completes it. */
@@ -571,7 +586,7 @@ public final class NbdTestClient implements Closeable {
         assertEquals(contexts.keySet(), p.extents.keySet(), where + ": contexts answered");
       }
     }
-    return new Reply(cookie, req.command(), p.error, p.message, p.data == null ? new byte[0] : p.data, p.extents);
+    return new Reply(cookie, req.command(), p.error, p.message, p.data == null ? new byte[0] : p.data, p.extents, false);
   }
 
   private static void cover(Partial p, long offset, long n, String where) {
@@ -595,23 +610,20 @@ public final class NbdTestClient implements Closeable {
     }
   }
 
-  // ------------------------------------------------------------------ convenience
+  // ------------------------------------------------------------------ compositions of frames
+
+  /** Sends one request with a new cookie and waits for its reply. */
+  public Reply call(int flags, int type, long offset, long length, byte[] payload) throws IOException {
+    long cookie = newCookie();
+    request(flags, type, cookie, offset, length, payload);
+    return await(cookie);
+  }
 
   /** Reads {@code length} bytes at {@code offset}; fails on an error reply. */
   public byte[] read(long offset, int length) throws IOException {
-    long cookie = newCookie();
-    request(0, CMD_READ, cookie, offset, length, null);
-    Reply r = await(cookie);
+    Reply r = call(0, CMD_READ, offset, length, null);
     assertEquals(0, r.error(), "READ " + offset + "+" + length + ": " + r);
     return r.data();
-  }
-
-  /** Writes {@code data} at {@code offset}; fails on an error reply. */
-  public void write(long offset, byte[] data) throws IOException {
-    long cookie = newCookie();
-    request(0, CMD_WRITE, cookie, offset, data.length, data);
-    Reply r = await(cookie);
-    assertEquals(0, r.error(), "WRITE " + offset + "+" + data.length + ": " + r);
   }
 
   /** Sends DISC and waits for the server to close; fails if it sends anything. */
@@ -740,6 +752,6 @@ public final class NbdTestClient implements Closeable {
 
   @Override
   public String toString() {
-    return "test client " + plain.getLocalPort() + " -> " + plain.getRemoteSocketAddress();
+    return "raw NBD connection " + plain.getLocalPort() + " -> " + plain.getRemoteSocketAddress();
   }
 }
