@@ -1,7 +1,7 @@
 package dev.shade.nbd.interop;
 
-import static dev.shade.nbd.interop.Served.filled;
-import static dev.shade.nbd.interop.Served.random;
+import static dev.shade.testing.Bytes.filled;
+import static dev.shade.testing.Bytes.random;
 import static dev.shade.nbd.interop.Served.read;
 import static dev.shade.nbd.interop.Served.write;
 import static dev.shade.nbd.protocol.Nbd.CMD_FLAG_DF;

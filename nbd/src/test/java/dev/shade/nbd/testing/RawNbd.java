@@ -21,6 +21,7 @@ import java.net.SocketTimeoutException;
 import java.nio.ByteBuffer;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -66,7 +67,7 @@ public final class RawNbd implements Closeable {
 
     @Override
     public String toString() {
-      return "option " + option + " reply " + replyName(type) + " (" + data.length + " bytes"
+      return optionName(option) + " reply " + replyName(type) + " (" + data.length + " bytes"
           + (isError() && data.length > 0 ? ": " + new String(data, UTF_8) : "") + ")";
     }
   }
@@ -184,10 +185,6 @@ public final class RawNbd implements Closeable {
   /** The export's size and flags from the last successful GO, or null before one. */
   public Attached attached() {
     return attached;
-  }
-
-  public void setReadTimeout(Duration d) throws SocketException {
-    socket.setSoTimeout((int) d.toMillis());
   }
 
   // ------------------------------------------------------------------ handshake
@@ -356,7 +353,7 @@ public final class RawNbd implements Closeable {
     if (!noZeroes) {
       byte[] zeroes = new byte[124];
       in.readFully(zeroes);
-      assertTrue(allZero(zeroes, 0, zeroes.length), "EXPORT_NAME reply padding is not zero");
+      assertTrue(Arrays.equals(zeroes, new byte[zeroes.length]), "EXPORT_NAME reply padding is not zero");
     }
     return new Attached(size, flags);
   }
@@ -413,11 +410,6 @@ public final class RawNbd implements Closeable {
     } catch (IOException e) {
       return false;
     }
-  }
-
-  /** Number of requests sent and not answered. */
-  public int inFlight() {
-    return pending.size();
   }
 
   /** Reads until the reply to {@code cookie} is complete, keeping other replies for later. */
@@ -701,35 +693,6 @@ public final class RawNbd implements Closeable {
       out.add(new OptionReply(option, type, data));
     }
     return out;
-  }
-
-  public static boolean allZero(byte[] b, int from, int to) {
-    for (int i = from; i < to; i++) {
-      if (b[i] != 0) {
-        return false;
-      }
-    }
-    return true;
-  }
-
-  /** Name of an option reply type for messages. */
-  public static String replyName(int type) {
-    switch (type) {
-      case REP_ACK: return "ACK";
-      case REP_SERVER: return "SERVER";
-      case REP_INFO: return "INFO";
-      case REP_META_CONTEXT: return "META_CONTEXT";
-      case REP_ERR_UNSUP: return "ERR_UNSUP";
-      case REP_ERR_POLICY: return "ERR_POLICY";
-      case REP_ERR_INVALID: return "ERR_INVALID";
-      case REP_ERR_PLATFORM: return "ERR_PLATFORM";
-      case REP_ERR_TLS_REQD: return "ERR_TLS_REQD";
-      case REP_ERR_UNKNOWN: return "ERR_UNKNOWN";
-      case REP_ERR_SHUTDOWN: return "ERR_SHUTDOWN";
-      case REP_ERR_BLOCK_SIZE_REQD: return "ERR_BLOCK_SIZE_REQD";
-      case REP_ERR_TOO_BIG: return "ERR_TOO_BIG";
-      default: return "0x" + Integer.toHexString(type);
-    }
   }
 
   private void closeQuietly() {

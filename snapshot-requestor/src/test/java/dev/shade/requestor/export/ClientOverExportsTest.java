@@ -1,6 +1,6 @@
 package dev.shade.requestor.export;
 
-import static dev.shade.requestor.export.Served.random;
+import static dev.shade.testing.Bytes.random;
 import static dev.shade.requestor.export.Served.readAll;
 import static dev.shade.requestor.export.Served.write;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -27,7 +27,6 @@ import dev.shade.testing.Host;
 import dev.shade.testing.nbd.TestPki;
 import dev.shade.testing.nbd.Uris;
 import java.io.IOException;
-import java.net.InetSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -69,7 +68,8 @@ class ClientOverExportsTest {
 
   @TempDir Path dir;
   private Volume volume;
-  private NbdServer server;
+  /** The volume served, once a test has started the server. */
+  private Served served;
   /** The URI of export "" on the running server; {@link #client} puts the export name in. */
   private String baseUri;
   /** s1: data at 0 and 2 MiB; s2: later writes at 2 MiB + 64 KiB, 5 MiB and 20 MiB. */
@@ -95,27 +95,23 @@ class ClientOverExportsTest {
   }
 
   @AfterEach
-  void tearDown() throws IOException {
-    try {
-      if (server != null) {
-        server.close();
-      }
-    } finally {
+  void tearDown() throws Exception {
+    if (served != null) {
+      served.close(); // the server, then the volume
+    } else {
       volume.close();
     }
   }
 
   /** Serves the volume over {@code t}. */
   private void serve(Transport t) throws IOException {
-    NbdServer.Config config = new NbdServer.Config();
     if (t == Transport.UNIX) {
       Path socket = dir.resolve("nbd.sock");
-      server = NbdServer.start(new VolumeExports(List.of(volume)), config.socket(socket));
+      served = Served.start(List.of(volume), new NbdServer.Config().socket(socket));
       baseUri = Uris.unix(socket, "", null);
     } else {
-      server = NbdServer.start(new VolumeExports(List.of(volume)),
-          config.listen(new InetSocketAddress("127.0.0.1", 0)).tls(pki.serverCert, pki.serverKeyPkcs8, pki.caCert));
-      baseUri = Uris.tls(server.tcpAddress(), "", pki.clientDir);
+      served = Served.start(List.of(volume), new NbdServer.Config().tls(pki.serverCert, pki.serverKeyPkcs8, pki.caCert));
+      baseUri = Uris.tls(served.address(), "", pki.clientDir);
     }
   }
 

@@ -1,8 +1,8 @@
 package dev.shade.requestor.export;
 
 import dev.shade.testing.nbd.Exec;
-import static dev.shade.requestor.export.Served.filled;
-import static dev.shade.requestor.export.Served.random;
+import static dev.shade.testing.Bytes.filled;
+import static dev.shade.testing.Bytes.random;
 import static dev.shade.requestor.export.Served.read;
 import static dev.shade.requestor.export.Served.readAll;
 import static dev.shade.requestor.export.Served.write;

@@ -2,7 +2,7 @@ package dev.shade.requestor.export;
 
 import dev.shade.testing.nbd.Json;
 import dev.shade.testing.nbd.Exec;
-import static dev.shade.requestor.export.Served.random;
+import static dev.shade.testing.Bytes.random;
 import static dev.shade.requestor.export.Served.write;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
