@@ -1,9 +1,9 @@
 package dev.shade.nbd.client;
 
-import dev.shade.testing.nbd.Exec;
 import static dev.shade.nbd.protocol.Nbd.*;
 import static org.junit.jupiter.api.Assertions.*;
 
+import dev.shade.testing.nbd.Exec;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;

@@ -1,9 +1,9 @@
 package dev.shade.nbd.client;
 
-import dev.shade.testing.nbd.TestPki;
-import dev.shade.testing.nbd.Exec;
 import static org.junit.jupiter.api.Assertions.*;
 
+import dev.shade.testing.nbd.Exec;
+import dev.shade.testing.nbd.TestPki;
 import java.nio.file.Path;
 import java.util.List;
 import org.junit.jupiter.api.BeforeAll;

@@ -9,12 +9,12 @@ import static org.junit.jupiter.api.Assertions.fail;
 
 import dev.shade.nbd.client.NbdClient;
 import dev.shade.nbd.client.NbdClientConfig;
-import dev.shade.nbd.testing.RawNbd;
+import dev.shade.nbd.protocol.Nbd;
+import dev.shade.nbd.server.NbdServer;
 import dev.shade.nbd.testing.RawNbd.Attached;
 import dev.shade.nbd.testing.RawNbd.OptionReply;
 import dev.shade.nbd.testing.RawNbd.Reply;
-import dev.shade.nbd.protocol.Nbd;
-import dev.shade.nbd.server.NbdServer;
+import dev.shade.nbd.testing.RawNbd;
 import dev.shade.nbd.testing.TestCatalog;
 import dev.shade.testing.nbd.Uris;
 import java.io.ByteArrayOutputStream;

@@ -5,9 +5,9 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.shade.nbd.testing.RawNbd;
-import dev.shade.nbd.testing.RawNbd.Reply;
 import dev.shade.nbd.server.NbdServer;
+import dev.shade.nbd.testing.RawNbd.Reply;
+import dev.shade.nbd.testing.RawNbd;
 import dev.shade.nbd.testing.TestCatalog;
 import java.io.IOException;
 import java.net.InetAddress;

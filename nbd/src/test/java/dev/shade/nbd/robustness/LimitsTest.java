@@ -8,9 +8,9 @@ import static org.junit.jupiter.api.Assertions.fail;
 
 import dev.shade.nbd.client.NbdClient;
 import dev.shade.nbd.client.NbdClientConfig;
-import dev.shade.nbd.testing.RawNbd;
-import dev.shade.nbd.testing.RawNbd.Reply;
 import dev.shade.nbd.server.NbdServer;
+import dev.shade.nbd.testing.RawNbd.Reply;
+import dev.shade.nbd.testing.RawNbd;
 import dev.shade.nbd.testing.TestCatalog;
 import dev.shade.testing.nbd.Uris;
 import java.io.IOException;

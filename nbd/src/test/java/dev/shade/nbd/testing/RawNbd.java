@@ -224,7 +224,7 @@ public final class RawNbd implements Closeable {
   }
 
   /** Reads one option reply; fails on a bad magic or an absurd length. */
-  public OptionReply readOptionReply() throws IOException {
+  private OptionReply readOptionReply() throws IOException {
     long magic;
     try {
       magic = in.readLong();

@@ -1,7 +1,5 @@
 package dev.shade.nbd.tls;
 
-import dev.shade.testing.nbd.TestPki;
-import dev.shade.testing.nbd.Uris;
 import static dev.shade.nbd.protocol.Nbd.*;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -14,12 +12,14 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.shade.nbd.client.NbdClient;
 import dev.shade.nbd.client.NbdClientConfig;
-import dev.shade.nbd.testing.RawNbd;
-import dev.shade.nbd.testing.RawNbd.OptionReply;
 import dev.shade.nbd.server.NbdServer;
 import dev.shade.nbd.server.Pem;
+import dev.shade.nbd.testing.RawNbd.OptionReply;
+import dev.shade.nbd.testing.RawNbd;
 import dev.shade.nbd.testing.TestCatalog;
 import dev.shade.testing.Tools;
+import dev.shade.testing.nbd.TestPki;
+import dev.shade.testing.nbd.Uris;
 import java.io.ByteArrayInputStream;
 import java.io.File;
 import java.io.IOException;

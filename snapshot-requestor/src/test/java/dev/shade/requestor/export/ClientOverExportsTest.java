@@ -1,8 +1,8 @@
 package dev.shade.requestor.export;
 
-import static dev.shade.testing.Bytes.random;
 import static dev.shade.requestor.export.Served.readAll;
 import static dev.shade.requestor.export.Served.write;
+import static dev.shade.testing.Bytes.random;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;

@@ -2,8 +2,8 @@ package dev.shade.requestor.export;
 
 import static dev.shade.nbd.protocol.Nbd.EIO;
 import static dev.shade.nbd.protocol.Nbd.REP_ERR_UNKNOWN;
-import static dev.shade.testing.Bytes.random;
 import static dev.shade.requestor.export.Served.write;
+import static dev.shade.testing.Bytes.random;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
