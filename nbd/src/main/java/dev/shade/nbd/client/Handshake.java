@@ -362,21 +362,6 @@ final class Handshake {
     return new NbdHandshakeException(optionName(option) + " refused for " + what + ": " + why + msg, target, option, r.type);
   }
 
-  static String optionName(int option) {
-    switch (option) {
-      case OPT_EXPORT_NAME: return "EXPORT_NAME";
-      case OPT_ABORT: return "ABORT";
-      case OPT_LIST: return "LIST";
-      case OPT_STARTTLS: return "STARTTLS";
-      case OPT_INFO: return "INFO";
-      case OPT_GO: return "GO";
-      case OPT_STRUCTURED_REPLY: return "STRUCTURED_REPLY";
-      case OPT_LIST_META_CONTEXT: return "LIST_META_CONTEXT";
-      case OPT_SET_META_CONTEXT: return "SET_META_CONTEXT";
-      default: return "option " + option;
-    }
-  }
-
   private long readLong() throws IOException {
     small.clear().limit(8);
     readSmall();

@@ -138,4 +138,40 @@ public final class Nbd {
       default: return "command " + type;
     }
   }
+
+  /** Name of a handshake option for logs. */
+  public static String optionName(int option) {
+    switch (option) {
+      case OPT_EXPORT_NAME: return "EXPORT_NAME";
+      case OPT_ABORT: return "ABORT";
+      case OPT_LIST: return "LIST";
+      case OPT_STARTTLS: return "STARTTLS";
+      case OPT_INFO: return "INFO";
+      case OPT_GO: return "GO";
+      case OPT_STRUCTURED_REPLY: return "STRUCTURED_REPLY";
+      case OPT_LIST_META_CONTEXT: return "LIST_META_CONTEXT";
+      case OPT_SET_META_CONTEXT: return "SET_META_CONTEXT";
+      default: return "option " + option;
+    }
+  }
+
+  /** Name of an option reply type for logs. */
+  public static String replyName(int type) {
+    switch (type) {
+      case REP_ACK: return "ACK";
+      case REP_SERVER: return "SERVER";
+      case REP_INFO: return "INFO";
+      case REP_META_CONTEXT: return "META_CONTEXT";
+      case REP_ERR_UNSUP: return "ERR_UNSUP";
+      case REP_ERR_POLICY: return "ERR_POLICY";
+      case REP_ERR_INVALID: return "ERR_INVALID";
+      case REP_ERR_PLATFORM: return "ERR_PLATFORM";
+      case REP_ERR_TLS_REQD: return "ERR_TLS_REQD";
+      case REP_ERR_UNKNOWN: return "ERR_UNKNOWN";
+      case REP_ERR_SHUTDOWN: return "ERR_SHUTDOWN";
+      case REP_ERR_BLOCK_SIZE_REQD: return "ERR_BLOCK_SIZE_REQD";
+      case REP_ERR_TOO_BIG: return "ERR_TOO_BIG";
+      default: return "reply 0x" + Integer.toHexString(type);
+    }
+  }
 }

@@ -3,6 +3,7 @@ package dev.shade.nbd.client;
 import static dev.shade.nbd.protocol.Nbd.*;
 import static org.junit.jupiter.api.Assertions.*;
 
+import dev.shade.testing.nbd.Exec;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -419,7 +420,7 @@ class NbdkitClientTest {
   }
 
   static long allocatedBytes(Path file) throws Exception {
-    Tools.require("stat");
+    Exec.assumeTools("stat");
     Process p = new ProcessBuilder("stat", "-c", "%b %B", file.toString()).start();
     String[] out = new String(p.getInputStream().readAllBytes()).trim().split(" ");
     p.waitFor();

@@ -3,6 +3,7 @@ package dev.shade.nbd.client;
 import static dev.shade.nbd.protocol.Nbd.*;
 import static org.junit.jupiter.api.Assertions.*;
 
+import dev.shade.testing.nbd.Exec;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
@@ -49,7 +50,7 @@ class QemuNbdClientTest {
 
   @Test
   void raw_readsAndExtentsMatchTheFile() throws Exception {
-    Tools.require("qemu-nbd");
+    Exec.assumeTools("qemu-nbd");
     Path raw = dir.resolve("disk.raw");
     byte[] model = sparseRaw(raw);
     try (Served s = Served.qemuNbd(dir, "-r", "-x", "snap", "-f", "raw", raw.toString());
@@ -83,7 +84,7 @@ class QemuNbdClientTest {
 
   @Test
   void qcow2_allocationDepthAndHoles() throws Exception {
-    Tools.require("qemu-nbd", "qemu-img");
+    Exec.assumeTools("qemu-nbd", "qemu-img");
     Path qcow = dir.resolve("disk.qcow2");
     Process p = new ProcessBuilder("qemu-img", "create", "-f", "qcow2", qcow.toString(), "32M").redirectErrorStream(true).start();
     String out = new String(p.getInputStream().readAllBytes());
@@ -128,7 +129,7 @@ class QemuNbdClientTest {
 
   @Test
   void sharedReadOnly_severalConnections() throws Exception {
-    Tools.require("qemu-nbd");
+    Exec.assumeTools("qemu-nbd");
     Path raw = dir.resolve("disk.raw");
     byte[] model = sparseRaw(raw);
     try (Served s = Served.qemuNbd(dir, "-r", "-e", "4", "-x", "snap", "-f", "raw", raw.toString())) {

@@ -1,5 +1,6 @@
 package dev.shade.nbd.client;
 
+import dev.shade.testing.nbd.Exec;
 import java.io.IOException;
 import java.net.ServerSocket;
 import java.nio.charset.StandardCharsets;
@@ -32,7 +33,7 @@ final class Served implements AutoCloseable {
 
   /** {@code nbdkit -f --exit-with-parent -U SOCK args...}. */
   static Served nbdkit(Path dir, String... args) throws IOException, InterruptedException {
-    Tools.require("nbdkit");
+    Exec.assumeTools("nbdkit");
     Path sock = dir.resolve("nbdkit-" + System.nanoTime() + ".sock");
     List<String> cmd = new ArrayList<>(List.of("nbdkit", "-f", "--exit-with-parent", "-U", sock.toString()));
     cmd.addAll(List.of(args));
@@ -41,7 +42,7 @@ final class Served implements AutoCloseable {
 
   /** {@code nbdkit -f --exit-with-parent -i 127.0.0.1 -p PORT args...}. */
   static Served nbdkitTcp(Path dir, String... args) throws IOException, InterruptedException {
-    Tools.require("nbdkit");
+    Exec.assumeTools("nbdkit");
     int port = freePort();
     List<String> cmd = new ArrayList<>(List.of("nbdkit", "-f", "--exit-with-parent", "-i", "127.0.0.1", "-p", String.valueOf(port)));
     cmd.addAll(List.of(args));
@@ -50,7 +51,7 @@ final class Served implements AutoCloseable {
 
   /** {@code qemu-nbd -t -k SOCK args...} (persistent). */
   static Served qemuNbd(Path dir, String... args) throws IOException, InterruptedException {
-    Tools.require("qemu-nbd");
+    Exec.assumeTools("qemu-nbd");
     Path sock = dir.resolve("qemu-" + System.nanoTime() + ".sock");
     List<String> cmd = new ArrayList<>(List.of("qemu-nbd", "-t", "-k", sock.toString()));
     cmd.addAll(List.of(args));
@@ -59,7 +60,7 @@ final class Served implements AutoCloseable {
 
   /** {@code qemu-nbd -t -b 127.0.0.1 -p PORT args...} (persistent). */
   static Served qemuNbdTcp(Path dir, String... args) throws IOException, InterruptedException {
-    Tools.require("qemu-nbd");
+    Exec.assumeTools("qemu-nbd");
     int port = freePort();
     List<String> cmd = new ArrayList<>(List.of("qemu-nbd", "-t", "-b", "127.0.0.1", "-p", String.valueOf(port)));
     cmd.addAll(List.of(args));

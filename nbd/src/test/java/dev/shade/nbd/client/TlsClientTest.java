@@ -2,6 +2,8 @@ package dev.shade.nbd.client;
 
 import static org.junit.jupiter.api.Assertions.*;
 
+import dev.shade.testing.nbd.Exec;
+import dev.shade.testing.nbd.TestPki;
 import java.nio.file.Path;
 import java.util.List;
 import org.junit.jupiter.api.BeforeAll;
@@ -17,15 +19,15 @@ import org.junit.jupiter.api.io.TempDir;
 class TlsClientTest {
   @TempDir static Path pkiDir;
   @TempDir Path dir;
-  static Certs certs;
+  static TestPki pki;
 
   @BeforeAll
   static void pki() throws Exception {
-    certs = Certs.create(pkiDir);
+    pki = TestPki.create(pkiDir);
   }
 
   private Served nbdkit(boolean tcp) throws Exception {
-    String[] args = {"--tls=require", "--tls-certificates=" + certs.serverDir, "--tls-verify-peer", "memory", "4M"};
+    String[] args = {"--tls=require", "--tls-certificates=" + pki.serverDir, "--tls-verify-peer", "memory", "4M"};
     return tcp ? Served.nbdkitTcp(dir, args) : Served.nbdkit(dir, args);
   }
 
@@ -38,7 +40,7 @@ class TlsClientTest {
 
   @Test
   void nbdkitUnix_tlsCertificatesDir_works() throws Exception {
-    try (Served s = nbdkit(false); NbdClient c = NbdClient.connect(s.uri("", true, certs.clientDir))) {
+    try (Served s = nbdkit(false); NbdClient c = NbdClient.connect(s.uri("", true, pki.clientDir))) {
       roundTrip(c);
     }
   }
@@ -47,8 +49,8 @@ class TlsClientTest {
   void nbdkitTcp_explicitFiles_pkcs1Key_works() throws Exception {
     try (Served s = nbdkit(true)) {
       NbdClientConfig cfg = NbdClientConfig.builder(s.uri("", true, null))
-          .tlsCa(certs.clientPkcs1Dir.resolve("ca-cert.pem"))
-          .tlsClientCertificate(certs.clientPkcs1Dir.resolve("client-cert.pem"), certs.clientPkcs1Dir.resolve("client-key.pem"))
+          .tlsCa(pki.clientPkcs1Dir.resolve("ca-cert.pem"))
+          .tlsClientCertificate(pki.clientPkcs1Dir.resolve("client-cert.pem"), pki.clientPkcs1Dir.resolve("client-key.pem"))
           .metaContexts(dev.shade.nbd.protocol.Nbd.CONTEXT_ALLOCATION)
           .build();
       try (NbdClient c = NbdClient.connect(cfg)) {
@@ -74,7 +76,7 @@ class TlsClientTest {
   @Test
   void nbdkit_withoutClientCertificate_isRefused() throws Exception {
     try (Served s = nbdkit(false)) {
-      NbdHandshakeException e = assertThrows(NbdHandshakeException.class, () -> NbdClient.connect(s.uri("", true, certs.noCertDir)));
+      NbdHandshakeException e = assertThrows(NbdHandshakeException.class, () -> NbdClient.connect(s.uri("", true, pki.noCertDir)));
       assertTrue(e.getMessage().contains("certificate"), e.getMessage());
     }
   }
@@ -82,7 +84,7 @@ class TlsClientTest {
   @Test
   void nbdkit_clientCertificateOfAnotherCa_isRefused() throws Exception {
     try (Served s = nbdkit(false)) {
-      NbdHandshakeException e = assertThrows(NbdHandshakeException.class, () -> NbdClient.connect(s.uri("", true, certs.otherCaDir)));
+      NbdHandshakeException e = assertThrows(NbdHandshakeException.class, () -> NbdClient.connect(s.uri("", true, pki.otherCaDir)));
       assertTrue(e.getMessage().contains("certificate"), e.getMessage());
     }
   }
@@ -90,7 +92,7 @@ class TlsClientTest {
   @Test
   void nbdkit_serverNotSignedByTrustedCa_isRefusedByClient() throws Exception {
     try (Served s = nbdkit(true)) {
-      NbdHandshakeException e = assertThrows(NbdHandshakeException.class, () -> NbdClient.connect(s.uri("", true, certs.wrongServerCaDir)));
+      NbdHandshakeException e = assertThrows(NbdHandshakeException.class, () -> NbdClient.connect(s.uri("", true, pki.wrongServerCaDir)));
       assertTrue(e.getMessage().contains("TLS"), e.getMessage());
     }
   }
@@ -98,29 +100,29 @@ class TlsClientTest {
   @Test
   void nbdkit_list_overTls() throws Exception {
     try (Served s = nbdkit(false)) {
-      List<ListedExport> l = NbdClient.list(NbdClientConfig.builder(s.uri("", true, certs.clientDir)).build());
+      List<ListedExport> l = NbdClient.list(NbdClientConfig.builder(s.uri("", true, pki.clientDir)).build());
       assertFalse(l.isEmpty());
     }
   }
 
   private Served qemu(Path image) throws Exception {
-    return Served.qemuNbdTcp(dir, "--object", "tls-creds-x509,id=tls0,dir=" + certs.serverDir + ",endpoint=server,verify-peer=on",
+    return Served.qemuNbdTcp(dir, "--object", "tls-creds-x509,id=tls0,dir=" + pki.serverDir + ",endpoint=server,verify-peer=on",
         "--tls-creds", "tls0", "-x", "snap", "-f", "raw", image.toString());
   }
 
   @Test
   void qemuNbd_tls_acceptsTrustedClientOnly() throws Exception {
-    Tools.require("qemu-nbd");
+    Exec.assumeTools("qemu-nbd");
     Path image = dir.resolve("disk.raw");
     try (java.io.RandomAccessFile f = new java.io.RandomAccessFile(image.toFile(), "rw")) {
       f.setLength(4 << 20);
     }
     try (Served s = qemu(image)) {
-      try (NbdClient c = NbdClient.connect(s.uri("snap", true, certs.clientDir))) {
+      try (NbdClient c = NbdClient.connect(s.uri("snap", true, pki.clientDir))) {
         roundTrip(c);
       }
-      assertThrows(NbdHandshakeException.class, () -> NbdClient.connect(s.uri("snap", true, certs.noCertDir)));
-      assertThrows(NbdHandshakeException.class, () -> NbdClient.connect(s.uri("snap", true, certs.otherCaDir)));
+      assertThrows(NbdHandshakeException.class, () -> NbdClient.connect(s.uri("snap", true, pki.noCertDir)));
+      assertThrows(NbdHandshakeException.class, () -> NbdClient.connect(s.uri("snap", true, pki.otherCaDir)));
       NbdHandshakeException plain = assertThrows(NbdHandshakeException.class, () -> NbdClient.connect(s.uri("snap")));
       assertTrue(plain.tlsRequired(), plain.getMessage());
     }

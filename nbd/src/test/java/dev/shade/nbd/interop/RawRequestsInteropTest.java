@@ -1,16 +1,17 @@
 package dev.shade.nbd.interop;
 
-import static dev.shade.nbd.interop.Served.filled;
-import static dev.shade.nbd.interop.Served.random;
 import static dev.shade.nbd.interop.Served.read;
 import static dev.shade.nbd.interop.Served.write;
+import static dev.shade.nbd.protocol.Nbd.CMD_BLOCK_STATUS;
 import static dev.shade.nbd.protocol.Nbd.CMD_FLAG_DF;
 import static dev.shade.nbd.protocol.Nbd.CMD_FLAG_FUA;
 import static dev.shade.nbd.protocol.Nbd.CMD_FLAG_NO_HOLE;
 import static dev.shade.nbd.protocol.Nbd.CMD_FLAG_REQ_ONE;
 import static dev.shade.nbd.protocol.Nbd.CMD_FLUSH;
 import static dev.shade.nbd.protocol.Nbd.CMD_READ;
+import static dev.shade.nbd.protocol.Nbd.CMD_TRIM;
 import static dev.shade.nbd.protocol.Nbd.CMD_WRITE;
+import static dev.shade.nbd.protocol.Nbd.CMD_WRITE_ZEROES;
 import static dev.shade.nbd.protocol.Nbd.EINVAL;
 import static dev.shade.nbd.protocol.Nbd.EIO;
 import static dev.shade.nbd.protocol.Nbd.ENOSPC;
@@ -24,6 +25,8 @@ import static dev.shade.nbd.protocol.Nbd.FLAG_SEND_FUA;
 import static dev.shade.nbd.protocol.Nbd.FLAG_SEND_TRIM;
 import static dev.shade.nbd.protocol.Nbd.FLAG_SEND_WRITE_ZEROES;
 import static dev.shade.nbd.protocol.Nbd.REP_ERR_UNKNOWN;
+import static dev.shade.testing.Bytes.filled;
+import static dev.shade.testing.Bytes.random;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -31,13 +34,24 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.shade.nbd.client.Extent;
+import dev.shade.nbd.client.NbdClient;
+import dev.shade.nbd.client.NbdClientConfig;
+import dev.shade.nbd.client.NbdErrorException;
+import dev.shade.nbd.client.NbdHandshakeException;
+import dev.shade.nbd.testing.RawNbd.Reply;
+import dev.shade.nbd.testing.RawNbd;
 import dev.shade.nbd.testing.TestCatalog;
+import dev.shade.testing.nbd.Exec;
 import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -47,9 +61,9 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
- * Requests sent with {@link RawClient}, including ones real clients refuse to send: writes to a
- * read-only export get EPERM, ranges past the end EINVAL, and neither disturbs that client or the
- * others; handshake flags and BLOCK_STATUS details the tools do not show. Against a
+ * Requests real clients refuse to send, sent with {@link RawNbd}: writes to a read-only export
+ * get EPERM, ranges past the end EINVAL, and neither disturbs that client or the others; and,
+ * with {@link NbdClient}, handshake flags and BLOCK_STATUS details the tools do not show. Against a
  * {@link TestCatalog}: a disk {@code vol} and a frozen copy {@code vol@s1}.
  */
 @Timeout(value = 30, unit = TimeUnit.SECONDS)
@@ -89,17 +103,18 @@ class RawRequestsInteropTest {
   @ParameterizedTest(name = "structured replies: {0}")
   @ValueSource(booleans = {false, true})
   void write_snapshotExport_refusedWithEperm(boolean structured) throws Exception {
-    try (RawClient c = RawClient.connect(served.address(), "vol@s1", structured)) {
-      assertEquals(SIZE, c.size(), "size of vol@s1");
-      assertNotEquals(0, c.transmissionFlags() & FLAG_READ_ONLY, "vol@s1 is announced read-only");
+    try (RawNbd c = RawNbd.attach(served.address(), "vol@s1", structured)) {
+      assertEquals(SIZE, c.attached().size(), "size of vol@s1");
+      assertNotEquals(0, c.attached().flags() & FLAG_READ_ONLY, "vol@s1 is announced read-only");
 
-      assertEquals(EPERM, c.write(0, filled(0xee, LEN)).error(), "WRITE to vol@s1");
-      assertEquals(EPERM, c.writeZeroes(0, LEN).error(), "WRITE_ZEROES to vol@s1");
-      assertEquals(EPERM, c.trim(0, LEN).error(), "TRIM of vol@s1");
+      assertEquals(EPERM, c.call(0, CMD_WRITE, 0, LEN, filled(0xee, LEN)).error(), "WRITE to vol@s1");
+      assertEquals(EPERM, c.call(0, CMD_WRITE_ZEROES, 0, LEN, null).error(), "WRITE_ZEROES to vol@s1");
+      assertEquals(EPERM, c.call(0, CMD_TRIM, 0, LEN, null).error(), "TRIM of vol@s1");
 
-      RawClient.Reply r = c.read(0, LEN); // the same connection goes on
+      Reply r = c.call(0, CMD_READ, 0, LEN, null); // the same connection goes on
       assertEquals(0, r.error(), "READ of vol@s1 after the refused writes");
       assertArrayEquals(head, r.data(), "vol@s1 after the refused writes, read over NBD");
+      c.disconnect();
     }
     assertArrayEquals(head, read(catalog.copy("s1"), 0, LEN), "s1 after the refused writes, read directly");
     assertArrayEquals(head, read(volume, 0, LEN), "the origin after the refused writes");
@@ -109,10 +124,10 @@ class RawRequestsInteropTest {
   @ValueSource(booleans = {false, true})
   void read_pastEnd_refusedWithEinval(boolean structured) throws Exception {
     for (String export : new String[] {"vol", "vol@s1"}) {
-      try (RawClient c = RawClient.connect(served.address(), export, structured)) {
+      try (RawNbd c = RawNbd.attach(served.address(), export, structured)) {
         long[][] outside = {{SIZE - LEN, 2 * LEN}, {SIZE, 1}, {SIZE + MIB, LEN}, {Long.MIN_VALUE, LEN}, {-LEN, LEN}};
         for (long[] o : outside) {
-          RawClient.Reply r = c.read(o[0], (int) o[1]);
+          Reply r = c.call(0, CMD_READ, o[0], (int) o[1], null);
           String what = "READ of " + export + " at " + Long.toUnsignedString(o[0]) + " length " + o[1];
           assertEquals(EINVAL, r.error(), what);
           assertEquals(!structured, r.simple(), what + ": a structured reply exactly when negotiated");
@@ -120,16 +135,18 @@ class RawRequestsInteropTest {
             assertFalse(r.message().isEmpty(), what + ": the error chunk explains");
           }
         }
-        RawClient.Reply r = c.read(SIZE - LEN, LEN); // the same connection goes on
+        Reply r = c.call(0, CMD_READ, SIZE - LEN, LEN, null); // the same connection goes on
         assertEquals(0, r.error(), "READ of the last 4 KiB of " + export);
         assertArrayEquals(tail, r.data(), "last 4 KiB of " + export);
+        c.disconnect();
       }
     }
-    try (RawClient c = RawClient.connect(served.address(), "vol", structured)) {
+    try (RawNbd c = RawNbd.attach(served.address(), "vol", structured)) {
       // doc/proto.md: a server SHOULD answer ENOSPC to writes past the end, EINVAL to reads and trims
-      assertEquals(ENOSPC, c.write(SIZE - 1, filled(0xee, 2)).error(), "WRITE across the end of vol");
-      assertEquals(ENOSPC, c.writeZeroes(SIZE, 1).error(), "WRITE_ZEROES past the end of vol");
-      assertEquals(EINVAL, c.trim(SIZE - LEN, 2 * LEN).error(), "TRIM across the end of vol");
+      assertEquals(ENOSPC, c.call(0, CMD_WRITE, SIZE - 1, 2, filled(0xee, 2)).error(), "WRITE across the end of vol");
+      assertEquals(ENOSPC, c.call(0, CMD_WRITE_ZEROES, SIZE, 1, null).error(), "WRITE_ZEROES past the end of vol");
+      assertEquals(EINVAL, c.call(0, CMD_TRIM, SIZE - LEN, 2 * LEN, null).error(), "TRIM across the end of vol");
+      c.disconnect();
     }
     assertArrayEquals(tail, read(volume, SIZE - LEN, LEN), "the last 4 KiB of the origin after the refused requests");
   }
@@ -139,36 +156,36 @@ class RawRequestsInteropTest {
   void go_transmissionFlags_matchTheExport(boolean structured) throws Exception {
     int always = FLAG_HAS_FLAGS | FLAG_SEND_FLUSH | FLAG_CAN_MULTI_CONN;
     int df = structured ? FLAG_SEND_DF : 0; // the protocol: clear unless structured replies were negotiated
-    try (RawClient c = RawClient.connect(served.address(), "vol", structured)) {
-      assertEquals(always | df | FLAG_SEND_FUA | FLAG_SEND_TRIM | FLAG_SEND_WRITE_ZEROES, c.transmissionFlags(),
-          "transmission flags of vol: 0x" + Integer.toHexString(c.transmissionFlags()));
+    try (NbdClient c = client("vol", structured)) {
+      assertEquals(always | df | FLAG_SEND_FUA | FLAG_SEND_TRIM | FLAG_SEND_WRITE_ZEROES, c.info().flags(),
+          "transmission flags of vol: 0x" + Integer.toHexString(c.info().flags()));
     }
-    try (RawClient c = RawClient.connect(served.address(), "vol@s1", structured)) {
-      assertEquals(always | df | FLAG_READ_ONLY, c.transmissionFlags(),
-          "transmission flags of vol@s1: 0x" + Integer.toHexString(c.transmissionFlags()));
+    try (NbdClient c = client("vol@s1", structured)) {
+      assertEquals(always | df | FLAG_READ_ONLY, c.info().flags(),
+          "transmission flags of vol@s1: 0x" + Integer.toHexString(c.info().flags()));
     }
   }
 
   @Test
   void read_snapshotDeletedWhileAttached_failsWithEio() throws Exception {
-    try (RawClient c = RawClient.connect(served.address(), "vol@s1", true)) {
-      assertArrayEquals(head, c.read(0, LEN).data(), "vol@s1 before the delete");
+    try (NbdClient c = client("vol@s1", true)) {
+      assertArrayEquals(head, c.read(0, LEN), "vol@s1 before the delete");
       catalog.delete("s1");
       catalog.snapshot("s2");
-      RawClient.Reply r = c.read(0, LEN);
-      assertEquals(EIO, r.error(), "READ of vol@s1 after s1 was dropped: " + r.message());
-      assertEquals(EIO, c.read(SIZE - LEN, LEN).error(), "a second READ of the dropped vol@s1");
+      NbdErrorException r = assertThrows(NbdErrorException.class, () -> c.read(0, LEN), "READ of vol@s1 after s1 was dropped");
+      assertEquals(EIO, r.errno(), "READ of vol@s1 after s1 was dropped: " + r.serverMessage());
+      assertEquals(EIO, assertThrows(NbdErrorException.class, () -> c.read(SIZE - LEN, LEN)).errno(), "a second READ of the dropped vol@s1");
     }
-    RawClient.OptionException e = assertThrows(RawClient.OptionException.class,
-        () -> RawClient.connect(served.address(), "vol@s1", false), "attaching to the dropped vol@s1");
-    assertEquals(REP_ERR_UNKNOWN, e.replyType, e.getMessage());
+    NbdHandshakeException e = assertThrows(NbdHandshakeException.class, () -> client("vol@s1", false), "attaching to the dropped vol@s1");
+    assertEquals(REP_ERR_UNKNOWN, e.reply(), e.getMessage());
   }
 
   @Test
   void blockStatus_withoutMetaContext_refusedWithEinval() throws Exception {
-    try (RawClient c = RawClient.connect(served.address(), "vol", true)) {
-      assertEquals(EINVAL, c.blockStatus(0, LEN, 0).error(), "BLOCK_STATUS with no meta context selected");
-      assertArrayEquals(head, c.read(0, LEN).data(), "READ after the refused BLOCK_STATUS");
+    try (RawNbd c = RawNbd.attach(served.address(), "vol", true)) { // NbdClient sends none without a context
+      assertEquals(EINVAL, c.call(0, CMD_BLOCK_STATUS, 0, LEN, null).error(), "BLOCK_STATUS with no meta context selected");
+      assertArrayEquals(head, c.read(0, LEN), "READ after the refused BLOCK_STATUS");
+      c.disconnect();
     }
   }
 
@@ -178,76 +195,86 @@ class RawRequestsInteropTest {
     int block = TestCatalog.BLOCK;
     write(volume, at, random(3, block)); // data in a hole, and a block changed since s1
     List<String> wanted = List.of("base:allocation", "shade:changed:s1");
-    try (RawClient c = RawClient.connect(served.address(), "vol", true, wanted)) {
-      assertEquals(Set.copyOf(wanted), c.contextIds().keySet(), "meta contexts the server selected");
-      Map<String, List<Long>> one = statusByContext(c, c.blockStatus(at, 4 * MIB, CMD_FLAG_REQ_ONE));
+    NbdClientConfig config = NbdClientConfig.builder(served.uri("vol")).metaContexts(wanted.toArray(new String[0])).build();
+    try (NbdClient c = NbdClient.connect(config)) {
+      assertEquals(Set.copyOf(wanted), Set.copyOf(c.metaContexts()), "meta contexts the server selected");
+      Map<String, List<Long>> one = statusByContext(c, c.blockStatus(at, 4 * MIB, true));
       assertEquals(List.of((long) block, 0L), one.get("base:allocation"), "REQ_ONE base:allocation at " + at);
       assertEquals(List.of((long) block, 1L), one.get("shade:changed:s1"), "REQ_ONE shade:changed:s1 at " + at);
 
-      Map<String, List<Long>> after = statusByContext(c, c.blockStatus(at + block, LEN, CMD_FLAG_REQ_ONE));
+      Map<String, List<Long>> after = statusByContext(c, c.blockStatus(at + block, LEN, true));
       assertEquals(List.of((long) LEN, 3L), after.get("base:allocation"), "REQ_ONE base:allocation in a hole, capped at the request");
       assertEquals(List.of((long) LEN, 0L), after.get("shade:changed:s1"), "REQ_ONE shade:changed:s1, unchanged, capped at the request");
 
-      Map<String, List<Long>> all = statusByContext(c, c.blockStatus(at - block, 3L * block, 0));
+      Map<String, List<Long>> all = statusByContext(c, c.blockStatus(at - block, 3L * block, false));
       assertEquals(List.of((long) block, 0L, (long) block, 1L, (long) block, 0L), all.get("shade:changed:s1"),
           "shade:changed:s1 around the changed block");
     }
   }
 
   /** The descriptors (length, flags, ...) of a BLOCK_STATUS reply by context name. */
-  private static Map<String, List<Long>> statusByContext(RawClient c, RawClient.Reply r) {
-    assertEquals(0, r.error(), "BLOCK_STATUS: " + r.message());
+  private static Map<String, List<Long>> statusByContext(NbdClient c, Map<String, List<Extent>> reply) {
     Map<String, List<Long>> out = new HashMap<>();
-    for (long[] chunk : r.blockStatus()) {
-      String name = null;
-      for (Map.Entry<String, Integer> e : c.contextIds().entrySet()) {
-        if (e.getValue() == chunk[0]) {
-          name = e.getKey();
-        }
+    for (Map.Entry<String, List<Extent>> e : reply.entrySet()) {
+      List<Long> d = new ArrayList<>();
+      for (Extent x : e.getValue()) {
+        d.add(x.length());
+        d.add((long) x.flags());
       }
-      List<Long> d = new java.util.ArrayList<>();
-      for (int i = 1; i < chunk.length; i++) {
-        d.add(chunk[i]);
-      }
-      assertEquals(null, out.put(name, d), "one chunk per context; context id " + chunk[0]);
+      out.put(e.getKey(), d);
     }
-    assertEquals(c.contextIds().keySet(), out.keySet(), "a chunk for every selected context");
+    assertEquals(Set.copyOf(c.metaContexts()), out.keySet(), "a chunk for every selected context");
     return out;
+  }
+
+  /** Sends one request on {@code c} without waiting; returns its cookie. */
+  private static long send(RawNbd c, int type, long offset, long length, byte[] payload) throws IOException {
+    long cookie = c.newCookie();
+    c.request(0, type, cookie, offset, length, payload);
+    return cookie;
+  }
+
+  /** A correct client on {@code export}. */
+  private NbdClient client(String export, boolean structured) throws IOException {
+    return NbdClient.connect(NbdClientConfig.builder(served.uri(export)).structuredReplies(structured).build());
   }
 
   @Test
   void flagsOnCommandsTheyDoNotApplyTo_refusedWithEinval() throws Exception {
-    try (RawClient c = RawClient.connect(served.address(), "vol", true)) {
-      assertEquals(EINVAL, c.request(CMD_READ, CMD_FLAG_REQ_ONE, 0, LEN, null).error(), "REQ_ONE on READ");
-      assertEquals(EINVAL, c.request(CMD_FLUSH, CMD_FLAG_DF, 0, 0, null).error(), "DF on FLUSH");
-      assertEquals(EINVAL, c.request(CMD_WRITE, CMD_FLAG_NO_HOLE, 0, LEN, filled(1, LEN)).error(), "NO_HOLE on WRITE");
-      assertEquals(0, c.request(CMD_READ, CMD_FLAG_DF, 0, LEN, null).error(), "DF on READ with structured replies");
-      assertEquals(0, c.request(CMD_WRITE, CMD_FLAG_FUA, 0, LEN, filled(1, LEN)).error(), "FUA on WRITE");
+    try (RawNbd c = RawNbd.attach(served.address(), "vol", true)) {
+      assertEquals(EINVAL, c.call(CMD_FLAG_REQ_ONE, CMD_READ, 0, LEN, null).error(), "REQ_ONE on READ");
+      assertEquals(EINVAL, c.call(CMD_FLAG_DF, CMD_FLUSH, 0, 0, null).error(), "DF on FLUSH");
+      assertEquals(EINVAL, c.call(CMD_FLAG_NO_HOLE, CMD_WRITE, 0, LEN, filled(1, LEN)).error(), "NO_HOLE on WRITE");
+      assertEquals(0, c.call(CMD_FLAG_DF, CMD_READ, 0, LEN, null).error(), "DF on READ with structured replies");
+      assertEquals(0, c.call(CMD_FLAG_FUA, CMD_WRITE, 0, LEN, filled(1, LEN)).error(), "FUA on WRITE");
+      c.disconnect();
     }
-    try (RawClient c = RawClient.connect(served.address(), "vol", false)) {
-      assertEquals(EINVAL, c.request(CMD_READ, CMD_FLAG_DF, 0, LEN, null).error(), "DF on READ without structured replies");
-      assertEquals(0, c.read(0, LEN).error(), "the same connection goes on");
+    try (RawNbd c = RawNbd.attach(served.address(), "vol", false)) {
+      assertEquals(EINVAL, c.call(CMD_FLAG_DF, CMD_READ, 0, LEN, null).error(), "DF on READ without structured replies");
+      assertEquals(0, c.call(0, CMD_READ, 0, LEN, null).error(), "the same connection goes on");
+      c.disconnect();
     }
   }
 
   @Test
   void refusedRequests_otherClientsKeepBeingServed() throws Exception {
-    try (RawClient writer = RawClient.connect(served.address(), "vol", true);
-        RawClient refused = RawClient.connect(served.address(), "vol@s1", false)) {
+    try (NbdClient writer = client("vol", true);
+        RawNbd refused = RawNbd.attach(served.address(), "vol@s1", false)) {
       // pipeline refused writes and good reads on one connection, good writes on the other
       Map<Long, String> expected = new HashMap<>();
+      List<CompletableFuture<Void>> writes = new ArrayList<>();
       for (int i = 0; i < 32; i++) {
-        expected.put(refused.send(CMD_WRITE, 0, i * (long) LEN, LEN, filled(i, LEN)), "EPERM");
-        expected.put(refused.send(CMD_READ, 0, SIZE - LEN, LEN, null), "tail");
-        expected.put(refused.send(CMD_READ, 0, SIZE, LEN, null), "EINVAL");
-        writer.send(CMD_WRITE, 0, MIB + i * (long) LEN, LEN, random(100 + i, LEN));
+        expected.put(send(refused, CMD_WRITE, i * (long) LEN, LEN, filled(i, LEN)), "EPERM");
+        expected.put(send(refused, CMD_READ, SIZE - LEN, LEN, null), "tail");
+        expected.put(send(refused, CMD_READ, SIZE, LEN, null), "EINVAL");
+        writes.add(writer.writeAsync(MIB + i * (long) LEN, ByteBuffer.wrap(random(100 + i, LEN)), false));
       }
-      for (int i = 0; i < 32; i++) {
-        assertEquals(0, writer.receive().error(), "WRITE to vol while another client is refused");
+      for (CompletableFuture<Void> w : writes) {
+        w.get(20, TimeUnit.SECONDS); // WRITE to vol while another client is refused
       }
       int sent = expected.size();
       for (int i = 0; i < sent; i++) {
-        RawClient.Reply r = refused.receive();
+        Reply r = refused.next();
         String want = expected.remove(r.cookie());
         if (want.equals("tail")) {
           assertEquals(0, r.error(), "pipelined READ of vol@s1");
@@ -259,17 +286,16 @@ class RawRequestsInteropTest {
       assertTrue(expected.isEmpty(), "every pipelined request was answered");
 
       // a client that breaks the protocol is dropped; the others go on
-      try (RawClient broken = RawClient.connect(served.address(), "vol", false)) {
+      try (RawNbd broken = RawNbd.attach(served.address(), "vol", false)) {
         broken.sendRaw(new byte[28]); // a request header with a bad magic
-        assertThrows(IOException.class, broken::receive, "the server closes a connection with a bad request magic");
+        assertEquals(0, broken.drainUntilClosed().length, "the server closes a connection with a bad request magic");
       }
-      assertEquals(0, writer.flush().error(), "FLUSH of vol after another client was dropped");
+      writer.flush(); // FLUSH of vol after another client was dropped
       for (int i = 0; i < 32; i++) {
-        RawClient.Reply r = writer.read(MIB + i * (long) LEN, LEN);
-        assertEquals(0, r.error(), "READ back of vol");
-        assertArrayEquals(random(100 + i, LEN), r.data(), "READ back of vol at " + (MIB + i * LEN));
+        assertArrayEquals(random(100 + i, LEN), writer.read(MIB + i * (long) LEN, LEN), "READ back of vol at " + (MIB + i * LEN));
       }
-      assertEquals(0, refused.read(0, LEN).error(), "READ of vol@s1 after another client was dropped");
+      assertEquals(0, refused.call(0, CMD_READ, 0, LEN, null).error(), "READ of vol@s1 after another client was dropped");
+      refused.disconnect();
     }
     for (int i = 0; i < 32; i++) {
       assertArrayEquals(random(100 + i, LEN), read(volume, MIB + i * (long) LEN, LEN), "origin at " + (MIB + i * LEN));

@@ -2,9 +2,9 @@ package dev.shade.nbd.interop;
 
 import dev.shade.nbd.server.NbdServer;
 import dev.shade.nbd.testing.TestCatalog;
+import dev.shade.testing.nbd.Uris;
 import java.io.IOException;
 import java.net.InetSocketAddress;
-import java.util.Random;
 
 /** A {@link TestCatalog} served by an in-process NBD server on loopback, with byte helpers for the tests. */
 final class Served implements AutoCloseable {
@@ -36,7 +36,7 @@ final class Served implements AutoCloseable {
 
   /** The NBD URI of {@code export} over TCP, as libnbd and qemu take it. */
   String uri(String export) {
-    return "nbd://127.0.0.1:" + address().getPort() + "/" + export;
+    return Uris.tcp(address(), export);
   }
 
   @Override
@@ -45,20 +45,6 @@ final class Served implements AutoCloseable {
   }
 
   // ------------------------------------------------------------------ bytes
-
-  /** Reproducible pseudo-random bytes. */
-  static byte[] random(long seed, int length) {
-    byte[] b = new byte[length];
-    new Random(seed).nextBytes(b);
-    return b;
-  }
-
-  /** {@code length} copies of {@code value}. */
-  static byte[] filled(int value, int length) {
-    byte[] b = new byte[length];
-    java.util.Arrays.fill(b, (byte) value);
-    return b;
-  }
 
   /** Copies {@code data} into {@code disk} at {@code offset}. */
   static void write(byte[] disk, long offset, byte[] data) {

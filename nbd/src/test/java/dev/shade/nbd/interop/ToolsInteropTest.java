@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import dev.shade.nbd.testing.TestCatalog;
+import dev.shade.testing.nbd.Exec;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;

@@ -7,11 +7,16 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
-import dev.shade.nbd.robustness.NbdTestClient.Attached;
-import dev.shade.nbd.robustness.NbdTestClient.OptionReply;
-import dev.shade.nbd.robustness.NbdTestClient.Reply;
+import dev.shade.nbd.client.NbdClient;
+import dev.shade.nbd.client.NbdClientConfig;
+import dev.shade.nbd.protocol.Nbd;
 import dev.shade.nbd.server.NbdServer;
+import dev.shade.nbd.testing.RawNbd.Attached;
+import dev.shade.nbd.testing.RawNbd.OptionReply;
+import dev.shade.nbd.testing.RawNbd.Reply;
+import dev.shade.nbd.testing.RawNbd;
 import dev.shade.nbd.testing.TestCatalog;
+import dev.shade.testing.nbd.Uris;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.net.InetAddress;
@@ -169,17 +174,18 @@ class GarbageInputTest {
   /** A fresh client attaches to a random export and reads correct data. */
   private void healthCheck(Random r, StringBuilder t) throws IOException {
     boolean snap = r.nextBoolean();
-    try (NbdTestClient c = NbdTestClient.attach(address, snap ? SNAPSHOT_EXPORT : VOLUME, r.nextBoolean())) {
-      syncRead(c, snap, r, t);
-      c.disconnect();
+    NbdClientConfig config = NbdClientConfig.builder(Uris.tcp(address, snap ? SNAPSHOT_EXPORT : VOLUME))
+        .structuredReplies(r.nextBoolean()).build();
+    try (NbdClient c = NbdClient.connect(config)) {
+      syncRead(c::read, snap, r, t);
     }
   }
 
   private void awaitNoConnections() throws InterruptedException {
-    long deadline = System.nanoTime() + NbdTestClient.TIMEOUT.toNanos();
+    long deadline = System.nanoTime() + RawNbd.TIMEOUT.toNanos();
     while (server.connectionCount() != 0) {
       if (System.nanoTime() > deadline) {
-        fail("the server still counts " + server.connectionCount() + " connections " + NbdTestClient.TIMEOUT.toSeconds()
+        fail("the server still counts " + server.connectionCount() + " connections " + RawNbd.TIMEOUT.toSeconds()
             + " s after every client left");
       }
       Thread.sleep(1);
@@ -214,7 +220,7 @@ class GarbageInputTest {
   private void handshakeCase(Random r, StringBuilder t) throws IOException {
     HandshakeGarbage kind = HandshakeGarbage.values()[r.nextInt(HandshakeGarbage.values().length)];
     t.append(kind);
-    try (NbdTestClient c = NbdTestClient.connect(address)) {
+    try (RawNbd c = RawNbd.connect(address)) {
       switch (kind) {
         case GARBAGE_FLAGS: {
           c.greeting();
@@ -248,7 +254,7 @@ class GarbageInputTest {
           byte[] data = random(r, r.nextInt(32));
           int option = r.nextInt(12);
           t.append("; option ").append(option).append(" with magic 0x").append(Long.toHexString(magic));
-          c.sendRaw(NbdTestClient.option(magic, option, data.length, data));
+          c.sendRaw(RawNbd.option(magic, option, data.length, data));
           expectClosed(c, "bad option magic");
           break;
         }
@@ -273,9 +279,9 @@ class GarbageInputTest {
           int option = r.nextBoolean() ? unknownOption(r) : List.copyOf(KNOWN_OPTIONS).get(r.nextInt(KNOWN_OPTIONS.size()));
           byte[] some = random(r, r.nextInt(4096));
           t.append("; option ").append(option).append(" declaring ").append(length).append(" bytes, sending ").append(some.length);
-          c.sendRaw(NbdTestClient.option(IHAVEOPT, option, length, some));
+          c.sendRaw(RawNbd.option(IHAVEOPT, option, length, some));
           // the server cannot skip what it will not read: it may answer with an error, then must close
-          for (OptionReply rep : NbdTestClient.parseOptionReplies(c.drainUntilClosed())) {
+          for (OptionReply rep : RawNbd.parseOptionReplies(c.drainUntilClosed())) {
             assertTrue(rep.isError() && rep.option() == option, "oversized option answered with " + rep);
           }
           break;
@@ -308,7 +314,7 @@ class GarbageInputTest {
           }
           int option = r.nextBoolean() ? OPT_INFO : OPT_GO;
           t.append("; option ").append(option).append(" for ").append(export).append(" with info requests ").append(Arrays.toString(infos));
-          Attached a = NbdTestClient.attached("INFO/GO", c.negotiate(option, NbdTestClient.infoRequest(export, infos)));
+          Attached a = RawNbd.attached("INFO/GO", c.negotiate(option, RawNbd.infoRequest(export, infos)));
           checkAttached(a, snap, c.structured());
           if (option == OPT_GO) {
             syncRead(c, snap, r, t);
@@ -334,7 +340,7 @@ class GarbageInputTest {
           byte[] data = r.nextBoolean() ? new byte[0] : random(r, 1 + r.nextInt(100));
           t.append("; ABORT with ").append(data.length).append(" bytes");
           c.sendOption(OPT_ABORT, data);
-          List<OptionReply> replies = NbdTestClient.parseOptionReplies(c.drainUntilClosed());
+          List<OptionReply> replies = RawNbd.parseOptionReplies(c.drainUntilClosed());
           assertTrue(replies.size() <= 1, "ABORT answered with " + replies);
           for (OptionReply rep : replies) {
             assertEquals(OPT_ABORT, rep.option(), "reply to ABORT: " + rep);
@@ -345,12 +351,12 @@ class GarbageInputTest {
         case TRUNCATED_OPTION: {
           c.handshake(FLAG_C_FIXED_NEWSTYLE | FLAG_C_NO_ZEROES);
           validOptions(c, r, t);
-          byte[] data = NbdTestClient.infoRequest(VOLUME);
-          byte[] whole = NbdTestClient.option(IHAVEOPT, OPT_GO, data.length, data);
+          byte[] data = RawNbd.infoRequest(VOLUME);
+          byte[] whole = RawNbd.option(IHAVEOPT, OPT_GO, data.length, data);
           if (r.nextBoolean()) {
             byte[] some = random(r, r.nextInt(1000));
             long declared = some.length + 1 + r.nextInt(MAX_OPTION - some.length);
-            whole = NbdTestClient.option(IHAVEOPT, r.nextBoolean() ? unknownOption(r) : OPT_LIST, declared, some);
+            whole = RawNbd.option(IHAVEOPT, r.nextBoolean() ? unknownOption(r) : OPT_LIST, declared, some);
           }
           int cut = r.nextInt(Math.min(whole.length, 16 + r.nextInt(1000)));
           t.append("; ").append(cut).append(" of ").append(whole.length).append(" bytes of an option, then ");
@@ -365,7 +371,7 @@ class GarbageInputTest {
   }
 
   /** Zero to two well-formed options before the garbage, so it lands mid-negotiation. */
-  private void validOptions(NbdTestClient c, Random r, StringBuilder t) throws IOException {
+  private void validOptions(RawNbd c, Random r, StringBuilder t) throws IOException {
     for (int i = r.nextInt(3); i > 0; i--) {
       switch (r.nextInt(3)) {
         case 0:
@@ -381,7 +387,7 @@ class GarbageInputTest {
         }
         default: {
           t.append("; INFO");
-          checkAttached(NbdTestClient.attached("INFO", c.negotiate(OPT_INFO, NbdTestClient.infoRequest(VOLUME))), false, c.structured());
+          checkAttached(RawNbd.attached("INFO", c.negotiate(OPT_INFO, RawNbd.infoRequest(VOLUME))), false, c.structured());
         }
       }
     }
@@ -401,7 +407,7 @@ class GarbageInputTest {
   }
 
   /** INFO or GO whose inner lengths lie, or that name an unknown or overlong export. */
-  private void lyingInfoOrGo(NbdTestClient c, Random r, StringBuilder t) throws IOException {
+  private void lyingInfoOrGo(RawNbd c, Random r, StringBuilder t) throws IOException {
     if (r.nextBoolean()) {
       validOptions(c, r, t);
     }
@@ -483,7 +489,7 @@ class GarbageInputTest {
   }
 
   /** LIST/SET_META_CONTEXT whose inner lengths lie, or that name an unknown export. */
-  private void lyingMetaContext(NbdTestClient c, Random r, StringBuilder t) throws IOException {
+  private void lyingMetaContext(RawNbd c, Random r, StringBuilder t) throws IOException {
     boolean structured = r.nextInt(5) != 0;
     if (structured) {
       t.append("; STRUCTURED_REPLY");
@@ -580,7 +586,7 @@ class GarbageInputTest {
   }
 
   /** Options with data they must not carry, or STARTTLS on a server without TLS. */
-  private void badOptionData(NbdTestClient c, Random r, StringBuilder t) throws IOException {
+  private void badOptionData(RawNbd c, Random r, StringBuilder t) throws IOException {
     byte[] data = random(r, 1 + r.nextInt(r.nextInt(10) == 0 ? MAX_OPTION : 64));
     switch (r.nextInt(3)) {
       case 0:
@@ -606,15 +612,15 @@ class GarbageInputTest {
   }
 
   /** Reads exactly one (final) reply to {@code option}, of an allowed type. */
-  private static void expectOne(NbdTestClient c, int option, Set<Integer> allowed, String what) throws IOException {
+  private static void expectOne(RawNbd c, int option, Set<Integer> allowed, String what) throws IOException {
     List<OptionReply> replies = c.optionReplies(option);
     assertEquals(1, replies.size(), what + ": replies " + replies);
     assertTrue(allowed.contains(replies.get(0).type()), what + ": got " + replies.get(0) + ", expected one of "
-        + allowed.stream().map(NbdTestClient::replyName).toList());
+        + allowed.stream().map(Nbd::replyName).toList());
   }
 
   /** After garbage that must not have upset it, the connection still attaches and reads. */
-  private void finishWithGo(NbdTestClient c, Random r, StringBuilder t) throws IOException {
+  private void finishWithGo(RawNbd c, Random r, StringBuilder t) throws IOException {
     boolean snap = r.nextBoolean();
     String export = snap ? SNAPSHOT_EXPORT : VOLUME;
     t.append("; GO ").append(export);
@@ -638,7 +644,16 @@ class GarbageInputTest {
   }
 
   /** Reads a random range (sometimes the very end) and compares it with the model. */
-  private void syncRead(NbdTestClient c, boolean snap, Random r, StringBuilder t) throws IOException {
+  private void syncRead(RawNbd c, boolean snap, Random r, StringBuilder t) throws IOException {
+    syncRead(c::read, snap, r, t);
+  }
+
+  /** Reads {@code length} bytes at {@code offset} over some connection. */
+  private interface Reader {
+    byte[] read(long offset, int length) throws IOException;
+  }
+
+  private void syncRead(Reader c, boolean snap, Random r, StringBuilder t) throws IOException {
     int len = 1 + r.nextInt(256 << 10);
     long offset = r.nextInt(4) == 0 ? SIZE - len : r.nextInt((int) SIZE - len);
     byte[] got = c.read(offset, len);
@@ -646,13 +661,13 @@ class GarbageInputTest {
         "data read from " + (snap ? "the snapshot" : "the origin") + " at " + offset + "+" + len);
   }
 
-  private static void expectClosed(NbdTestClient c, String what) throws IOException {
+  private static void expectClosed(RawNbd c, String what) throws IOException {
     byte[] got = c.drainUntilClosed();
     assertEquals(0, got.length, what + ": the server sent " + got.length + " bytes instead of closing");
   }
 
   /** Ends with a FIN (then the server must close without a word) or with a reset. */
-  private static void endAbruptly(NbdTestClient c, Random r, StringBuilder t) throws IOException {
+  private static void endAbruptly(RawNbd c, Random r, StringBuilder t) throws IOException {
     if (r.nextBoolean()) {
       t.append("end of stream");
       c.halfClose();
@@ -692,7 +707,7 @@ class GarbageInputTest {
     boolean noZeroes = !exportName || r.nextBoolean();
     t.append(exportName ? "EXPORT_NAME " : "GO ").append(export).append(structured ? ", structured" : ", simple")
         .append(contexts.isEmpty() ? "" : ", contexts " + contexts);
-    try (NbdTestClient c = NbdTestClient.connect(address)) {
+    try (RawNbd c = RawNbd.connect(address)) {
       c.handshake(FLAG_C_FIXED_NEWSTYLE | (noZeroes ? FLAG_C_NO_ZEROES : 0));
       if (structured) {
         c.structuredReplies();
@@ -726,7 +741,7 @@ class GarbageInputTest {
   }
 
   /** Sends one bad (or, now and then, valid) request and says what may come back. */
-  private Expect garbage(NbdTestClient c, Random r, long cookie, boolean snap, boolean structured, boolean contexts,
+  private Expect garbage(RawNbd c, Random r, long cookie, boolean snap, boolean structured, boolean contexts,
       boolean unlimited) throws IOException {
     RequestGarbage kind = RequestGarbage.values()[r.nextInt(RequestGarbage.values().length)];
     if (kind == RequestGarbage.STATUS_WITHOUT_CONTEXT && contexts || kind == RequestGarbage.VALID_STATUS && !contexts
@@ -899,7 +914,7 @@ class GarbageInputTest {
     return s;
   }
 
-  private void check(Expect e, Reply rep, boolean snap, NbdTestClient c) {
+  private void check(Expect e, Reply rep, boolean snap, RawNbd c) {
     assertTrue(e != null, "reply for a cookie never sent: " + rep);
     assertEquals(e.command(), rep.command(), "command of " + rep);
     assertTrue(e.errors().contains(rep.error()), e.what() + ": got " + rep + ", expected one of " + e.errors());
@@ -919,7 +934,7 @@ class GarbageInputTest {
    * empty, one with REQ_ONE; base:allocation's ZERO only over zeroes; shade:changed's
    * "unchanged" only where the export equals the snapshot.
    */
-  private void checkExtents(Expect e, Reply rep, boolean snap, NbdTestClient c) {
+  private void checkExtents(Expect e, Reply rep, boolean snap, RawNbd c) {
     byte[] model = snap ? snapshot : origin;
     for (Map.Entry<Integer, List<long[]>> x : rep.extents().entrySet()) {
       String context = c.contexts().get(x.getKey());
@@ -932,7 +947,7 @@ class GarbageInputTest {
         long end = pos + ext[0];
         assertTrue(end <= e.offset() + e.length(), e.what() + ": " + context + " extents run past the request to " + end);
         if (context.equals(CONTEXT_ALLOCATION) && (ext[1] & STATE_ZERO) != 0) {
-          assertTrue(NbdTestClient.allZero(model, (int) pos, (int) end), e.what() + ": " + context + " says [" + pos + ", " + end + ") reads as zeroes");
+          assertTrue(Arrays.equals(model, (int) pos, (int) end, new byte[(int) (end - pos)], 0, (int) (end - pos)), e.what() + ": " + context + " says [" + pos + ", " + end + ") reads as zeroes");
         }
         if (context.startsWith(CONTEXT_CHANGED) && (ext[1] & STATE_CHANGED) == 0) {
           assertTrue(Arrays.equals(model, (int) pos, (int) end, snapshot, (int) pos, (int) end),
@@ -944,7 +959,7 @@ class GarbageInputTest {
   }
 
   /** A deliberately valid WRITE or WRITE_ZEROES on the origin; the model follows it. */
-  private void validWrite(NbdTestClient c, Random r, StringBuilder t) throws IOException {
+  private void validWrite(RawNbd c, Random r, StringBuilder t) throws IOException {
     long cookie = c.newCookie();
     boolean zeroes = r.nextInt(3) == 0;
     int len = 1 + r.nextInt(zeroes ? 1 << 20 : 128 << 10);
@@ -959,7 +974,7 @@ class GarbageInputTest {
     validWrites++;
   }
 
-  private void ending(NbdTestClient c, Random r, StringBuilder t, boolean snap) throws IOException {
+  private void ending(RawNbd c, Random r, StringBuilder t, boolean snap) throws IOException {
     Ending end = Ending.values()[r.nextInt(Ending.values().length)];
     t.append("; ").append(end);
     long cookie = r.nextLong();
@@ -975,7 +990,7 @@ class GarbageInputTest {
           magic = ~REQUEST_MAGIC;
         }
         t.append(" 0x").append(Integer.toHexString(magic));
-        c.sendRaw(NbdTestClient.header(magic, 0, r.nextBoolean() ? CMD_READ : CMD_WRITE, cookie, 0, 512));
+        c.sendRaw(RawNbd.header(magic, 0, r.nextBoolean() ? CMD_READ : CMD_WRITE, cookie, 0, 512));
         if (r.nextBoolean()) {
           c.sendRaw(random(r, 512));
         }
@@ -985,7 +1000,7 @@ class GarbageInputTest {
       case TOO_LONG_WRITE: {
         long length = MAX_PAYLOAD + 1 + (r.nextBoolean() ? r.nextInt(4096) : r.nextInt() & 0x7fff_ffffL);
         t.append(" of ").append(length).append(" bytes");
-        c.sendRaw(NbdTestClient.header(REQUEST_MAGIC, 0, CMD_WRITE, cookie, 0, length));
+        c.sendRaw(RawNbd.header(REQUEST_MAGIC, 0, CMD_WRITE, cookie, 0, length));
         c.sendRaw(random(r, r.nextInt(64 << 10)));
         c.halfClose();
         // the server cannot skip 32 MiB and more: it may answer EINVAL, and must then close
@@ -993,7 +1008,7 @@ class GarbageInputTest {
         break;
       }
       case TRUNCATED_HEADER: {
-        byte[] h = NbdTestClient.header(REQUEST_MAGIC, 0, r.nextBoolean() ? CMD_READ : CMD_WRITE, cookie, 0, 4096);
+        byte[] h = RawNbd.header(REQUEST_MAGIC, 0, r.nextBoolean() ? CMD_READ : CMD_WRITE, cookie, 0, 4096);
         int cut = 1 + r.nextInt(REQUEST_HEADER - 1);
         t.append(" after ").append(cut).append(" bytes, then ");
         c.sendRaw(Arrays.copyOf(h, cut));
@@ -1005,7 +1020,7 @@ class GarbageInputTest {
         int offset = r.nextInt((int) SIZE - length + 1);
         int sent = r.nextInt(length);
         t.append(" at ").append(offset).append("+").append(length).append(" after ").append(sent).append(" bytes, then ");
-        c.sendRaw(NbdTestClient.header(REQUEST_MAGIC, 0, CMD_WRITE, cookie, offset, length));
+        c.sendRaw(RawNbd.header(REQUEST_MAGIC, 0, CMD_WRITE, cookie, offset, length));
         c.sendRaw(random(r, sent));
         endAbruptly(c, r, t);
         break;

@@ -5,8 +5,9 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.shade.nbd.robustness.NbdTestClient.Reply;
 import dev.shade.nbd.server.NbdServer;
+import dev.shade.nbd.testing.RawNbd.Reply;
+import dev.shade.nbd.testing.RawNbd;
 import dev.shade.nbd.testing.TestCatalog;
 import java.io.IOException;
 import java.net.InetAddress;
@@ -72,8 +73,8 @@ class LargeRequestsTest {
     }
   }
 
-  private NbdTestClient attach(Attach how, String export) throws IOException {
-    NbdTestClient c = NbdTestClient.connect(address);
+  private RawNbd attach(Attach how, String export) throws IOException {
+    RawNbd c = RawNbd.connect(address);
     c.handshake(FLAG_C_FIXED_NEWSTYLE | FLAG_C_NO_ZEROES);
     switch (how) {
       case EXPORT_NAME:
@@ -81,10 +82,10 @@ class LargeRequestsTest {
         break;
       case GO_STRUCTURED:
         c.structuredReplies();
-        NbdTestClient.attached("GO " + export, c.negotiate(OPT_GO, NbdTestClient.infoRequest(export)));
+        RawNbd.attached("GO " + export, c.negotiate(OPT_GO, RawNbd.infoRequest(export)));
         break;
       default:
-        NbdTestClient.attached("GO " + export, c.negotiate(OPT_GO, NbdTestClient.infoRequest(export)));
+        RawNbd.attached("GO " + export, c.negotiate(OPT_GO, RawNbd.infoRequest(export)));
     }
     return c;
   }
@@ -95,7 +96,7 @@ class LargeRequestsTest {
     byte[] data = new byte[BIG];
     new Random(2).nextBytes(data);
     byte[] before = catalog.disk().clone();
-    try (NbdTestClient c = attach(how, "vol")) {
+    try (RawNbd c = attach(how, "vol")) {
       long w = c.newCookie();
       c.request(CMD_FLAG_FUA, CMD_WRITE, w, AT, data.length, data);
       assertEquals(0, c.await(w).error(), how + ": 42 MiB WRITE");
@@ -126,7 +127,7 @@ class LargeRequestsTest {
   void unagreedClient_refusedLargeRequests_keepTheStreamInStep(Attach how) throws Exception {
     byte[] data = new byte[BIG];
     new Random(3).nextBytes(data);
-    try (NbdTestClient ro = attach(how, "vol@s1")) {
+    try (RawNbd ro = attach(how, "vol@s1")) {
       long w = ro.newCookie();
       ro.request(0, CMD_WRITE, w, 0, data.length, data); // read-only: the payload is consumed, then EPERM
       assertEquals(EPERM, ro.await(w).error(), how + ": 42 MiB WRITE to a read-only export");
@@ -136,7 +137,7 @@ class LargeRequestsTest {
       assertArrayEquals(Arrays.copyOfRange(catalog.copy("s1"), 0, 4096), ro.read(0, 4096), how + ": the connection goes on");
       ro.disconnect();
     }
-    try (NbdTestClient rw = attach(how, "vol")) {
+    try (RawNbd rw = attach(how, "vol")) {
       long w = rw.newCookie();
       rw.request(0, CMD_WRITE, w, SIZE - MIB, data.length, data); // past the end: consumed, then ENOSPC
       assertEquals(ENOSPC, rw.await(w).error(), how + ": 42 MiB WRITE past the end");
@@ -148,7 +149,7 @@ class LargeRequestsTest {
 
   @Test
   void structuredDfRead_42MiB_oneChunk() throws Exception {
-    try (NbdTestClient c = attach(Attach.GO_STRUCTURED, "vol")) {
+    try (RawNbd c = attach(Attach.GO_STRUCTURED, "vol")) {
       long r = c.newCookie();
       c.request(CMD_FLAG_DF, CMD_READ, r, AT, BIG, null);
       Reply rep = c.await(r);
@@ -161,12 +162,12 @@ class LargeRequestsTest {
   @ParameterizedTest(name = "structured={0}")
   @org.junit.jupiter.params.provider.ValueSource(booleans = {false, true})
   void agreedClient_largeReadEinval_largeWriteCloses(boolean structured) throws Exception {
-    try (NbdTestClient c = NbdTestClient.attach(address, "vol", structured)) { // GO with NBD_INFO_BLOCK_SIZE
+    try (RawNbd c = RawNbd.attach(address, "vol", structured)) { // GO with NBD_INFO_BLOCK_SIZE
       long r = c.newCookie();
       c.request(0, CMD_READ, r, 0, BIG, null);
       assertEquals(EINVAL, c.await(r).error(), "42 MiB READ from a client told the 32 MiB maximum");
       assertArrayEquals(Arrays.copyOf(catalog.disk(), 4096), c.read(0, 4096), "the connection goes on");
-      c.sendRaw(NbdTestClient.header(REQUEST_MAGIC, 0, CMD_WRITE, c.newCookie(), 0, BIG));
+      c.sendRaw(RawNbd.header(REQUEST_MAGIC, 0, CMD_WRITE, c.newCookie(), 0, BIG));
       c.sendRaw(new byte[64 << 10]);
       c.halfClose();
       assertEquals(0, c.drainUntilClosed().length, "a WRITE over the agreed maximum closes the connection without a reply");

@@ -6,9 +6,13 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
-import dev.shade.nbd.robustness.NbdTestClient.Reply;
+import dev.shade.nbd.client.NbdClient;
+import dev.shade.nbd.client.NbdClientConfig;
 import dev.shade.nbd.server.NbdServer;
+import dev.shade.nbd.testing.RawNbd.Reply;
+import dev.shade.nbd.testing.RawNbd;
 import dev.shade.nbd.testing.TestCatalog;
+import dev.shade.testing.nbd.Uris;
 import java.io.IOException;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
@@ -76,13 +80,18 @@ class LimitsTest {
   }
 
   private void awaitConnections(int n) throws InterruptedException {
-    long deadline = System.nanoTime() + NbdTestClient.TIMEOUT.toNanos();
+    long deadline = System.nanoTime() + RawNbd.TIMEOUT.toNanos();
     while (server.connectionCount() != n) {
       if (System.nanoTime() > deadline) {
         fail("the server counts " + server.connectionCount() + " connections, expected " + n);
       }
       Thread.sleep(5);
     }
+  }
+
+  /** A correct client on {@code vol}, with or without structured replies. */
+  private static NbdClient client(InetSocketAddress a, boolean structured) throws IOException {
+    return NbdClient.connect(NbdClientConfig.builder(Uris.tcp(a, "vol")).structuredReplies(structured).build());
   }
 
   private byte[] expected(long offset, int length) {
@@ -95,16 +104,16 @@ class LimitsTest {
   void handshakeTimeout_closesSilentClientsButNotAttachedOnes() throws Exception {
     InetSocketAddress a = start(new NbdServer.Config().handshakeTimeout(Duration.ofSeconds(1)).idleTimeout(Duration.ofMinutes(1)));
     long t0 = System.nanoTime();
-    try (NbdTestClient silent = NbdTestClient.connect(a);
-        NbdTestClient afterFlags = NbdTestClient.connect(a);
-        NbdTestClient midOption = NbdTestClient.connect(a);
-        NbdTestClient attached = NbdTestClient.attach(a, "vol", true)) {
+    try (RawNbd silent = RawNbd.connect(a);
+        RawNbd afterFlags = RawNbd.connect(a);
+        RawNbd midOption = RawNbd.connect(a);
+        NbdClient attached = client(a, true)) {
       silent.greeting(); // then nothing
       afterFlags.handshake(FLAG_C_FIXED_NEWSTYLE | FLAG_C_NO_ZEROES);
       afterFlags.structuredReplies(); // then nothing
       midOption.handshake(FLAG_C_FIXED_NEWSTYLE);
-      midOption.sendRaw(Arrays.copyOf(NbdTestClient.option(IHAVEOPT, OPT_GO, 100, new byte[0]), 12)); // then nothing
-      for (NbdTestClient c : List.of(silent, afterFlags, midOption)) {
+      midOption.sendRaw(Arrays.copyOf(RawNbd.option(IHAVEOPT, OPT_GO, 100, new byte[0]), 12)); // then nothing
+      for (RawNbd c : List.of(silent, afterFlags, midOption)) {
         assertEquals(0, c.drainUntilClosed().length, c + ": bytes before the close");
         long ms = (System.nanoTime() - t0) / 1_000_000;
         assertTrue(ms >= 900, c + " closed after " + ms + " ms, before the 1 s handshake timeout");
@@ -113,7 +122,7 @@ class LimitsTest {
       Thread.sleep(Math.max(0, 2500 - (System.nanoTime() - t0) / 1_000_000));
       assertArrayEquals(expected(4096, 8192), attached.read(4096, 8192), "an attached client outlives the handshake timeout");
       awaitConnections(1);
-      attached.disconnect();
+      attached.close();
     }
     awaitConnections(0);
   }
@@ -121,8 +130,8 @@ class LimitsTest {
   @Test
   void idleTimeout_closesIdleClientButNotBusyOne() throws Exception {
     InetSocketAddress a = start(new NbdServer.Config().idleTimeout(Duration.ofSeconds(1)));
-    try (NbdTestClient idle = NbdTestClient.attach(a, "vol", false);
-        NbdTestClient busy = NbdTestClient.attach(a, "vol", true)) {
+    try (RawNbd idle = RawNbd.attach(a, "vol", false);
+        NbdClient busy = client(a, true)) {
       long t0 = System.nanoTime();
       for (int i = 0; i < 10; i++) { // 3 s of a request every 300 ms
         assertArrayEquals(expected(i * 4096L, 4096), busy.read(i * 4096L, 4096), "busy client, read " + i);
@@ -132,7 +141,7 @@ class LimitsTest {
       long ms = (System.nanoTime() - t0) / 1_000_000;
       assertTrue(ms < 8000, "idle client closed after " + ms + " ms with a 1 s idle timeout");
       assertArrayEquals(expected(0, 4096), busy.read(0, 4096), "the busy client is still served");
-      busy.disconnect();
+      busy.close();
     }
     awaitConnections(0);
   }
@@ -142,15 +151,15 @@ class LimitsTest {
   @Test
   void maxConnections_refusesTheExtraOneAndServesTheOthers() throws Exception {
     InetSocketAddress a = start(new NbdServer.Config().maxConnections(3));
-    List<NbdTestClient> clients = new ArrayList<>();
+    List<NbdClient> clients = new ArrayList<>();
+    RawNbd handshaking = null;
     try {
-      clients.add(NbdTestClient.attach(a, "vol", false));
-      clients.add(NbdTestClient.attach(a, "vol", true));
-      NbdTestClient handshaking = NbdTestClient.connect(a); // a client still negotiating counts too
-      clients.add(handshaking);
+      clients.add(client(a, false));
+      clients.add(client(a, true));
+      handshaking = RawNbd.connect(a); // a client still negotiating counts too
       handshaking.greeting();
       awaitConnections(3);
-      try (NbdTestClient extra = NbdTestClient.connect(a)) {
+      try (RawNbd extra = RawNbd.connect(a)) {
         assertEquals(0, extra.drainUntilClosed().length, "the fourth connection got a greeting over a limit of 3");
       }
       assertEquals(3, server.connectionCount(), "connections after the refusal");
@@ -160,17 +169,18 @@ class LimitsTest {
         long offset = 1_000_000L * (i + 1);
         assertArrayEquals(expected(offset, 65536), clients.get(i).read(offset, 65536), "client " + i + " after the refusal");
       }
-      clients.remove(0).disconnect();
+      assertArrayEquals(expected(3_000_000L, 65536), handshaking.read(3_000_000L, 65536), "client 2 after the refusal");
+      clients.remove(0).close();
       awaitConnections(2);
-      try (NbdTestClient late = NbdTestClient.attach(a, "vol", false)) {
+      try (NbdClient late = client(a, false)) {
         assertArrayEquals(expected(12345, 777), late.read(12345, 777), "a client admitted once a place was free");
-        late.disconnect();
       }
-      for (NbdTestClient c : clients) {
-        c.disconnect();
-      }
+      handshaking.disconnect();
     } finally {
-      clients.forEach(NbdTestClient::close);
+      clients.forEach(NbdClient::close);
+      if (handshaking != null) {
+        handshaking.close();
+      }
     }
     awaitConnections(0);
   }
@@ -216,7 +226,7 @@ class LimitsTest {
   private int client(InetSocketAddress a, int id, long base, int region, int count) throws IOException {
     Random r = new Random(1000 + id);
     int writes = 0;
-    try (NbdTestClient c = NbdTestClient.attach(a, "vol", id % 2 == 0)) {
+    try (RawNbd c = RawNbd.attach(a, "vol", id % 2 == 0)) {
       Map<Long, Op> inflight = new HashMap<>();
       int sent = 0;
       while (sent < count || !inflight.isEmpty()) {
@@ -273,7 +283,7 @@ class LimitsTest {
     InetSocketAddress a = start(new NbdServer.Config());
     long[] odd = {0, -1, Long.MIN_VALUE, Long.MAX_VALUE, 0x8000_0000L, 0xffff_ffffL};
     boolean reordered = false;
-    try (NbdTestClient c = NbdTestClient.attach(a, "vol", structured)) {
+    try (RawNbd c = RawNbd.attach(a, "vol", structured)) {
       Random r = new Random(structured ? 2 : 1);
       for (int round = 0; round < 20 && !reordered; round++) {
         List<Long> order = new ArrayList<>();
@@ -320,7 +330,7 @@ class LimitsTest {
     byte[] written = new byte[256 << 10];
     r.nextBytes(written);
     long writeAt = 20L << 20;
-    try (NbdTestClient c = NbdTestClient.attach(a, "vol", structured)) {
+    try (RawNbd c = RawNbd.attach(a, "vol", structured)) {
       c.request(CMD_FLAG_FUA, CMD_WRITE, 999, writeAt, written.length, written);
       for (int i = 0; i < 40; i++) { // disjoint from the write
         long off = r.nextInt(16 << 20);
@@ -348,15 +358,14 @@ class LimitsTest {
   @Test
   void stalledReader_doesNotStallOtherClients() throws Exception {
     InetSocketAddress a = start(new NbdServer.Config());
-    try (NbdTestClient stalled = NbdTestClient.attach(a, "vol", false)) {
+    try (RawNbd stalled = RawNbd.attach(a, "vol", false)) {
       for (int i = 0; i < 64; i++) { // 64 MiB of replies it never reads
         stalled.request(0, CMD_READ, i, 0, 1 << 20, null);
       }
       Thread.sleep(500);
-      try (NbdTestClient other = NbdTestClient.attach(a, "vol", true)) {
-        other.setReadTimeout(Duration.ofSeconds(5));
+      NbdClientConfig config = NbdClientConfig.builder(Uris.tcp(a, "vol")).replyTimeout(Duration.ofSeconds(5)).build();
+      try (NbdClient other = NbdClient.connect(config)) {
         assertArrayEquals(expected(8192, 4096), other.read(8192, 4096), "another client while one does not read its replies");
-        other.disconnect();
       }
       stalled.abort();
     }
@@ -366,7 +375,7 @@ class LimitsTest {
   @Test
   void stalledReader_isClosedAfterTheReplyTimeout() throws Exception {
     InetSocketAddress a = start(new NbdServer.Config().replyTimeout(Duration.ofSeconds(1)));
-    try (NbdTestClient stalled = NbdTestClient.attach(a, "vol", false)) {
+    try (RawNbd stalled = RawNbd.attach(a, "vol", false)) {
       for (int i = 0; i < 64; i++) { // far more than the socket buffers hold
         stalled.request(0, CMD_READ, i, 0, 1 << 20, null);
       }

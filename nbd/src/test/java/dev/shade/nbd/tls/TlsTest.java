@@ -10,12 +10,16 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
-import dev.shade.nbd.robustness.NbdTestClient;
-import dev.shade.nbd.robustness.NbdTestClient.OptionReply;
+import dev.shade.nbd.client.NbdClient;
+import dev.shade.nbd.client.NbdClientConfig;
 import dev.shade.nbd.server.NbdServer;
 import dev.shade.nbd.server.Pem;
+import dev.shade.nbd.testing.RawNbd.OptionReply;
+import dev.shade.nbd.testing.RawNbd;
 import dev.shade.nbd.testing.TestCatalog;
 import dev.shade.testing.Tools;
+import dev.shade.testing.nbd.TestPki;
+import dev.shade.testing.nbd.Uris;
 import java.io.ByteArrayInputStream;
 import java.io.File;
 import java.io.IOException;
@@ -190,27 +194,27 @@ class TlsTest {
     byte[] data = new byte[(3 << 20) + 12345];
     new Random(9).nextBytes(data);
     long at = 777_777;
-    try (NbdTestClient c = tlsClient(a, ctx)) {
+    try (RawNbd c = tlsClient(a, ctx)) { // what no correct client sends
       List<OptionReply> again = c.negotiate(OPT_STARTTLS, new byte[0]);
       assertEquals(REP_ERR_INVALID, again.get(0).type(), "STARTTLS once TLS is up (the protocol says MUST be ERR_INVALID): " + again);
-      c.structuredReplies();
       c.go("vol");
+      c.disconnect();
+    }
+    try (NbdClient c = NbdClient.connect(NbdClientConfig.builder(Uris.tls(a, "vol", null)).sslContext(ctx).build())) {
       c.write(at, data);
       assertArrayEquals(data, c.read(at, data.length), "read back over TLS");
-      c.disconnect();
     }
     byte[] stored = Arrays.copyOfRange(catalog.disk(), (int) at, (int) at + data.length);
     assertArrayEquals(data, stored, "what the disk holds after the write over TLS");
-    try (NbdTestClient c = tlsClient(a, ctx)) {
-      c.go("vol@s1");
+    NbdClientConfig snapshot = NbdClientConfig.builder(Uris.tls(a, "vol@s1", pki.clientDir)).structuredReplies(false).build();
+    try (NbdClient c = NbdClient.connect(snapshot)) {
       assertArrayEquals(Arrays.copyOfRange(model, (int) at, (int) at + data.length), c.read(at, data.length), "snapshot over TLS, simple replies");
-      c.disconnect();
     }
     awaitNoConnections();
   }
 
-  private static NbdTestClient tlsClient(InetSocketAddress a, SSLContext ctx) throws IOException {
-    NbdTestClient c = NbdTestClient.connect(a);
+  private static RawNbd tlsClient(InetSocketAddress a, SSLContext ctx) throws IOException {
+    RawNbd c = RawNbd.connect(a);
     try {
       c.handshake(FLAG_C_FIXED_NEWSTYLE | FLAG_C_NO_ZEROES);
       List<OptionReply> ack = c.negotiate(OPT_STARTTLS, new byte[0]);
@@ -229,7 +233,7 @@ class TlsTest {
     SSLContext trustOnly = trustOnly(pki.caCert);
     SSLContext foreign = Pem.serverContext(pki.otherCaDir.resolve("client-cert.pem"), pki.otherCaDir.resolve("client-key.pem"), pki.caCert);
     for (SSLContext ctx : List.of(trustOnly, foreign)) {
-      try (NbdTestClient c = NbdTestClient.connect(a)) {
+      try (RawNbd c = RawNbd.connect(a)) {
         c.handshake(FLAG_C_FIXED_NEWSTYLE | FLAG_C_NO_ZEROES);
         assertEquals(REP_ACK, c.negotiate(OPT_STARTTLS, new byte[0]).get(0).type());
         String who = ctx == trustOnly ? "a client without a certificate" : "a client with a certificate from another CA";
@@ -239,7 +243,7 @@ class TlsTest {
           continue;
         }
         // with TLS 1.3 the client may finish its side of the handshake before the server rejects it
-        c.sendRaw(NbdTestClient.option(IHAVEOPT, OPT_GO, NbdTestClient.infoRequest("vol").length, NbdTestClient.infoRequest("vol")));
+        c.sendRaw(RawNbd.option(IHAVEOPT, OPT_GO, RawNbd.infoRequest("vol").length, RawNbd.infoRequest("vol")));
         assertEquals(0, c.drainUntilClosed().length, "the server answered " + who);
       }
     }
@@ -249,11 +253,11 @@ class TlsTest {
   @Test
   void plaintextOptions_getTlsRequired_exportNameCloses() throws Exception {
     InetSocketAddress a = start();
-    try (NbdTestClient c = NbdTestClient.connect(a)) {
+    try (RawNbd c = RawNbd.connect(a)) {
       c.handshake(FLAG_C_FIXED_NEWSTYLE | FLAG_C_NO_ZEROES);
       int[] options = {OPT_GO, OPT_INFO, OPT_LIST, OPT_STRUCTURED_REPLY, OPT_LIST_META_CONTEXT, OPT_SET_META_CONTEXT, 42};
-      byte[][] data = {NbdTestClient.infoRequest("vol"), NbdTestClient.infoRequest("vol"), new byte[0], new byte[0],
-          NbdTestClient.metaContextRequest("vol"), NbdTestClient.metaContextRequest("vol", CONTEXT_ALLOCATION), new byte[3]};
+      byte[][] data = {RawNbd.infoRequest("vol"), RawNbd.infoRequest("vol"), new byte[0], new byte[0],
+          RawNbd.metaContextRequest("vol"), RawNbd.metaContextRequest("vol", CONTEXT_ALLOCATION), new byte[3]};
       for (int i = 0; i < options.length; i++) {
         List<OptionReply> r = c.negotiate(options[i], data[i]);
         assertEquals(1, r.size(), "option " + options[i] + " before TLS: " + r);
@@ -262,7 +266,7 @@ class TlsTest {
       c.sendOption(OPT_EXPORT_NAME, "vol".getBytes(StandardCharsets.UTF_8));
       assertEquals(0, c.drainUntilClosed().length, "EXPORT_NAME before TLS must end the session without an answer");
     }
-    try (NbdTestClient c = NbdTestClient.connect(a)) {
+    try (RawNbd c = RawNbd.connect(a)) {
       c.handshake(FLAG_C_FIXED_NEWSTYLE);
       List<OptionReply> r = c.negotiate(OPT_ABORT, new byte[0]);
       assertEquals(REP_ACK, r.get(0).type(), "ABORT before TLS: " + r);
@@ -275,7 +279,7 @@ class TlsTest {
   void starttls_silentClient_isClosedByTheHandshakeTimeout() throws Exception {
     requirePki();
     InetSocketAddress a = start(pki.serverKeyPkcs8, Duration.ofSeconds(1));
-    try (NbdTestClient c = NbdTestClient.connect(a)) {
+    try (RawNbd c = RawNbd.connect(a)) {
       long t0 = System.nanoTime();
       c.handshake(FLAG_C_FIXED_NEWSTYLE | FLAG_C_NO_ZEROES);
       assertEquals(REP_ACK, c.negotiate(OPT_STARTTLS, new byte[0]).get(0).type());
@@ -292,8 +296,8 @@ class TlsTest {
     requirePki();
     InetSocketAddress a = start(pki.serverKeyPkcs8, Duration.ofSeconds(30));
     for (byte[] garbage : List.of("GET / HTTP/1.1\r\n\r\n".getBytes(StandardCharsets.US_ASCII),
-        new byte[] {0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5}, NbdTestClient.header(REQUEST_MAGIC, 0, CMD_READ, 1, 0, 512))) {
-      try (NbdTestClient c = NbdTestClient.connect(a)) {
+        new byte[] {0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5}, RawNbd.header(REQUEST_MAGIC, 0, CMD_READ, 1, 0, 512))) {
+      try (RawNbd c = RawNbd.connect(a)) {
         c.handshake(FLAG_C_FIXED_NEWSTYLE | FLAG_C_NO_ZEROES);
         assertEquals(REP_ACK, c.negotiate(OPT_STARTTLS, new byte[0]).get(0).type());
         long t0 = System.nanoTime();
@@ -315,7 +319,7 @@ class TlsTest {
     // whole 30 s handshake timeout: the server closes at once instead.
     requirePki();
     InetSocketAddress a = start(pki.serverKeyPkcs8, Duration.ofSeconds(30));
-    try (NbdTestClient c = NbdTestClient.connect(a)) {
+    try (RawNbd c = RawNbd.connect(a)) {
       c.handshake(FLAG_C_FIXED_NEWSTYLE | FLAG_C_NO_ZEROES);
       byte[] clientHelloStart = {0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5};
       ByteBuffer b = ByteBuffer.allocate(16 + clientHelloStart.length);

@@ -1,10 +1,10 @@
 package dev.shade.requestor.export;
 
-import static dev.shade.requestor.export.Served.filled;
-import static dev.shade.requestor.export.Served.random;
 import static dev.shade.requestor.export.Served.read;
 import static dev.shade.requestor.export.Served.readAll;
 import static dev.shade.requestor.export.Served.write;
+import static dev.shade.testing.Bytes.filled;
+import static dev.shade.testing.Bytes.random;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
@@ -13,6 +13,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.shade.provider.BlockSource;
 import dev.shade.provider.Volume;
 import dev.shade.provider.VolumeConfig;
+import dev.shade.testing.nbd.Exec;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;

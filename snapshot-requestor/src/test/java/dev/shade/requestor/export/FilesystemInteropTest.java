@@ -1,6 +1,6 @@
 package dev.shade.requestor.export;
 
-import static dev.shade.requestor.export.Served.random;
+import static dev.shade.testing.Bytes.random;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
@@ -11,6 +11,7 @@ import dev.shade.nbd.server.NbdServer;
 import dev.shade.provider.Volume;
 import dev.shade.provider.VolumeConfig;
 import dev.shade.testing.Tools;
+import dev.shade.testing.nbd.Exec;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;

@@ -6,6 +6,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.shade.provider.BlockSource;
 import dev.shade.provider.Volume;
 import dev.shade.provider.VolumeConfig;
+import dev.shade.testing.nbd.Exec;
+import dev.shade.testing.nbd.Json;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;

@@ -1,7 +1,7 @@
 package dev.shade.requestor.export;
 
-import static dev.shade.requestor.export.Served.random;
 import static dev.shade.requestor.export.Served.write;
+import static dev.shade.testing.Bytes.random;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -11,6 +11,8 @@ import dev.shade.provider.Extent;
 import dev.shade.provider.Range;
 import dev.shade.provider.Volume;
 import dev.shade.provider.VolumeConfig;
+import dev.shade.testing.nbd.Exec;
+import dev.shade.testing.nbd.Json;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;

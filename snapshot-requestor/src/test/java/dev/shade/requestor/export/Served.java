@@ -4,11 +4,11 @@ import dev.shade.nbd.server.NbdServer;
 import dev.shade.provider.BlockDevice;
 import dev.shade.provider.BlockSource;
 import dev.shade.provider.Volume;
+import dev.shade.testing.nbd.Uris;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
 import java.util.List;
-import java.util.Random;
 
 /** Volumes served through {@link VolumeExports} by an in-process NBD server on loopback, with byte helpers for the tests. */
 final class Served implements AutoCloseable {
@@ -49,7 +49,7 @@ final class Served implements AutoCloseable {
 
   /** The NBD URI of {@code export} over TCP, as libnbd and qemu take it. */
   String uri(String export) {
-    return "nbd://127.0.0.1:" + address().getPort() + "/" + export;
+    return Uris.tcp(address(), export);
   }
 
   @Override
@@ -77,20 +77,6 @@ final class Served implements AutoCloseable {
   }
 
   // ------------------------------------------------------------------ bytes
-
-  /** Reproducible pseudo-random bytes. */
-  static byte[] random(long seed, int length) {
-    byte[] b = new byte[length];
-    new Random(seed).nextBytes(b);
-    return b;
-  }
-
-  /** {@code length} copies of {@code value}. */
-  static byte[] filled(int value, int length) {
-    byte[] b = new byte[length];
-    java.util.Arrays.fill(b, (byte) value);
-    return b;
-  }
 
   static void write(BlockDevice d, long offset, byte[] data) throws IOException {
     d.write(offset, ByteBuffer.wrap(data));

@@ -1,10 +1,9 @@
 package dev.shade.requestor.export;
 
-import static dev.shade.nbd.protocol.Nbd.CMD_FLAG_REQ_ONE;
 import static dev.shade.nbd.protocol.Nbd.EIO;
 import static dev.shade.nbd.protocol.Nbd.REP_ERR_UNKNOWN;
-import static dev.shade.requestor.export.Served.random;
 import static dev.shade.requestor.export.Served.write;
+import static dev.shade.testing.Bytes.random;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -13,12 +12,18 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.shade.nbd.client.NbdClient;
+import dev.shade.nbd.client.NbdClientConfig;
+import dev.shade.nbd.client.NbdErrorException;
+import dev.shade.nbd.client.NbdHandshakeException;
 import dev.shade.nbd.protocol.Extent;
 import dev.shade.nbd.server.NbdExport;
 import dev.shade.nbd.server.NbdServer;
 import dev.shade.provider.SnapshotInfo;
 import dev.shade.provider.Volume;
 import dev.shade.provider.VolumeConfig;
+import dev.shade.testing.nbd.Exec;
+import dev.shade.testing.nbd.Json;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
@@ -99,8 +104,8 @@ class VolumeExportsTest {
     }
     assertEquals(List.of("vol", "vol@s1"), exports.list(true).stream().map(x -> x.name()).toList(), "listed names");
 
-    try (RawClient c = RawClient.connect(served.address(), "vol@id=" + s1.id(), true)) {
-      assertArrayEquals(head, c.read(0, LEN).data(), "vol@id=" + s1.id() + " over NBD");
+    try (NbdClient c = NbdClient.connect(served.uri("vol@id=" + s1.id()))) {
+      assertArrayEquals(head, c.read(0, LEN), "vol@id=" + s1.id() + " over NBD");
     }
   }
 
@@ -163,27 +168,26 @@ class VolumeExportsTest {
       assertEquals(List.of(new Extent(7 * MIB, MIB, 0), new Extent(8 * MIB, block, 1)), e.extents(byId, 7 * MIB, MIB + block),
           "window ending at the end of the block at 8 MiB");
     }
-    try (RawClient c = RawClient.connect(served.address(), "vol@s2", true, List.of(byId))) {
-      RawClient.Reply r = c.blockStatus(2 * MIB + block, 4 * MIB, CMD_FLAG_REQ_ONE);
-      assertEquals(0, r.error(), r.message());
-      assertEquals(1, r.blockStatus().size(), "one context");
-      assertArrayEquals(new long[] {c.contextIds().get(byId), 2L * block, 1}, r.blockStatus().get(0), "REQ_ONE at the second changed block");
+    try (NbdClient c = NbdClient.connect(NbdClientConfig.builder(served.uri("vol@s2")).metaContexts(byId).build())) {
+      Map<String, List<dev.shade.nbd.client.Extent>> r = c.blockStatus(2 * MIB + block, 4 * MIB, true);
+      assertEquals(List.of(byId), new ArrayList<>(r.keySet()), "one context");
+      assertEquals(List.of(new dev.shade.nbd.client.Extent(2 * MIB + block, 2L * block, 1)), r.get(byId), "REQ_ONE at the second changed block");
     }
   }
 
   @Test
   void read_snapshotDeletedWhileAttached_failsWithEio() throws Exception {
-    try (RawClient c = RawClient.connect(served.address(), "vol@s1", true)) {
-      assertArrayEquals(head, c.read(0, LEN).data(), "vol@s1 before the delete");
+    try (NbdClient c = NbdClient.connect(served.uri("vol@s1"))) {
+      assertArrayEquals(head, c.read(0, LEN), "vol@s1 before the delete");
       volume.deleteSnapshot("s1");
       volume.createSnapshot("s2");
-      RawClient.Reply r = c.read(0, LEN);
-      assertEquals(EIO, r.error(), "READ of vol@s1 after s1 was deleted: " + r.message());
-      assertEquals(EIO, c.read(SIZE - LEN, LEN).error(), "a second READ of the deleted vol@s1");
+      NbdErrorException r = assertThrows(NbdErrorException.class, () -> c.read(0, LEN), "READ of vol@s1 after s1 was deleted");
+      assertEquals(EIO, r.errno(), "READ of vol@s1 after s1 was deleted: " + r.serverMessage());
+      assertEquals(EIO, assertThrows(NbdErrorException.class, () -> c.read(SIZE - LEN, LEN)).errno(), "a second READ of the deleted vol@s1");
     }
-    RawClient.OptionException e = assertThrows(RawClient.OptionException.class,
-        () -> RawClient.connect(served.address(), "vol@s1", false), "attaching to the deleted vol@s1");
-    assertEquals(REP_ERR_UNKNOWN, e.replyType, e.getMessage());
+    NbdClientConfig simple = NbdClientConfig.builder(served.uri("vol@s1")).structuredReplies(false).build();
+    NbdHandshakeException e = assertThrows(NbdHandshakeException.class, () -> NbdClient.connect(simple), "attaching to the deleted vol@s1");
+    assertEquals(REP_ERR_UNKNOWN, e.reply(), e.getMessage());
   }
 
   @Test
@@ -192,27 +196,27 @@ class VolumeExportsTest {
     try {
       served.exports.attach(other);
       assertThrows(IllegalArgumentException.class, () -> served.exports.attach(other), "attaching twice");
-      try (RawClient origin = RawClient.connect(served.address(), "vol", true);
-          RawClient snap = RawClient.connect(served.address(), "vol@s1", false);
-          RawClient keep = RawClient.connect(served.address(), "db", true)) {
+      try (NbdClient origin = NbdClient.connect(served.uri("vol"));
+          NbdClient snap = NbdClient.connect(NbdClientConfig.builder(served.uri("vol@s1")).structuredReplies(false).build());
+          NbdClient keep = NbdClient.connect(served.uri("db"))) {
         awaitClients(3);
         List<NbdServer.Client> clients = served.server.clients();
         assertEquals(List.of("db:true", "vol:true", "vol@s1:false"),
             clients.stream().map(x -> x.export() + ":" + x.writable()).sorted().toList(), "clients: " + clients);
         assertTrue(clients.stream().allMatch(x -> x.local() && !x.tls() && x.peer().startsWith("127.0.0.1:")), clients.toString());
 
-        assertEquals(0, origin.read(0, LEN).error(), "vol before the detach");
+        assertEquals(LEN, origin.read(0, LEN).length, "vol before the detach");
         assertTrue(served.exports.detach(volume));
         assertFalse(served.exports.detach(volume), "detached twice");
         assertEquals(2, served.server.disconnect(VolumeExports.exportsOf(volume), Duration.ofSeconds(10)), "connections disconnected");
 
         assertThrows(IOException.class, () -> origin.read(0, LEN), "vol's client is disconnected");
         assertThrows(IOException.class, () -> snap.read(0, LEN), "vol@s1's client is disconnected");
-        assertEquals(0, keep.read(0, LEN).error(), "db's client is still served");
+        assertEquals(LEN, keep.read(0, LEN).length, "db's client is still served");
         assertEquals(List.of("db"), served.server.clients().stream().map(NbdServer.Client::export).toList(), "clients left");
-        RawClient.OptionException e = assertThrows(RawClient.OptionException.class,
-            () -> RawClient.connect(served.address(), "vol", true), "attaching to the detached vol");
-        assertEquals(REP_ERR_UNKNOWN, e.replyType, e.getMessage());
+        NbdHandshakeException e = assertThrows(NbdHandshakeException.class, () -> NbdClient.connect(served.uri("vol")),
+            "attaching to the detached vol");
+        assertEquals(REP_ERR_UNKNOWN, e.reply(), e.getMessage());
       }
     } finally {
       served.exports.detach(other);

@@ -1,4 +1,4 @@
-package dev.shade.nbd.robustness;
+package dev.shade.nbd.testing;
 
 import static dev.shade.nbd.protocol.Nbd.*;
 import static java.nio.charset.StandardCharsets.UTF_8;
@@ -21,6 +21,7 @@ import java.net.SocketTimeoutException;
 import java.nio.ByteBuffer;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -29,13 +30,16 @@ import javax.net.ssl.SSLContext;
 import javax.net.ssl.SSLSocket;
 
 /**
- * A raw NBD client for tests: it sends exactly the bytes it is told to, including garbage, and
- * parses every answer strictly (magics, lengths, cookies, chunk bounds), failing the test on any
- * protocol violation by the server.
+ * NBD frames on one connection, for tests of how the server copes with what a correct client
+ * never sends: malformed or oversized options and requests, options out of order, STARTTLS with
+ * bytes behind it, odd cookies, replies never read. It writes exactly the bytes it is told to and
+ * reads the server's frames strictly (magics, lengths, cookies, chunk bounds), failing the test
+ * on any protocol violation by the server. Tests that speak correct NBD use
+ * {@link dev.shade.nbd.client.NbdClient} instead.
  *
- * <p>Not thread-safe: one test thread per client.
+ * <p>Not thread-safe: one test thread per connection.
  */
-public final class NbdTestClient implements Closeable {
+public final class RawNbd implements Closeable {
   /*
    * Reads time out after TIMEOUT, so a server that neither answers nor closes fails the test
    * instead of hanging it. Replies are matched to requests by cookie; replies to other cookies
@@ -63,7 +67,7 @@ public final class NbdTestClient implements Closeable {
 
     @Override
     public String toString() {
-      return "option " + option + " reply " + replyName(type) + " (" + data.length + " bytes"
+      return optionName(option) + " reply " + replyName(type) + " (" + data.length + " bytes"
           + (isError() && data.length > 0 ? ": " + new String(data, UTF_8) : "") + ")";
     }
   }
@@ -75,8 +79,12 @@ public final class NbdTestClient implements Closeable {
     }
   }
 
-  /** The complete reply to one request: error 0 with data or extents, or an error. */
-  public record Reply(long cookie, int command, int error, String message, byte[] data, Map<Integer, List<long[]>> extents) {
+  /**
+   * The complete reply to one request: error 0 with data or extents, or an error; {@code simple}
+   * when it came as a simple reply, {@code message} the text of an error chunk (null otherwise).
+   */
+  public record Reply(long cookie, int command, int error, String message, byte[] data, Map<Integer, List<long[]>> extents,
+      boolean simple) {
     @Override
     public String toString() {
       return commandName(command) + " cookie " + Long.toHexString(cookie) + ": "
@@ -115,11 +123,13 @@ public final class NbdTestClient implements Closeable {
   private final Map<Long, Partial> partial = new HashMap<>();
   /** Replies that arrived while another cookie was awaited. */
   private final Map<Long, Reply> early = new LinkedHashMap<>();
+  /** What the last successful GO said of the export, or null. */
+  private Attached attached;
   /** Meta contexts chosen by the last SET_META_CONTEXT: id to name. */
   private final Map<Integer, String> contexts = new LinkedHashMap<>();
   private long nextCookie = 1;
 
-  private NbdTestClient(Socket socket) throws IOException {
+  private RawNbd(Socket socket) throws IOException {
     this.plain = socket;
     use(socket);
   }
@@ -131,7 +141,7 @@ public final class NbdTestClient implements Closeable {
   }
 
   /** Opens a TCP connection; reads nothing yet. */
-  public static NbdTestClient connect(InetSocketAddress address) throws IOException {
+  public static RawNbd connect(InetSocketAddress address) throws IOException {
     Socket s = new Socket();
     try {
       s.setTcpNoDelay(true);
@@ -141,13 +151,13 @@ public final class NbdTestClient implements Closeable {
       s.close();
       throw e;
     }
-    return new NbdTestClient(s);
+    return new RawNbd(s);
   }
 
   /** Connects, negotiates as a well-behaved client would and enters transmission on {@code export}. */
-  public static NbdTestClient attach(InetSocketAddress address, String export, boolean structuredReplies, String... contexts)
+  public static RawNbd attach(InetSocketAddress address, String export, boolean structuredReplies, String... contexts)
       throws IOException {
-    NbdTestClient c = connect(address);
+    RawNbd c = connect(address);
     try {
       c.handshake(FLAG_C_FIXED_NEWSTYLE | FLAG_C_NO_ZEROES);
       if (structuredReplies) {
@@ -172,8 +182,9 @@ public final class NbdTestClient implements Closeable {
     return contexts;
   }
 
-  public void setReadTimeout(Duration d) throws SocketException {
-    socket.setSoTimeout((int) d.toMillis());
+  /** The export's size and flags from the last successful GO, or null before one. */
+  public Attached attached() {
+    return attached;
   }
 
   // ------------------------------------------------------------------ handshake
@@ -213,7 +224,7 @@ public final class NbdTestClient implements Closeable {
   }
 
   /** Reads one option reply; fails on a bad magic or an absurd length. */
-  public OptionReply readOptionReply() throws IOException {
+  private OptionReply readOptionReply() throws IOException {
     long magic;
     try {
       magic = in.readLong();
@@ -303,7 +314,8 @@ public final class NbdTestClient implements Closeable {
   /** Enters transmission with OPT_GO; fails unless the server accepts. */
   public Attached go(String export) throws IOException {
     List<OptionReply> replies = negotiate(OPT_GO, infoRequest(export, INFO_BLOCK_SIZE));
-    return attached("GO " + export, replies);
+    attached = attached("GO " + export, replies);
+    return attached;
   }
 
   /** Checks the replies of a successful INFO or GO and returns the export's size and flags. */
@@ -341,7 +353,7 @@ public final class NbdTestClient implements Closeable {
     if (!noZeroes) {
       byte[] zeroes = new byte[124];
       in.readFully(zeroes);
-      assertTrue(allZero(zeroes, 0, zeroes.length), "EXPORT_NAME reply padding is not zero");
+      assertTrue(Arrays.equals(zeroes, new byte[zeroes.length]), "EXPORT_NAME reply padding is not zero");
     }
     return new Attached(size, flags);
   }
@@ -398,11 +410,6 @@ public final class NbdTestClient implements Closeable {
     } catch (IOException e) {
       return false;
     }
-  }
-
-  /** Number of requests sent and not answered. */
-  public int inFlight() {
-    return pending.size();
   }
 
   /** Reads until the reply to {@code cookie} is complete, keeping other replies for later. */
@@ -472,7 +479,7 @@ public final class NbdTestClient implements Closeable {
       data = new byte[(int) p.length()];
       in.readFully(data);
     }
-    return new Reply(cookie, p.command(), error, null, data, Map.of());
+    return new Reply(cookie, p.command(), error, null, data, Map.of(), true);
   }
 
   /** Reads one structured chunk; returns the reply when this chunk completes it. */
@@ -571,7 +578,7 @@ public final class NbdTestClient implements Closeable {
         assertEquals(contexts.keySet(), p.extents.keySet(), where + ": contexts answered");
       }
     }
-    return new Reply(cookie, req.command(), p.error, p.message, p.data == null ? new byte[0] : p.data, p.extents);
+    return new Reply(cookie, req.command(), p.error, p.message, p.data == null ? new byte[0] : p.data, p.extents, false);
   }
 
   private static void cover(Partial p, long offset, long n, String where) {
@@ -595,23 +602,20 @@ public final class NbdTestClient implements Closeable {
     }
   }
 
-  // ------------------------------------------------------------------ convenience
+  // ------------------------------------------------------------------ compositions of frames
+
+  /** Sends one request with a new cookie and waits for its reply. */
+  public Reply call(int flags, int type, long offset, long length, byte[] payload) throws IOException {
+    long cookie = newCookie();
+    request(flags, type, cookie, offset, length, payload);
+    return await(cookie);
+  }
 
   /** Reads {@code length} bytes at {@code offset}; fails on an error reply. */
   public byte[] read(long offset, int length) throws IOException {
-    long cookie = newCookie();
-    request(0, CMD_READ, cookie, offset, length, null);
-    Reply r = await(cookie);
+    Reply r = call(0, CMD_READ, offset, length, null);
     assertEquals(0, r.error(), "READ " + offset + "+" + length + ": " + r);
     return r.data();
-  }
-
-  /** Writes {@code data} at {@code offset}; fails on an error reply. */
-  public void write(long offset, byte[] data) throws IOException {
-    long cookie = newCookie();
-    request(0, CMD_WRITE, cookie, offset, data.length, data);
-    Reply r = await(cookie);
-    assertEquals(0, r.error(), "WRITE " + offset + "+" + data.length + ": " + r);
   }
 
   /** Sends DISC and waits for the server to close; fails if it sends anything. */
@@ -691,35 +695,6 @@ public final class NbdTestClient implements Closeable {
     return out;
   }
 
-  public static boolean allZero(byte[] b, int from, int to) {
-    for (int i = from; i < to; i++) {
-      if (b[i] != 0) {
-        return false;
-      }
-    }
-    return true;
-  }
-
-  /** Name of an option reply type for messages. */
-  public static String replyName(int type) {
-    switch (type) {
-      case REP_ACK: return "ACK";
-      case REP_SERVER: return "SERVER";
-      case REP_INFO: return "INFO";
-      case REP_META_CONTEXT: return "META_CONTEXT";
-      case REP_ERR_UNSUP: return "ERR_UNSUP";
-      case REP_ERR_POLICY: return "ERR_POLICY";
-      case REP_ERR_INVALID: return "ERR_INVALID";
-      case REP_ERR_PLATFORM: return "ERR_PLATFORM";
-      case REP_ERR_TLS_REQD: return "ERR_TLS_REQD";
-      case REP_ERR_UNKNOWN: return "ERR_UNKNOWN";
-      case REP_ERR_SHUTDOWN: return "ERR_SHUTDOWN";
-      case REP_ERR_BLOCK_SIZE_REQD: return "ERR_BLOCK_SIZE_REQD";
-      case REP_ERR_TOO_BIG: return "ERR_TOO_BIG";
-      default: return "0x" + Integer.toHexString(type);
-    }
-  }
-
   private void closeQuietly() {
     try {
       socket.close();
@@ -740,6 +715,6 @@ public final class NbdTestClient implements Closeable {
 
   @Override
   public String toString() {
-    return "test client " + plain.getLocalPort() + " -> " + plain.getRemoteSocketAddress();
+    return "raw NBD connection " + plain.getLocalPort() + " -> " + plain.getRemoteSocketAddress();
   }
 }

@@ -1,7 +1,6 @@
-package dev.shade.requestor.export;
+package dev.shade.testing.nbd;
 
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
-
+import dev.shade.testing.Tools;
 import java.io.File;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -9,15 +8,17 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.LinkedHashSet;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
-import java.util.Set;
 import java.util.concurrent.TimeUnit;
 
-/** Runs external programs with a time limit and captures what they print. */
-final class Exec {
+/**
+ * Runs the external programs that NBD tests check shade against (nbdinfo, nbdcopy, qemu, nbdkit,
+ * fio, openssl) with a time limit, and captures what they print.
+ */
+public final class Exec {
   /*
    * Output goes to temporary files rather than pipes, so a chatty program can never block on a
    * full pipe while we wait for it, and no reader threads are needed. Standard input is
@@ -27,8 +28,12 @@ final class Exec {
    */
   private Exec() {}
 
-  /** Debian packages that provide the tools the interop tests use, for skip messages. */
+  /** Debian packages that provide the tools the tests use, for skip messages. */
   private static final Map<String, String> PACKAGES = Map.ofEntries(
+      Map.entry("nbdkit", "nbdkit"),
+      Map.entry("qemu-nbd", "qemu-utils"),
+      Map.entry("openssl", "openssl"),
+      Map.entry("stat", "coreutils"),
       Map.entry("nbdinfo", "libnbd-bin"),
       Map.entry("nbdcopy", "libnbd-bin"),
       Map.entry("nbdfuse", "nbdfuse"),
@@ -44,9 +49,9 @@ final class Exec {
       Map.entry("sync", "coreutils"));
 
   /** What a finished program did. */
-  record Result(List<String> command, int exitCode, String stdout, String stderr) {
+  public record Result(List<String> command, int exitCode, String stdout, String stderr) {
     /** Returns this when the exit code is 0, else fails with the command and its output. */
-    Result assertSuccess() {
+    public Result assertSuccess() {
       if (exitCode != 0) {
         throw new AssertionError(this + " failed");
       }
@@ -66,47 +71,29 @@ final class Exec {
   }
 
   /** The absolute path of {@code tool} on PATH or in the sbin folders, if any. */
-  static Optional<Path> find(String tool) {
-    Set<String> dirs = new LinkedHashSet<>();
-    String path = System.getenv("PATH");
-    if (path != null) {
-      for (String d : path.split(File.pathSeparator)) {
-        if (!d.isEmpty()) {
-          dirs.add(d);
-        }
-      }
-    }
-    dirs.addAll(List.of("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"));
-    for (String d : dirs) {
-      Path p = Path.of(d, tool);
-      if (Files.isRegularFile(p) && Files.isExecutable(p)) {
-        return Optional.of(p);
-      }
-    }
-    return Optional.empty();
+  public static Optional<Path> find(String tool) {
+    return Tools.find(tool);
   }
 
-  /** Skips the calling test unless every tool is installed, naming the missing ones. */
-  static void assumeTools(String... tools) {
-    List<String> missing = new ArrayList<>();
-    Set<String> packages = new LinkedHashSet<>();
+  /**
+   * Skips the calling test unless every tool is installed, naming the missing ones; under
+   * {@code CI=true} fails it instead (see {@link Tools}).
+   */
+  public static void assumeTools(String... tools) {
+    Map<String, String> wanted = new LinkedHashMap<>();
     for (String t : tools) {
-      if (find(t).isEmpty()) {
-        missing.add(t);
-        packages.add(PACKAGES.getOrDefault(t, t));
-      }
+      wanted.put(t, PACKAGES.getOrDefault(t, t));
     }
-    assumeTrue(missing.isEmpty(), () -> "skipped: " + String.join(", ", missing)
-        + " not installed (Debian: apt-get install " + String.join(" ", packages) + "; bin/test installs them)");
+    Tools.require(wanted);
   }
 
   /** Runs {@code command} to completion, or kills it and fails after {@code timeout}. */
-  static Result run(Duration timeout, String... command) throws IOException, InterruptedException {
+  public static Result run(Duration timeout, String... command) throws IOException, InterruptedException {
     return run(timeout, List.of(command));
   }
 
   /** Runs {@code command} to completion, or kills it and fails after {@code timeout}. */
-  static Result run(Duration timeout, List<String> command) throws IOException, InterruptedException {
+  public static Result run(Duration timeout, List<String> command) throws IOException, InterruptedException {
     Path out = Files.createTempFile("shade-exec-", ".out");
     Path err = Files.createTempFile("shade-exec-", ".err");
     try {
@@ -124,12 +111,12 @@ final class Exec {
   }
 
   /** Starts {@code command} in the background, its output (both streams) going to {@code log}. */
-  static Process start(Path log, List<String> command) throws IOException {
+  public static Process start(Path log, List<String> command) throws IOException {
     return builder(command).redirectErrorStream(true).redirectOutput(log.toFile()).start();
   }
 
   /** Kills the process and everything it started, and waits briefly for it to go. */
-  static void kill(Process p) throws InterruptedException {
+  public static void kill(Process p) throws InterruptedException {
     p.descendants().forEach(ProcessHandle::destroyForcibly);
     p.destroyForcibly();
     p.waitFor(10, TimeUnit.SECONDS);

@@ -1,4 +1,4 @@
-package dev.shade.nbd.interop;
+package dev.shade.testing.nbd;
 
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -9,7 +9,7 @@ import java.util.Map;
  * Parses the JSON that nbdinfo and fio print into maps, lists, strings, longs, doubles,
  * booleans and null.
  */
-final class Json {
+public final class Json {
   /*
    * A plain recursive-descent reader of RFC 8259, enough for tool output: objects keep their
    * key order (LinkedHashMap), integers become Long, other numbers Double. Errors name the
@@ -25,7 +25,7 @@ final class Json {
   }
 
   /** Parses {@code text}, which must hold exactly one JSON value (whitespace aside). */
-  static Object parse(String text) {
+  public static Object parse(String text) {
     Json j = new Json(text);
     Object v = j.value();
     j.skipSpace();
@@ -36,7 +36,7 @@ final class Json {
   }
 
   /** Parses from the first '{' or '[' of {@code text}, ignoring lines a tool printed before. */
-  static Object parseFromFirstBracket(String text) {
+  public static Object parseFromFirstBracket(String text) {
     int obj = text.indexOf('{');
     int arr = text.indexOf('[');
     int start = obj < 0 ? arr : arr < 0 ? obj : Math.min(obj, arr);
@@ -47,7 +47,7 @@ final class Json {
   }
 
   @SuppressWarnings("unchecked")
-  static Map<String, Object> object(Object v) {
+  public static Map<String, Object> object(Object v) {
     if (!(v instanceof Map)) {
       throw new IllegalArgumentException("not a JSON object: " + v);
     }
@@ -55,7 +55,7 @@ final class Json {
   }
 
   @SuppressWarnings("unchecked")
-  static List<Object> array(Object v) {
+  public static List<Object> array(Object v) {
     if (!(v instanceof List)) {
       throw new IllegalArgumentException("not a JSON array: " + v);
     }
@@ -63,7 +63,7 @@ final class Json {
   }
 
   /** The integer member {@code key} of an object. */
-  static long integer(Map<String, Object> obj, String key) {
+  public static long integer(Map<String, Object> obj, String key) {
     Object v = obj.get(key);
     if (!(v instanceof Long)) {
       throw new IllegalArgumentException("member " + key + " is not an integer: " + v + " in " + obj);
