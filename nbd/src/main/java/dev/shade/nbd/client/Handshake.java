@@ -3,6 +3,7 @@ package dev.shade.nbd.client;
 import static dev.shade.nbd.protocol.Nbd.*;
 import static java.nio.charset.StandardCharsets.UTF_8;
 
+import dev.shade.nbd.tls.Pem;
 import java.io.EOFException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -105,7 +106,7 @@ final class Handshake {
         cert = null; // libnbd: client-cert.pem is optional in a tls-certificates directory
         key = null;
       }
-      ctx = TlsFiles.clientContext(config.tlsCa().get(), cert, key);
+      ctx = Pem.clientContext(config.tlsCa().get(), cert, key);
     }
     Reply r = single(OPT_STARTTLS, new byte[0]);
     if (r.type != REP_ACK) {

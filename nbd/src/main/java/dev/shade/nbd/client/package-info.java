@@ -7,7 +7,7 @@
  *
  * <p>Parts, one job each: {@code Transport} (bytes: plain channel, or TLS through an
  * SSLEngine), {@code Handshake} (option haggling), {@code Request} (one request in flight and
- * its reply), {@code Timer} (deadlines), {@code Window} (a copy's read slots), {@code TlsFiles}
+ * its reply), {@code Timer} (deadlines), {@code Window} (a copy's read slots), {@code dev.shade.nbd.tls.Pem}
  * (PEM files to an SSLContext).
  *
  * <p>Locks and threads:

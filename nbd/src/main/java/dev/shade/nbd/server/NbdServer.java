@@ -1,5 +1,6 @@
 package dev.shade.nbd.server;
 
+import dev.shade.nbd.tls.Pem;
 import java.io.Closeable;
 import java.io.IOException;
 import java.net.InetAddress;

@@ -13,7 +13,6 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 import dev.shade.nbd.client.NbdClient;
 import dev.shade.nbd.client.NbdClientConfig;
 import dev.shade.nbd.server.NbdServer;
-import dev.shade.nbd.server.Pem;
 import dev.shade.nbd.testing.RawNbd.OptionReply;
 import dev.shade.nbd.testing.RawNbd;
 import dev.shade.nbd.testing.TestCatalog;

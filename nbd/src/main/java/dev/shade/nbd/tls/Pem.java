@@ -1,10 +1,9 @@
-package dev.shade.nbd.client;
+package dev.shade.nbd.tls;
 
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.security.GeneralSecurityException;
 import java.security.KeyFactory;
@@ -26,50 +25,67 @@ import javax.net.ssl.SSLContext;
 import javax.net.ssl.TrustManagerFactory;
 
 /**
- * Builds a client {@link SSLContext} from the PEM files libnbd and qemu use: the CA that signs
- * the server's certificate and, optionally, the client's certificate (chain) with its private
- * key (PKCS#8, or PKCS#1 RSA).
+ * Builds the {@link SSLContext}s of both ends of an NBD connection from the PEM files operators
+ * already have for nbdkit, qemu-nbd and libnbd: a certificate (chain), its private key (PKCS#8
+ * or PKCS#1 RSA) and the CA that signs the other end's certificates.
  */
-final class TlsFiles {
-  /* The PEM reading is the server's (dev.shade.nbd.server.Pem), kept apart so the client does not depend on the server. */
-  private static final Pattern BLOCK = Pattern.compile("-----BEGIN ([A-Z ]+)-----([A-Za-z0-9+/=\\s]+)-----END \\1-----");
+public final class Pem {
+  private static final Pattern BLOCK = Pattern.compile(
+      "-----BEGIN ([A-Z ]+)-----([A-Za-z0-9+/=\\s]+)-----END \\1-----");
 
-  private TlsFiles() {}
+  private Pem() {}
 
-  /** A context that trusts {@code ca} and presents {@code cert}/{@code key} when they are not null. */
-  static SSLContext clientContext(Path ca, Path cert, Path key) throws IOException {
+  /** A server's context: presents {@code cert}/{@code key} and requires clients signed by {@code ca}. */
+  public static SSLContext serverContext(Path cert, Path key, Path ca) throws IOException {
     try {
-      KeyManager[] kms = null;
-      if (cert != null) {
-        List<X509Certificate> chain = certificates(cert);
-        if (chain.isEmpty()) {
-          throw new IOException("no certificate found in " + cert);
-        }
-        PrivateKey pk = privateKey(key, chain.get(0).getPublicKey().getAlgorithm());
-        KeyStore ks = KeyStore.getInstance("PKCS12");
-        ks.load(null, null);
-        ks.setKeyEntry("client", pk, new char[0], chain.toArray(new Certificate[0]));
-        KeyManagerFactory kmf = KeyManagerFactory.getInstance(KeyManagerFactory.getDefaultAlgorithm());
-        kmf.init(ks, new char[0]);
-        kms = kmf.getKeyManagers();
-      }
-      KeyStore ts = KeyStore.getInstance("PKCS12");
-      ts.load(null, null);
-      List<X509Certificate> cas = certificates(ca);
-      if (cas.isEmpty()) {
-        throw new IOException("no CA certificate found in " + ca);
-      }
-      for (int i = 0; i < cas.size(); i++) {
-        ts.setCertificateEntry("ca" + i, cas.get(i));
-      }
-      TrustManagerFactory tmf = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
-      tmf.init(ts);
-      SSLContext ctx = SSLContext.getInstance("TLS");
-      ctx.init(kms, tmf.getTrustManagers(), new SecureRandom());
-      return ctx;
+      return context(keyManagers(cert, key, "server"), ca);
     } catch (GeneralSecurityException e) {
-      throw new IOException("cannot set up TLS from CA " + ca + ", certificate " + cert + " and key " + key + ": " + e.getMessage(), e);
+      throw new IOException("cannot set up TLS from " + cert + ", " + key + " and " + ca + ": " + e.getMessage(), e);
     }
+  }
+
+  /**
+   * A client's context: trusts servers signed by {@code ca} and presents {@code cert}/{@code key}
+   * when they are not null.
+   */
+  public static SSLContext clientContext(Path ca, Path cert, Path key) throws IOException {
+    try {
+      return context(cert == null ? null : keyManagers(cert, key, "client"), ca);
+    } catch (GeneralSecurityException e) {
+      throw new IOException("cannot set up TLS from CA " + ca + ", certificate " + cert + " and key " + key + ": "
+          + e.getMessage(), e);
+    }
+  }
+
+  private static KeyManager[] keyManagers(Path cert, Path key, String alias) throws IOException, GeneralSecurityException {
+    List<X509Certificate> chain = certificates(cert);
+    if (chain.isEmpty()) {
+      throw new IOException("no certificate found in " + cert);
+    }
+    PrivateKey pk = privateKey(key, chain.get(0).getPublicKey().getAlgorithm());
+    KeyStore ks = KeyStore.getInstance("PKCS12");
+    ks.load(null, null);
+    ks.setKeyEntry(alias, pk, new char[0], chain.toArray(new Certificate[0]));
+    KeyManagerFactory kmf = KeyManagerFactory.getInstance(KeyManagerFactory.getDefaultAlgorithm());
+    kmf.init(ks, new char[0]);
+    return kmf.getKeyManagers();
+  }
+
+  private static SSLContext context(KeyManager[] keys, Path ca) throws IOException, GeneralSecurityException {
+    KeyStore ts = KeyStore.getInstance("PKCS12");
+    ts.load(null, null);
+    List<X509Certificate> cas = certificates(ca);
+    if (cas.isEmpty()) {
+      throw new IOException("no CA certificate found in " + ca);
+    }
+    for (int i = 0; i < cas.size(); i++) {
+      ts.setCertificateEntry("ca" + i, cas.get(i));
+    }
+    TrustManagerFactory tmf = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
+    tmf.init(ts);
+    SSLContext ctx = SSLContext.getInstance("TLS");
+    ctx.init(keys, tmf.getTrustManagers(), new SecureRandom());
+    return ctx;
   }
 
   static List<X509Certificate> certificates(Path file) throws IOException, GeneralSecurityException {
@@ -128,7 +144,7 @@ final class TlsFiles {
     String text;
     try {
       text = Files.readString(file, StandardCharsets.US_ASCII);
-    } catch (NoSuchFileException e) {
+    } catch (java.nio.file.NoSuchFileException e) {
       throw new IOException("TLS file does not exist: " + file);
     }
     List<byte[]> out = new ArrayList<>();
