@@ -1,5 +1,6 @@
 package dev.shade.nbd.client;
 
+import dev.shade.nbd.protocol.ReadAhead;
 import java.io.Closeable;
 import java.io.EOFException;
 import java.io.IOException;
@@ -57,11 +58,12 @@ abstract class Transport implements Closeable {
     final SocketChannel ch;
     private final NbdUri uri;
     private final int socketBuffer;
-    /** Bytes read from the socket and not yet consumed, between position and limit. */
-    private final ByteBuffer ahead = ByteBuffer.allocateDirect(READ_AHEAD).flip();
+    /** Reads the socket; holds what was read and not yet consumed. */
+    private final ReadAhead ahead;
 
     private Plain(SocketChannel ch, NbdUri uri, int socketBuffer) {
       this.ch = ch;
+      this.ahead = new ReadAhead(ch, READ_AHEAD, "the server");
       this.uri = uri;
       this.socketBuffer = socketBuffer;
     }
@@ -80,36 +82,12 @@ abstract class Transport implements Closeable {
 
     @Override
     void readFully(ByteBuffer dst) throws IOException {
-      while (dst.hasRemaining()) {
-        if (ahead.hasRemaining()) {
-          int n = Math.min(ahead.remaining(), dst.remaining());
-          dst.put(dst.position(), ahead, ahead.position(), n);
-          dst.position(dst.position() + n);
-          ahead.position(ahead.position() + n);
-        } else if (dst.remaining() >= READ_AHEAD) {
-          if (ch.read(dst) < 0) {
-            throw new EOFException("the server closed the connection");
-          }
-        } else {
-          ahead.clear();
-          int n = ch.read(ahead);
-          ahead.flip();
-          if (n < 0) {
-            throw new EOFException("the server closed the connection");
-          }
-        }
-      }
+      ahead.readFully(dst);
     }
 
     @Override
     void write(ByteBuffer... srcs) throws IOException {
-      long left = 0;
-      for (ByteBuffer b : srcs) {
-        left += b.remaining();
-      }
-      while (left > 0) {
-        left -= ch.write(srcs);
-      }
+      ReadAhead.writeFully(ch, srcs);
     }
 
     @Override
@@ -119,10 +97,10 @@ abstract class Transport implements Closeable {
 
     /** Runs the TLS handshake as a client after STARTTLS was acknowledged. */
     Transport startTls(SSLContext ctx, String hostname) throws IOException {
-      if (ahead.hasRemaining()) {
+      if (ahead.buffered() > 0) {
         // bytes the server sent before the TLS handshake would be taken as if they had come
         // through TLS (the plaintext injection of CVE-2011-0411)
-        throw new IOException("the server sent " + ahead.remaining() + " bytes after its STARTTLS reply");
+        throw new IOException("the server sent " + ahead.buffered() + " bytes after its STARTTLS reply");
       }
       SSLEngine engine = hostname == null ? ctx.createSSLEngine() : ctx.createSSLEngine(hostname, uri.port());
       engine.setUseClientMode(true);

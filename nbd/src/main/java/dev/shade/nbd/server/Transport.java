@@ -1,5 +1,6 @@
 package dev.shade.nbd.server;
 
+import dev.shade.nbd.protocol.ReadAhead;
 import java.io.Closeable;
 import java.io.EOFException;
 import java.io.IOException;
@@ -50,45 +51,22 @@ abstract class Transport implements Closeable {
     static final int READ_AHEAD = 64 << 10;
 
     private final SocketChannel ch;
-    /** Bytes read from the socket and not yet consumed, between position and limit. */
-    private final ByteBuffer ahead = ByteBuffer.allocateDirect(READ_AHEAD).flip();
+    /** Reads the socket; holds what was read and not yet consumed. */
+    private final ReadAhead ahead;
 
     Plain(SocketChannel ch) {
       this.ch = ch;
+      this.ahead = new ReadAhead(ch, READ_AHEAD, "peer");
     }
 
     @Override
     void readFully(ByteBuffer dst) throws IOException {
-      while (dst.hasRemaining()) {
-        if (ahead.hasRemaining()) {
-          int n = Math.min(ahead.remaining(), dst.remaining());
-          dst.put(dst.position(), ahead, ahead.position(), n);
-          dst.position(dst.position() + n);
-          ahead.position(ahead.position() + n);
-        } else if (dst.remaining() >= READ_AHEAD) {
-          if (ch.read(dst) < 0) {
-            throw new EOFException("peer closed the connection");
-          }
-        } else {
-          ahead.clear();
-          int n = ch.read(ahead);
-          ahead.flip();
-          if (n < 0) {
-            throw new EOFException("peer closed the connection");
-          }
-        }
-      }
+      ahead.readFully(dst);
     }
 
     @Override
     void write(ByteBuffer... srcs) throws IOException {
-      long left = 0;
-      for (ByteBuffer b : srcs) {
-        left += b.remaining();
-      }
-      while (left > 0) {
-        left -= ch.write(srcs);
-      }
+      ReadAhead.writeFully(ch, srcs);
     }
 
     @Override
@@ -103,10 +81,10 @@ abstract class Transport implements Closeable {
 
     @Override
     Transport startTls(SSLContext ctx) throws IOException {
-      if (ahead.hasRemaining()) {
+      if (ahead.buffered() > 0) {
         // bytes sent after STARTTLS but before its reply would be read as if they had come
         // through TLS (the plaintext injection of CVE-2011-0411): refuse the connection
-        throw new IOException("the client sent " + ahead.remaining() + " bytes after STARTTLS before the server's reply");
+        throw new IOException("the client sent " + ahead.buffered() + " bytes after STARTTLS before the server's reply");
       }
       SocketAddress remote = ch.getRemoteAddress();
       if (!(remote instanceof InetSocketAddress)) {
