@@ -10,7 +10,9 @@ import java.io.InterruptedIOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayDeque;
+import java.util.ArrayList;
 import java.util.Deque;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -20,7 +22,12 @@ import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
 import org.HdrHistogram.Histogram;
 
-/** The benchmark of {@code shade bench agent}: snapshot creation through a running agent's control socket, with and without a write load over NBD. */
+/**
+ * The benchmark of {@code shade bench agent}: snapshot creation through a running agent's
+ * control socket, with and without a write load over NBD.
+ *
+ * <p>Not thread-safe: one run at a time per thread; runs share nothing.
+ */
 public final class AgentBench {
   /*
    * One volume (filled with random data, so every first write after a snapshot copies a real
@@ -127,7 +134,7 @@ public final class AgentBench {
     Thread hook = new Thread(cleanup::runQuietly, "shade-bench-agent-cleanup");
     Runtime.getRuntime().addShutdownHook(hook);
     try {
-      Programs.Result engine = Programs.run(work, java.time.Duration.ofSeconds(30), List.of(fio.toString(), "--enghelp=nbd"));
+      Programs.Result engine = Programs.run(work, Duration.ofSeconds(30), List.of(fio.toString(), "--enghelp=nbd"));
       if (!engine.ok()) {
         throw new IOException("this fio has no nbd engine (it needs libnbd): " + engine.failure());
       }
@@ -424,7 +431,7 @@ public final class AgentBench {
   /** The results as aligned lines: the headline figures, then the settings and the machine. */
   @SuppressWarnings("unchecked")
   public static List<String> table(Map<String, Object> r) {
-    List<String> lines = new java.util.ArrayList<>();
+    List<String> lines = new ArrayList<>();
     lines.add(String.format(Locale.ROOT, "%-26s %9s %9s %9s %9s %6s", "snapshot-create, ms", "p50", "p90", "p99", "max", "count"));
     for (String[] row : new String[][] {{"under load", "create_under_load_ms"}, {"idle", "create_idle_ms"},
         {"delete under load", "delete_under_load_ms"}}) {

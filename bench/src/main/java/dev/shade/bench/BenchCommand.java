@@ -278,7 +278,7 @@ public final class BenchCommand implements Callable<Integer> {
             + "snapshots, deleting older ones as it goes. Prints p50, p90, p99 and max of creation "
             + "latency under load (target: p99 10 ms or less) and idle, and fio's IOPS and write "
             + "latency in each phase. Needs fio with its nbd engine; takes about 3 x --seconds plus "
-            + "half a minute. The Java system property shade.bench.dir puts the directory elsewhere.",
+            + "10 s. The Java system property shade.bench.dir puts the directory elsewhere.",
         "See bench/README.md."
       },
       mixinStandardHelpOptions = true,

@@ -7,7 +7,9 @@ import com.fasterxml.jackson.databind.JsonNode;
 import dev.shade.testing.Tools;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
@@ -65,18 +67,18 @@ class BenchAgentCommandTest {
 
   @Test
   void table_showsEveryPhase() {
-    java.util.Map<String, Object> h = new java.util.LinkedHashMap<>();
+    Map<String, Object> h = new LinkedHashMap<>();
     h.put("p50", 1.0);
     h.put("p90", 2.0);
     h.put("p99", 3.0);
     h.put("max", 4.0);
     h.put("count", 5);
-    java.util.Map<String, Object> f = new java.util.LinkedHashMap<>();
+    Map<String, Object> f = new LinkedHashMap<>();
     f.put("without_snapshots_before", 100);
     f.put("with_snapshots", 90);
     f.put("without_snapshots_after", 110);
     f.put("with_vs_without", 0.857);
-    java.util.Map<String, Object> r = new java.util.LinkedHashMap<>();
+    Map<String, Object> r = new LinkedHashMap<>();
     for (String k : List.of("create_under_load_ms", "create_idle_ms", "delete_under_load_ms")) {
       r.put(k, h);
     }
