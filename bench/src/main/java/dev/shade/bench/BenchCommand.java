@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import java.io.PrintWriter;
 import java.io.UncheckedIOException;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.List;
@@ -24,7 +25,7 @@ import picocli.CommandLine.Spec;
     name = "bench",
     header = "Measure shade on this machine.",
     mixinStandardHelpOptions = true,
-    subcommands = {BenchCommand.Cow.class, BenchCommand.Nbd.class})
+    subcommands = {BenchCommand.Cow.class, BenchCommand.Nbd.class, BenchCommand.Client.class, BenchCommand.Agent.class})
 public final class BenchCommand implements Callable<Integer> {
   /** Exit code of a command that did what was asked. */
   private static final int OK = 0;
@@ -42,7 +43,7 @@ public final class BenchCommand implements Callable<Integer> {
         "missing command: choose one of " + String.join(", ", spec.subcommands().keySet()));
   }
 
-  /** What both benchmarks share: output streams, usage errors, the JSON document. */
+  /** What every benchmark shares: output streams, usage errors, progress lines, the JSON document. */
   abstract static class Leaf implements Callable<Integer> {
     /** This command's model, injected by picocli: its streams and its name. */
     @Spec CommandSpec spec;
@@ -58,6 +59,17 @@ public final class BenchCommand implements Callable<Integer> {
     /** A usage error (exit 2) naming what is wrong with the command line. */
     ParameterException usage(String message) {
       return new ParameterException(spec.commandLine(), message);
+    }
+
+    /** Prints nested results as aligned rows of dotted keys and values. */
+    void printRows(Map<?, ?> results) {
+      BenchCommand.printRows(out(), results);
+    }
+
+    /** A progress line on stderr, "bench: " first. */
+    void progress(String line) {
+      err().println("bench: " + line);
+      err().flush();
     }
 
     /** Prints {@code document} as the one JSON document of this command's standard output. */
@@ -90,36 +102,38 @@ public final class BenchCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-      Map<String, Object> results = CowBench.run(line -> {
-        err().println("bench: " + line);
-        err().flush();
-      });
+      Map<String, Object> results = CowBench.run(this::progress);
       if (json) {
         printJson(results);
         return OK;
       }
-      List<String[]> rows = new ArrayList<>();
-      flatten("", results, rows);
-      int width = rows.stream().mapToInt(r -> r[0].length()).max().orElse(0);
-      for (String[] row : rows) {
-        out().printf("%-" + width + "s  %s%n", row[0], row[1]);
-      }
-      out().flush();
+      printRows(results);
       return OK;
     }
+  }
 
-    /** Turns nested maps into rows of dotted keys, e.g. {@code targets_met.rewrite_vs_raw}. */
-    private static void flatten(String prefix, Map<?, ?> map, List<String[]> rows) {
-      for (Map.Entry<?, ?> e : map.entrySet()) {
-        String key = prefix + e.getKey();
-        Object value = e.getValue();
-        if (value instanceof Map<?, ?> nested) {
-          flatten(key + ".", nested, rows);
-        } else if (value instanceof Collection<?> list) {
-          rows.add(new String[] {key, String.join(", ", list.stream().map(String::valueOf).toList())});
-        } else {
-          rows.add(new String[] {key, String.valueOf(value)});
-        }
+  /** Prints nested results as aligned rows of dotted keys and values. */
+  static void printRows(PrintWriter out, Map<?, ?> results) {
+    List<String[]> rows = new ArrayList<>();
+    flatten("", results, rows);
+    int width = rows.stream().mapToInt(r -> r[0].length()).max().orElse(0);
+    for (String[] row : rows) {
+      out.printf("%-" + width + "s  %s%n", row[0], row[1]);
+    }
+    out.flush();
+  }
+
+  /** Turns nested maps into rows of dotted keys, e.g. {@code targets_met.rewrite_vs_raw}. */
+  private static void flatten(String prefix, Map<?, ?> map, List<String[]> rows) {
+    for (Map.Entry<?, ?> e : map.entrySet()) {
+      String key = prefix + e.getKey();
+      Object value = e.getValue();
+      if (value instanceof Map<?, ?> nested) {
+        flatten(key + ".", nested, rows);
+      } else if (value instanceof Collection<?> list) {
+        rows.add(new String[] {key, String.join(", ", list.stream().map(String::valueOf).toList())});
+      } else {
+        rows.add(new String[] {key, String.valueOf(value)});
       }
     }
   }
@@ -173,14 +187,151 @@ public final class BenchCommand implements Callable<Integer> {
       } catch (IllegalArgumentException e) {
         throw usage(e.getMessage());
       }
-      Map<String, Object> results = NbdBench.run(settings, line -> {
-        err().println("bench: " + line);
-        err().flush();
-      });
+      Map<String, Object> results = NbdBench.run(settings, this::progress);
       if (json) {
         printJson(results);
       } else {
         NbdBench.table(results).forEach(out()::println);
+        out().flush();
+      }
+      return OK;
+    }
+  }
+
+  /** {@code shade bench client}. */
+  @Command(
+      name = "client",
+      header = "Measure shade's NBD client against nbdcopy copying an nbdkit export.",
+      description = {
+        "Serves --size of random (non-sparse) data with nbdkit's file plugin on a Unix socket and "
+            + "copies it into a file, alternately with nbdcopy and with shade's client "
+            + "(dev.shade.nbd.client.ExportCopier), with the same --connections, 256 KiB requests and "
+            + "64 requests in flight per connection: 2 untimed copies of each, then --runs timed pairs. "
+            + "Prints each side's MiB/s (min, median, max) and shade's ratio to nbdcopy, as the median "
+            + "of the paired runs' ratios and as the ratio of the medians (target: 0.9 or more). Source "
+            + "and copies live in a temporary directory under /dev/shm (tmpfs: the clients are "
+            + "measured, not a disk), deleted at the end; needs twice --size free there. The Java "
+            + "system property shade.bench.client.dir puts it elsewhere. Needs nbdkit and nbdcopy "
+            + "(Debian: nbdkit, libnbd-bin).",
+        "See bench/README.md."
+      },
+      mixinStandardHelpOptions = true,
+      footerHeading = "%nExamples:%n",
+      footer = {
+        "  shade bench client",
+        "  shade bench client --size 256M --runs 11 --json > client.json",
+        "  shade bench client --connections 1"
+      })
+  static final class Client extends Leaf {
+    @Option(names = "--json", description = "Print the results as one JSON object: {\"ratio_paired_median\", "
+        + "\"ratio_of_medians\", \"target_met\", \"nbdcopy_mib_s\", \"shade_mib_s\", ...}.")
+    boolean json;
+
+    @Option(names = "--size", paramLabel = "SIZE", defaultValue = "1G", converter = ByteSize.class,
+        description = "Size of the export copied (K, M, G: powers of 1024).")
+    long size;
+
+    @Option(names = "--runs", paramLabel = "N", defaultValue = "5",
+        description = "Timed copies of each client, in pairs.")
+    int runs;
+
+    @Option(names = "--connections", paramLabel = "N", defaultValue = "4",
+        description = "NBD connections of each client (nbdcopy -C).")
+    int connections;
+
+    @Override
+    public Integer call() throws Exception {
+      if (size < (1 << 20) || size % (1 << 20) != 0) {
+        throw usage("--size must be a whole number of MiB, at least 1M: " + size);
+      }
+      if (runs < 1 || runs > 1000) {
+        throw usage("--runs must be from 1 to 1000: " + runs);
+      }
+      if (connections < 1 || connections > 64) {
+        throw usage("--connections must be from 1 to 64: " + connections);
+      }
+      Path dir = Path.of(System.getProperty("shade.bench.client.dir", "/dev/shm"));
+      ClientCopyBench.Settings settings = new ClientCopyBench.Settings(dir, size, runs, connections,
+          ClientCopyBench.REQUEST_SIZE, ClientCopyBench.REQUESTS);
+      Map<String, Object> results = ClientCopyBench.run(settings, this::progress);
+      if (json) {
+        printJson(results);
+        return OK;
+      }
+      printRows(results);
+      return OK;
+    }
+  }
+
+  /** {@code shade bench agent}. */
+  @Command(
+      name = "agent",
+      header = "Measure snapshot creation through a running agent, with and without a write load.",
+      description = {
+        "Creates a volume of --size (filled with random data) in a temporary directory under /var/tmp, "
+            + "starts 'shade agent' on it as a child process (NBD on a Unix socket, its own control "
+            + "socket) and, on one control connection, times every snapshot-create end to end: "
+            + "--snapshots of them with nothing else running, then as many while fio writes to the "
+            + "volume over NBD (random 4 KiB writes, iodepth 16), spread evenly over --seconds. fio "
+            + "also runs alone for --seconds before and after, so its write IOPS with and without "
+            + "snapshots being taken compare side by side. Keeps the " + AgentBench.KEEP + " newest "
+            + "snapshots, deleting older ones as it goes. Prints p50, p90, p99 and max of creation "
+            + "latency under load (target: p99 10 ms or less) and idle, and fio's IOPS and write "
+            + "latency in each phase. Needs fio with its nbd engine; takes about 3 x --seconds plus "
+            + "10 s. The Java system property shade.bench.dir puts the directory elsewhere.",
+        "See bench/README.md."
+      },
+      mixinStandardHelpOptions = true,
+      footerHeading = "%nExamples:%n",
+      footer = {
+        "  shade bench agent",
+        "  shade bench agent --snapshots 200 --seconds 40 --json > agent.json",
+        "  shade bench agent --fsync 64",
+        "  SHADE_JAVA_OPTS=-Dshade.bench.dir=/srv/tmp bin/shade bench agent --size 1G"
+      })
+  static final class Agent extends Leaf {
+    @Option(names = "--json", description = "Print the results as one JSON object: {\"create_under_load_ms\": "
+        + "{\"p50\", \"p90\", \"p99\", \"max\", ...}, \"create_idle_ms\", \"target_met\", \"fio_write_iops\", ...}.")
+    boolean json;
+
+    @Option(names = "--snapshots", paramLabel = "N", defaultValue = "100",
+        description = "Snapshots timed idle, and as many under load.")
+    int snapshots;
+
+    @Option(names = "--size", paramLabel = "SIZE", defaultValue = "256M", converter = ByteSize.class,
+        description = "Size of the volume (K, M, G: powers of 1024).")
+    long size;
+
+    @Option(names = "--seconds", paramLabel = "N", defaultValue = "20",
+        description = "How long each fio phase runs (after a 1 s ramp).")
+    int seconds;
+
+    @Option(names = "--fsync", paramLabel = "N", defaultValue = "0",
+        description = "fio flushes after every N writes (fio --fsync=N), as a database's commits do; "
+            + "0: only once, at the end of each phase.")
+    int fsync;
+
+    @Override
+    public Integer call() throws Exception {
+      if (size < (16 << 20) || size % (1 << 20) != 0) {
+        throw usage("--size must be a whole number of MiB, at least 16M: " + size);
+      }
+      if (snapshots < 1 || snapshots > 100_000) {
+        throw usage("--snapshots must be from 1 to 100000: " + snapshots);
+      }
+      if (seconds < 2 || seconds > 3600) {
+        throw usage("--seconds must be from 2 to 3600: " + seconds);
+      }
+      if (fsync < 0) {
+        throw usage("--fsync must not be negative: " + fsync);
+      }
+      AgentBench.Settings settings = new AgentBench.Settings(
+          Path.of(System.getProperty("shade.bench.dir", "/var/tmp")), size, snapshots, seconds, fsync);
+      Map<String, Object> results = AgentBench.run(settings, this::progress);
+      if (json) {
+        printJson(results);
+      } else {
+        AgentBench.table(results).forEach(out()::println);
         out().flush();
       }
       return OK;
