@@ -29,6 +29,8 @@ final class NumberedWriter implements Runnable {
   volatile long flushedUpTo;
   /** The last seq acknowledged; written by the writer thread. */
   volatile long lastAcked;
+  /** The last seq sent (acknowledged or not); written by the writer thread. */
+  volatile long lastIssued;
   /** Set to stop the writer. */
   volatile boolean stop;
   /** Why the writer stopped early, if it did. */
@@ -50,6 +52,7 @@ final class NumberedWriter implements Runnable {
         int slot = (int) (seq % slots);
         fill(b, seq, slot);
         issued[(int) seq] = System.nanoTime();
+        lastIssued = seq;
         client.write((long) slot * BLOCK, b, false);
         acked[(int) seq] = System.nanoTime();
         lastAcked = seq;
@@ -96,16 +99,16 @@ final class NumberedWriter implements Runnable {
 
   /** The last seq whose acknowledgement came before {@code nanos}, or 0. */
   long lastAckedBefore(long nanos) {
-    return lastBefore(acked, nanos);
+    return lastBefore(acked, (int) Math.min(lastAcked, acked.length - 1), nanos);
   }
 
   /** The last seq issued before {@code nanos}, or 0. */
   long lastIssuedBefore(long nanos) {
-    return lastBefore(issued, nanos);
+    return lastBefore(issued, (int) Math.min(lastIssued, issued.length - 1), nanos);
   }
 
-  private long lastBefore(long[] times, long nanos) {
-    int n = (int) Math.min(lastAcked, times.length - 1);
+  /** The last seq in 1..n whose time in {@code times} is below {@code nanos}, or 0. */
+  private static long lastBefore(long[] times, int n, long nanos) {
     // times are increasing in seq: the writer is sequential
     int i = Arrays.binarySearch(times, 1, n + 1, nanos);
     int insertion = i >= 0 ? i : -i - 1;
