@@ -278,7 +278,7 @@ final class CowWriter {
         Snapshot newest = chain.newest();
         if (newest == null) {
           change.apply();
-          wrote(length);
+          writes.incrementAndGet(); // no snapshot to take soon: the page cache may absorb rewrites
           return;
         }
         int[] locked = locks.lockStripes(first, last);
@@ -615,7 +615,13 @@ final class CowWriter {
     flushedWrites.accumulateAndGet(upTo, Math::max);
   }
 
-  /** Counts an origin write of {@code n} bytes: the next flush syncs, and background writeback sees it. */
+  /**
+   * Counts an origin write of {@code n} bytes made while the volume has snapshots: the next
+   * flush syncs, and background writeback sees it. Without snapshots it is not started: a
+   * workload that rewrites its pages between flushes would write them to the disk more often
+   * (fio 4 KiB random writes without flushes on a 256 MiB volume ran at about half the IOPS),
+   * for nothing but a faster first snapshot.
+   */
   private void wrote(long n) {
     writes.incrementAndGet();
     writeback.wrote(n);

@@ -682,6 +682,10 @@ public final class Volume implements BlockDevice {
     return journal;
   }
 
+  OriginWriteback writeback() {
+    return writeback;
+  }
+
   WriteBehind writeBehind() {
     return writeBehind;
   }
