@@ -88,7 +88,7 @@ final class CowWriter {
   private final AtomicLong flushedWrites = new AtomicLong();
   /** Starts writeback of the origin in the background as writes accumulate. */
   private final OriginWriteback writeback;
-  /** How long the write-behind drain of the last flush took: for the DEBUG line of a snapshot. */
+  /** How long the write-behind drain of the latest flush took (any thread's): for the DEBUG line of a snapshot. */
   volatile long lastDrainNanos;
   /** Per thread: at least 1 MiB and one block, for copying runs of blocks. */
   private final ThreadLocal<ByteBuffer> copyBuffers;

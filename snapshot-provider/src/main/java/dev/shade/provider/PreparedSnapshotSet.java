@@ -176,10 +176,10 @@ public final class PreparedSnapshotSet implements AutoCloseable {
       held.clear();
       long tReleased = System.nanoTime();
       if (LOG.isDebugEnabled()) {
-        LOG.debug("snapshot {} of {}: prepare flush {} us (drain {} us), hold wait {} us, write-behind drain {} us, origin flush {} us,"
-            + " record {} us, fold and release {} us", snapName, names(), prepareNanos / 1000, prepareDrainNanos / 1000, (tHeld - t0) / 1000,
-            (tDrained - tHeld) / 1000, (tFlushed - tDrained) / 1000, (tRecorded - tFlushed) / 1000,
-            (tReleased - tRecorded) / 1000);
+        LOG.debug("snapshot {} of {}: prepare flush {} us (drain {} us), hold wait {} us, write-behind drain {} us,"
+            + " origin flush {} us, record {} us, fold and release {} us", snapName, names(), prepareNanos / 1000,
+            prepareDrainNanos / 1000, (tHeld - t0) / 1000, (tDrained - tHeld) / 1000, (tFlushed - tDrained) / 1000,
+            (tRecorded - tFlushed) / 1000, (tReleased - tRecorded) / 1000);
       }
       if (isSet) {
         // after the hold: make "set complete" durable before anyone may delete a member on purpose
