@@ -154,6 +154,23 @@ public final class FileHandle implements Closeable {
     }
   }
 
+  /**
+   * Starts writeback of the range's dirty pages that are not under writeback yet, without
+   * waiting for them ({@code sync_file_range} with WRITE only; {@code length} 0 means to the end
+   * of the file). Makes nothing durable by itself: a later fdatasync then finds less to write.
+   * It may block while the device's request queue is full. A write error of those pages is not
+   * reported here and not consumed: the next fdatasync of the file still reports it.
+   */
+  public void startWriteBack(long offset, long length) throws ErrnoException {
+    requireNonNegative("offset", offset);
+    requireNonNegative("length", length);
+    try {
+      LibC.sync_file_range(fd(), offset, length, 2);
+    } catch (LastErrorException e) {
+      throw error("sync_file_range", e, "offset=" + offset + " length=" + length);
+    }
+  }
+
   /** Flushes data and metadata ({@code fsync}). */
   public void fsync() throws ErrnoException {
     try {

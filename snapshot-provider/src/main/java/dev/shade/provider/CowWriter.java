@@ -86,12 +86,16 @@ final class CowWriter {
   private final AtomicLong writes = new AtomicLong();
   /** Value of {@link #writes} covered by the last completed flush. */
   private final AtomicLong flushedWrites = new AtomicLong();
+  /** Starts writeback of the origin in the background as writes accumulate. */
+  private final OriginWriteback writeback;
+  /** How long the write-behind drain of the latest flush took (any thread's): for the DEBUG line of a snapshot. */
+  volatile long lastDrainNanos;
   /** Per thread: at least 1 MiB and one block, for copying runs of blocks. */
   private final ThreadLocal<ByteBuffer> copyBuffers;
 
   CowWriter(Geometry geometry, String volumeName, Locks locks, SnapshotChain chain, MappedFile origin,
       FileHandle originFile, boolean originIsFile, DiffArea diff, Path diffPath, long diffMax, Journal journal,
-      WriteBehind writeBehind, boolean diffOnJournalDevice, List<VolumeListener> listeners) {
+      WriteBehind writeBehind, boolean diffOnJournalDevice, List<VolumeListener> listeners, OriginWriteback writeback) {
     this.geometry = geometry;
     this.blockSize = geometry.blockSize;
     this.blockShift = geometry.blockShift;
@@ -109,6 +113,7 @@ final class CowWriter {
     this.writeBehind = writeBehind;
     this.diffOnJournalDevice = diffOnJournalDevice;
     this.listeners = listeners;
+    this.writeback = writeback;
     int bs = blockSize;
     this.copyBuffers = ThreadLocal.withInitial(() -> DiffArea.alignedBuffer(Math.max(bs, 1 << 20)));
   }
@@ -273,7 +278,7 @@ final class CowWriter {
         Snapshot newest = chain.newest();
         if (newest == null) {
           change.apply();
-          writes.incrementAndGet();
+          writes.incrementAndGet(); // no snapshot to take soon: the page cache may absorb rewrites
           return;
         }
         int[] locked = locks.lockStripes(first, last);
@@ -302,7 +307,7 @@ final class CowWriter {
                   commitCopies(newest, need, n, slots, crcs, direct);
                 }
                 change.apply();
-                writes.incrementAndGet();
+                wrote(length);
               }
               return;
             } catch (NoSpaceException e) {
@@ -340,7 +345,7 @@ final class CowWriter {
         commitCopies(newest, need, n, slots, crcs, direct);
         settleHeld(offset >>> blockShift, (offset + data.remaining() - 1) >>> blockShift);
         change.apply();
-        writes.incrementAndGet();
+        wrote(data.remaining());
         return;
       }
       synchronized (writeBehind) {
@@ -363,7 +368,7 @@ final class CowWriter {
         }
       } else if (runStart >= 0) {
         writeOrigin(runStart, data.slice((int) (runStart - offset), (int) (pos - runStart)));
-        writes.incrementAndGet();
+        wrote(pos - runStart);
         runStart = -1;
       }
       if (pos == end) {
@@ -420,7 +425,7 @@ final class CowWriter {
     e.snap.put(e.block, Snapshot.pack(e.slot, e.crc));
     if (e.hi > e.lo) {
       originFile.writeFully((e.block << blockShift) + e.lo, e.data.slice(e.lo, e.hi - e.lo));
-      writes.incrementAndGet();
+      wrote(e.hi - e.lo);
     }
     writeBehind.remove(e);
   }
@@ -599,7 +604,9 @@ final class CowWriter {
    * fdatasync (none when nothing was written since the last flush). Caller holds the hold.
    */
   void flushOrigin() throws IOException {
+    long t0 = System.nanoTime();
     writeBehind.drain();
+    lastDrainNanos = System.nanoTime() - t0;
     long upTo = writes.get();
     if (flushedWrites.get() >= upTo) {
       return;
@@ -608,8 +615,20 @@ final class CowWriter {
     flushedWrites.accumulateAndGet(upTo, Math::max);
   }
 
+  /**
+   * Counts an origin write of {@code n} bytes made while the volume has snapshots: the next
+   * flush syncs, and background writeback sees it. Without snapshots it is not started: a
+   * workload that rewrites its pages between flushes would write them to the disk more often
+   * (fio 4 KiB random writes without flushes on a 256 MiB volume ran at about half the IOPS),
+   * for nothing but a faster first snapshot.
+   */
+  private void wrote(long n) {
+    writes.incrementAndGet();
+    writeback.wrote(n);
+  }
+
   /** Counts an origin write made outside this class (revert), so the next flush syncs. */
   void countOriginWrite() {
-    writes.incrementAndGet();
+    wrote(blockSize);
   }
 }

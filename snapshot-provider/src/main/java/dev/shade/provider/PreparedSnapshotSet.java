@@ -44,8 +44,14 @@ public final class PreparedSnapshotSet implements AutoCloseable {
   private final List<Volume> ordered;
   /** Guarded by this. */
   private State state = State.PREPARED;
+  /** How long prepare's flush took, for the DEBUG line of the commit. */
+  private final long prepareNanos;
+  /** The part of it spent committing held writes. */
+  private final long prepareDrainNanos;
 
-  PreparedSnapshotSet(List<Volume> volumes) {
+  PreparedSnapshotSet(List<Volume> volumes, long prepareNanos, long prepareDrainNanos) {
+    this.prepareNanos = prepareNanos;
+    this.prepareDrainNanos = prepareDrainNanos;
     this.volumes = List.copyOf(volumes);
     List<Volume> o = new ArrayList<>(volumes);
     o.sort(Comparator.comparing(v -> v.directory().toAbsolutePath().normalize().toString()));
@@ -89,7 +95,8 @@ public final class PreparedSnapshotSet implements AutoCloseable {
         throw new AlreadyClosedException("volume was closed after the snapshot set was prepared: " + v);
       }
     }
-    long deadline = System.nanoTime() + holdTimeout.toNanos();
+    long t0 = System.nanoTime();
+    long deadline = t0 + holdTimeout.toNanos();
     List<Volume> held = new ArrayList<>();
     List<Snapshot> created = new ArrayList<>();
     long id = 0;
@@ -127,9 +134,15 @@ public final class PreparedSnapshotSet implements AutoCloseable {
         }
       }
       long now = System.currentTimeMillis();
+      long tHeld = System.nanoTime();
+      for (Volume v : ordered) {
+        v.writeBehind().drain();
+      }
+      long tDrained = System.nanoTime();
       for (Volume v : ordered) {
         v.writer().flushOrigin(); // what was written since the early flush
       }
+      long tFlushed = System.nanoTime();
       try {
         for (int i = 0; i < ordered.size(); i++) {
           if (i > 0 && MEMBER_PAUSE_MS > 0) {
@@ -158,8 +171,16 @@ public final class PreparedSnapshotSet implements AutoCloseable {
       for (Volume v : volumes) {
         out.add(v.chain().info(v.chain().byId(id)));
       }
+      long tRecorded = System.nanoTime();
       release(held);
       held.clear();
+      long tReleased = System.nanoTime();
+      if (LOG.isDebugEnabled()) {
+        LOG.debug("snapshot {} of {}: prepare flush {} us (drain {} us), hold wait {} us, write-behind drain {} us,"
+            + " origin flush {} us, record {} us, fold and release {} us", snapName, names(), prepareNanos / 1000,
+            prepareDrainNanos / 1000, (tHeld - t0) / 1000, (tDrained - tHeld) / 1000, (tFlushed - tDrained) / 1000,
+            (tRecorded - tFlushed) / 1000, (tReleased - tRecorded) / 1000);
+      }
       if (isSet) {
         // after the hold: make "set complete" durable before anyone may delete a member on purpose
         for (int i = 0; i < ordered.size(); i++) {

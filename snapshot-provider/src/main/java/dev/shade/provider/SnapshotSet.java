@@ -50,10 +50,13 @@ public final class SnapshotSet {
         throw new IllegalArgumentException("volume named twice in one snapshot set: " + v.directory());
       }
     }
+    long t0 = System.nanoTime();
+    long drain = 0;
     for (Volume v : volumes) {
       v.flush(); // flush ahead of the hold, so the hold only waits for what is written meanwhile
+      drain += v.writer().lastDrainNanos;
     }
-    return new PreparedSnapshotSet(volumes);
+    return new PreparedSnapshotSet(volumes, System.nanoTime() - t0, drain);
   }
 
   /**

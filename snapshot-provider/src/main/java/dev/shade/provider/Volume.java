@@ -55,8 +55,20 @@ public final class Volume implements BlockDevice {
   static final String JOURNAL_FILE = "journal";
   static final String LOCK_FILE = "lock";
   private static final Pattern NAME = Pattern.compile("[A-Za-z0-9][A-Za-z0-9._:+-]{0,127}");
-  /** First writes held in memory until their copies are durable, at most this many bytes (see WriteBehind). */
-  static final long WRITE_BEHIND_BYTES = Long.getLong("shade.writeBehind.bytes", 64L << 20);
+  /**
+   * First writes held in memory until their copies are durable, at most this many bytes (see
+   * WriteBehind). Every flush and snapshot first commits all of them, so this bounds what a
+   * snapshot under a write load waits for: 64 MiB gave a p99 of 110 ms per creation under 4 KiB
+   * random writes through the agent, 8 MiB 55-65 ms (docs/performance.md).
+   */
+  static final long WRITE_BEHIND_BYTES = Long.getLong("shade.writeBehind.bytes", 8L << 20);
+  /**
+   * Background writeback of the origin (see OriginWriteback) starts after this many bytes were
+   * written since the last start ({@code shade.writeback.bytes}, 0 turns it off) ...
+   */
+  static final long WRITEBACK_BYTES = Long.getLong("shade.writeback.bytes", 1L << 20);
+  /** ... or this many milliseconds after the first of them ({@code shade.writeback.ms}, 0 turns it off). */
+  static final long WRITEBACK_MS = Long.getLong("shade.writeback.ms", 5);
   /** How long snapshot creation waits for in-flight I/O to drain before giving up. */
   static final long HOLD_TIMEOUT_MS = Long.getLong("shade.hold.timeout.ms", 5000);
   /** See {@link CowWriter#ORIGIN_PIECE}. */
@@ -75,6 +87,7 @@ public final class Volume implements BlockDevice {
   private final Path diffPath;
   private final Journal journal;
   private final WriteBehind writeBehind;
+  private final OriginWriteback writeback;
   private final Locks locks;
   private final SnapshotChain chain;
   private final CowWriter writer;
@@ -119,23 +132,29 @@ public final class Volume implements BlockDevice {
     this.writeBehind = new WriteBehind(String.valueOf(dir.getFileName()), config.blockSize(), WRITE_BEHIND_BYTES,
         this::commitHeld);
     String name = name(dir);
+    this.writeback = new OriginWriteback(String.valueOf(dir.getFileName()), originFile, WRITEBACK_BYTES, WRITEBACK_MS);
     this.chain = new SnapshotChain(geometry, dir, name, locks, journal, diff, writeBehind, origin, originFile,
         originIsFile, state);
     this.writer = new CowWriter(geometry, name, locks, chain, origin, originFile, originIsFile, diff, diffPath,
-        config.diffMax(), journal, writeBehind, oneDevice, listeners);
+        config.diffMax(), journal, writeBehind, oneDevice, listeners, writeback);
     this.reverter = new Reverter(geometry, locks, chain, writer, writeBehind, journal, diff, diffPath, originFile);
-    long revertPending = Recovery.replay(chain, state.revertPending(), replay.records(), journalFile.path());
-    Recovery.markUsedSlots(chain, diff);
-    if (replay.stale()) {
-      journal.reset(state.generation());
-    }
-    if (revertPending >= 0) {
-      Snapshot target = chain.byId(revertPending);
-      LOG.warn("{}: finishing the revert to snapshot {} that was interrupted", dir, target.name);
-      reverter.finish(target, Progress.NONE);
-    }
-    if (!replay.records().isEmpty()) {
-      chain.fold();
+    try {
+      long revertPending = Recovery.replay(chain, state.revertPending(), replay.records(), journalFile.path());
+      Recovery.markUsedSlots(chain, diff);
+      if (replay.stale()) {
+        journal.reset(state.generation());
+      }
+      if (revertPending >= 0) {
+        Snapshot target = chain.byId(revertPending);
+        LOG.warn("{}: finishing the revert to snapshot {} that was interrupted", dir, target.name);
+        reverter.finish(target, Progress.NONE);
+      }
+      if (!replay.records().isEmpty()) {
+        chain.fold();
+      }
+    } catch (IOException | RuntimeException e) {
+      writeback.close(); // the caller closes the files
+      throw e;
     }
   }
 
@@ -340,7 +359,7 @@ public final class Volume implements BlockDevice {
           chain.fold();
         }
       } finally {
-        closeAll(origin, originFile, diff, journal, lockFile);
+        closeAll(writeback, origin, originFile, diff, journal, lockFile);
       }
     } finally {
       locks.hold.writeLock().unlock();
@@ -666,6 +685,10 @@ public final class Volume implements BlockDevice {
 
   Journal journal() {
     return journal;
+  }
+
+  OriginWriteback writeback() {
+    return writeback;
   }
 
   WriteBehind writeBehind() {

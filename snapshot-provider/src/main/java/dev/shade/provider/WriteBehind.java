@@ -84,8 +84,12 @@ final class WriteBehind implements Closeable {
   private final ConcurrentLinkedQueue<ByteBuffer> pool = new ConcurrentLinkedQueue<>();
   private final AtomicLong pooled = new AtomicLong();
   private final Committer committer;
-  /** One batch at a time, by the committer thread or by whoever drains. */
-  private final ReentrantLock commitLock = new ReentrantLock();
+  /**
+   * One batch at a time, by the committer thread or by whoever drains. Fair: under a steady
+   * stream of first writes the committer takes batch after batch, and a drain (a flush, a
+   * snapshot) would otherwise wait behind several of them instead of the one under way.
+   */
+  private final ReentrantLock commitLock = new ReentrantLock(true);
   private final ExecutorService thread;
   private final AtomicBoolean scheduled = new AtomicBoolean();
   /** Whether the last background commit failed (logged once per run of failures). */
