@@ -46,7 +46,7 @@ public final class AgentBench {
    *   5. fio alone again, every snapshot deleted first, so a drift of the machine over the run
    *      shows (before and after).
    *
-   * The load as the brief of the command gives it never flushes (but once at its end), so each
+   * The load this benchmark defines never flushes (but once at its end), so each
    * snapshot-create, which makes the origin durable before the snapshot takes effect, has to
    * write back whatever the load dirtied since the previous one. --fsync N makes fio flush
    * every N writes (fio --fsync=N, an NBD FLUSH), as a database's commits do, which bounds that.
