@@ -438,22 +438,11 @@ public final class Agent implements Closeable {
         }
         case "query-volumes":
           return queryVolumes();
-        case "volume-attach": {
-          JsonNode d = args.get("directory");
-          if (d == null || !d.isTextual() || d.asText().isEmpty()) {
-            throw new ControlException(ControlException.INVALID_ARGUMENT, "volume-attach needs \"directory\": a path");
-          }
-          return VolumeCommands.info(attach(Path.of(d.asText())));
-        }
-        case "volume-detach": {
-          JsonNode d = args.get("volume");
-          if (d == null || !d.isTextual() || d.asText().isEmpty()) {
-            throw new ControlException(ControlException.INVALID_ARGUMENT,
-                "volume-detach needs \"volume\": a directory, name or uuid");
-          }
-          detach(d.asText());
+        case "volume-attach":
+          return VolumeCommands.info(attach(Path.of(VolumeCommands.text(args, "directory", command))));
+        case "volume-detach":
+          detach(VolumeCommands.text(args, "volume", command));
           return null;
-        }
         case "agent-stop": {
           Runnable r = stopRequest;
           if (r == null) {

@@ -4,9 +4,7 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
-import java.net.InetAddress;
 import java.net.InetSocketAddress;
-import java.net.UnknownHostException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
@@ -14,7 +12,6 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.List;
-import java.util.Locale;
 import java.util.Set;
 
 /**
@@ -138,48 +135,19 @@ public record AgentConfig(Path control, List<Path> volumes, Nbd nbd) {
     return v.asText();
   }
 
-  /** Parses HOST:PORT, [IPv6]:PORT. */
   static InetSocketAddress hostPort(String s, Path file) throws IOException {
-    int colon = s.lastIndexOf(':');
-    if (colon <= 0) {
-      throw new IOException("agent config " + file + ": listen address must be HOST:PORT: " + s);
-    }
-    String host = s.substring(0, colon);
-    if (host.startsWith("[") && host.endsWith("]")) {
-      host = host.substring(1, host.length() - 1);
-    }
-    int port;
     try {
-      port = Integer.parseInt(s.substring(colon + 1));
-    } catch (NumberFormatException e) {
-      throw new IOException("agent config " + file + ": bad port in listen address: " + s);
-    }
-    if (port < 0 || port > 65535) {
-      throw new IOException("agent config " + file + ": port out of range in listen address: " + s);
-    }
-    try {
-      return new InetSocketAddress(InetAddress.getByName(host), port);
-    } catch (UnknownHostException e) {
-      throw new IOException("agent config " + file + ": unknown host in listen address: " + s);
+      return ConfigSyntax.hostPort(s);
+    } catch (IllegalArgumentException e) {
+      throw new IOException("agent config " + file + ": \"nbd.listen\": " + e.getMessage());
     }
   }
 
-  /** Parses 90s, 10m, 1h, 500ms. */
   static Duration duration(String s, Path file) throws IOException {
-    String t = s.strip().toLowerCase(Locale.ROOT);
     try {
-      if (t.endsWith("ms")) {
-        return Duration.ofMillis(Long.parseLong(t.substring(0, t.length() - 2)));
-      } else if (t.endsWith("s")) {
-        return Duration.ofSeconds(Long.parseLong(t.substring(0, t.length() - 1)));
-      } else if (t.endsWith("m")) {
-        return Duration.ofMinutes(Long.parseLong(t.substring(0, t.length() - 1)));
-      } else if (t.endsWith("h")) {
-        return Duration.ofHours(Long.parseLong(t.substring(0, t.length() - 1)));
-      }
-    } catch (NumberFormatException e) {
-      // reported below
+      return ConfigSyntax.duration(s);
+    } catch (IllegalArgumentException e) {
+      throw new IOException("agent config " + file + ": \"nbd.idleTimeout\": " + e.getMessage());
     }
-    throw new IOException("agent config " + file + ": not a duration (like 90s, 10m, 1h): " + s);
   }
 }

@@ -5,7 +5,6 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.PosixFilePermissions;
@@ -53,10 +52,8 @@ public final class AgentMarker {
         return Optional.empty();
       }
       return Optional.of(new Holder(doc.path("pid").asLong(-1), Path.of(doc.get("control").asText())));
-    } catch (NoSuchFileException e) {
-      return Optional.empty();
     } catch (IOException e) {
-      return Optional.empty(); // unreadable or torn: the volume's lock still decides
+      return Optional.empty(); // missing, unreadable or torn: the volume's lock still decides
     }
   }
 

@@ -188,15 +188,20 @@ public final class ControlServer implements Closeable {
       throw new IOException("control socket path is an existing " + (Files.isDirectory(socket) ? "directory" : "file")
           + ", not a socket: " + socket);
     }
-    try (SocketChannel probe = SocketChannel.open(UnixDomainSocketAddress.of(socket))) {
+    if (answers(socket)) {
       throw new IOException("another agent is listening on control socket " + socket);
+    }
+    // nobody answers: a process that is gone left it
+    LOG.info("removing stale control socket {}", socket);
+    Files.deleteIfExists(socket);
+  }
+
+  /** Whether a server accepts connections on {@code socket}. */
+  private static boolean answers(Path socket) {
+    try (SocketChannel probe = SocketChannel.open(UnixDomainSocketAddress.of(socket))) {
+      return true;
     } catch (IOException e) {
-      if (e.getMessage() != null && e.getMessage().startsWith("another agent")) {
-        throw e;
-      }
-      // nobody answers: a process that is gone left it
-      LOG.info("removing stale control socket {} ({})", socket, e.getMessage());
-      Files.deleteIfExists(socket);
+      return false;
     }
   }
 

@@ -302,7 +302,8 @@ public final class VolumeCommands {
 
   // ------------------------------------------------------------------ arguments
 
-  private static String text(JsonNode args, String field, String command) throws ControlException {
+  /** The non-empty string argument {@code field} of {@code command}; InvalidArgument when it is missing or not one. */
+  public static String text(JsonNode args, String field, String command) throws ControlException {
     JsonNode n = args.get(field);
     if (n == null || !n.isTextual() || n.asText().isEmpty()) {
       throw invalid(command + " needs \"" + field + "\": a non-empty string");
