@@ -111,6 +111,9 @@ public record AgentConfig(Path control, List<Path> volumes, Nbd nbd) {
         throw new IOException("agent config " + file + ": \"nbd\" needs \"listen\" (HOST:PORT) or \"socket\" (a path)");
       }
       int max = n.path("maxConnections").asInt(64);
+      if (max < 1) {
+        throw new IOException("agent config " + file + ": \"nbd.maxConnections\" must be at least 1: " + n.get("maxConnections"));
+      }
       Duration idle = n.hasNonNull("idleTimeout") ? duration(string(n, "idleTimeout", file), file) : Duration.ofMinutes(10);
       nbd = new Nbd(listen, socket, cert, key, ca, n.path("allowRemoteWrite").asBoolean(false), max, idle);
     }
