@@ -9,10 +9,12 @@ import dev.shade.provider.SnapshotInfo;
 import dev.shade.provider.SnapshotRef;
 import dev.shade.provider.Volume;
 import dev.shade.requestor.control.ControlException;
+import dev.shade.requestor.writer.Writers;
 import java.io.IOException;
 import java.nio.channels.FileChannel;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
@@ -179,7 +181,47 @@ public final class VolumeCommands {
       }
       vs.add(v);
     }
+    List<String> writers = writers(args);
+    if (!writers.isEmpty()) {
+      Duration freezeTimeout = args.hasNonNull("freezeTimeout")
+          ? Duration.ofMillis(longArg(args, "freezeTimeout", 0, SNAPSHOT_CREATE))
+          : ConsistentSnapshot.DEFAULT_FREEZE_TIMEOUT;
+      if (freezeTimeout.isZero() || freezeTimeout.isNegative()) {
+        throw invalid(SNAPSHOT_CREATE + ": \"freezeTimeout\" must be a positive number of milliseconds");
+      }
+      return ConsistentSnapshot.take(vs, writers, name, freezeTimeout, Map.of());
+    }
     List<SnapshotInfo> taken = vs.size() == 1 ? List.of(vs.get(0).createSnapshot(name)) : Volume.createSnapshotSet(vs, name);
+    return created(vs, taken);
+  }
+
+  /** The writer specs of {@code snapshot-create}'s optional "writers" list. */
+  private static List<String> writers(JsonNode args) throws ControlException {
+    JsonNode list = args.get("writers");
+    if (list == null || list.isNull()) {
+      return List.of();
+    }
+    if (!list.isArray()) {
+      throw invalid(SNAPSHOT_CREATE + ": \"writers\" must be a list of writer specs, e.g. [\"fs:/srv/db\"]");
+    }
+    List<String> out = new ArrayList<>();
+    for (JsonNode w : list) {
+      if (!w.isTextual() || w.asText().isBlank()) {
+        throw invalid(SNAPSHOT_CREATE + ": every member of \"writers\" must be a writer spec string: " + w);
+      }
+      try {
+        // a bad spec fails here, before a guard is started
+        Writers.parse(w.asText()).close();
+      } catch (IllegalArgumentException e) {
+        throw invalid(e.getMessage());
+      }
+      out.add(w.asText());
+    }
+    return out;
+  }
+
+  /** The document of {@code snapshot-create}: the set id and each member's snapshot. */
+  static Map<String, Object> created(List<Volume> vs, List<SnapshotInfo> taken) {
     List<Map<String, Object>> list = new ArrayList<>();
     for (int i = 0; i < taken.size(); i++) {
       Map<String, Object> m = new LinkedHashMap<>();
