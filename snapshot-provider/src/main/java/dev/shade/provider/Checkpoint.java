@@ -11,6 +11,7 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.zip.CRC32C;
 
 /**
@@ -21,17 +22,20 @@ import java.util.zip.CRC32C;
  * int 'SHCK' | int version | long generation | long nextId | long revertPending (-1: none)
  * int snapshots, each: long id | long created | utf name | utf setId ("" none)
  *                      | (version 2) short members | members × utf uuid | byte setComplete
+ *                      | (version 3) attributes (see {@link Attributes}: int count |
+ *                        count × (short keyLength | key | int valueLength | UTF-8 value))
  *                      | int entries | entries × (long block | long slot&lt;&lt;32|crc)
  * int crc32c of everything before
  * </pre>
  *
- * <p>Version 2 added the set members; version 1 files are still read (their sets have no
- * members and count as complete). Only version 2 is written.
+ * <p>Version 2 added the set members, version 3 the attributes; versions 1 and 2 are still
+ * read (a version 1 set has no members and counts as complete; snapshots of both have no
+ * attributes). Only version 3 is written.
  */
 final class Checkpoint {
   static final String FILE = "checkpoint";
   private static final int MAGIC = 0x5348434b;
-  private static final int VERSION = 2;
+  private static final int VERSION = 3;
 
   private Checkpoint() {}
 
@@ -57,6 +61,7 @@ final class Checkpoint {
         out.writeUTF(m);
       }
       out.writeByte(s.setComplete() ? 1 : 0);
+      Attributes.write(out, s.attributes());
       long[] blocks = s.sortedBlocks();
       out.writeInt(blocks.length);
       for (long b : blocks) {
@@ -95,7 +100,7 @@ final class Checkpoint {
         throw damaged(file, "bad magic");
       }
       int version = in.getInt();
-      if (version != 1 && version != VERSION) {
+      if (version < 1 || version > VERSION) {
         throw damaged(file, "unknown version " + version);
       }
       long generation = in.getLong();
@@ -117,12 +122,13 @@ final class Checkpoint {
           }
           complete = in.get() != 0;
         }
+        Map<String, String> attributes = version >= 3 ? Attributes.decode(in) : Map.of();
         int entries = in.getInt();
         BlockTable t = new BlockTable(entries);
         for (int e = 0; e < entries; e++) {
           t.put(in.getLong(), in.getLong());
         }
-        snaps.add(new Snapshot(id, name, created, set.isEmpty() ? null : set, members, complete, t));
+        snaps.add(new Snapshot(id, name, created, set.isEmpty() ? null : set, members, complete, attributes, t));
       }
       if (in.remaining() != 4) {
         throw damaged(file, (in.remaining() - 4) + " unexpected trailing bytes");

@@ -4,6 +4,7 @@ import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 
 /** One logical change to a volume's snapshot state, as written to the journal. */
 sealed interface JournalRecord {
@@ -15,6 +16,10 @@ sealed interface JournalRecord {
   /** A snapshot of a set, with the uuids of all the set's members (format 2 of CREATE). */
   byte CREATE_MEMBER = 6;
   byte SET_COMPLETE = 7;
+  /** Snapshot {@code id}'s attributes were replaced. */
+  byte ATTRIBUTES = 8;
+  /** A snapshot with attributes (format 3 of CREATE: format 2 followed by the attributes). */
+  byte CREATE_ATTRIBUTES = 9;
 
   /** Appends the encoding (type byte first) to {@code out}. */
   void encode(ByteBuffer out);
@@ -25,29 +30,42 @@ sealed interface JournalRecord {
   /**
    * Snapshot {@code id} named {@code name} took effect at {@code createdMillis}; as a member of
    * set {@code setId} (or null) whose volumes have the uuids {@code members} (empty for a single
-   * snapshot). Encoded as CREATE (format 1, what every snapshot used before sets recorded
-   * their members, and still used without members) or CREATE_MEMBER (format 1 followed by
-   * {@code short count | count × utf uuid}).
+   * snapshot), with {@code attributes} (checked by {@link Attributes#checked}). Encoded as
+   * CREATE (format 1, what every snapshot used before sets recorded their members, and still
+   * used without members and attributes), CREATE_MEMBER (format 1 followed by
+   * {@code short count | count × utf uuid}) when it has members but no attributes, or
+   * CREATE_ATTRIBUTES (CREATE_MEMBER's layout followed by the {@link Attributes} encoding)
+   * when it has attributes.
    */
-  record Create(long id, long createdMillis, String name, String setId, List<String> members) implements JournalRecord {
+  record Create(long id, long createdMillis, String name, String setId, List<String> members,
+      Map<String, String> attributes) implements JournalRecord {
     public Create {
       members = List.copyOf(members);
+      attributes = Attributes.checked(attributes);
+    }
+
+    Create(long id, long createdMillis, String name, String setId, List<String> members) {
+      this(id, createdMillis, name, setId, members, Map.of());
     }
 
     Create(long id, long createdMillis, String name, String setId) {
-      this(id, createdMillis, name, setId, List.of());
+      this(id, createdMillis, name, setId, List.of(), Map.of());
     }
 
     @Override
     public void encode(ByteBuffer out) {
-      out.put(members.isEmpty() ? CREATE : CREATE_MEMBER).putLong(id).putLong(createdMillis);
+      byte type = !attributes.isEmpty() ? CREATE_ATTRIBUTES : members.isEmpty() ? CREATE : CREATE_MEMBER;
+      out.put(type).putLong(id).putLong(createdMillis);
       putString(out, name);
       putString(out, setId == null ? "" : setId);
-      if (!members.isEmpty()) {
+      if (type != CREATE) {
         out.putShort((short) members.size());
         for (String m : members) {
           putString(out, m);
         }
+      }
+      if (type == CREATE_ATTRIBUTES) {
+        Attributes.encode(out, attributes);
       }
     }
 
@@ -57,7 +75,25 @@ sealed interface JournalRecord {
       for (String m : members) {
         n += 2 + 3 * m.length();
       }
-      return n + 2;
+      return n + 2 + (attributes.isEmpty() ? 0 : Attributes.encodedSize(attributes));
+    }
+  }
+
+  /** Snapshot {@code id}'s attributes are now {@code attributes} (the whole map, replaced). */
+  record SetAttributes(long id, Map<String, String> attributes) implements JournalRecord {
+    public SetAttributes {
+      attributes = Attributes.checked(attributes);
+    }
+
+    @Override
+    public void encode(ByteBuffer out) {
+      out.put(ATTRIBUTES).putLong(id);
+      Attributes.encode(out, attributes);
+    }
+
+    @Override
+    public int maxSize() {
+      return 9 + Attributes.encodedSize(attributes);
     }
   }
 
@@ -137,20 +173,24 @@ sealed interface JournalRecord {
     byte type = in.get();
     switch (type) {
       case CREATE:
-      case CREATE_MEMBER: {
+      case CREATE_MEMBER:
+      case CREATE_ATTRIBUTES: {
         long id = in.getLong();
         long created = in.getLong();
         String name = getString(in);
         String set = getString(in);
         List<String> members = new ArrayList<>();
-        if (type == CREATE_MEMBER) {
+        if (type != CREATE) {
           int n = Short.toUnsignedInt(in.getShort());
           for (int i = 0; i < n; i++) {
             members.add(getString(in));
           }
         }
-        return new Create(id, created, name, set.isEmpty() ? null : set, members);
+        Map<String, String> attributes = type == CREATE_ATTRIBUTES ? Attributes.decode(in) : Map.of();
+        return new Create(id, created, name, set.isEmpty() ? null : set, members, attributes);
       }
+      case ATTRIBUTES:
+        return new SetAttributes(in.getLong(), Attributes.decode(in));
       case SET_COMPLETE:
         return new SetComplete(in.getLong());
       case DELETE:

@@ -6,6 +6,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
+import java.util.Map;
 import java.util.UUID;
 import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
@@ -77,7 +78,21 @@ public final class PreparedSnapshotSet implements AutoCloseable {
    * @throws VolumeException when the I/O could not be held in time, a member already has a
    *     snapshot of that name, or a record could not be written
    */
-  public synchronized List<SnapshotInfo> commit(String name, Duration holdTimeout) throws IOException {
+  public List<SnapshotInfo> commit(String name, Duration holdTimeout) throws IOException {
+    return commit(name, holdTimeout, Map.of());
+  }
+
+  /**
+   * {@link #commit(String, Duration)} giving every member's snapshot {@code attributes} (null:
+   * none), in the same durable create record as the snapshot itself: after a crash a member
+   * has the snapshot with its attributes or no snapshot. Invalid attributes (see {@link
+   * Volume#setSnapshotAttributes}) are rejected before anything happens, and the set stays
+   * prepared.
+   *
+   * @throws IllegalArgumentException when a key is invalid or the encoded map is over 256 KiB
+   */
+  public synchronized List<SnapshotInfo> commit(String name, Duration holdTimeout, Map<String, String> attributes)
+      throws IOException {
     if (state != State.PREPARED) {
       throw new IllegalStateException("snapshot set of " + names() + " was already "
           + (state == State.ABORTED ? "aborted" : state == State.COMMITTED ? "committed" : "committed, and that commit failed")
@@ -89,6 +104,7 @@ public final class PreparedSnapshotSet implements AutoCloseable {
     if (holdTimeout.isNegative()) {
       throw new IllegalArgumentException("hold timeout is negative: " + holdTimeout);
     }
+    Map<String, String> attrs = Attributes.checked(attributes);
     state = State.FAILED; // until it succeeds: one attempt only
     for (Volume v : ordered) {
       if (v.isClosed()) {
@@ -148,7 +164,7 @@ public final class PreparedSnapshotSet implements AutoCloseable {
           if (i > 0 && MEMBER_PAUSE_MS > 0) {
             pause();
           }
-          created.add(ordered.get(i).chain().create(new JournalRecord.Create(id, now, snapName, setId, members)));
+          created.add(ordered.get(i).chain().create(new JournalRecord.Create(id, now, snapName, setId, members, attrs)));
         }
       } catch (IOException | RuntimeException e) {
         for (int i = 0; i < created.size(); i++) {

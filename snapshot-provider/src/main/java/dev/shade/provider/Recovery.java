@@ -26,7 +26,8 @@ final class Recovery {
    *
    * Replay applies records in order: a create adds a snapshot (raising nextId past it), a
    * delete merges one down, a copy record fills a table entry, "revert begun" without its
-   * "revert ended" leaves a revert to finish, and "set complete" marks a set member. A record
+   * "revert ended" leaves a revert to finish, "attributes" replaces a snapshot's attributes,
+   * and "set complete" marks a set member. A record
    * naming a snapshot that does not exist is damage, except "set complete" (it may follow the
    * end of the snapshot it names in a later generation; it changes nothing then).
    */
@@ -97,6 +98,8 @@ final class Recovery {
       } else if (r instanceof JournalRecord.RevertEnd re) {
         chain.applyRevertEnd(byIdOrDamage(chain, re.id(), journalPath));
         revertPending = -1;
+      } else if (r instanceof JournalRecord.SetAttributes sa) {
+        byIdOrDamage(chain, sa.id(), journalPath).setAttributes(sa.attributes());
       } else if (r instanceof JournalRecord.SetComplete sc) {
         Snapshot s = chain.findId(sc.id());
         if (s != null) {

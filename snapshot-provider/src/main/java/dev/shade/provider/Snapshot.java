@@ -2,6 +2,7 @@ package dev.shade.provider;
 
 import java.time.Instant;
 import java.util.List;
+import java.util.Map;
 
 /**
  * One snapshot's state inside a volume: identity plus its exception table.
@@ -26,20 +27,36 @@ final class Snapshot {
    */
   private volatile boolean setComplete;
   /**
+   * The snapshot's attributes (checked, unmodifiable, in their given order). Replaced, once its
+   * record is durable, under the volume's exclusive hold (or by the opening thread); read
+   * without locks.
+   */
+  private volatile Map<String, String> attributes;
+  /**
    * Blocks whose old contents this snapshot holds: block → {@link #pack}(slot, crc). Guarded by
    * this.
    */
   private final BlockTable table;
 
   Snapshot(long id, String name, long createdMillis, String setId, List<String> members, boolean setComplete,
-      BlockTable table) {
+      Map<String, String> attributes, BlockTable table) {
     this.id = id;
     this.name = name;
     this.createdMillis = createdMillis;
     this.setId = setId;
     this.members = List.copyOf(members);
     this.setComplete = setComplete || this.members.isEmpty();
+    this.attributes = attributes.isEmpty() ? Map.of() : attributes;
     this.table = table;
+  }
+
+  Map<String, String> attributes() {
+    return attributes;
+  }
+
+  /** Replaces the attributes with {@code checked} (from {@link Attributes#checked}). */
+  void setAttributes(Map<String, String> checked) {
+    attributes = checked;
   }
 
   boolean setComplete() {
@@ -114,7 +131,8 @@ final class Snapshot {
   }
 
   SnapshotInfo info(int blockSize) {
-    return new SnapshotInfo(id, name, Instant.ofEpochMilli(createdMillis), (long) slotsUsed() * blockSize, setId);
+    return new SnapshotInfo(id, name, Instant.ofEpochMilli(createdMillis), (long) slotsUsed() * blockSize, setId,
+        attributes);
   }
 
   @Override

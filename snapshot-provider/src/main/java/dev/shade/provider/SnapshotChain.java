@@ -10,6 +10,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
 
 /**
  * A volume's snapshots, oldest first, with their exception tables: the state transitions
@@ -108,7 +109,8 @@ final class SnapshotChain {
 
   /** Adds the snapshot a committed (or replayed) create record names. */
   Snapshot applyCreate(JournalRecord.Create c) {
-    Snapshot s = new Snapshot(c.id(), c.name(), c.createdMillis(), c.setId(), c.members(), false, new BlockTable());
+    Snapshot s = new Snapshot(c.id(), c.name(), c.createdMillis(), c.setId(), c.members(), false,
+        c.attributes(), new BlockTable());
     List<Snapshot> next = new ArrayList<>(snapshots);
     next.add(s);
     snapshots = List.copyOf(next);
@@ -176,6 +178,16 @@ final class SnapshotChain {
   }
 
   /**
+   * Commits the replacement of {@code s}'s attributes by {@code checked} (from {@link
+   * Attributes#checked}), then applies it. Caller holds the hold exclusively (held blocks may
+   * stay held: the record names no block).
+   */
+  void setAttributes(Snapshot s, Map<String, String> checked) throws IOException {
+    journal.commit(new JournalRecord.SetAttributes(s.id, checked));
+    s.setAttributes(checked); // takes effect once durable
+  }
+
+  /**
    * Marks {@code s} as a member of a complete set and appends the record saying so; returns its
    * sequence number for {@link Journal#sync}. Caller holds the hold exclusively.
    */
@@ -213,7 +225,8 @@ final class SnapshotChain {
       i = s.info(geometry.blockSize);
       held = writeBehind.slotsHeldFor(s);
     }
-    return held == 0 ? i : new SnapshotInfo(i.id(), i.name(), i.created(), i.diffBytes() + (long) held * geometry.blockSize, i.setId());
+    return held == 0 ? i : new SnapshotInfo(i.id(), i.name(), i.created(), i.diffBytes() + (long) held * geometry.blockSize,
+        i.setId(), i.attributes());
   }
 
   Snapshot find(String name) {

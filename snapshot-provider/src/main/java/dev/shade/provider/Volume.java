@@ -10,6 +10,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
+import java.util.Map;
 import java.util.UUID;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.regex.Pattern;
@@ -514,7 +515,19 @@ public final class Volume implements BlockDevice {
 
   /** Takes a snapshot now; {@code name} null gives {@code s<id>}. Returns once durable. */
   public SnapshotInfo createSnapshot(String name) throws IOException {
-    return createSnapshotSet(List.of(this), name).get(0);
+    return createSnapshot(name, Map.of());
+  }
+
+  /**
+   * Takes a snapshot now with {@code attributes} (null: none), recorded in the snapshot's own
+   * create record: after a crash the snapshot exists with them or not at all. {@code name} null
+   * gives {@code s<id>}. Returns once durable.
+   *
+   * @throws IllegalArgumentException for an invalid name, key, or attributes over 256 KiB
+   *     encoded (see {@link #setSnapshotAttributes})
+   */
+  public SnapshotInfo createSnapshot(String name, Map<String, String> attributes) throws IOException {
+    return createSnapshotSet(List.of(this), name, attributes).get(0);
   }
 
   /**
@@ -526,8 +539,47 @@ public final class Volume implements BlockDevice {
    * {@code volumes}.
    */
   public static List<SnapshotInfo> createSnapshotSet(List<Volume> volumes, String name) throws IOException {
+    return createSnapshotSet(volumes, name, Map.of());
+  }
+
+  /**
+   * {@link #createSnapshotSet(List, String)} giving every member's snapshot {@code attributes}
+   * (null: none), in each member's create record (see {@link
+   * PreparedSnapshotSet#commit(String, Duration, Map)}).
+   */
+  public static List<SnapshotInfo> createSnapshotSet(List<Volume> volumes, String name, Map<String, String> attributes)
+      throws IOException {
+    Map<String, String> checked = Attributes.checked(attributes); // before the flushes of prepare
     try (PreparedSnapshotSet set = SnapshotSet.prepare(volumes)) {
-      return set.commit(name, Duration.ofMillis(HOLD_TIMEOUT_MS));
+      return set.commit(name, Duration.ofMillis(HOLD_TIMEOUT_MS), checked);
+    }
+  }
+
+  /**
+   * Replaces the whole attribute map of a snapshot with {@code attributes} (null or empty:
+   * none); durable when it returns, and kept across reopen, crash recovery, deletes of other
+   * snapshots (a merge leaves the surviving snapshot's own attributes), a revert to it or to a
+   * newer one, and reconciliation. Holds the volume's I/O for one journal commit, as a delete
+   * does. Returns the snapshot as it now is.
+   *
+   * <p>Keys are 1 to 200 characters of {@code [A-Za-z0-9._-]}; values are any text (valid
+   * UTF-16, so that it encodes to UTF-8), of any length; the whole map of one snapshot must
+   * encode to at most 256 KiB (per entry: key and value bytes in UTF-8 plus 6).
+   *
+   * @throws IllegalArgumentException naming the key that is invalid or makes the map too large
+   * @throws SnapshotNotFoundException when the volume has no such snapshot
+   */
+  public SnapshotInfo setSnapshotAttributes(SnapshotRef ref, Map<String, String> attributes) throws IOException {
+    Map<String, String> checked = Attributes.checked(attributes);
+    locks.hold.writeLock().lock();
+    try {
+      locks.ensureOpen();
+      Snapshot s = chain.require(ref);
+      chain.setAttributes(s, checked);
+      chain.maybeFold();
+      return chain.info(s);
+    } finally {
+      locks.hold.writeLock().unlock();
     }
   }
 

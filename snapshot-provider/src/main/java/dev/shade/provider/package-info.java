@@ -27,9 +27,9 @@
  *     order of their normalised directory paths</td>
  *     <td>read: an I/O call in flight (read, write, flush, snapshot read, changed ranges,
  *     allocation, plan revert); write: the snapshot list and ids ({@code SnapshotChain}),
- *     the journal generation (fold), the closed state</td>
+ *     the snapshots' attributes, the journal generation (fold), the closed state</td>
  *     <td>every call; write-held by snapshot create (a set takes all its members, bounded by
- *     the hold timeout), delete, revert, making room, reconcile, close</td></tr>
+ *     the hold timeout), delete, set attributes, revert, making room, reconcile, close</td></tr>
  * <tr><td>3</td><td>{@code WriteBehind.commitLock}</td><td>one batch of held blocks applied
  *     at a time</td><td>the committer thread (no hold), and drain (under the hold)</td></tr>
  * <tr><td>4</td><td>{@code Locks} stripes (1024 read-write locks, block b uses b mod 1024),
