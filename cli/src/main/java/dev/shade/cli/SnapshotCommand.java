@@ -6,6 +6,8 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.shade.provider.Progress;
 import dev.shade.requestor.ops.VolumeCommands;
 import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
@@ -33,14 +35,25 @@ final class SnapshotCommand extends CommandGroup {
       description = {
         "The snapshot holds every write that returned before it. With several DIRs, one snapshot "
             + "is taken on each volume at the same instant (writes to all of them are held "
-            + "together), and the snapshots share a set id."
+            + "together), and the snapshots share a set id.",
+        "",
+        "With --writer, the snapshot is application-consistent: each writer prepares (PostgreSQL "
+            + "starts a backup), freezes (hooks run, SQLite holds its writers, the filesystem is "
+            + "frozen), the set is committed, and everything is thawed at once. The freeze is a lease "
+            + "held by a guard process: it thaws by itself after --freeze-timeout even if this "
+            + "command hangs or is killed, and then the snapshot is discarded, never kept as if "
+            + "consistent. What a writer returns (PostgreSQL's backup_label) is kept with the "
+            + "snapshot: shade snapshot show lists it."
       },
       mixinStandardHelpOptions = true,
       footerHeading = "%nExamples:%n",
       footer = {
         "  shade snapshot create /var/lib/shade/db",
         "  shade snapshot create /var/lib/shade/db --name before-upgrade",
-        "  shade snapshot create /var/lib/shade/db /var/lib/shade/wal --name nightly   # a set"
+        "  shade snapshot create /var/lib/shade/db /var/lib/shade/wal --name nightly   # a set",
+        "  shade snapshot create /var/lib/shade/db --writer fs:/srv/db --writer sqlite:/srv/db/app.db",
+        "  shade snapshot create /var/lib/shade/pg /var/lib/shade/wal --writer 'postgres:host=127.0.0.1 user=postgres' \\",
+        "      --writer fs:/srv/pg --writer fs:/srv/pg-wal --freeze-timeout 2s --json"
       })
   static final class Create extends ShadeCommand {
     @Parameters(arity = "1..*", paramLabel = "DIR", description = "The volume directories.")
@@ -50,8 +63,22 @@ final class SnapshotCommand extends CommandGroup {
         description = "Snapshot name, unique on each volume. Default: s<id> (per volume).")
     String name;
 
+    @Option(names = "--writer", paramLabel = "SPEC",
+        description = {"An application or filesystem to make consistent for the snapshot (repeatable): "
+            + "fs:MOUNTPOINT, postgres:CONNINFO, sqlite:DBFILE or exec:DIR (a directory of hooks). "
+            + "They are frozen together, applications before filesystems, for as short as it takes "
+            + "to commit the snapshot of every DIR at one instant, then thawed. See docs/writers.md."})
+    List<String> writers = new ArrayList<>();
+
+    @Option(names = "--freeze-timeout", paramLabel = "DURATION", converter = Durations.class,
+        description = "Longest the writers may stay frozen (e.g. 5s, 500ms); past it they are thawed by a guard "
+            + "process whatever this command is doing, and the snapshot is discarded. Default: 5s.")
+    Duration freezeTimeout;
+
     @Option(names = "--json", description = "Print one JSON object: {\"setId\", \"snapshots\": [{\"volume\", "
-        + "\"directory\", \"name\", \"id\", \"created\", \"diffBytes\", \"setId\"}]}.")
+        + "\"directory\", \"name\", \"id\", \"created\", \"diffBytes\", \"setId\"}]}; with --writer also "
+        + "\"writers\" (each one's identify facts, phase durations in ms and metadata), \"freezeMs\" (first "
+        + "freeze to last thaw), \"freezeTimeoutMs\", \"commitMs\" and \"totalMs\".")
     boolean json;
 
     @Override
@@ -69,6 +96,18 @@ final class SnapshotCommand extends CommandGroup {
         refs.add(VolumeAccess.ref(dir));
       }
       args.put("name", name);
+      if (!writers.isEmpty()) {
+        writers.forEach(args.putArray("writers")::add);
+      }
+      if (freezeTimeout != null) {
+        if (writers.isEmpty()) {
+          throw usage("--freeze-timeout needs --writer: without writers nothing is frozen");
+        }
+        if (freezeTimeout.isZero() || freezeTimeout.isNegative()) {
+          throw usage("--freeze-timeout must be positive: " + freezeTimeout);
+        }
+        args.put("freezeTimeout", freezeTimeout.toMillis());
+      }
       JsonNode doc = VolumeAccess.run(VolumeCommands.SNAPSHOT_CREATE, args, dirs, Progress.NONE);
       if (json) {
         printJson(doc);
@@ -83,6 +122,18 @@ final class SnapshotCommand extends CommandGroup {
         out().printf("%sCreated snapshot '%s' (id %d) of volume '%s' at %s.%n",
             setId != null ? "  " : "", s.get("name").asText(), s.get("id").asLong(), s.get("volume").asText(),
             s.get("created").asText());
+      }
+      if (doc.has("writers")) {
+        for (JsonNode w : doc.get("writers")) {
+          JsonNode p = w.path("phases");
+          out().printf("  writer %s: prepare %.1f ms, freeze %.1f ms, thaw %.1f ms, post-snapshot %.1f ms%s%n",
+              w.path("writer").asText(), p.path("prepareMs").asDouble(), p.path("freezeMs").asDouble(),
+              p.path("thawMs").asDouble(), p.path("postSnapshotMs").asDouble(),
+              w.path("metadata").path("files").size() > 0
+                  ? "; metadata: " + w.path("metadata").path("files").size() + " file(s) kept with the snapshot" : "");
+        }
+        out().printf("Writers were frozen for %.1f ms (limit %d ms).%n", doc.path("freezeMs").asDouble(),
+            doc.path("freezeTimeoutMs").asLong());
       }
       out().flush();
       return ExitCodes.OK;

@@ -9,6 +9,7 @@ import dev.shade.provider.VolumeException;
 import dev.shade.requestor.agent.AgentMarker;
 import dev.shade.requestor.control.ControlClient;
 import dev.shade.requestor.control.ControlException;
+import dev.shade.requestor.ops.ConsistentSnapshot;
 import dev.shade.requestor.ops.ImageExistsException;
 import dev.shade.requestor.ops.VolumeCommands;
 import java.io.IOException;
@@ -143,6 +144,8 @@ final class VolumeAccess {
           open.put(ref, Volume.open(dir));
         }
       }
+      // a consistent snapshot whose requestor was killed midway may not be consistent: gone on the next open
+      ConsistentSnapshot.discardUnfinished(new ArrayList<>(open.values()));
       Object result = VolumeCommands.execute(command, args, ref -> {
         Volume v = open.get(ref);
         if (v == null) {

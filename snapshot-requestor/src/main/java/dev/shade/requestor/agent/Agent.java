@@ -13,6 +13,7 @@ import dev.shade.requestor.control.ControlHandler;
 import dev.shade.requestor.control.ControlServer;
 import dev.shade.requestor.control.ControlSession;
 import dev.shade.requestor.export.VolumeExports;
+import dev.shade.requestor.ops.ConsistentSnapshot;
 import dev.shade.requestor.ops.VolumeCommands;
 import java.io.Closeable;
 import java.io.IOException;
@@ -311,6 +312,8 @@ public final class Agent implements Closeable {
       LOG.warn("snapshot set {} (snapshot '{}') has members this agent does not hold ({}); it is kept as it is until "
           + "they are attached", s.setId(), s.snapshotName(), s.missingFrom());
     }
+    // snapshots whose writers never finished (the agent was killed mid-snapshot) may not be consistent
+    ConsistentSnapshot.discardUnfinished(volumes);
   }
 
   /** Refuses to roll back the origin of {@code v} while an NBD client may write to it (it would see its data change underneath). */

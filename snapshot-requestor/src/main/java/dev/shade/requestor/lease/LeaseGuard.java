@@ -142,6 +142,9 @@ public final class LeaseGuard {
         reply.removeAll();
         reply.put("ok", false);
         reply.put("error", message(e));
+        if (e instanceof Expired) {
+          reply.put("expired", true);
+        }
         String why = releasedReason();
         if (why != null) {
           reply.put("released", why);
@@ -247,8 +250,7 @@ public final class LeaseGuard {
   private void thaw(ObjectNode reply) throws IOException {
     synchronized (this) {
       if (released != null) {
-        reply.put("expired", true);
-        throw new IOException(released + "; the writers were thawed "
+        throw new Expired(released + "; the writers were thawed "
             + ms(releasedNanos - firstFreezeNanos) + " ms after the first freeze, before the snapshot was confirmed");
       }
       thawing = true;
@@ -355,6 +357,15 @@ public final class LeaseGuard {
   private synchronized void reply(ObjectNode reply) {
     out.println(reply.toString());
     out.flush();
+  }
+
+  /** The lease had ended before the thaw. */
+  private static final class Expired extends IOException {
+    private static final long serialVersionUID = 1L;
+
+    Expired(String message) {
+      super(message);
+    }
   }
 
   private interface Step {
