@@ -25,7 +25,9 @@ import picocli.CommandLine.Parameters;
       SnapshotCommand.ListSnapshots.class,
       SnapshotCommand.Delete.class,
       SnapshotCommand.Export.class,
-      SnapshotCommand.Diff.class
+      SnapshotCommand.Diff.class,
+      SnapshotWriterCommands.Metadata.class,
+      SnapshotWriterCommands.BackupCompleteCommand.class
     })
 final class SnapshotCommand extends CommandGroup {
   /** {@code shade snapshot create}. */

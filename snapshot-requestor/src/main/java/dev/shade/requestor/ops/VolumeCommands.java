@@ -56,10 +56,12 @@ public final class VolumeCommands {
   public static final String SNAPSHOT_DELETE = "snapshot-delete";
   public static final String SNAPSHOT_EXPORT = "snapshot-export";
   public static final String SNAPSHOT_DIFF = "snapshot-diff";
+  public static final String SNAPSHOT_BACKUP_COMPLETE = "snapshot-backup-complete";
 
   /** Every command this class carries out. */
   public static final List<String> COMMANDS = List.of(VOLUME_INFO, VOLUME_IMPORT, VOLUME_EXPORT, VOLUME_REVERT_PLAN,
-      VOLUME_REVERT, SNAPSHOT_CREATE, SNAPSHOT_LIST, SNAPSHOT_DELETE, SNAPSHOT_EXPORT, SNAPSHOT_DIFF);
+      VOLUME_REVERT, SNAPSHOT_CREATE, SNAPSHOT_LIST, SNAPSHOT_DELETE, SNAPSHOT_EXPORT, SNAPSHOT_DIFF,
+      SNAPSHOT_BACKUP_COMPLETE);
 
   private VolumeCommands() {}
 
@@ -127,6 +129,8 @@ public final class VolumeCommands {
       case SNAPSHOT_DIFF:
         return diff(volumes.get(text(args, "volume", command)), ref(args, "from", command),
             args.hasNonNull("to") ? ref(args, "to", command) : null);
+      case SNAPSHOT_BACKUP_COMPLETE:
+        return BackupComplete.run(volumes.get(text(args, "volume", command)), ref(args, "snapshot", command));
       default:
         throw new ControlException(ControlException.COMMAND_NOT_FOUND, "no such command: " + command);
     }
