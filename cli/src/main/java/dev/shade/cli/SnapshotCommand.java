@@ -9,20 +9,23 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashSet;
+import java.util.Iterator;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
-/** {@code shade snapshot}: take, list, delete, export and compare snapshots. */
+/** {@code shade snapshot}: take, list, show, delete, export and compare snapshots. */
 @Command(
     name = "snapshot",
-    header = "Create, list, delete, export and compare snapshots.",
+    header = "Create, list, show, delete, export and compare snapshots.",
     mixinStandardHelpOptions = true,
     subcommands = {
       SnapshotCommand.Create.class,
       SnapshotCommand.ListSnapshots.class,
+      SnapshotCommand.Show.class,
       SnapshotCommand.Delete.class,
       SnapshotCommand.Export.class,
       SnapshotCommand.Diff.class,
@@ -52,6 +55,7 @@ final class SnapshotCommand extends CommandGroup {
       footer = {
         "  shade snapshot create /var/lib/shade/db",
         "  shade snapshot create /var/lib/shade/db --name before-upgrade",
+        "  shade snapshot create /var/lib/shade/db --name pre-deploy --attribute ticket=OPS-12",
         "  shade snapshot create /var/lib/shade/db /var/lib/shade/wal --name nightly   # a set",
         "  shade snapshot create /var/lib/shade/db --writer fs:/srv/db --writer sqlite:/srv/db/app.db",
         "  shade snapshot create /var/lib/shade/pg /var/lib/shade/wal --writer 'postgres:host=127.0.0.1 user=postgres' \\",
@@ -77,9 +81,14 @@ final class SnapshotCommand extends CommandGroup {
             + "process whatever this command is doing, and the snapshot is discarded. Default: 5s.")
     Duration freezeTimeout;
 
+    @Option(names = "--attribute", paramLabel = "KEY=VALUE",
+        description = "An attribute of the snapshot (repeatable), kept with it in the volume's records; every "
+            + "member of a set gets it. KEY: 1-200 letters, digits and . _ -.")
+    List<String> attributes = new ArrayList<>();
+
     @Option(names = "--json", description = "Print one JSON object: {\"setId\", \"snapshots\": [{\"volume\", "
-        + "\"directory\", \"name\", \"id\", \"created\", \"diffBytes\", \"setId\"}]}; with --writer also "
-        + "\"writers\" (each one's identify facts, phase durations in ms and metadata), \"freezeMs\" (first "
+        + "\"directory\", \"name\", \"id\", \"created\", \"diffBytes\", \"setId\", \"attributes\"}]}; with --writer "
+        + "also \"writers\" (each one's identify facts, phase durations in ms and metadata), \"freezeMs\" (first "
         + "freeze to last thaw), \"freezeTimeoutMs\", \"commitMs\" and \"totalMs\".")
     boolean json;
 
@@ -109,6 +118,20 @@ final class SnapshotCommand extends CommandGroup {
           throw usage("--freeze-timeout must be positive: " + freezeTimeout);
         }
         args.put("freezeTimeout", freezeTimeout.toMillis());
+      }
+      if (!attributes.isEmpty()) {
+        ObjectNode attrs = args.putObject("attributes");
+        for (String a : attributes) {
+          int eq = a.indexOf('=');
+          if (eq < 0) {
+            throw usage("--attribute needs KEY=VALUE: " + a);
+          }
+          String key = a.substring(0, eq);
+          if (attrs.has(key)) {
+            throw usage("--attribute " + key + " given twice");
+          }
+          attrs.put(key, a.substring(eq + 1));
+        }
       }
       JsonNode doc = VolumeAccess.run(VolumeCommands.SNAPSHOT_CREATE, args, dirs, Progress.NONE);
       if (json) {
@@ -154,7 +177,7 @@ final class SnapshotCommand extends CommandGroup {
     Path dir;
 
     @Option(names = "--json", description = "Print one JSON array of {\"name\", \"id\", \"created\", "
-        + "\"diffBytes\", \"setId\"}.")
+        + "\"diffBytes\", \"setId\", \"attributes\"}.")
     boolean json;
 
     @Override
@@ -178,6 +201,62 @@ final class SnapshotCommand extends CommandGroup {
       for (JsonNode s : snaps) {
         out().printf(row, s.get("name").asText(), s.get("id").asLong(), s.get("created").asText(),
             Sizes.format(s.get("diffBytes").asLong()), s.get("setId").isNull() ? "-" : s.get("setId").asText());
+      }
+      out().flush();
+      return ExitCodes.OK;
+    }
+  }
+
+  /** {@code shade snapshot show}. */
+  @Command(
+      name = "show",
+      header = "Show one snapshot, with its attributes.",
+      mixinStandardHelpOptions = true,
+      footerHeading = "%nExamples:%n",
+      footer = {"  shade snapshot show /var/lib/shade/db nightly", "  shade snapshot show /var/lib/shade/db id=4 --json"})
+  static final class Show extends ShadeCommand {
+    @Parameters(index = "0", paramLabel = "DIR", description = "The volume's directory.")
+    Path dir;
+
+    @Parameters(index = "1", paramLabel = "SNAPSHOT", description = "The snapshot: its name, or id=ID.")
+    String snapshot;
+
+    @Option(names = "--json", description = "Print one JSON object: {\"volume\", \"volumeUuid\", \"name\", "
+        + "\"id\", \"created\", \"diffBytes\", \"setId\", \"attributes\": {KEY: VALUE}}.")
+    boolean json;
+
+    @Override
+    public Integer call() throws Exception {
+      ObjectNode args = volumeArgs(dir).put("snapshot", snapshot);
+      JsonNode doc = VolumeAccess.run(VolumeCommands.SNAPSHOT_SHOW, args, List.of(dir), Progress.NONE);
+      if (json) {
+        printJson(doc);
+        return ExitCodes.OK;
+      }
+      long diff = doc.get("diffBytes").asLong();
+      out().printf("name:       %s%n", doc.get("name").asText());
+      out().printf("id:         %d%n", doc.get("id").asLong());
+      out().printf("created:    %s%n", doc.get("created").asText());
+      out().printf("diff bytes: %d (%s)%n", diff, Sizes.format(diff));
+      out().printf("set id:     %s%n", doc.get("setId").isNull() ? "-" : doc.get("setId").asText());
+      JsonNode attrs = doc.get("attributes");
+      if (attrs.isEmpty()) {
+        out().printf("attributes: none%n");
+      } else {
+        out().printf("attributes:%n");
+        for (Iterator<Map.Entry<String, JsonNode>> it = attrs.fields(); it.hasNext(); ) {
+          Map.Entry<String, JsonNode> e = it.next();
+          String value = e.getValue().asText();
+          if (value.indexOf('\n') < 0 && value.indexOf('\r') < 0) {
+            out().printf("  %s: %s%n", e.getKey(), value);
+            continue;
+          }
+          out().printf("  %s:%n", e.getKey());
+          String body = value.endsWith("\n") ? value.substring(0, value.length() - 1) : value;
+          for (String line : body.split("\r?\n|\r", -1)) {
+            out().printf("    %s%n", line);
+          }
+        }
       }
       out().flush();
       return ExitCodes.OK;

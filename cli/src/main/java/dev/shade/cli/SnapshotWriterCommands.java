@@ -186,14 +186,8 @@ final class SnapshotWriterCommands {
 
   /** The JSON of snapshot {@code name} (a name or id=N) of the volume in {@code dir}. */
   static JsonNode find(Path dir, String name) throws IOException, CommandException {
-    ObjectNode args = ShadeCommand.volumeArgs(dir);
-    JsonNode doc = VolumeAccess.run(VolumeCommands.SNAPSHOT_LIST, args, List.of(dir), Progress.NONE);
-    for (JsonNode s : doc.path("snapshots")) {
-      if (name.equals(s.path("name").asText()) || name.equals("id=" + s.path("id").asLong())) {
-        return s;
-      }
-    }
-    throw new CommandException("volume " + dir + " has no snapshot " + name);
+    ObjectNode args = ShadeCommand.volumeArgs(dir).put("snapshot", name);
+    return VolumeAccess.run(VolumeCommands.SNAPSHOT_SHOW, args, List.of(dir), Progress.NONE);
   }
 
   private static Set<PosixFilePermission> permissions(int mode) {

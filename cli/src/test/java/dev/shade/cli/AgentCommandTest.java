@@ -56,7 +56,8 @@ class AgentCommandTest {
     assertEquals("one", snap.get("name").asText());
     assertTrue(snap.get("id").asLong() > 0 && !snap.get("volumeUuid").asText().isEmpty(), created::toString);
     Cli.run("volume", "import", db, data, "--offset", "1M").ok();
-    Cli.run("snapshot", "create", db, "--name", "two").ok();
+    Cli.run("snapshot", "create", db, "--name", "two", "--attribute", "writer=test",
+        "--attribute", "label=line one\nline two\n").ok();
 
     // the same commands with the agent, then without it, on an unchanged volume
     List<List<Object>> commands = List.of(
@@ -65,7 +66,9 @@ class AgentCommandTest {
         List.of("snapshot", "diff", db, "one"), List.of("snapshot", "diff", db, "one", "two", "--json"),
         List.of("snapshot", "delete", db, "nope"), List.of("snapshot", "diff", db, "nope"),
         List.of("snapshot", "create", db, "--name", "one"),
-        List.of("snapshot", "export", db, "one", tmp.resolve("data.bin")));
+        List.of("snapshot", "export", db, "one", tmp.resolve("data.bin")),
+        List.of("snapshot", "show", db, "two"), List.of("snapshot", "show", db, "id=1", "--json"),
+        List.of("snapshot", "show", db, "nope"));
     List<Cli.Result> viaAgent = new ArrayList<>();
     for (List<Object> c : commands) {
       viaAgent.add(Cli.run(c.toArray()));
@@ -84,6 +87,8 @@ class AgentCommandTest {
     }
     assertEquals(1, viaAgent.get(6).code(), "a missing snapshot fails with exit 1");
     assertTrue(viaAgent.get(9).err().contains("pass --force"), viaAgent.get(9)::toString);
+    assertTrue(viaAgent.get(10).out().contains("  label:\n    line one\n    line two\n"), viaAgent.get(10)::toString);
+    assertEquals(1, viaAgent.get(12).code(), viaAgent.get(12)::toString);
   }
 
   @Test

@@ -268,4 +268,70 @@ class SnapshotCommandTest {
     assertFails(Cli.run("snapshot", "create", db, tmp.resolve("x/../db")), ExitCodes.USAGE, "volume named twice");
     assertEquals(List.of(), TestVolumes.state(db).snapshots());
   }
+
+  @Test
+  void create_withAttributes_showAndListCarryThem() {
+    Path dir = TestVolumes.create(tmp.resolve("db"), "1M");
+    JsonNode doc = Cli.run("snapshot", "create", dir, "--name", "n", "--attribute", "writer=postgresql",
+        "--attribute", "backup_label=START WAL LOCATION: 0/2000028\nCHECKPOINT LOCATION: 0/2000060\n",
+        "--attribute", "empty=", "--attribute", "eq=a=b", "--json").ok().json();
+    JsonNode attrs = doc.get("snapshots").get(0).get("attributes");
+    assertEquals("postgresql", attrs.get("writer").asText());
+    assertEquals("", attrs.get("empty").asText());
+    assertEquals("a=b", attrs.get("eq").asText(), "the value runs from the first '='");
+    assertEquals(List.of("writer", "backup_label", "empty", "eq"), fieldNames(attrs), "order kept");
+
+    JsonNode shown = Cli.run("snapshot", "show", dir, "n", "--json").ok().json();
+    assertEquals("db", shown.get("volume").asText());
+    assertFalse(shown.get("volumeUuid").asText().isEmpty());
+    assertEquals("n", shown.get("name").asText());
+    assertEquals(1, shown.get("id").asLong());
+    assertEquals(attrs, shown.get("attributes"));
+    assertEquals(shown, Cli.run("snapshot", "show", dir, "id=1", "--json").ok().json());
+    assertEquals(attrs, Cli.run("snapshot", "list", dir, "--json").ok().json().get(0).get("attributes"));
+
+    String text = Cli.run("snapshot", "show", dir, "n").ok().out();
+    List<String> lines = text.lines().toList();
+    assertEquals("name:       n", lines.get(0), text);
+    assertEquals("id:         1", lines.get(1), text);
+    assertTrue(lines.get(2).startsWith("created:    "), text);
+    assertEquals("diff bytes: 0 (0 B)", lines.get(3), text);
+    assertEquals("set id:     -", lines.get(4), text);
+    assertEquals(List.of("attributes:", "  writer: postgresql", "  backup_label:", "    START WAL LOCATION: 0/2000028",
+        "    CHECKPOINT LOCATION: 0/2000060", "  empty: ", "  eq: a=b"), lines.subList(5, lines.size()), text);
+  }
+
+  @Test
+  void show_withoutAttributes_andUnknown() {
+    Path dir = TestVolumes.create(tmp.resolve("db"), "1M");
+    Cli.run("snapshot", "create", dir, "--name", "plain").ok();
+    assertTrue(Cli.run("snapshot", "show", dir, "plain").ok().out().endsWith("attributes: none\n"));
+    assertEquals(0, Cli.run("snapshot", "show", dir, "plain", "--json").ok().json().get("attributes").size());
+    assertTrue(Cli.run("snapshot", "create", dir, "--json").ok().json().get("snapshots").get(0).get("attributes")
+        .isObject(), "always present");
+    assertFails(Cli.run("snapshot", "show", dir, "nope"), ExitCodes.FAILURE, "nope");
+  }
+
+  @Test
+  void create_badAttributesAreUsageErrorsAndTakeNothing() throws IOException {
+    Path dir = TestVolumes.create(tmp.resolve("db"), "1M");
+    assertFails(Cli.run("snapshot", "create", dir, "--attribute", "novalue"), ExitCodes.USAGE, "KEY=VALUE");
+    assertFails(Cli.run("snapshot", "create", dir, "--attribute", "bad key=v"), ExitCodes.USAGE, "'bad key'");
+    assertFails(Cli.run("snapshot", "create", dir, "--attribute", "k=1", "--attribute", "k=2"), ExitCodes.USAGE,
+        "given twice");
+    assertEquals(List.of(), TestVolumes.state(dir).snapshots());
+  }
+
+  @Test
+  void createSet_withAttributes_givesThemToEveryMember() {
+    Path db = TestVolumes.create(tmp.resolve("db"), "1M");
+    Path wal = TestVolumes.create(tmp.resolve("wal"), "1M");
+    JsonNode doc = Cli.run("snapshot", "create", db, wal, "--name", "both", "--attribute", "made-by=schedule",
+        "--json").ok().json();
+    for (JsonNode s : doc.get("snapshots")) {
+      assertEquals("schedule", s.get("attributes").get("made-by").asText(), doc::toString);
+    }
+    assertEquals("schedule", Cli.run("snapshot", "show", wal, "both", "--json").ok().json().get("attributes")
+        .get("made-by").asText());
+  }
 }

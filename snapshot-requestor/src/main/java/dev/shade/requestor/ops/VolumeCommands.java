@@ -17,6 +17,7 @@ import java.nio.file.StandardOpenOption;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashSet;
+import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -57,11 +58,15 @@ public final class VolumeCommands {
   public static final String SNAPSHOT_EXPORT = "snapshot-export";
   public static final String SNAPSHOT_DIFF = "snapshot-diff";
   public static final String SNAPSHOT_BACKUP_COMPLETE = "snapshot-backup-complete";
+  /** One snapshot: args volume, snapshot (a name or id=N). */
+  public static final String SNAPSHOT_SHOW = "snapshot-show";
+  /** Replaces a snapshot's attributes: args volume, snapshot, attributes (an object of strings). */
+  public static final String SNAPSHOT_SET_ATTRIBUTES = "snapshot-set-attributes";
 
   /** Every command this class carries out. */
   public static final List<String> COMMANDS = List.of(VOLUME_INFO, VOLUME_IMPORT, VOLUME_EXPORT, VOLUME_REVERT_PLAN,
-      VOLUME_REVERT, SNAPSHOT_CREATE, SNAPSHOT_LIST, SNAPSHOT_DELETE, SNAPSHOT_EXPORT, SNAPSHOT_DIFF,
-      SNAPSHOT_BACKUP_COMPLETE);
+      VOLUME_REVERT, SNAPSHOT_CREATE, SNAPSHOT_LIST, SNAPSHOT_DELETE, SNAPSHOT_EXPORT, SNAPSHOT_DIFF, SNAPSHOT_SHOW,
+      SNAPSHOT_SET_ATTRIBUTES, SNAPSHOT_BACKUP_COMPLETE);
 
   private VolumeCommands() {}
 
@@ -126,6 +131,19 @@ public final class VolumeCommands {
           return export(v, s, Path.of(text(args, "file", command)), args.path("force").asBoolean(false), snap, progress);
         }
       }
+      case SNAPSHOT_SHOW: {
+        Volume v = volumes.get(text(args, "volume", command));
+        return show(v, v.snapshot(ref(args, "snapshot", command)));
+      }
+      case SNAPSHOT_SET_ATTRIBUTES: {
+        Volume v = volumes.get(text(args, "volume", command));
+        SnapshotRef ref = ref(args, "snapshot", command);
+        JsonNode attrs = args.get("attributes");
+        if (attrs == null || attrs.isNull()) {
+          throw invalid(command + " needs \"attributes\": an object of string values");
+        }
+        return show(v, v.setSnapshotAttributes(ref, attributes(attrs, command)));
+      }
       case SNAPSHOT_DIFF:
         return diff(volumes.get(text(args, "volume", command)), ref(args, "from", command),
             args.hasNonNull("to") ? ref(args, "to", command) : null);
@@ -162,6 +180,16 @@ public final class VolumeCommands {
     m.put("created", s.created().toString());
     m.put("diffBytes", s.diffBytes());
     m.put("setId", s.setId());
+    m.put("attributes", new LinkedHashMap<>(s.attributes()));
+    return m;
+  }
+
+  /** The volume's name and uuid, then the snapshot's JSON form. */
+  private static Map<String, Object> show(Volume v, SnapshotInfo s) {
+    Map<String, Object> m = new LinkedHashMap<>();
+    m.put("volume", v.name());
+    m.put("volumeUuid", v.uuid());
+    m.putAll(snapshot(s));
     return m;
   }
 
@@ -176,6 +204,8 @@ public final class VolumeCommands {
   private static Map<String, Object> create(Volumes volumes, JsonNode args) throws IOException {
     List<String> refs = volumeRefs(SNAPSHOT_CREATE, args);
     String name = args.hasNonNull("name") ? args.get("name").asText() : null;
+    Map<String, String> attributes = args.hasNonNull("attributes")
+        ? attributes(args.get("attributes"), SNAPSHOT_CREATE) : Map.of();
     List<Volume> vs = new ArrayList<>();
     Set<Volume> seen = new HashSet<>();
     for (String ref : refs) {
@@ -193,9 +223,10 @@ public final class VolumeCommands {
       if (freezeTimeout.isZero() || freezeTimeout.isNegative()) {
         throw invalid(SNAPSHOT_CREATE + ": \"freezeTimeout\" must be a positive number of milliseconds");
       }
-      return ConsistentSnapshot.take(vs, writers, name, freezeTimeout, Map.of());
+      return ConsistentSnapshot.take(vs, writers, name, freezeTimeout, attributes);
     }
-    List<SnapshotInfo> taken = vs.size() == 1 ? List.of(vs.get(0).createSnapshot(name)) : Volume.createSnapshotSet(vs, name);
+    List<SnapshotInfo> taken = vs.size() == 1 ? List.of(vs.get(0).createSnapshot(name, attributes))
+        : Volume.createSnapshotSet(vs, name, attributes);
     return created(vs, taken);
   }
 
@@ -375,6 +406,25 @@ public final class VolumeCommands {
       throw invalid("a snapshot id (id=N) must be a positive integer: " + s);
     }
     return SnapshotRef.ofName(s);
+  }
+
+  /**
+   * An attributes argument: a JSON object whose values are all strings, in its order;
+   * InvalidArgument otherwise. Keys and sizes are checked by the volume.
+   */
+  static Map<String, String> attributes(JsonNode n, String command) throws ControlException {
+    if (!n.isObject()) {
+      throw invalid(command + ": \"attributes\" must be an object of string values: " + n);
+    }
+    Map<String, String> out = new LinkedHashMap<>();
+    for (Iterator<Map.Entry<String, JsonNode>> it = n.fields(); it.hasNext(); ) {
+      Map.Entry<String, JsonNode> e = it.next();
+      if (!e.getValue().isTextual()) {
+        throw invalid(command + ": attribute \"" + e.getKey() + "\" must be a string: " + e.getValue());
+      }
+      out.put(e.getKey(), e.getValue().asText());
+    }
+    return out;
   }
 
   private static long longArg(JsonNode args, String field, long dflt, String command) throws ControlException {
