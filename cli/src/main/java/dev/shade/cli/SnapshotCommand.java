@@ -17,18 +17,18 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
-/** {@code shade snapshot}: take, list, show, delete, export and compare snapshots. */
+/** {@code shade snapshot}: take, list, delete, export, compare and show snapshots. */
 @Command(
     name = "snapshot",
-    header = "Create, list, show, delete, export and compare snapshots.",
+    header = "Create, list, delete, export, compare and show snapshots.",
     mixinStandardHelpOptions = true,
     subcommands = {
       SnapshotCommand.Create.class,
       SnapshotCommand.ListSnapshots.class,
-      SnapshotCommand.Show.class,
       SnapshotCommand.Delete.class,
       SnapshotCommand.Export.class,
       SnapshotCommand.Diff.class,
+      SnapshotCommand.Show.class,
       SnapshotWriterCommands.Metadata.class,
       SnapshotWriterCommands.BackupCompleteCommand.class
     })
