@@ -20,10 +20,15 @@ import org.slf4j.LoggerFactory;
 final class ScheduleJob implements Runnable {
   private static final Logger LOG = LoggerFactory.getLogger(ScheduleJob.class);
 
+  /** What this job runs. */
   private final Schedule schedule;
+  /** Takes, lists and deletes the snapshots. */
   private final SnapshotRunner runner;
+  /** Where now comes from. */
   private final Clock clock;
+  /** How the job waits for a slot. */
   private final Sleeper sleeper;
+  /** Hears each run's result. */
   private final Scheduler.Events events;
   /** The schedule's volumes as command references. */
   private final List<String> volumes;

@@ -54,8 +54,11 @@ public final class Scheduler implements Closeable {
    */
   public record Status(boolean running, Instant next, RunResult last, RunResult lastFailure, long runs) {}
 
+  /** One per schedule, in config order. */
   private final List<ScheduleJob> jobs;
+  /** Lists snapshots for {@link #show()}. */
   private final SnapshotRunner runner;
+  /** Where now comes from. */
   private final Clock clock;
 
   private Scheduler(List<ScheduleJob> jobs, SnapshotRunner runner, Clock clock) {
