@@ -269,4 +269,48 @@ class SchedulerTest {
     assertFalse(interrupted[0], "a run is never interrupted");
     assertTrue(sch.status("fast").last().ok());
   }
+
+  @Test
+  @Timeout(value = 20, unit = TimeUnit.SECONDS)
+  void twoSchedules_aSlowRunOfOneNeverDelaysTheOther() throws Exception {
+    CountDownLatch release = new CountDownLatch(1);
+    List<String> taken = Collections.synchronizedList(new ArrayList<>());
+    SnapshotRunner runner = new SnapshotRunner() {
+      @Override
+      public void snapshot(List<String> volumes, List<String> writers, String name, Map<String, String> attributes,
+          Duration freezeTimeout) throws java.io.IOException {
+        if (name.startsWith("slow-")) {
+          try {
+            release.await(15, TimeUnit.SECONDS);
+          } catch (InterruptedException e) {
+            throw new java.io.IOException("interrupted");
+          }
+        }
+        taken.add(name);
+      }
+
+      @Override
+      public List<Snapshot> snapshots(String volume) {
+        return List.of();
+      }
+
+      @Override
+      public void delete(String volume, String name) {}
+    };
+    Scheduler sch = Scheduler.start(List.of(schedule("slow", "every 1s", Retention.KEEP_ALL, CatchUp.ONE, false, DB),
+        schedule("quick", "every 1s", Retention.KEEP_ALL, CatchUp.ONE, false, WAL)), runner, Clock.systemUTC(),
+        Sleeper.SYSTEM, Scheduler.Events.NONE);
+    try {
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+      while (taken.stream().filter(n -> n.startsWith("quick-")).count() < 3 && System.nanoTime() < deadline) {
+        Thread.sleep(50);
+      }
+      assertTrue(taken.stream().filter(n -> n.startsWith("quick-")).count() >= 3, taken.toString());
+      assertTrue(taken.stream().noneMatch(n -> n.startsWith("slow-")), "the slow run is still under way: " + taken);
+      assertTrue(sch.status("slow").running());
+    } finally {
+      release.countDown();
+      sch.close();
+    }
+  }
 }
