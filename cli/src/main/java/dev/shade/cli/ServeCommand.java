@@ -150,7 +150,7 @@ class ServeCommand extends ShadeCommand {
     }
     Path control = controlSocket != null ? controlSocket
         : base != null ? base.control() : AgentConfig.defaultControlSocket();
-    Agent agent = start(new AgentConfig(control, all, nbd));
+    Agent agent = start(new AgentConfig(control, all, nbd, base == null ? List.of() : base.schedules()));
     Stop stop = new Stop(agent, me(), err(), out());
     agent.onStopRequest(() -> System.exit(0)); // the shutdown hook does the stopping
     Runtime.getRuntime().addShutdownHook(new Thread(stop, "shade-agent-stop"));

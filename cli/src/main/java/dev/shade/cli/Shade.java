@@ -24,6 +24,7 @@ import picocli.CommandLine.ScopeType;
       SnapshotCommand.class,
       ServeCommand.class,
       AgentCommand.class,
+      ScheduleCommand.class,
       BenchStubCommand.class,
       DemoCommand.class,
       CommandLine.HelpCommand.class
@@ -35,7 +36,8 @@ import picocli.CommandLine.ScopeType;
       "  shade snapshot create /var/lib/shade/db --name nightly",
       "  shade snapshot list /var/lib/shade/db --json",
       "  shade serve /var/lib/shade/db",
-      "  shade agent --config /etc/shade/agent.json"
+      "  shade agent --config /etc/shade/agent.json",
+      "  shade schedule show --config /etc/shade/agent.json"
     })
 public final class Shade extends CommandGroup {
   /** Environment variable that, set to 1, prints stack traces of failures like --verbose. */

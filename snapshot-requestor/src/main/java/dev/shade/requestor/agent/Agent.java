@@ -15,12 +15,16 @@ import dev.shade.requestor.control.ControlSession;
 import dev.shade.requestor.export.VolumeExports;
 import dev.shade.requestor.ops.ConsistentSnapshot;
 import dev.shade.requestor.ops.VolumeCommands;
+import dev.shade.requestor.schedule.CommandRunner;
+import dev.shade.requestor.schedule.Scheduler;
+import dev.shade.requestor.schedule.Sleeper;
 import java.io.Closeable;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Clock;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -63,7 +67,7 @@ public final class Agent implements Closeable {
 
   /** Commands of the agent itself, besides {@link VolumeCommands#COMMANDS}. */
   public static final List<String> AGENT_COMMANDS = List.of("query-version", "query-commands", "query-volumes",
-      "volume-attach", "volume-detach", "agent-stop");
+      "volume-attach", "volume-detach", "agent-stop", "schedule-show");
 
   private final AgentConfig config;
   /** Guards {@link #volumes}; see the class comment. */
@@ -76,6 +80,8 @@ public final class Agent implements Closeable {
   private volatile NbdServer nbd;
   /** The control socket; null until started. */
   private volatile ControlServer control;
+  /** Takes the configured schedules' snapshots; null until started (after the control socket). */
+  private volatile Scheduler scheduler;
   /** Run once by agent-stop, on a thread of its own; null when the owner handles stopping itself. */
   private volatile Runnable stopRequest;
   /** Set once by close. */
@@ -102,10 +108,14 @@ public final class Agent implements Closeable {
         Files.createDirectories(dir);
         Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwx------"));
       }
-      a.control = ControlServer.start(socket, a.new Handler(), a.greeting(), HANDSHAKE_LIMIT, IDLE_LIMIT);
+      Handler handler = a.new Handler();
+      a.control = ControlServer.start(socket, handler, a.greeting(), HANDSHAKE_LIMIT, IDLE_LIMIT);
       for (Volume v : a.volumes) {
         AgentMarker.write(v.directory(), a.control.socket());
       }
+      // scheduled snapshots go through the commands' own path: same locks, same events
+      a.scheduler = Scheduler.start(config.schedules(), new CommandRunner((c, args) -> handler.volumeCommand(c, args, null)),
+          Clock.systemUTC(), Sleeper.SYSTEM, (name, data) -> a.control.broadcast(name, data));
     } catch (IOException | RuntimeException e) {
       try {
         a.close();
@@ -204,6 +214,10 @@ public final class Agent implements Closeable {
    */
   @Override
   public void close() throws IOException {
+    Scheduler sch = scheduler;
+    if (sch != null) {
+      sch.close(); // first: a run under way ends before the volumes close
+    }
     ControlServer c = control;
     if (c != null) {
       c.broadcast("SHUTDOWN", Map.of());
@@ -446,6 +460,10 @@ public final class Agent implements Closeable {
         case "volume-detach":
           detach(VolumeCommands.text(args, "volume", command));
           return null;
+        case "schedule-show": {
+          Scheduler sch = scheduler;
+          return sch == null ? Map.of("schedules", List.of()) : sch.show();
+        }
         case "agent-stop": {
           Runnable r = stopRequest;
           if (r == null) {

@@ -3,6 +3,8 @@ package dev.shade.requestor.agent;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.shade.requestor.schedule.Schedule;
+import dev.shade.requestor.schedule.ScheduleConfig;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.nio.file.Files;
@@ -21,8 +23,9 @@ import java.util.Set;
  * @param control the control socket's path
  * @param volumes volume directories opened at start, in order
  * @param nbd how the volumes are served over NBD, or null to serve nothing
+ * @param schedules the scheduled snapshots (docs/schedule.md); empty for none
  */
-public record AgentConfig(Path control, List<Path> volumes, Nbd nbd) {
+public record AgentConfig(Path control, List<Path> volumes, Nbd nbd, List<Schedule> schedules) {
   /** The control socket when none is configured: under /run/shade for root, else the runtime directory. */
   public static Path defaultControlSocket() {
     String runtime = System.getenv("XDG_RUNTIME_DIR");
@@ -33,6 +36,12 @@ public record AgentConfig(Path control, List<Path> volumes, Nbd nbd) {
 
   public AgentConfig {
     volumes = List.copyOf(volumes);
+    schedules = List.copyOf(schedules);
+  }
+
+  /** A config without schedules. */
+  public AgentConfig(Path control, List<Path> volumes, Nbd nbd) {
+    this(control, volumes, nbd, List.of());
   }
 
   /**
@@ -51,7 +60,7 @@ public record AgentConfig(Path control, List<Path> volumes, Nbd nbd) {
       boolean allowRemoteWrite, int maxConnections, Duration idleTimeout) {}
 
   private static final ObjectMapper JSON = new ObjectMapper();
-  private static final Set<String> TOP = Set.of("control", "volumes", "nbd");
+  private static final Set<String> TOP = Set.of("control", "volumes", "nbd", "schedules");
   private static final Set<String> NBD = Set.of("listen", "socket", "tls", "allowRemoteWrite", "maxConnections", "idleTimeout");
   private static final Set<String> TLS = Set.of("cert", "key", "ca");
 
@@ -117,7 +126,9 @@ public record AgentConfig(Path control, List<Path> volumes, Nbd nbd) {
       Duration idle = n.hasNonNull("idleTimeout") ? duration(string(n, "idleTimeout", file), file) : Duration.ofMinutes(10);
       nbd = new Nbd(listen, socket, cert, key, ca, n.path("allowRemoteWrite").asBoolean(false), max, idle);
     }
-    return new AgentConfig(control, volumes, nbd);
+    List<Path> held = volumes.stream().map(p -> p.toAbsolutePath().normalize()).toList();
+    List<Schedule> schedules = ScheduleConfig.parse(doc.get("schedules"), file, base, held);
+    return new AgentConfig(control, volumes, nbd, schedules);
   }
 
   private static void checkKeys(JsonNode node, Set<String> allowed, Path file, String prefix) throws IOException {
