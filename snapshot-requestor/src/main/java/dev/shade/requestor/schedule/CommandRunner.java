@@ -44,7 +44,7 @@ public final class CommandRunner implements SnapshotRunner {
     if (!writers.isEmpty()) {
       ArrayNode ws = args.putArray("writers");
       writers.forEach(ws::add);
-      args.put("freezeTimeout", freezeTimeout.toString());
+      args.put("freezeTimeout", freezeTimeout.toMillis());
     }
     ObjectNode attrs = args.putObject("attributes");
     attributes.forEach(attrs::put);

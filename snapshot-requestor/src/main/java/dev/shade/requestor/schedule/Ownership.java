@@ -6,14 +6,13 @@ import java.time.format.DateTimeFormatter;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
-import java.util.regex.Pattern;
 
 /**
  * Which snapshots a schedule made, and the names it gives them.
  *
- * <p>A snapshot is a schedule's when its {@code shade.schedule} attribute is the schedule's name.
- * On volumes whose snapshots carry no attributes at all (a provider older than attributes) the
- * name decides instead: {@code NAME-yyyyMMddTHHmmssZ}. A snapshot is made by hand when no
+ * <p>A snapshot is a schedule's when its {@code shade.schedule} attribute is the schedule's name
+ * (set in the same durable record as the snapshot); its name does not decide, so a snapshot made
+ * by hand under a schedule-like name is still hand-made. A snapshot is made by hand when no
  * schedule made it; a schedule prunes those only with {@code "pruneManual": true}, and never the
  * snapshots of another schedule.
  */
@@ -25,7 +24,6 @@ final class Ownership {
 
   private static final DateTimeFormatter SUFFIX = DateTimeFormatter.ofPattern("uuuuMMdd'T'HHmmss'Z'", Locale.ROOT)
       .withZone(ZoneOffset.UTC);
-  private static final Pattern ANY_SCHEDULED = Pattern.compile(".+-\\d{8}T\\d{6}Z");
 
   private Ownership() {}
 
@@ -36,16 +34,12 @@ final class Ownership {
 
   /** True if {@code schedule} made {@code s}. */
   static boolean ours(String schedule, SnapshotRunner.Snapshot s) {
-    if (s.attributes() != null) {
-      return schedule.equals(s.attributes().get(ATTRIBUTE));
-    }
-    return s.name().startsWith(schedule + "-") && s.name().length() == schedule.length() + 17
-        && ANY_SCHEDULED.matcher(s.name()).matches();
+    return s.attributes() != null && schedule.equals(s.attributes().get(ATTRIBUTE));
   }
 
   /** True if some schedule made {@code s}. */
   static boolean scheduled(SnapshotRunner.Snapshot s) {
-    return s.attributes() != null ? s.attributes().containsKey(ATTRIBUTE) : ANY_SCHEDULED.matcher(s.name()).matches();
+    return s.attributes() != null && s.attributes().containsKey(ATTRIBUTE);
   }
 
   /** {@code snapshots} as retention of {@code schedule} sees them. */

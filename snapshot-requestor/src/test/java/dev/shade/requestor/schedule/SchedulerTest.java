@@ -182,15 +182,13 @@ class SchedulerTest {
   }
 
   @Test
-  void withoutAttributes_namesTellTheSchedulesSnapshots() throws Exception {
+  void aSnapshotMadeByHandUnderAScheduleLikeNameIsNeverPruned() throws Exception {
     FakeTime time = new FakeTime(Instant.parse("2026-12-01T09:30:00Z"), Instant.parse("2026-12-01T11:30:00Z"));
-    MemoryRunner runner = new MemoryRunner(time, false, DB);
+    MemoryRunner runner = new MemoryRunner(time, true, DB);
     runner.add(DB, "hourly-20261130T000000Z", Instant.parse("2026-11-30T00:00:00Z"), Map.of());
-    runner.add(DB, "hourly-by-hand", Instant.parse("2026-11-30T00:00:00Z"), Map.of());
-    runner.add(DB, "hourlyx-20261130T000000Z", Instant.parse("2026-11-30T00:00:00Z"), Map.of());
     runToEnd(schedule("hourly", "hourly", new Retention(1, null, null, null, null, null), CatchUp.SKIP, false, DB), runner,
         time, new Heard());
-    assertEquals(List.of("hourly-by-hand", "hourlyx-20261130T000000Z", "hourly-20261201T110000Z"), runner.names(DB));
+    assertEquals(List.of("hourly-20261130T000000Z", "hourly-20261201T110000Z"), runner.names(DB));
   }
 
   @Test
