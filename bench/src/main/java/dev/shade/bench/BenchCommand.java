@@ -353,7 +353,7 @@ public final class BenchCommand implements Callable<Integer> {
             + "commands (each a new process, with a --writer per entry of --writers), recording their "
             + "wall time and the \"freezeMs\" of their result when present; alone again. Prints p50, "
             + "p99, min and max of each, and pgbench's tps in each phase with the ratios to the mean of "
-            + "the two phases alone. Needs root, /dev/fuse, nbdfuse, util-linux, e2fsprogs and "
+            + "the two phases alone. Needs root, /dev/fuse, nbdfuse (libnbd-bin), util-linux, e2fsprogs and "
             + "postgresql-15; fails naming what is missing. The Java system property shade.bench.dir "
             + "puts the directory elsewhere.",
         "In --writers, {data} and {wal} stand for the two mount points, {pgdata} for the data "
@@ -364,7 +364,8 @@ public final class BenchCommand implements Callable<Integer> {
       footer = {
         "  shade bench freeze",
         "  shade bench freeze --rounds 20 --seconds 40 --json > freeze.json",
-        "  shade bench freeze --writers 'fs:{data},fs:{wal}'"
+        "  shade bench freeze --writers 'fs:{data},fs:{wal}'",
+        "  shade bench freeze --sync-first"
       })
   static final class Freeze extends Leaf {
     @Option(names = "--json", description = "Print the results as one JSON object: {\"bare_freeze_ms\": {\"p50\", "
@@ -392,12 +393,16 @@ public final class BenchCommand implements Callable<Integer> {
         description = "Writers for the snapshots (--writer SPEC each), e.g. fs:{data},fs:{wal}; none by default.")
     List<String> writers;
 
+    @Option(names = "--sync-first", description = "Run 'sync -f' on both mounts just before each bare freeze, "
+        + "timed apart (sync_before_freeze_ms): how much of the window is writing back dirty pages.")
+    boolean syncFirst;
+
     @Override
     public Integer call() throws Exception {
       FreezeBench.Settings settings;
       try {
         settings = new FreezeBench.Settings(Path.of(System.getProperty("shade.bench.dir", "/var/tmp")), size, rounds,
-            seconds, clients, scale, writers.stream().filter(w -> !w.isBlank()).toList());
+            seconds, clients, scale, writers.stream().filter(w -> !w.isBlank()).toList(), syncFirst);
       } catch (IllegalArgumentException e) {
         throw usage(e.getMessage());
       }

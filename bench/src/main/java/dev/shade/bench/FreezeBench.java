@@ -35,9 +35,13 @@ public final class FreezeBench {
    *
    *   1. pgbench alone: the tps baseline;
    *   2. pgbench and --rounds bare freezes spread evenly over the phase: fsfreeze -f on every
-   *      mount, then fsfreeze -u on every mount in reverse order, timed from the first freeze's
-   *      start to the last thaw's end (two programs per mount: what the kernel does, plus
-   *      process starts, which a writer in the requestor does not pay);
+   *      mount, then fsfreeze -u on every mount in reverse order, in one bash process timed
+   *      by bash's own clock from before the first freeze to after the last thaw (what the
+   *      kernel does, plus fsfreeze's process starts, about a millisecond each, which a
+   *      writer calling FIFREEZE does not pay; the whole process's wall time, with the JVM's
+   *      process start, is reported apart); with --sync-first,
+   *      `sync -f` on every mount just before, timed apart: freezing writes back the dirty
+   *      pages first, and under load that writeback is most of the window;
    *   3. pgbench and --rounds `shade snapshot create DATA WAL --json [--writer SPEC]...` spread
    *      the same way, each a new process of the product's command line (so its time includes
    *      a JVM start), recording its wall time and the JSON result's "freezeMs" when present
@@ -69,9 +73,10 @@ public final class FreezeBench {
    * @param clients pgbench's clients (and threads)
    * @param scale pgbench -i's scale factor (100 000 accounts each)
    * @param writers writer specs for {@code shade snapshot create --writer}, placeholders unexpanded
+   * @param syncFirst run {@code sync -f} on every mount just before each bare freeze (timed apart)
    */
   public record Settings(Path baseDir, long volumeBytes, int rounds, int seconds, int clients, int scale,
-      List<String> writers) {
+      List<String> writers, boolean syncFirst) {
     public Settings {
       if (volumeBytes < 256 * MIB || volumeBytes % MIB != 0) {
         throw new IllegalArgumentException("volume size must be a whole number of MiB, at least 256 MiB: "
@@ -174,13 +179,14 @@ public final class FreezeBench {
       missing.add("a usable /dev/fuse (modprobe fuse, or give the container the device)");
     }
     Map<String, String> programs = new LinkedHashMap<>();
-    programs.put("nbdfuse", "nbdfuse");
+    programs.put("nbdfuse", "libnbd-bin");
     programs.put("losetup", "util-linux");
     programs.put("mkfs.ext4", "e2fsprogs");
     programs.put("mount", "mount");
     programs.put("umount", "mount");
     programs.put("mountpoint", "util-linux");
     programs.put("fsfreeze", "util-linux");
+    programs.put("bash", "bash");
     programs.put("runuser", "util-linux");
     programs.forEach((p, pkg) -> {
       if (tools.find(p).isEmpty()) {
@@ -286,7 +292,9 @@ public final class FreezeBench {
     Map<String, Object> all() throws IOException, InterruptedException {
       double before = alone("before");
       List<Double> freezes = new ArrayList<>();
-      double withFreezes = during("freezes", () -> freezes.add(freeze()));
+      List<Double> syncs = new ArrayList<>();
+      List<Double> freezeCommands = new ArrayList<>();
+      double withFreezes = during("freezes", () -> freezes.add(freeze(syncs, freezeCommands)));
       progress.accept(String.format(Locale.ROOT, "bare freezes: %s; pgbench %.0f tps", line(freezes), withFreezes));
       List<Double> commands = new ArrayList<>();
       List<Double> freezeMs = new ArrayList<>();
@@ -304,6 +312,11 @@ public final class FreezeBench {
 
       Map<String, Object> out = new LinkedHashMap<>();
       out.put("bare_freeze_ms", summary(freezes));
+      out.put("bare_freeze_command_ms", summary(freezeCommands));
+      out.put("bare_freeze_sync_first", s.syncFirst());
+      if (s.syncFirst()) {
+        out.put("sync_before_freeze_ms", summary(syncs));
+      }
       out.put("snapshot_freeze_ms", freezeMs.isEmpty() ? null : summary(freezeMs));
       if (freezeMs.isEmpty()) {
         out.put("snapshot_freeze_ms_note", "the snapshot command's JSON had no freezeMs"
@@ -366,21 +379,50 @@ public final class FreezeBench {
       return pg.tps(load, label, s.seconds());
     }
 
-    /** fsfreeze -f on every mount, then -u in reverse; milliseconds from the first freeze to the last thaw. */
-    private double freeze() throws IOException, InterruptedException {
-      long t0 = System.nanoTime();
-      int frozen = 0;
-      try {
+    /**
+     * fsfreeze -f on every mount, then -u in reverse, in one bash process that reads the clock
+     * ({@code $EPOCHREALTIME}) before the first freeze and after the last thaw: the window in
+     * milliseconds, with only fsfreeze's own process starts in it. With --sync-first, sync -f on
+     * every mount just before, its milliseconds into {@code syncs}. The process's whole wall
+     * time, seen from here, goes into {@code commands}.
+     */
+    private double freeze(List<Double> syncs, List<Double> commands) throws IOException, InterruptedException {
+      StringBuilder script = new StringBuilder("a=$EPOCHREALTIME\n");
+      if (s.syncFirst()) {
         for (FuseVolume m : mounts) {
-          require(List.of("fsfreeze", "--freeze", m.mountPoint.toString()));
-          frozen++;
-        }
-      } finally {
-        for (int i = frozen - 1; i >= 0; i--) {
-          require(List.of("fsfreeze", "--unfreeze", mounts.get(i).mountPoint.toString()));
+          script.append("sync -f ").append(quote(m)).append(" || exit 3\n");
         }
       }
-      return (System.nanoTime() - t0) / 1e6;
+      script.append("s=$EPOCHREALTIME\n");
+      for (int i = 0; i < mounts.size(); i++) {
+        script.append("fsfreeze --freeze ").append(quote(mounts.get(i))).append(" || {");
+        for (int j = i - 1; j >= 0; j--) {
+          script.append(" fsfreeze --unfreeze ").append(quote(mounts.get(j))).append(";");
+        }
+        script.append(" exit 4; }\n");
+      }
+      for (int i = mounts.size() - 1; i >= 0; i--) {
+        script.append("fsfreeze --unfreeze ").append(quote(mounts.get(i))).append(" || exit 5\n");
+      }
+      script.append("e=$EPOCHREALTIME\necho \"$a $s $e\"\n");
+      long t0 = System.nanoTime();
+      Programs.Result r = Programs.run(work, STEP, List.of("bash", "-c", script.toString()));
+      commands.add((System.nanoTime() - t0) / 1e6);
+      if (!r.ok()) {
+        throw new IOException("freezing " + mounts + ": " + r.failure());
+      }
+      String[] t = r.stdout().strip().split(" ");
+      double a = Double.parseDouble(t[0]);
+      double begin = Double.parseDouble(t[1]);
+      double end = Double.parseDouble(t[2]);
+      if (s.syncFirst()) {
+        syncs.add((begin - a) * 1000);
+      }
+      return (end - begin) * 1000;
+    }
+
+    private static String quote(FuseVolume m) {
+      return "'" + m.mountPoint.toString().replace("'", "'\\''") + "'";
     }
 
     /** {@code shade snapshot create VOLUMES --name NAME --json [--writer W]...} as a new process; its JSON. */

@@ -15,7 +15,7 @@ class FreezeBenchTest {
   @Test
   void requireMachine_withoutTools_namesEachAndItsPackage() {
     IOException e = assertThrows(IOException.class, () -> FreezeBench.requireMachine(p -> Optional.empty()));
-    for (String s : List.of("nbdfuse (Debian: apt-get install nbdfuse)", "fsfreeze (Debian: apt-get install util-linux)",
+    for (String s : List.of("nbdfuse (Debian: apt-get install libnbd-bin)", "fsfreeze (Debian: apt-get install util-linux)",
         "mkfs.ext4 (Debian: apt-get install e2fsprogs)", "live PostgreSQL")) {
       assertTrue(e.getMessage().contains(s), () -> s + " in: " + e.getMessage());
     }
@@ -35,7 +35,7 @@ class FreezeBenchTest {
   @Test
   void settings_outOfRange_areRefusedWithTheValue() {
     IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-        () -> new FreezeBench.Settings(Path.of("/var/tmp"), 1L << 20, 10, 20, 4, 10, List.of()));
+        () -> new FreezeBench.Settings(Path.of("/var/tmp"), 1L << 20, 10, 20, 4, 10, List.of(), false));
     assertTrue(e.getMessage().contains("1048576"), e::getMessage);
   }
 }

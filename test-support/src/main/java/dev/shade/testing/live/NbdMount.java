@@ -62,7 +62,7 @@ public final class NbdMount implements AutoCloseable {
    * nbdfuse, a usable {@code /dev/fuse}, losetup, mkfs.ext4, e2fsck, mount and a free loop device.
    */
   public static void requireTools() throws IOException, InterruptedException {
-    Tools.require("nbdfuse", "nbdfuse");
+    Tools.require("nbdfuse", "libnbd-bin");
     Tools.requireFuse();
     LoopMount.requireTools();
   }
