@@ -34,7 +34,7 @@ class LiveVolumesIT {
   /*
    * The restored copy's layout: initdb --waldir makes DATA/pg_wal a symbolic link to the WAL
    * volume's absolute path (mnt/wal/pg_wal). The copies are mounted elsewhere (copy/mnt/data,
-   * copy/mnt/wal), so LivePostgres.copy points the copy's pg_wal link at the copy of the WAL
+   * copy/mnt/wal), so LivePostgres.existing points the copy's pg_wal link at the copy of the WAL
    * directory, as a restore to another place has to; and it removes the copy's postmaster.pid,
    * which names the original server, still running.
    */
@@ -136,7 +136,7 @@ class LiveVolumesIT {
     teardown.push(dataCopy);
     LoopMount walCopy = LoopMount.mount(walImg, copies.resolve("mnt/wal"), false, "");
     teardown.push(walCopy);
-    LivePostgres restored = LivePostgres.copy(dataCopy.mountPoint().resolve("pgdata"),
+    LivePostgres restored = LivePostgres.existing(dataCopy.mountPoint().resolve("pgdata"),
         walCopy.mountPoint().resolve("pg_wal"), tmp.resolve("run-copy"));
     teardown.push(restored);
     restored.start();

@@ -94,20 +94,30 @@ public final class LivePostgres implements AutoCloseable {
   }
 
   /**
-   * A cluster whose data directory is already there: a copy of another one (from a snapshot).
-   * The copy's {@code postmaster.pid} is removed (it names the original's server, which may
-   * still be running with that pid, and the copy would refuse to start). When {@code walDir} is
+   * A cluster whose data directory is already there: a copy of another one (from a snapshot),
+   * or one that crashed. Its {@code postmaster.pid} is removed (in a copy it names the
+   * original's server, which may still be running with that pid, and the copy would refuse to
+   * start); refused when a live server runs in this very directory. When {@code walDir} is
    * not null, {@code pg_wal} is made a symbolic link to it (the copy of the original's WAL
    * directory, mounted somewhere else than the original). Not started.
    */
-  public static LivePostgres copy(Path dataDir, Path walDir, Path runDir) throws IOException, InterruptedException {
+  public static LivePostgres existing(Path dataDir, Path walDir, Path runDir) throws IOException, InterruptedException {
     LivePostgres pg = new LivePostgres(dataDir, runDir);
     if (!Files.isRegularFile(pg.dataDir.resolve("PG_VERSION"))) {
       throw new IOException("not a PostgreSQL data directory (no PG_VERSION): " + pg.dataDir);
     }
     pg.prepare(pg.runDir);
     traversable(pg.dataDir.getParent());
-    Files.deleteIfExists(pg.dataDir.resolve("postmaster.pid"));
+    Path pidFile = pg.dataDir.resolve("postmaster.pid");
+    if (Files.exists(pidFile)) {
+      long pid = Long.parseLong(Files.readAllLines(pidFile).get(0).strip());
+      Path cwd = Path.of("/proc", String.valueOf(pid), "cwd");
+      // the postmaster's working directory is its data directory
+      if (Files.exists(cwd) && Files.isSameFile(cwd, pg.dataDir)) {
+        throw new IOException("PostgreSQL (pid " + pid + ") is running on " + pg.dataDir + "; stop it first");
+      }
+      Files.delete(pidFile);
+    }
     if (walDir != null) {
       Path link = pg.dataDir.resolve("pg_wal");
       if (!Files.isSymbolicLink(link) && Files.exists(link, LinkOption.NOFOLLOW_LINKS)) {
@@ -154,10 +164,45 @@ public final class LivePostgres implements AutoCloseable {
     }
     running = false;
     try {
+      if (asPostgres("pg_ctl", List.of("-D", dataDir.toString(), "status")).exitCode() == 3) {
+        return; // not running (it was stopped or killed behind this object's back)
+      }
       Command c = asPostgres("pg_ctl", List.of("-D", dataDir.toString(), "-w", "-t", "60", "-m", "fast", "stop"));
       if (c.exitCode() != 0) {
         Command i = asPostgres("pg_ctl", List.of("-D", dataDir.toString(), "-w", "-m", "immediate", "stop"));
         throw new IOException("PostgreSQL on " + dataDir + " did not stop fast: " + c + "; immediate: " + i);
+      }
+    } finally {
+      Teardown.done(this);
+    }
+  }
+
+  /**
+   * Kills the server as a crash does: SIGKILL to the postmaster and every process it started
+   * (by pid, from {@code postmaster.pid}), waiting until they are gone; {@code postmaster.pid}
+   * stays behind and the next start runs crash recovery. Nothing if it is not running.
+   */
+  public void crash() throws IOException, InterruptedException {
+    if (!running) {
+      return;
+    }
+    running = false;
+    try {
+      long pid = Long.parseLong(Files.readAllLines(dataDir.resolve("postmaster.pid")).get(0).strip());
+      ProcessHandle postmaster = ProcessHandle.of(pid).orElseThrow(
+          () -> new IOException("the postmaster of " + dataDir + " (pid " + pid + ") is not running"));
+      List<ProcessHandle> all = new ArrayList<>(postmaster.descendants().toList());
+      postmaster.destroyForcibly(); // first, so it starts no new backend
+      all.forEach(ProcessHandle::destroyForcibly);
+      all.add(postmaster);
+      long deadline = System.nanoTime() + 30_000_000_000L;
+      for (ProcessHandle h : all) {
+        while (h.isAlive()) {
+          if (System.nanoTime() > deadline) {
+            throw new IOException("process " + h.pid() + " of PostgreSQL on " + dataDir + " outlived SIGKILL by 30 s");
+          }
+          Thread.sleep(10);
+        }
       }
     } finally {
       Teardown.done(this);
