@@ -62,12 +62,17 @@ final class AgentProcess implements Closeable {
    * with its log in {@code work/agent.log}, and returns once it answers on both sockets.
    */
   static AgentProcess start(Path work, Path volume) throws IOException, InterruptedException {
+    return start(work, List.of(volume));
+  }
+
+  /** {@link #start(Path, Path)} on several volumes, each served as its directory's name. */
+  static AgentProcess start(Path work, List<Path> volumes) throws IOException, InterruptedException {
     Path control = work.resolve("control.sock");
     Path nbd = work.resolve("nbd.sock");
     Path log = work.resolve("agent.log");
-    List<String> command = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-        "-cp", classPath(), "dev.shade.cli.Shade", "agent", volume.toString(),
-        "--control-socket", control.toString(), "--socket", nbd.toString()));
+    List<String> command = new ArrayList<>(List.of(java(), "-cp", classPath(), "dev.shade.cli.Shade", "agent"));
+    volumes.forEach(v -> command.add(v.toString()));
+    command.addAll(List.of("--control-socket", control.toString(), "--socket", nbd.toString()));
     AgentProcess agent = new AgentProcess(control, nbd, log, command, Programs.start(work, log, command));
     try {
       agent.awaitReady();
@@ -91,6 +96,11 @@ final class AgentProcess implements Closeable {
   /** The agent's pid. */
   long pid() {
     return process.pid();
+  }
+
+  /** This JVM's java program, which runs the agent and the product's commands. */
+  static String java() {
+    return Path.of(System.getProperty("java.home"), "bin", "java").toString();
   }
 
   /** The jar this class came from, or this JVM's class path when it came from a directory. */

@@ -25,7 +25,8 @@ import picocli.CommandLine.Spec;
     name = "bench",
     header = "Measure shade on this machine.",
     mixinStandardHelpOptions = true,
-    subcommands = {BenchCommand.Cow.class, BenchCommand.Nbd.class, BenchCommand.Client.class, BenchCommand.Agent.class})
+    subcommands = {BenchCommand.Cow.class, BenchCommand.Nbd.class, BenchCommand.Client.class, BenchCommand.Agent.class,
+        BenchCommand.Freeze.class})
 public final class BenchCommand implements Callable<Integer> {
   /** Exit code of a command that did what was asked. */
   private static final int OK = 0;
@@ -334,6 +335,83 @@ public final class BenchCommand implements Callable<Integer> {
         AgentBench.table(results).forEach(out()::println);
         out().flush();
       }
+      return OK;
+    }
+  }
+
+  /** {@code shade bench freeze}. */
+  @Command(
+      name = "freeze",
+      header = "Measure how long a live PostgreSQL's filesystems stay frozen, bare and in snapshots.",
+      description = {
+        "Creates two sparse volumes of --size (data, wal) in a temporary directory under /var/tmp, starts "
+            + "'shade agent' on them, puts ext4 on each through nbdfuse and a loop device, and runs a "
+            + "PostgreSQL 15 cluster with its data directory on the first and its WAL on the second "
+            + "(pgbench -i -s --scale). Then four pgbench phases of --seconds each (--clients clients): "
+            + "alone; with --rounds bare freezes (fsfreeze -f on both mounts, then -u), each timed from "
+            + "the first freeze to the last thaw; with --rounds 'shade snapshot create DATA WAL --json' "
+            + "commands (each a new process, with a --writer per entry of --writers), recording their "
+            + "wall time and the \"freezeMs\" of their result when present; alone again. Prints p50, "
+            + "p99, min and max of each, and pgbench's tps in each phase with the ratios to the mean of "
+            + "the two phases alone. Needs root, /dev/fuse, nbdfuse (libnbd-bin), util-linux, e2fsprogs and "
+            + "postgresql-15; fails naming what is missing. The Java system property shade.bench.dir "
+            + "puts the directory elsewhere.",
+        "In --writers, {data} and {wal} stand for the two mount points, {pgdata} for the data "
+            + "directory and {port} for the server's TCP port."
+      },
+      mixinStandardHelpOptions = true,
+      footerHeading = "%nExamples:%n",
+      footer = {
+        "  shade bench freeze",
+        "  shade bench freeze --rounds 20 --seconds 40 --json > freeze.json",
+        "  shade bench freeze --writers 'fs:{data},fs:{wal}'",
+        "  shade bench freeze --sync-first"
+      })
+  static final class Freeze extends Leaf {
+    @Option(names = "--json", description = "Print the results as one JSON object: {\"bare_freeze_ms\": {\"p50\", "
+        + "\"p99\", \"min\", \"max\", ...}, \"snapshot_freeze_ms\", \"snapshot_command_ms\", \"pgbench_tps\", ...}.")
+    boolean json;
+
+    @Option(names = "--rounds", paramLabel = "N", defaultValue = "10",
+        description = "Bare freezes, and as many snapshots, each spread over a pgbench phase.")
+    int rounds;
+
+    @Option(names = "--seconds", paramLabel = "N", defaultValue = "20", description = "How long each pgbench phase runs.")
+    int seconds;
+
+    @Option(names = "--size", paramLabel = "SIZE", defaultValue = "1G", converter = ByteSize.class,
+        description = "Size of each volume (sparse; K, M, G: powers of 1024).")
+    long size;
+
+    @Option(names = "--clients", paramLabel = "N", defaultValue = "4", description = "pgbench clients (and threads).")
+    int clients;
+
+    @Option(names = "--scale", paramLabel = "N", defaultValue = "10", description = "pgbench -i scale factor.")
+    int scale;
+
+    @Option(names = "--writers", paramLabel = "SPEC[,SPEC...]", split = ",", defaultValue = "",
+        description = "Writers for the snapshots (--writer SPEC each), e.g. fs:{data},fs:{wal}; none by default.")
+    List<String> writers;
+
+    @Option(names = "--sync-first", description = "Run 'sync -f' on both mounts just before each bare freeze, "
+        + "timed apart (sync_before_freeze_ms): how much of the window is writing back dirty pages.")
+    boolean syncFirst;
+
+    @Override
+    public Integer call() throws Exception {
+      FreezeBench.Settings settings;
+      try {
+        settings = new FreezeBench.Settings(Path.of(System.getProperty("shade.bench.dir", "/var/tmp")), size, rounds,
+            seconds, clients, scale, writers.stream().filter(w -> !w.isBlank()).toList(), syncFirst);
+      } catch (IllegalArgumentException e) {
+        throw usage(e.getMessage());
+      }
+      Map<String, Object> results = FreezeBench.run(settings, this::progress);
+      if (json) {
+        printJson(results);
+        return OK;
+      }
+      printRows(results);
       return OK;
     }
   }

@@ -51,7 +51,7 @@ class BenchCommandTest {
   void bench_alone_isUsageErrorNamingTheBenchmarks() {
     BenchCli.Result r = BenchCli.run("bench");
     assertEquals(2, r.code(), r::toString);
-    assertEquals(List.of("shade bench: missing command: choose one of cow, nbd, client, agent (see 'shade bench --help')"),
+    assertEquals(List.of("shade bench: missing command: choose one of cow, nbd, client, agent, freeze (see 'shade bench --help')"),
         r.errLines(), r::toString);
   }
 
@@ -64,7 +64,7 @@ class BenchCommandTest {
     BenchCli.Result bench = BenchCli.run("bench", "--help").ok();
     assertTrue(bench.out().startsWith("Measure shade on this machine."), bench::toString);
     assertTrue(bench.out().contains("Exit codes:"), bench::toString);
-    for (String command : List.of("cow", "nbd", "client", "agent")) {
+    for (String command : List.of("cow", "nbd", "client", "agent", "freeze")) {
       assertTrue(bench.out().contains("  " + command + " "), bench::toString);
     }
   }

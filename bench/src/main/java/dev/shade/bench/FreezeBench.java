@@ -1,0 +1,480 @@
+package dev.shade.bench;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.shade.provider.Volume;
+import dev.shade.provider.VolumeConfig;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
+
+/**
+ * The benchmark of {@code shade bench freeze}: how long a live PostgreSQL's filesystems stay
+ * frozen, by a bare {@code fsfreeze} and by {@code shade snapshot create} with writers, and what
+ * that costs pgbench.
+ *
+ * <p>Not thread-safe: one run at a time per thread; runs share nothing.
+ */
+public final class FreezeBench {
+  /*
+   * The live stack: two sparse volumes (data, wal) held by a `shade agent` child process
+   * (AgentProcess), each shown through nbdfuse as a file, on a loop device, with ext4 made and
+   * mounted (FuseVolume); a PostgreSQL 15 cluster (BenchPostgres) with its data directory on
+   * the first and its WAL on the second, pgbench -i -s --scale. Then four pgbench phases of
+   * --seconds each, in order:
+   *
+   *   1. pgbench alone: the tps baseline;
+   *   2. pgbench and --rounds bare freezes spread evenly over the phase: fsfreeze -f on every
+   *      mount, then fsfreeze -u on every mount in reverse order, in one bash process timed
+   *      by bash's own clock from before the first freeze to after the last thaw (what the
+   *      kernel does, plus fsfreeze's process starts, about a millisecond each, which a
+   *      writer calling FIFREEZE does not pay; the whole process's wall time, with the JVM's
+   *      process start, is reported apart); with --sync-first,
+   *      `sync -f` on every mount just before, timed apart: freezing writes back the dirty
+   *      pages first, and under load that writeback is most of the window;
+   *   3. pgbench and --rounds `shade snapshot create DATA WAL --json [--writer SPEC]...` spread
+   *      the same way, each a new process of the product's command line (so its time includes
+   *      a JVM start), recording its wall time and the JSON result's "freezeMs" when present
+   *      (the requestor reports it when writers freeze filesystems);
+   *   4. pgbench alone again, so drift over the run shows.
+   *
+   * --writers is a comma-separated list of writer specs passed as --writer each; {data} and
+   * {wal} in them become the two mount points, {pgdata} the data directory and {port} the
+   * server's port, since they live in a temporary directory.
+   * A round that would start after pgbench has ended is not made (the counts say how many ran).
+   * Percentiles are nearest-rank over the (few) rounds: p99 of 20 rounds is the maximum.
+   */
+
+  /** The volumes' directory names, hence their export and mount names. */
+  static final List<String> VOLUMES = List.of("data", "wal");
+  static final long MIB = 1L << 20;
+  /** Bounds each fsfreeze and each snapshot command. */
+  private static final Duration STEP = Duration.ofSeconds(120);
+  /** Reads the snapshot commands' JSON. */
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  /**
+   * What one run measures.
+   *
+   * @param baseDir where the temporary work directory goes; a real disk, not tmpfs
+   * @param volumeBytes size of each volume, a whole number of MiB, at least 256 MiB
+   * @param rounds freezes, and as many snapshots, each during its pgbench phase
+   * @param seconds how long each pgbench phase runs
+   * @param clients pgbench's clients (and threads)
+   * @param scale pgbench -i's scale factor (100 000 accounts each)
+   * @param writers writer specs for {@code shade snapshot create --writer}, placeholders unexpanded
+   * @param syncFirst run {@code sync -f} on every mount just before each bare freeze (timed apart)
+   */
+  public record Settings(Path baseDir, long volumeBytes, int rounds, int seconds, int clients, int scale,
+      List<String> writers, boolean syncFirst) {
+    public Settings {
+      if (volumeBytes < 256 * MIB || volumeBytes % MIB != 0) {
+        throw new IllegalArgumentException("volume size must be a whole number of MiB, at least 256 MiB: "
+            + volumeBytes);
+      }
+      if (rounds < 1 || rounds > 10_000) {
+        throw new IllegalArgumentException("rounds must be from 1 to 10000: " + rounds);
+      }
+      if (seconds < 2 || seconds > 3600) {
+        throw new IllegalArgumentException("seconds must be from 2 to 3600: " + seconds);
+      }
+      if (clients < 1 || clients > 64) {
+        throw new IllegalArgumentException("clients must be from 1 to 64: " + clients);
+      }
+      if (scale < 1 || scale > 1000) {
+        throw new IllegalArgumentException("scale must be from 1 to 1000: " + scale);
+      }
+      writers = List.copyOf(writers);
+    }
+  }
+
+  private FreezeBench() {}
+
+  /**
+   * Runs the benchmark in a temporary directory {@code shade-bench-freeze-*} under the base
+   * directory and deletes it afterwards; {@code progress} gets one line per step. Fails, before
+   * setting anything up, naming what is missing when this process is not root or a tool is
+   * not installed.
+   */
+  public static Map<String, Object> run(Settings s, Consumer<String> progress) throws IOException, InterruptedException {
+    long start = System.nanoTime();
+    requireMachine(Programs.Lookup.onPath());
+    Files.createDirectories(s.baseDir());
+    Path work = Files.createTempDirectory(s.baseDir(), "shade-bench-freeze-");
+    // PostgreSQL runs as the user postgres, which must get through to its directories
+    Files.setPosixFilePermissions(work, PosixFilePermissions.fromString("rwxr-xr-x"));
+    Stack stack = new Stack(work);
+    Thread hook = new Thread(stack::closeQuietly, "shade-bench-freeze-cleanup");
+    Runtime.getRuntime().addShutdownHook(hook);
+    try {
+      List<Path> volumes = new ArrayList<>();
+      for (String name : VOLUMES) {
+        Path dir = work.resolve("volumes").resolve(name);
+        Files.createDirectories(dir.getParent());
+        try (Volume v = Volume.create(dir, VolumeConfig.of(s.volumeBytes()).withDiffMax(s.volumeBytes()))) {
+          v.flush();
+        }
+        volumes.add(dir);
+      }
+      progress.accept("starting the agent on " + VOLUMES.size() + " volumes of " + s.volumeBytes() / MIB + " MiB");
+      stack.agent = AgentProcess.start(work, volumes);
+      List<FuseVolume> mounts = new ArrayList<>();
+      for (String name : VOLUMES) {
+        progress.accept("ext4 on " + name + " through nbdfuse and a loop device");
+        FuseVolume m = FuseVolume.open(work, name, stack.agent.uri(name));
+        stack.mounts.add(m);
+        mounts.add(m);
+      }
+      progress.accept("initdb (WAL on the second volume), start PostgreSQL, pgbench -i -s " + s.scale());
+      Path pgdata = mounts.get(0).mountPoint.resolve("pgdata");
+      stack.postgres = BenchPostgres.start(pgdata, mounts.get(1).mountPoint.resolve("pg_wal"), work.resolve("run"));
+      stack.postgres.init(s.scale());
+      List<String> writers = new ArrayList<>();
+      for (String w : s.writers()) {
+        writers.add(w.replace("{data}", mounts.get(0).mountPoint.toString())
+            .replace("{wal}", mounts.get(1).mountPoint.toString()).replace("{pgdata}", pgdata.toString())
+            .replace("{port}", String.valueOf(stack.postgres.port)));
+      }
+      Map<String, Object> out = new Measure(s, work, volumes, mounts, stack.postgres, writers, progress).all();
+      out.put("writers", writers);
+      out.put("volume_bytes", s.volumeBytes());
+      out.put("pgbench", String.join(" ", stack.postgres.client("-n", "-c", String.valueOf(s.clients()), "-j",
+          String.valueOf(s.clients()), "-T", String.valueOf(s.seconds()), "postgres")));
+      out.put("pgbench_scale", s.scale());
+      out.put("work_dir", work.toString());
+      out.put("filesystem_of_volumes", Machine.fileSystem(work));
+      out.put("java", Machine.java());
+      out.put("cpus", Runtime.getRuntime().availableProcessors());
+      out.put("load_average_after", Machine.loadAverage());
+      out.put("elapsed_s", NbdBench.round((System.nanoTime() - start) / 1e9, 1));
+      return out;
+    } finally {
+      stack.close();
+      try {
+        Runtime.getRuntime().removeShutdownHook(hook);
+      } catch (IllegalStateException e) {
+        // the JVM is shutting down already; the hook finds everything cleaned up
+      }
+    }
+  }
+
+  /** Fails naming everything missing: root, /dev/fuse, the programs and their Debian packages. */
+  static void requireMachine(Programs.Lookup tools) throws IOException {
+    List<String> missing = new ArrayList<>();
+    if (!"root".equals(System.getProperty("user.name"))) {
+      missing.add("root (to mount filesystems, attach loop devices, freeze filesystems and run PostgreSQL as postgres;"
+          + " running as " + System.getProperty("user.name") + ")");
+    }
+    if (!Files.isReadable(Path.of("/dev/fuse")) || !Files.isWritable(Path.of("/dev/fuse"))) {
+      missing.add("a usable /dev/fuse (modprobe fuse, or give the container the device)");
+    }
+    Map<String, String> programs = new LinkedHashMap<>();
+    programs.put("nbdfuse", "libnbd-bin");
+    programs.put("losetup", "util-linux");
+    programs.put("mkfs.ext4", "e2fsprogs");
+    programs.put("mount", "mount");
+    programs.put("umount", "mount");
+    programs.put("mountpoint", "util-linux");
+    programs.put("fsfreeze", "util-linux");
+    programs.put("bash", "bash");
+    programs.put("runuser", "util-linux");
+    programs.forEach((p, pkg) -> {
+      if (tools.find(p).isEmpty()) {
+        missing.add(p + " (Debian: apt-get install " + pkg + ")");
+      }
+    });
+    for (String p : BenchPostgres.PROGRAMS) {
+      if (!Files.isExecutable(BenchPostgres.BIN.resolve(p))) {
+        missing.add(BenchPostgres.BIN.resolve(p) + " (Debian: apt-get install postgresql-15)");
+      }
+    }
+    if (!missing.isEmpty()) {
+      throw new IOException("the freeze benchmark runs a live PostgreSQL on ext4 on shade volumes and needs: "
+          + String.join("; ", missing));
+    }
+  }
+
+  /** Everything the run set up, taken down in reverse order; once, from the normal path or the shutdown hook. */
+  private static final class Stack {
+    /** The directory to delete last. */
+    private final Path work;
+    /** The agent, once started. */
+    volatile AgentProcess agent;
+    /** The mounted volumes, in the order they were mounted. */
+    final List<FuseVolume> mounts = Collections.synchronizedList(new ArrayList<>());
+    /** The cluster, once created. */
+    volatile BenchPostgres postgres;
+    /** True once run. */
+    private boolean done;
+
+    Stack(Path work) {
+      this.work = work;
+    }
+
+    synchronized void close() throws IOException {
+      if (done) {
+        return;
+      }
+      done = true;
+      List<java.io.Closeable> all = new ArrayList<>();
+      if (agent != null) {
+        all.add(agent);
+      }
+      all.addAll(mounts);
+      if (postgres != null) {
+        all.add(postgres);
+      }
+      IOException first = null;
+      for (int i = all.size() - 1; i >= 0; i--) {
+        try {
+          all.get(i).close();
+        } catch (IOException | RuntimeException e) {
+          first = first == null ? new IOException("taking down " + all.get(i) + ": " + e.getMessage(), e) : first;
+        }
+      }
+      try {
+        dev.shade.cli.Directories.delete(work, false);
+      } catch (IOException e) {
+        first = first == null ? e : first;
+      }
+      if (first != null) {
+        throw first;
+      }
+    }
+
+    void closeQuietly() {
+      try {
+        close();
+      } catch (IOException | RuntimeException e) {
+        System.err.println("bench: cleaning up: " + e.getMessage());
+      }
+    }
+  }
+
+  /** The four phases of one run. */
+  private static final class Measure {
+    /** What to run. */
+    private final Settings s;
+    /** Where helper programs run. */
+    private final Path work;
+    /** The volume directories, as the snapshot command names them. */
+    private final List<Path> volumes;
+    /** The mounted filesystems. */
+    private final List<FuseVolume> mounts;
+    /** The cluster under load. */
+    private final BenchPostgres pg;
+    /** Writer specs, expanded. */
+    private final List<String> writers;
+    /** Gets one line per step. */
+    private final Consumer<String> progress;
+
+    Measure(Settings s, Path work, List<Path> volumes, List<FuseVolume> mounts, BenchPostgres pg, List<String> writers,
+        Consumer<String> progress) {
+      this.s = s;
+      this.work = work;
+      this.volumes = volumes;
+      this.mounts = mounts;
+      this.pg = pg;
+      this.writers = writers;
+      this.progress = progress;
+    }
+
+    Map<String, Object> all() throws IOException, InterruptedException {
+      double before = alone("before");
+      List<Double> freezes = new ArrayList<>();
+      List<Double> syncs = new ArrayList<>();
+      List<Double> freezeCommands = new ArrayList<>();
+      double withFreezes = during("freezes", () -> freezes.add(freeze(syncs, freezeCommands)));
+      progress.accept(String.format(Locale.ROOT, "bare freezes: %s; pgbench %.0f tps", line(freezes), withFreezes));
+      List<Double> commands = new ArrayList<>();
+      List<Double> freezeMs = new ArrayList<>();
+      int[] number = {0};
+      double withSnapshots = during("snapshots", () -> {
+        JsonNode r = snapshot("freeze-bench-" + ++number[0], commands);
+        JsonNode f = r.get("freezeMs");
+        if (f != null && f.isNumber()) {
+          freezeMs.add(f.asDouble());
+        }
+      });
+      progress.accept(String.format(Locale.ROOT, "snapshot commands: %s; freezeMs %s; pgbench %.0f tps",
+          line(commands), freezeMs.isEmpty() ? "not reported" : line(freezeMs), withSnapshots));
+      double after = alone("after");
+
+      Map<String, Object> out = new LinkedHashMap<>();
+      out.put("bare_freeze_ms", summary(freezes));
+      out.put("bare_freeze_command_ms", summary(freezeCommands));
+      out.put("bare_freeze_sync_first", s.syncFirst());
+      if (s.syncFirst()) {
+        out.put("sync_before_freeze_ms", summary(syncs));
+      }
+      out.put("snapshot_freeze_ms", freezeMs.isEmpty() ? null : summary(freezeMs));
+      if (freezeMs.isEmpty()) {
+        out.put("snapshot_freeze_ms_note", "the snapshot command's JSON had no freezeMs"
+            + (writers.isEmpty() ? " (no --writers given: snapshots were crash-consistent, nothing froze)" : ""));
+      }
+      out.put("snapshot_command_ms", summary(commands));
+      Map<String, Object> tps = new LinkedHashMap<>();
+      tps.put("without_before", NbdBench.round(before, 1));
+      tps.put("with_freezes", NbdBench.round(withFreezes, 1));
+      tps.put("with_snapshots", NbdBench.round(withSnapshots, 1));
+      tps.put("without_after", NbdBench.round(after, 1));
+      double baseline = (before + after) / 2;
+      tps.put("freezes_vs_without", NbdBench.round(withFreezes / baseline, 3));
+      tps.put("snapshots_vs_without", NbdBench.round(withSnapshots / baseline, 3));
+      out.put("pgbench_tps", tps);
+      out.put("rounds", s.rounds());
+      out.put("seconds", s.seconds());
+      out.put("clients", s.clients());
+      out.put("mounts", mounts.stream().map(m -> m.mountPoint.toString()).toList());
+      return out;
+    }
+
+    private double alone(String label) throws IOException, InterruptedException {
+      progress.accept("pgbench alone (" + label + "): " + s.seconds() + " s");
+      Process load = pg.load(s.clients(), s.seconds(), label);
+      double tps = pg.tps(load, label, s.seconds());
+      progress.accept(String.format(Locale.ROOT, "pgbench alone (%s): %.0f tps", label, tps));
+      return tps;
+    }
+
+    /** One timed step of a phase. */
+    private interface Step {
+      void run() throws IOException, InterruptedException;
+    }
+
+    /** pgbench for --seconds with --rounds steps spread evenly over its middle; its tps. */
+    private double during(String label, Step step) throws IOException, InterruptedException {
+      progress.accept("pgbench with " + s.rounds() + " " + label + ": " + s.seconds() + " s");
+      Process load = pg.load(s.clients(), s.seconds(), label);
+      try {
+        long t0 = System.nanoTime();
+        long first = t0 + TimeUnit.MILLISECONDS.toNanos(500);
+        long interval = (TimeUnit.SECONDS.toNanos(s.seconds()) - TimeUnit.MILLISECONDS.toNanos(1000)) / s.rounds();
+        for (int i = 0; i < s.rounds(); i++) {
+          long wait = first + i * interval - System.nanoTime();
+          if (wait > 0) {
+            TimeUnit.NANOSECONDS.sleep(wait);
+          }
+          if (!load.isAlive()) {
+            progress.accept("pgbench ended after " + i + " of " + s.rounds() + " " + label + "; the rest are not "
+                + "made (rounds took longer than the phase allows: raise --seconds or lower --rounds)");
+            break;
+          }
+          step.run();
+        }
+      } catch (IOException | InterruptedException | RuntimeException e) {
+        Programs.kill(load);
+        throw e;
+      }
+      return pg.tps(load, label, s.seconds());
+    }
+
+    /**
+     * fsfreeze -f on every mount, then -u in reverse, in one bash process that reads the clock
+     * ({@code $EPOCHREALTIME}) before the first freeze and after the last thaw: the window in
+     * milliseconds, with only fsfreeze's own process starts in it. With --sync-first, sync -f on
+     * every mount just before, its milliseconds into {@code syncs}. The process's whole wall
+     * time, seen from here, goes into {@code commands}.
+     */
+    private double freeze(List<Double> syncs, List<Double> commands) throws IOException, InterruptedException {
+      StringBuilder script = new StringBuilder("a=$EPOCHREALTIME\n");
+      if (s.syncFirst()) {
+        for (FuseVolume m : mounts) {
+          script.append("sync -f ").append(quote(m)).append(" || exit 3\n");
+        }
+      }
+      script.append("s=$EPOCHREALTIME\n");
+      for (int i = 0; i < mounts.size(); i++) {
+        script.append("fsfreeze --freeze ").append(quote(mounts.get(i))).append(" || {");
+        for (int j = i - 1; j >= 0; j--) {
+          script.append(" fsfreeze --unfreeze ").append(quote(mounts.get(j))).append(";");
+        }
+        script.append(" exit 4; }\n");
+      }
+      for (int i = mounts.size() - 1; i >= 0; i--) {
+        script.append("fsfreeze --unfreeze ").append(quote(mounts.get(i))).append(" || exit 5\n");
+      }
+      script.append("e=$EPOCHREALTIME\necho \"$a $s $e\"\n");
+      long t0 = System.nanoTime();
+      Programs.Result r = Programs.run(work, STEP, List.of("bash", "-c", script.toString()));
+      commands.add((System.nanoTime() - t0) / 1e6);
+      if (!r.ok()) {
+        throw new IOException("freezing " + mounts + ": " + r.failure());
+      }
+      String[] t = r.stdout().strip().split(" ");
+      double a = Double.parseDouble(t[0]);
+      double begin = Double.parseDouble(t[1]);
+      double end = Double.parseDouble(t[2]);
+      if (s.syncFirst()) {
+        syncs.add((begin - a) * 1000);
+      }
+      return (end - begin) * 1000;
+    }
+
+    private static String quote(FuseVolume m) {
+      return "'" + m.mountPoint.toString().replace("'", "'\\''") + "'";
+    }
+
+    /** {@code shade snapshot create VOLUMES --name NAME --json [--writer W]...} as a new process; its JSON. */
+    private JsonNode snapshot(String name, List<Double> commandMs) throws IOException, InterruptedException {
+      List<String> argv = new ArrayList<>(List.of(AgentProcess.java(), "-cp", AgentProcess.classPath(),
+          "dev.shade.cli.Shade", "snapshot", "create"));
+      volumes.forEach(v -> argv.add(v.toString()));
+      argv.addAll(List.of("--name", name, "--json"));
+      for (String w : writers) {
+        argv.addAll(List.of("--writer", w));
+      }
+      long t0 = System.nanoTime();
+      Programs.Result r = Programs.run(work, STEP, argv);
+      commandMs.add((System.nanoTime() - t0) / 1e6);
+      if (!r.ok()) {
+        throw new IOException("snapshot " + name + ": " + r.failure());
+      }
+      return JSON.readTree(r.stdout());
+    }
+
+    private void require(List<String> command) throws IOException, InterruptedException {
+      Programs.Result r = Programs.run(work, STEP, command);
+      if (!r.ok()) {
+        throw new IOException(r.failure());
+      }
+    }
+  }
+
+  /** p50, p99, min, max, mean and count of {@code values} (nearest rank), in milliseconds. */
+  static Map<String, Object> summary(List<Double> values) {
+    List<Double> v = new ArrayList<>(values);
+    Collections.sort(v);
+    Map<String, Object> m = new LinkedHashMap<>();
+    boolean any = !v.isEmpty();
+    m.put("p50", any ? NbdBench.round(rank(v, 50), 3) : null);
+    m.put("p99", any ? NbdBench.round(rank(v, 99), 3) : null);
+    m.put("min", any ? NbdBench.round(v.get(0), 3) : null);
+    m.put("max", any ? NbdBench.round(v.get(v.size() - 1), 3) : null);
+    m.put("mean", any ? NbdBench.round(v.stream().mapToDouble(Double::doubleValue).average().orElse(0), 3) : null);
+    m.put("count", v.size());
+    return m;
+  }
+
+  /** The nearest-rank {@code percentile} of the sorted, non-empty {@code sorted}. */
+  static double rank(List<Double> sorted, int percentile) {
+    int index = (int) Math.ceil(percentile / 100.0 * sorted.size()) - 1;
+    return sorted.get(Math.max(0, Math.min(sorted.size() - 1, index)));
+  }
+
+  private static String line(List<Double> ms) {
+    Map<String, Object> m = summary(ms);
+    return String.format(Locale.ROOT, "p50 %s ms, p99 %s ms, min %s ms, max %s ms", m.get("p50"), m.get("p99"),
+        m.get("min"), m.get("max"));
+  }
+}

@@ -1,0 +1,82 @@
+package dev.shade.testing.live;
+
+import java.util.Arrays;
+
+/**
+ * When each numbered write of a background writer was issued and when it was acknowledged
+ * (its commit returned): the record a test checks a snapshot against. Numbers run 1, 2, 3, ...,
+ * each issued after the previous one was acknowledged, so both times grow with the number.
+ *
+ * <p>A snapshot whose creation began at {@code t0} and returned at {@code t1} must hold every
+ * number up to {@code lastAckedBefore(t0)}, and (when it is exact) none above
+ * {@code lastIssuedBefore(t1)}.
+ *
+ * <p>Thread-safe: one writer thread records, any thread asks; guarded by this.
+ */
+public final class AckLog {
+  /** {@link System#nanoTime} when number i + 1 was issued; guarded by this. */
+  private long[] issued = new long[1024];
+  /** {@link System#nanoTime} when number i + 1 was acknowledged; guarded by this. */
+  private long[] acked = new long[1024];
+  /** Numbers issued so far (the highest issued); guarded by this. */
+  private int issuedCount;
+  /** Numbers acknowledged so far (the highest acknowledged); guarded by this. */
+  private int ackedCount;
+
+  /** Records that number {@code n} is being written now; {@code n} must be one more than the last issued. */
+  public synchronized void issued(long n) {
+    if (n != issuedCount + 1 || ackedCount != issuedCount) {
+      throw new IllegalStateException("issued " + n + " after issuing " + issuedCount + " and acknowledging "
+          + ackedCount + ": numbers are issued in order, each after the previous one's acknowledgement");
+    }
+    if (issuedCount == issued.length) {
+      issued = Arrays.copyOf(issued, issued.length * 2);
+      acked = Arrays.copyOf(acked, acked.length * 2);
+    }
+    issued[issuedCount++] = System.nanoTime();
+  }
+
+  /** Records that number {@code n}, the last issued, was acknowledged now. */
+  public synchronized void acked(long n) {
+    if (n != issuedCount || ackedCount != issuedCount - 1) {
+      throw new IllegalStateException("acknowledged " + n + " with " + issuedCount + " issued and " + ackedCount
+          + " acknowledged: only the last number issued can be acknowledged");
+    }
+    acked[ackedCount++] = System.nanoTime();
+  }
+
+  /** The highest number acknowledged, 0 before the first. */
+  public synchronized long lastAcked() {
+    return ackedCount;
+  }
+
+  /** The highest number acknowledged before {@code nanoTime} ({@link System#nanoTime}), 0 if none. */
+  public synchronized long lastAckedBefore(long nanoTime) {
+    return countBefore(acked, ackedCount, nanoTime);
+  }
+
+  /** The highest number issued before {@code nanoTime} ({@link System#nanoTime}), 0 if none. */
+  public synchronized long lastIssuedBefore(long nanoTime) {
+    return countBefore(issued, issuedCount, nanoTime);
+  }
+
+  /** How many of the first {@code count} times (ascending) are before {@code t}. */
+  private static int countBefore(long[] times, int count, long t) {
+    int lo = 0;
+    int hi = count; // answer in [lo, hi]
+    while (lo < hi) {
+      int mid = (lo + hi) >>> 1;
+      if (times[mid] - t < 0) {
+        lo = mid + 1;
+      } else {
+        hi = mid;
+      }
+    }
+    return lo;
+  }
+
+  @Override
+  public synchronized String toString() {
+    return "writes: " + issuedCount + " issued, " + ackedCount + " acknowledged";
+  }
+}
