@@ -15,6 +15,9 @@ sealed interface JournalRecord {
   /** A snapshot of a set, with the uuids of all the set's members (format 2 of CREATE). */
   byte CREATE_MEMBER = 6;
   byte SET_COMPLETE = 7;
+  /** A revert that keeps the newer snapshots began (see {@link RevertKeepBegin}). */
+  byte REVERT_KEEP_BEGIN = 8;
+  byte REVERT_KEEP_END = 9;
 
   /** Appends the encoding (type byte first) to {@code out}. */
   void encode(ByteBuffer out);
@@ -132,6 +135,36 @@ sealed interface JournalRecord {
     }
   }
 
+  /**
+   * A revert to snapshot {@code id} that keeps the newer snapshots began: its copies back are
+   * ordinary copy-on-write writes (their own COW records), so replay changes no table for it;
+   * an open that finds no end after it runs the copy back again.
+   */
+  record RevertKeepBegin(long id) implements JournalRecord {
+    @Override
+    public void encode(ByteBuffer out) {
+      out.put(REVERT_KEEP_BEGIN).putLong(id);
+    }
+
+    @Override
+    public int maxSize() {
+      return 9;
+    }
+  }
+
+  /** The origin holds snapshot {@code id}'s contents durably; every snapshot's table stays. */
+  record RevertKeepEnd(long id) implements JournalRecord {
+    @Override
+    public void encode(ByteBuffer out) {
+      out.put(REVERT_KEEP_END).putLong(id);
+    }
+
+    @Override
+    public int maxSize() {
+      return 9;
+    }
+  }
+
   /** Decodes one record at the buffer's position; throws IllegalArgumentException if malformed. */
   static JournalRecord decode(ByteBuffer in) {
     byte type = in.get();
@@ -161,6 +194,10 @@ sealed interface JournalRecord {
         return new RevertBegin(in.getLong());
       case REVERT_END:
         return new RevertEnd(in.getLong());
+      case REVERT_KEEP_BEGIN:
+        return new RevertKeepBegin(in.getLong());
+      case REVERT_KEEP_END:
+        return new RevertKeepEnd(in.getLong());
       default:
         throw new IllegalArgumentException("unknown journal record type " + type);
     }
