@@ -184,24 +184,24 @@ public final class Rollback {
     report.put("beforeSnapshot", null);
     report.put("steps", steps);
 
-    long s = System.nanoTime();
-    Map<String, Object> plan = plan(target);
-    report.put("plan", plan);
-    step("plan", null, s, null);
-    if (options.dryRun()) {
-      return finish(t0);
-    }
-
     List<Writer> made = new ArrayList<>();
     List<Writer> stopped = new ArrayList<>();
     try {
-      for (String spec : options.writers()) {
+      for (String spec : options.writers()) { // a bad spec fails before anything, a dry run too
         try {
           made.add(writers.create(spec));
         } catch (IllegalArgumentException e) {
           throw new ControlException(ControlException.INVALID_ARGUMENT, e.getMessage());
         }
       }
+      long s = System.nanoTime();
+      Map<String, Object> plan = plan(target);
+      report.put("plan", plan);
+      step("plan", null, s, null);
+      if (options.dryRun()) {
+        return finish(t0);
+      }
+
       List<String> writing = clients.writableClients(volume);
       if (!writing.isEmpty() && made.isEmpty() && !options.disconnectClients()) {
         throw inUse(writing, "");
