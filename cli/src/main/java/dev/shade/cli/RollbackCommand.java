@@ -35,8 +35,9 @@ import picocli.CommandLine.Parameters;
     mixinStandardHelpOptions = true,
     footerHeading = "%nExamples:%n",
     footer = {
-      "  shade rollback /var/lib/shade/db --to nightly --writer postgres:'host=/run/postgresql' --writer fs:/srv/pg",
-      "  shade rollback /var/lib/shade/db --to nightly --writer fs:/srv/pg --disconnect-clients --yes",
+      "  shade rollback /var/lib/shade/db --to nightly \\",
+      "      --writer postgres:'host=/run/postgresql' --writer fs:/srv/pg --writer exec:/etc/shade/nbd.d",
+      "  shade rollback /var/lib/shade/db --to nightly --disconnect-clients --yes --json",
       "  shade rollback /var/lib/shade/db --to before-rollback-20261201T101500Z --yes   # undo it"
     })
 final class RollbackCommand extends ShadeCommand {
@@ -46,7 +47,7 @@ final class RollbackCommand extends ShadeCommand {
   @Option(names = "--to", required = true, paramLabel = "NAME", description = "The snapshot to go back to: its name, or id=ID.")
   String to;
 
-  @Option(names = "--writer", paramLabel = "SPEC",
+  @Option(names = "--writer", paramLabel = "SPEC", showDefaultValue = picocli.CommandLine.Help.Visibility.NEVER,
       description = "What uses the volume, stopped before and started after, in the order given: "
           + "fs:MOUNTPOINT, postgres:CONNINFO, sqlite:DBFILE, exec:DIR. Repeatable.")
   List<String> writers = new ArrayList<>();
@@ -149,11 +150,11 @@ final class RollbackCommand extends ShadeCommand {
     List<String> writers = new ArrayList<>();
     report.get("writers").forEach(w -> writers.add(w.asText()));
     StringBuilder b = new StringBuilder();
-    b.append(String.format("Rolling volume '%s' back to snapshot '%s' (taken %s) loses %s (%d bytes) changed since then",
+    b.append(String.format("Rolling volume '%s' back to snapshot '%s' (taken %s) undoes %s (%d bytes) of changes made since then",
         report.get("volume").asText(), target.get("name").asText(), target.get("created").asText(),
         Sizes.format(changed), changed));
     if (plan.get("keepsNewer").asBoolean()) {
-      b.append(String.format("; a before-rollback snapshot keeps them (up to %s of the diff area, %s free)",
+      b.append(String.format(" (a before-rollback snapshot keeps them, using up to %s of the diff area, %s free)",
           Sizes.format(plan.get("preservedBytes").asLong()), Sizes.format(plan.get("diffFreeBytes").asLong())));
       b.append(newer.isEmpty() ? "" : "; newer snapshots are kept: " + String.join(", ", newer));
     } else {

@@ -7,7 +7,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.shade.nbd.client.NbdClient;
+import dev.shade.requestor.agent.Agent;
+import dev.shade.requestor.agent.AgentConfig;
 import java.io.IOException;
+import java.time.Duration;
 import java.nio.file.Path;
 import java.util.List;
 import org.junit.jupiter.api.BeforeEach;
@@ -65,7 +69,7 @@ class RollbackCommandTest {
     TestVolumes.State before = TestVolumes.state(dir);
     Cli.Result r = Cli.run("rollback", dir, "--to", "s1");
     assertFails(r, ExitCodes.FAILURE, "pass --yes");
-    assertTrue(r.out().contains("loses"), "says what would be lost: " + r);
+    assertTrue(r.out().contains("undoes"), "says what would be lost: " + r);
     assertEquals(before, TestVolumes.state(dir));
   }
 
@@ -107,6 +111,30 @@ class RollbackCommandTest {
     assertTrue(r.out().contains("deletes 1 newer snapshot: s2"), r::toString);
     assertEquals(List.of("s1"), names());
     assertArrayEquals(atS1, TestVolumes.image(dir));
+  }
+
+  @Test
+  void rollback_throughTheAgent_refusesWhileAnNbdClientWritesAndDisconnectsItWhenAsked() throws Exception {
+    byte[] now = TestVolumes.image(dir);
+    Path nbdSock = tmp.resolve("nbd.sock");
+    AgentConfig config = new AgentConfig(tmp.resolve("control.sock"), List.of(dir),
+        new AgentConfig.Nbd(null, nbdSock, null, null, null, false, 16, Duration.ofMinutes(5)));
+    try (Agent agent = Agent.start(config)) {
+      try (NbdClient nbd = NbdClient.connect("nbd+unix:///db?socket=" + nbdSock)) {
+        Cli.Result refused = Cli.run("rollback", dir, "--to", "s1", "--yes");
+        assertFails(refused, ExitCodes.FAILURE, "pass --disconnect-clients");
+        assertTrue(refused.err().contains("open for writing"), refused::toString);
+
+        JsonNode doc = Cli.run("rollback", dir, "--to", "s1", "--yes", "--disconnect-clients", "--json").ok().json();
+        assertEquals(1, doc.get("steps").get(1).get("clients").asInt(), doc::toString);
+        String before = doc.get("beforeSnapshot").get("name").asText();
+        try (NbdClient again = NbdClient.connect("nbd+unix:///db?socket=" + nbdSock)) {
+          assertArrayEquals(atS1, again.read(0, MIB), "rolled back, as the agent serves it");
+        }
+        Cli.run("rollback", dir, "--to", before, "--yes").ok();
+      }
+    }
+    assertArrayEquals(now, TestVolumes.image(dir), "the rollback of the rollback restores the bytes before it");
   }
 
   @Test

@@ -11,6 +11,7 @@ import dev.shade.requestor.control.ControlException;
 import dev.shade.requestor.writer.Writer;
 import java.io.IOException;
 import java.time.Clock;
+import java.time.Duration;
 import java.time.ZoneOffset;
 import java.time.format.DateTimeFormatter;
 import java.util.ArrayList;
@@ -40,7 +41,8 @@ public final class Rollback {
    *                    must have room for that (checked here first, and again by the provider).
    *   stop WRITER      in the order given; a failure starts again those already stopped.
    *   disconnect       the NBD clients of the volume's origin, when asked.
-   *   clients          refuses while an NBD client still has the origin open for writing: its
+   *   clients          refuses while an NBD client still has the origin open for writing (after
+   *                    waiting up to CLIENT_GRACE for it to go): its
    *                    data would change underneath it. Starts the stopped writers again first.
    *   before-snapshot  "before-rollback-<UTC time>".
    *   revert           crash-safe; an interrupted one finishes when the volume is next opened.
@@ -50,6 +52,11 @@ public final class Rollback {
   public static final String VOLUME_ROLLBACK = "volume-rollback";
   /** Prefix of the name of the snapshot taken just before a rollback. */
   public static final String BEFORE_PREFIX = "before-rollback-";
+  /**
+   * How long writable NBD clients of the origin may take to go after the writers stopped
+   * ({@code shade.rollback.clientGraceMs}, default 5000).
+   */
+  static final Duration CLIENT_GRACE = Duration.ofMillis(Long.getLong("shade.rollback.clientGraceMs", 5000));
   private static final DateTimeFormatter STAMP = DateTimeFormatter.ofPattern("yyyyMMdd'T'HHmmss'Z'").withZone(ZoneOffset.UTC);
 
   /** Makes a writer from its spec (the real one is {@code Writers::parse}; tests pass their own). */
@@ -202,9 +209,11 @@ public final class Rollback {
         return finish(t0);
       }
 
-      List<String> writing = clients.writableClients(volume);
-      if (!writing.isEmpty() && made.isEmpty() && !options.disconnectClients()) {
-        throw inUse(writing, "");
+      if (made.isEmpty() && !options.disconnectClients()) {
+        List<String> writing = awaitNoWritable();
+        if (!writing.isEmpty()) {
+          throw inUse(writing, "");
+        }
       }
       for (Writer w : made) {
         s = System.nanoTime();
@@ -228,7 +237,7 @@ public final class Rollback {
         }
       }
       s = System.nanoTime();
-      writing = clients.writableClients(volume);
+      List<String> writing = awaitNoWritable();
       if (!writing.isEmpty()) {
         ControlException e = inUse(writing, stopped.isEmpty() ? "" : " after stopping " + specs(stopped));
         step("clients", null, s, e);
@@ -277,6 +286,26 @@ public final class Rollback {
         w.close();
       }
     }
+  }
+
+  /**
+   * The NBD clients that still have the origin open for writing after waiting up to
+   * {@link #CLIENT_GRACE} for them to go: a stop hook's (or a script's) {@code nbd-client -d}
+   * returns before the server has seen the connection close.
+   */
+  private List<String> awaitNoWritable() throws IOException {
+    long deadline = System.nanoTime() + CLIENT_GRACE.toNanos();
+    List<String> writing = clients.writableClients(volume);
+    while (!writing.isEmpty() && System.nanoTime() < deadline) {
+      try {
+        Thread.sleep(50);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new java.io.InterruptedIOException("interrupted while waiting for the NBD clients of volume '" + volume.name() + "' to go");
+      }
+      writing = clients.writableClients(volume);
+    }
+    return writing;
   }
 
   /** What the rollback will do, and lose. */

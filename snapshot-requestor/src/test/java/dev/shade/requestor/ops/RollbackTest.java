@@ -153,6 +153,26 @@ class RollbackTest {
   }
 
   @Test
+  void rollback_clientGoesShortlyAfterTheStopStep_waitsForItAndGoesThrough() throws IOException {
+    int[] polls = {0};
+    Rollback.Clients goingAway = new Rollback.Clients() {
+      @Override
+      public List<String> writableClients(Volume v) {
+        // like a stop hook's nbd-client -d: the server sees the close a moment after the hook returned
+        return log.contains("stop db") && ++polls[0] > 3 ? List.of() : List.of("nbd-1");
+      }
+
+      @Override
+      public int disconnect(Volume v) {
+        throw new AssertionError("not asked to disconnect");
+      }
+    };
+    rollback(List.of("db"), goingAway, Progress.NONE);
+    assertArrayEquals(atS1, image());
+    assertEquals(List.of("stop db", "start db", "close db"), log);
+  }
+
+  @Test
   void dryRun_plansAndChangesNothing() throws IOException {
     Map<String, Object> report = Rollback.run(v, new Rollback.Options(SnapshotRef.ofName("s1"), List.of("db"), false, false, true),
         FakeWriter.factory(log), Rollback.Clients.NONE, Progress.NONE, CLOCK);
