@@ -209,12 +209,6 @@ public final class Rollback {
         return finish(t0);
       }
 
-      if (made.isEmpty() && !options.disconnectClients()) {
-        List<String> writing = awaitNoWritable();
-        if (!writing.isEmpty()) {
-          throw inUse(writing, "");
-        }
-      }
       for (Writer w : made) {
         s = System.nanoTime();
         try {
@@ -242,6 +236,7 @@ public final class Rollback {
         ControlException e = inUse(writing, stopped.isEmpty() ? "" : " after stopping " + specs(stopped));
         step("clients", null, s, e);
         IOException restart = startAll(stopped);
+        stopped.clear();
         if (restart != null) {
           e.addSuppressed(restart);
           throw new ControlException(ControlException.IN_USE, e.getMessage() + "; and starting again failed: "
@@ -282,8 +277,15 @@ public final class Rollback {
       }
       return finish(t0);
     } finally {
+      if (!stopped.isEmpty()) { // an unexpected failure: whatever was stopped runs again
+        startAll(stopped);
+      }
       for (Writer w : made) {
-        w.close();
+        try {
+          w.close();
+        } catch (RuntimeException e) {
+          step("close", w.spec(), System.nanoTime(), e);
+        }
       }
     }
   }
@@ -413,7 +415,7 @@ public final class Rollback {
     Map<String, Object> m = new LinkedHashMap<>();
     m.put("step", name);
     if (subject != null) {
-      m.put(name.equals("stop") || name.equals("start") ? "writer" : "snapshot", subject);
+      m.put(name.equals("stop") || name.equals("start") || name.equals("close") ? "writer" : "snapshot", subject);
     }
     m.put("outcome", failure == null ? "ok" : "failed");
     m.put("seconds", (System.nanoTime() - startNanos) / 1e9);

@@ -134,7 +134,7 @@ class RollbackTest {
   }
 
   @Test
-  void rollback_writableClientAndNothingToStopIt_refusesBeforeStoppingAnything() throws IOException {
+  void rollback_writableClientAndNothingToStopIt_refusesAndChangesNothing() throws IOException {
     ControlException e = assertThrows(ControlException.class, () -> rollback(List.of(), clients(List.of("nbd-1")), Progress.NONE));
     assertEquals(ControlException.IN_USE, e.errorClass());
     assertTrue(e.getMessage().contains("nbd-1") && e.getMessage().contains("disconnect"), e.getMessage());
