@@ -185,15 +185,18 @@ final class Reverter {
           writer.read(at, have);
           // runs of blocks that differ, each written with one call
           int runStart = -1;
-          for (int off = 0; off <= n; off += blockSize) {
-            boolean differs = off < n && want.slice(off, Math.min(blockSize, n - off))
-                .mismatch(have.slice(off, Math.min(blockSize, n - off))) != -1;
+          for (int off = 0; off < n; off += blockSize) {
+            int len = Math.min(blockSize, n - off); // the volume's last block may be partial
+            boolean differs = want.slice(off, len).mismatch(have.slice(off, len)) != -1;
             if (differs && runStart < 0) {
               runStart = off;
             } else if (!differs && runStart >= 0) {
-              writeBack(at + runStart, want.slice(runStart, Math.min(off, n) - runStart));
+              writeBack(at + runStart, want.slice(runStart, off - runStart));
               runStart = -1;
             }
+          }
+          if (runStart >= 0) {
+            writeBack(at + runStart, want.slice(runStart, n - runStart));
           }
           at += n;
           done += n;

@@ -151,6 +151,33 @@ class KeepNewerRevertTest {
     }
   }
 
+  @ParameterizedTest
+  @ValueSource(ints = {0, 1, 2})
+  void revertKeepingNewer_partialLastBlock_isRevertedToo(int kind) throws IOException {
+    int size = (1 << 20) + 1234;
+    try (Volume v = Volume.create(tmp.resolve("v"), VolumeConfig.of(size).withBlockSize(BLOCK).withDiffMax(4L * size))) {
+      Random r = new Random(8);
+      byte[] data = new byte[size];
+      r.nextBytes(data);
+      v.write(0, ByteBuffer.wrap(data));
+      v.createSnapshot("s1");
+      byte[] tail = new byte[1234 + 100];
+      r.nextBytes(tail);
+      if (kind == 0) {
+        v.write(size - tail.length, ByteBuffer.wrap(tail));
+      } else if (kind == 1) {
+        v.writeZeroes(size - 1234, 1234);
+      } else {
+        v.trim(size - 5000, 5000);
+      }
+      v.createSnapshot("before");
+      byte[] now = origin(v);
+      v.revert(SnapshotRef.ofName("s1"), true, Progress.NONE);
+      assertArrayEquals(data, origin(v));
+      assertArrayEquals(now, read(v.openSnapshot("before")));
+    }
+  }
+
   @Test
   void revertKeepingNewer_targetIsNewest_revertsAndKeepsIt() throws IOException {
     try (Volume v = Volume.create(tmp.resolve("v"), VolumeConfig.of(SIZE).withBlockSize(BLOCK).withDiffMax(2L * SIZE))) {
