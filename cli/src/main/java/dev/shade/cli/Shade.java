@@ -22,6 +22,7 @@ import picocli.CommandLine.ScopeType;
     subcommands = {
       VolumeCommand.class,
       SnapshotCommand.class,
+      RollbackCommand.class,
       ServeCommand.class,
       AgentCommand.class,
       ScheduleCommand.class,
@@ -35,6 +36,7 @@ import picocli.CommandLine.ScopeType;
       "  shade volume create /var/lib/shade/db --size 10G",
       "  shade snapshot create /var/lib/shade/db --name nightly",
       "  shade snapshot list /var/lib/shade/db --json",
+      "  shade rollback /var/lib/shade/db --to nightly --writer fs:/srv/pg",
       "  shade serve /var/lib/shade/db",
       "  shade agent --config /etc/shade/agent.json",
       "  shade schedule show --config /etc/shade/agent.json"

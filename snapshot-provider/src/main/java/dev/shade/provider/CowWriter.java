@@ -90,6 +90,12 @@ final class CowWriter {
   private final OriginWriteback writeback;
   /** How long the write-behind drain of the latest flush took (any thread's): for the DEBUG line of a snapshot. */
   volatile long lastDrainNanos;
+  /**
+   * The target of a revert that keeps the newer snapshots while one runs (it holds the hold
+   * exclusively throughout), else null: no snapshot may be deleted to make room then, since the
+   * revert reads its target and preserves into the newest.
+   */
+  volatile String revertKeepingTo;
   /** Per thread: at least 1 MiB and one block, for copying runs of blocks. */
   private final ThreadLocal<ByteBuffer> copyBuffers;
 
@@ -563,6 +569,13 @@ final class CowWriter {
     locks.hold.writeLock().lock();
     try {
       locks.ensureOpen();
+      String keeping = revertKeepingTo;
+      if (keeping != null) {
+        throw new VolumeException("the diff area " + diffPath + " has no room for " + (long) slots * blockSize
+            + " more bytes of old contents" + (diskFull ? " (its filesystem is full)" : "")
+            + " during the revert to snapshot '" + keeping + "' that keeps the newer snapshots; no snapshot is deleted"
+            + " for room during such a revert; free space there and open the volume again to finish it");
+      }
       writeBehind.drain(); // held blocks belong to the newest snapshot, which may go
       if (diskFull && !chain.list().isEmpty()) {
         deleteOldestForSpace("the filesystem holding the diff area " + diffPath + " is full", slots);

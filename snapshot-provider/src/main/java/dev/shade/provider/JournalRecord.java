@@ -20,6 +20,9 @@ sealed interface JournalRecord {
   byte ATTRIBUTES = 8;
   /** A snapshot with attributes (format 3 of CREATE: format 2 followed by the attributes). */
   byte CREATE_ATTRIBUTES = 9;
+  /** A revert that keeps the newer snapshots began (see {@link RevertKeepBegin}). */
+  byte REVERT_KEEP_BEGIN = 10;
+  byte REVERT_KEEP_END = 11;
 
   /** Appends the encoding (type byte first) to {@code out}. */
   void encode(ByteBuffer out);
@@ -168,6 +171,36 @@ sealed interface JournalRecord {
     }
   }
 
+  /**
+   * A revert to snapshot {@code id} that keeps the newer snapshots began: its copies back are
+   * ordinary copy-on-write writes (their own COW records), so replay changes no table for it;
+   * an open that finds no end after it runs the copy back again.
+   */
+  record RevertKeepBegin(long id) implements JournalRecord {
+    @Override
+    public void encode(ByteBuffer out) {
+      out.put(REVERT_KEEP_BEGIN).putLong(id);
+    }
+
+    @Override
+    public int maxSize() {
+      return 9;
+    }
+  }
+
+  /** The origin holds snapshot {@code id}'s contents durably; every snapshot's table stays. */
+  record RevertKeepEnd(long id) implements JournalRecord {
+    @Override
+    public void encode(ByteBuffer out) {
+      out.put(REVERT_KEEP_END).putLong(id);
+    }
+
+    @Override
+    public int maxSize() {
+      return 9;
+    }
+  }
+
   /** Decodes one record at the buffer's position; throws IllegalArgumentException if malformed. */
   static JournalRecord decode(ByteBuffer in) {
     byte type = in.get();
@@ -201,6 +234,10 @@ sealed interface JournalRecord {
         return new RevertBegin(in.getLong());
       case REVERT_END:
         return new RevertEnd(in.getLong());
+      case REVERT_KEEP_BEGIN:
+        return new RevertKeepBegin(in.getLong());
+      case REVERT_KEEP_END:
+        return new RevertKeepEnd(in.getLong());
       default:
         throw new IllegalArgumentException("unknown journal record type " + type);
     }

@@ -27,7 +27,9 @@ final class Recovery {
    * Replay applies records in order: a create adds a snapshot (raising nextId past it), a
    * delete merges one down, a copy record fills a table entry, "revert begun" without its
    * "revert ended" leaves a revert to finish, "attributes" replaces a snapshot's attributes,
-   * and "set complete" marks a set member. A record
+   * and "set complete" marks a set member. The records of a revert that keeps the newer
+   * snapshots change no table (its copies are COW records of their own); pendingKeepRevert
+   * finds one left unfinished. A record
    * naming a snapshot that does not exist is damage, except "set complete" (it may follow the
    * end of the snapshot it names in a later generation; it changes nothing then).
    */
@@ -108,6 +110,28 @@ final class Recovery {
       }
     }
     return revertPending;
+  }
+
+  /**
+   * The id of the snapshot that a revert keeping the newer snapshots was going to when the
+   * process stopped (its "begun" has no "ended" in {@code records}), or -1. Such a revert
+   * never spans a fold (folds run under the exclusive hold that the revert keeps until its
+   * end), so the journal alone tells.
+   */
+  static long pendingKeepRevert(SnapshotChain chain, List<JournalRecord> records, Path journalPath)
+      throws VolumeException {
+    long pending = -1;
+    for (JournalRecord r : records) {
+      if (r instanceof JournalRecord.RevertKeepBegin b) {
+        pending = b.id();
+      } else if (r instanceof JournalRecord.RevertKeepEnd) {
+        pending = -1;
+      }
+    }
+    if (pending >= 0) {
+      byIdOrDamage(chain, pending, journalPath);
+    }
+    return pending;
   }
 
   private static Snapshot byIdOrDamage(SnapshotChain chain, long id, Path journalPath) throws VolumeException {

@@ -150,6 +150,12 @@ public final class Volume implements BlockDevice {
         LOG.warn("{}: finishing the revert to snapshot {} that was interrupted", dir, target.name);
         reverter.finish(target, Progress.NONE);
       }
+      long keepPending = replay.stale() ? -1 : Recovery.pendingKeepRevert(chain, replay.records(), journalFile.path());
+      if (keepPending >= 0) {
+        Snapshot target = chain.byId(keepPending);
+        LOG.warn("{}: finishing the revert to snapshot {} (keeping the newer snapshots) that was interrupted", dir, target.name);
+        reverter.finishKeepingNewer(target, Progress.NONE);
+      }
       if (!replay.records().isEmpty()) {
         chain.fold();
       }
@@ -719,6 +725,25 @@ public final class Volume implements BlockDevice {
   /** {@link #revert(String, Progress)} by reference. */
   public void revert(SnapshotRef ref, Progress progress) throws IOException {
     reverter.revert(ref, progress);
+  }
+
+  /** What {@link #revert(SnapshotRef, boolean, Progress)} would do, without doing it. */
+  public RevertPlan planRevert(SnapshotRef ref, boolean keepNewer) throws IOException {
+    return reverter.plan(ref, keepNewer);
+  }
+
+  /**
+   * Rolls the origin back to snapshot {@code ref}; with {@code keepNewer} false this is
+   * {@link #revert(SnapshotRef, Progress)}. With {@code keepNewer} true no snapshot is deleted:
+   * the target's contents are written into the origin as ordinary copy-on-write writes, so the
+   * newest snapshot receives the contents the revert overwrites and every snapshot still reads
+   * back what it held (take a snapshot just before, and reverting to it undoes this revert).
+   * Only blocks whose contents differ are written. Refused, changing nothing, when the diff
+   * area may lack room for those copies ({@link #planRevert(SnapshotRef, boolean)} tells how
+   * much at most). Crash-safe and restartable: an open finishes an interrupted one.
+   */
+  public void revert(SnapshotRef ref, boolean keepNewer, Progress progress) throws IOException {
+    reverter.revert(ref, keepNewer, progress);
   }
 
   // ---------------------------------------------------------------- parts, for SnapshotSet

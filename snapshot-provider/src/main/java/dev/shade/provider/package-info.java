@@ -29,7 +29,9 @@
  *     allocation, plan revert); write: the snapshot list and ids ({@code SnapshotChain}),
  *     the snapshots' attributes, the journal generation (fold), the closed state</td>
  *     <td>every call; write-held by snapshot create (a set takes all its members, bounded by
- *     the hold timeout), delete, set attributes, revert, making room, reconcile, close</td></tr>
+ *     the hold timeout), delete, set attributes, revert, making room, reconcile, close; a
+ *     revert that keeps the newer snapshots also read-takes it (reentrantly, under its write
+ *     hold) for its copy-on-write writes</td></tr>
  * <tr><td>3</td><td>{@code WriteBehind.commitLock}</td><td>one batch of held blocks applied
  *     at a time</td><td>the committer thread (no hold), and drain (under the hold)</td></tr>
  * <tr><td>4</td><td>{@code Locks} stripes (1024 read-write locks, block b uses b mod 1024),

@@ -40,6 +40,8 @@ class VolumeModelTest {
   @MethodSource("configs")
   void randomOperations_matchModel(int blockSize, long size, long seed) throws IOException {
     Random rnd = new Random(seed);
+    /** Chooses between the two kinds of revert, apart from rnd so that the other choices stay those of the seed. */
+    Random keepNewer = new Random(~seed);
     byte[] model = new byte[(int) size];
     Map<String, byte[]> snaps = new LinkedHashMap<>();
     Path dir = tmp.resolve("v");
@@ -74,14 +76,19 @@ class VolumeModelTest {
         } else if (kind < 80 && !snaps.isEmpty()) {
           List<String> names = new ArrayList<>(snaps.keySet());
           String target = names.get(rnd.nextInt(names.size()));
-          v.revert(target, Progress.NONE);
-          model = snaps.get(target).clone();
-          boolean after = false;
-          for (String n : names) {
-            if (after) {
-              snaps.remove(n);
+          if (keepNewer.nextBoolean()) { // a revert that keeps every snapshot as it is
+            v.revert(SnapshotRef.ofName(target), true, Progress.NONE);
+            model = snaps.get(target).clone();
+          } else {
+            v.revert(target, Progress.NONE);
+            model = snaps.get(target).clone();
+            boolean after = false;
+            for (String n : names) {
+              if (after) {
+                snaps.remove(n);
+              }
+              after |= n.equals(target);
             }
-            after |= n.equals(target);
           }
         } else if (kind < 85) {
           v.flush();

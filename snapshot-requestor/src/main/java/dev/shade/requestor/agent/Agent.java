@@ -14,6 +14,7 @@ import dev.shade.requestor.control.ControlServer;
 import dev.shade.requestor.control.ControlSession;
 import dev.shade.requestor.export.VolumeExports;
 import dev.shade.requestor.ops.ConsistentSnapshot;
+import dev.shade.requestor.ops.Rollback;
 import dev.shade.requestor.ops.VolumeCommands;
 import dev.shade.requestor.schedule.CommandRunner;
 import dev.shade.requestor.schedule.Scheduler;
@@ -332,21 +333,52 @@ public final class Agent implements Closeable {
 
   /** Refuses to roll back the origin of {@code v} while an NBD client may write to it (it would see its data change underneath). */
   private void refuseWhileWritable(Volume v) throws ControlException {
+    List<String> writers = writableClients(v);
+    if (!writers.isEmpty()) {
+      throw new ControlException(ControlException.IN_USE, "not reverting volume '" + v.name() + "': "
+          + writers.size() + " NBD client" + (writers.size() == 1 ? " has" : "s have") + " its origin open for writing ("
+          + String.join(", ", writers) + "); stop what uses it (unmount, disconnect the NBD client) first");
+    }
+  }
+
+  /** The peers of the NBD clients that have the origin of {@code v} open for writing. */
+  private List<String> writableClients(Volume v) {
     NbdServer s = nbd;
+    List<String> writers = new ArrayList<>();
     if (s == null) {
-      return;
+      return writers;
     }
     String origin = VolumeExports.originName(v);
-    List<String> writers = new ArrayList<>();
     for (NbdServer.Client c : s.clients()) {
       if (c.writable() && origin.equals(c.export())) {
         writers.add(c.peer());
       }
     }
-    if (!writers.isEmpty()) {
-      throw new ControlException(ControlException.IN_USE, "not reverting volume '" + v.name() + "': "
-          + writers.size() + " NBD client" + (writers.size() == 1 ? " has" : "s have") + " its origin open for writing ("
-          + String.join(", ", writers) + "); stop what uses it (unmount, disconnect the NBD client) first");
+    return writers;
+  }
+
+  /** The NBD clients of the held volumes, as a rollback sees them. */
+  private final class Clients implements Rollback.Clients {
+    @Override
+    public List<String> writableClients(Volume v) {
+      return Agent.this.writableClients(v);
+    }
+
+    @Override
+    public int disconnect(Volume v) throws IOException {
+      NbdServer s = nbd;
+      if (s == null) {
+        return 0;
+      }
+      String origin = VolumeExports.originName(v);
+      try {
+        int n = s.disconnect(VolumeExports.exportsOf(v).and(e -> e.name().equals(origin)), DETACH_DRAIN);
+        LOG.info("rollback of volume {}: disconnected {} NBD client{} of its origin", v.name(), n, n == 1 ? "" : "s");
+        return n;
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new VolumeException("interrupted while disconnecting the NBD clients of " + v.directory());
+      }
     }
   }
 
@@ -509,6 +541,11 @@ public final class Agent implements Closeable {
           @Override
           public void beforeRevert(Volume v) throws IOException {
             refuseWhileWritable(v);
+          }
+
+          @Override
+          public Rollback.Clients clients() {
+            return new Clients();
           }
         }, progress);
         announce(command, result);

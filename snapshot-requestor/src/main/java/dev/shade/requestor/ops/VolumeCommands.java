@@ -15,6 +15,7 @@ import java.nio.channels.FileChannel;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.time.Duration;
+import java.time.Clock;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.Iterator;
@@ -44,6 +45,16 @@ public final class VolumeCommands {
      * client has it mounted read-write).
      */
     default void beforeRevert(Volume v) throws IOException {}
+
+    /** The NBD clients of the volumes, for a rollback: none where nothing serves them. */
+    default Rollback.Clients clients() {
+      return Rollback.Clients.NONE;
+    }
+
+    /** Makes the writers a rollback stops and starts again. */
+    default Rollback.WriterFactory writers() {
+      return Writers::parse;
+    }
   }
 
   /** Command names, as sent over the control socket. */
@@ -65,8 +76,8 @@ public final class VolumeCommands {
 
   /** Every command this class carries out. */
   public static final List<String> COMMANDS = List.of(VOLUME_INFO, VOLUME_IMPORT, VOLUME_EXPORT, VOLUME_REVERT_PLAN,
-      VOLUME_REVERT, SNAPSHOT_CREATE, SNAPSHOT_LIST, SNAPSHOT_DELETE, SNAPSHOT_EXPORT, SNAPSHOT_DIFF, SNAPSHOT_SHOW,
-      SNAPSHOT_SET_ATTRIBUTES, SNAPSHOT_BACKUP_COMPLETE);
+      VOLUME_REVERT, Rollback.VOLUME_ROLLBACK, SNAPSHOT_CREATE, SNAPSHOT_LIST, SNAPSHOT_DELETE, SNAPSHOT_EXPORT, SNAPSHOT_DIFF,
+      SNAPSHOT_SHOW, SNAPSHOT_SET_ATTRIBUTES, SNAPSHOT_BACKUP_COMPLETE);
 
   private VolumeCommands() {}
 
@@ -112,6 +123,9 @@ public final class VolumeCommands {
       }
       case VOLUME_REVERT:
         return revert(volumes, volumes.get(text(args, "volume", command)), ref(args, "snapshot", command), progress);
+      case Rollback.VOLUME_ROLLBACK:
+        return Rollback.run(volumes.get(text(args, "volume", command)), Rollback.Options.of(args), volumes.writers(),
+            volumes.clients(), progress, Clock.systemUTC());
       case SNAPSHOT_CREATE:
         return create(volumes, args);
       case SNAPSHOT_LIST: {
