@@ -72,6 +72,8 @@ final class SqliteWriter implements Writer {
   private Connection checkpointer;
   /** The statement that may be waiting for the write lock now, for {@link #abort}. */
   private volatile Statement waiting;
+  /** Set by {@link #abort} (from any thread): a freeze waiting for the write lock gives up. */
+  private volatile boolean aborted;
   /** True while the holder's transaction is open. Guarded by lock. */
   private boolean held;
   /** The journal mode prepare found (lower case, e.g. {@code wal}), null before. */
@@ -133,7 +135,8 @@ final class SqliteWriter implements Writer {
 
   /**
    * Takes the write lock ({@code BEGIN IMMEDIATE}, waiting at most half of {@code limit} for
-   * writers in the middle of a transaction), then in WAL mode checkpoints what it can.
+   * writers in the middle of a transaction), then in WAL mode checkpoints what it can. Fails
+   * when the lock cannot be had in time or {@link #abort} came first.
    */
   @Override
   public void freeze(Duration limit) throws IOException {
@@ -144,19 +147,7 @@ final class SqliteWriter implements Writer {
       }
       long start = System.nanoTime();
       long waitMillis = Math.max(1, limit.toMillis() / 2);
-      try (Statement st = holder.createStatement()) {
-        st.execute("PRAGMA busy_timeout = " + waitMillis);
-        waiting = st;
-        try {
-          st.execute("BEGIN IMMEDIATE");
-          held = true;
-        } finally {
-          waiting = null;
-        }
-      } catch (SQLException e) {
-        throw new IOException(spec + ": cannot take the write lock (BEGIN IMMEDIATE) within " + waitMillis
-            + " ms: " + e.getMessage() + (isBusy(e) ? "; another connection holds a long write transaction" : ""), e);
-      }
+      takeWriteLock(start + waitMillis * 1_000_000, waitMillis);
       long locked = System.nanoTime();
       freezeFacts.clear();
       freezeFacts.put("lockMillis", Long.toString((locked - start) / 1_000_000));
@@ -169,6 +160,46 @@ final class SqliteWriter implements Writer {
       throw error("freeze", e);
     } finally {
       lock.unlock();
+    }
+  }
+
+  /**
+   * {@code BEGIN IMMEDIATE}, tried again every millisecond until {@code deadline}
+   * ({@link System#nanoTime}) or an abort. Our own loop and not SQLite's busy handler: an
+   * {@code sqlite3_interrupt} does not end the busy handler's sleeps, and an abort must.
+   */
+  private void takeWriteLock(long deadline, long waitMillis) throws IOException, SQLException {
+    try (Statement st = holder.createStatement()) {
+      st.execute("PRAGMA busy_timeout = 0");
+      waiting = st;
+      try {
+        while (true) {
+          if (aborted) {
+            throw new IOException(spec + ": freeze aborted while waiting for the write lock (BEGIN IMMEDIATE)");
+          }
+          try {
+            st.execute("BEGIN IMMEDIATE");
+            held = true;
+            return;
+          } catch (SQLException e) {
+            if (!isBusy(e)) {
+              throw e;
+            }
+            if (System.nanoTime() - deadline >= 0) {
+              throw new IOException(spec + ": cannot take the write lock (BEGIN IMMEDIATE) within " + waitMillis
+                  + " ms: another connection holds a long write transaction (" + e.getMessage() + ")", e);
+            }
+          }
+          try {
+            Thread.sleep(1);
+          } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new java.io.InterruptedIOException(spec + ": interrupted while waiting for the write lock");
+          }
+        }
+      } finally {
+        waiting = null;
+      }
     }
   }
 
@@ -233,10 +264,11 @@ final class SqliteWriter implements Writer {
    */
   @Override
   public void abort() {
+    aborted = true;
     Statement st = waiting;
     if (st != null) {
       try {
-        st.cancel(); // sqlite3_interrupt: safe from another thread
+        st.cancel(); // sqlite3_interrupt: safe from another thread; ends a running checkpoint
       } catch (SQLException | RuntimeException e) {
         LOG.debug("{}: interrupting the freeze: {}", spec, e.toString());
       }
