@@ -102,18 +102,27 @@ public final class PostgresCluster implements AutoCloseable {
   }
 
   /**
-   * Makes {@code dir} traversable by others (o+x), as postgres must reach it, and checks that the
-   * postgres user can reach it (its parents must be traversable already, as /tmp is).
+   * Makes {@code dir}, and its parents below the temporary folder ({@code java.io.tmpdir}, where
+   * JUnit's {@code @TempDir} folders are, mode 0700), traversable by others (o+x), as postgres must
+   * reach it; then checks that the postgres user can.
    */
   private static void openUp(Path dir) throws IOException, InterruptedException {
-    var perms = Files.getPosixFilePermissions(dir);
-    perms.add(PosixFilePermission.OTHERS_EXECUTE);
-    perms.add(PosixFilePermission.GROUP_EXECUTE);
-    Files.setPosixFilePermissions(dir, perms);
+    Path tmp = Path.of(System.getProperty("java.io.tmpdir")).toAbsolutePath().normalize();
+    for (Path p = dir.toAbsolutePath().normalize(); p != null; p = p.getParent()) {
+      var perms = Files.getPosixFilePermissions(p);
+      if (!perms.contains(PosixFilePermission.OTHERS_EXECUTE)) {
+        perms.add(PosixFilePermission.OTHERS_EXECUTE);
+        perms.add(PosixFilePermission.GROUP_EXECUTE);
+        Files.setPosixFilePermissions(p, perms);
+      }
+      if (!p.startsWith(tmp) || p.equals(tmp)) {
+        break; // never opens anything above the temporary folder, nor outside it but dir itself
+      }
+    }
     Command reach = Command.run("runuser", "-u", USER, "--", "test", "-x", dir.toString());
     if (reach.exitCode() != 0) {
       throw new AssertionError("the " + USER + " user cannot reach " + dir + " (a parent folder is not traversable; "
-          + "use a folder under /tmp): " + reach);
+          + "use a folder under " + tmp + "): " + reach);
     }
   }
 
