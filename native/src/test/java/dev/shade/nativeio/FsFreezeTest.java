@@ -91,6 +91,35 @@ class FsFreezeTest {
   }
 
   @Test
+  void sync_thenFreeze_isShortAndWritesGoOn() throws Exception {
+    try (LoopFilesystem fs = LoopFilesystem.create(dir, 64L << 20)) {
+      // 16 MiB in the page cache, frozen without a sync first, then again after a syncfs
+      Files.write(fs.mountPoint().resolve("dirty-1"), new byte[16 << 20]);
+      long t0 = System.nanoTime();
+      FsFreeze.freeze(fs.mountPoint());
+      long coldMillis = (System.nanoTime() - t0) / 1_000_000;
+      FsFreeze.thaw(fs.mountPoint());
+      Files.write(fs.mountPoint().resolve("dirty-2"), new byte[16 << 20]);
+      long t1 = System.nanoTime();
+      FsFreeze.sync(fs.mountPoint());
+      long syncMillis = (System.nanoTime() - t1) / 1_000_000;
+      long t2 = System.nanoTime();
+      FsFreeze.freeze(fs.mountPoint());
+      long freezeMillis = (System.nanoTime() - t2) / 1_000_000;
+      FsFreeze.thaw(fs.mountPoint());
+      System.out.println("freeze with 16 MiB dirty: " + coldMillis + " ms; syncfs " + syncMillis
+          + " ms, then freeze " + freezeMillis + " ms");
+      assertEquals(4096L, writeAndSync(fs.mountPoint().resolve("after")));
+    }
+  }
+
+  @Test
+  void sync_missingPath_isNotFound() {
+    NotFoundException e = assertThrows(NotFoundException.class, () -> FsFreeze.sync(dir.resolve("none")));
+    assertTrue(e.getMessage().startsWith("open(" + dir.resolve("none")), e::getMessage);
+  }
+
+  @Test
   void freeze_missingPath_isNotFound() {
     Path missing = dir.resolve("no-such-mount");
     NotFoundException e = assertThrows(NotFoundException.class, () -> FsFreeze.freeze(missing));

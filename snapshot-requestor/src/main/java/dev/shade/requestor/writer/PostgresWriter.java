@@ -7,7 +7,6 @@ import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.attribute.UserPrincipal;
 import java.sql.Connection;
-import java.sql.DriverManager;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
@@ -77,8 +76,8 @@ final class PostgresWriter implements Writer {
   private Path dataDirectory;
   /** The server's version number, once identified, e.g. 150004. */
   private int versionNum;
-  /** The label of the running backup, null when none runs. */
-  private String label;
+  /** The label of the running backup, null when none runs; {@link #abort} may clear it from another thread. */
+  private volatile String label;
   /** Where the running backup started. */
   private String startLsn;
   /** The data directory, server binary folder and options {@link #stop} found; null before. */
@@ -470,8 +469,13 @@ final class PostgresWriter implements Writer {
 
   private synchronized Connection session() throws SQLException {
     if (session == null || session.isClosed()) {
-      session = DriverManager.getConnection(conn.jdbcUrl(), conn.jdbcProperties());
-      session.setAutoCommit(true);
+      // the driver directly, not DriverManager: no dependence on service files surviving a fat jar
+      Connection c = new org.postgresql.Driver().connect(conn.jdbcUrl(), conn.jdbcProperties());
+      if (c == null) {
+        throw new SQLException("the PostgreSQL driver does not take the URL " + conn.jdbcUrl(), "08001");
+      }
+      c.setAutoCommit(true);
+      session = c;
     }
     return session;
   }
