@@ -47,9 +47,14 @@ final class ExternalCommand {
   static Result run(List<String> argv, Duration timeout, String what) throws IOException {
     Path out = Files.createTempFile("shade-writer-", ".out");
     try {
-      Process p = new ProcessBuilder(argv).redirectErrorStream(true)
-          .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")))
-          .redirectOutput(out.toFile()).start();
+      Process p;
+      try {
+        p = new ProcessBuilder(argv).redirectErrorStream(true)
+            .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")))
+            .redirectOutput(out.toFile()).start();
+      } catch (IOException e) {
+        throw new IOException(what + ": cannot run `" + String.join(" ", argv) + "`: " + e.getMessage(), e);
+      }
       try {
         if (!p.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS)) {
           p.descendants().forEach(ProcessHandle::destroyForcibly);

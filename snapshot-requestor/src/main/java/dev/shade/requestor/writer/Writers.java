@@ -79,11 +79,17 @@ public final class Writers {
     }
   }
 
-  private static Writer fs(String spec, Path mountPoint, Path mountInfo) {
+  private static Writer fs(String spec, Path given, Path mountInfo) {
+    Path mountPoint = given;
+    try {
+      mountPoint = given.toRealPath(); // the mount table has no symbolic links
+    } catch (IOException e) {
+      // missing: the lookup below says it is not a mount point
+    }
     try {
       if (MountTable.read(mountInfo).at(mountPoint).isEmpty()) {
         throw new IllegalArgumentException("writer spec '" + spec + "': " + mountPoint + " is not a mount point "
-            + "(not in " + mountInfo + ")" + (Files.isDirectory(mountPoint) ? "" : "; it is not even a directory"));
+            + "(not in " + mountInfo + ")" + (Files.isDirectory(mountPoint) ? "" : "; it is not a directory here"));
       }
     } catch (IOException e) {
       throw new UncheckedIOException("writer spec '" + spec + "': cannot read the mount table " + mountInfo, e);

@@ -39,6 +39,14 @@ class WritersTest {
   }
 
   @Test
+  void parse_fs_symbolicLinkToAMountPoint_isResolved() throws Exception {
+    Path link = Files.createSymbolicLink(dir.resolve("root-link"), Path.of("/"));
+    FsWriter fs = assertInstanceOf(FsWriter.class, Writers.parse("fs:" + link));
+    assertEquals(Path.of("/"), fs.mountPoint());
+    assertEquals("fs:" + link, fs.spec());
+  }
+
+  @Test
   void parse_fs_escapedSpaceInMountPoint() throws Exception {
     assertInstanceOf(FsWriter.class, Writers.parse("fs:/with space", mountInfo()));
   }
