@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
 import dev.shade.testing.Command;
+import dev.shade.testing.LoopFilesystem;
 import dev.shade.testing.PostgresCluster;
 import dev.shade.testing.Tools;
 import java.nio.charset.StandardCharsets;
@@ -187,6 +188,49 @@ class PostgresWriterTest {
       writer.thaw();
       assertFalse(writer.postSnapshot().files().isEmpty());
       writer.backupComplete(WriterMetadata.none(writer.spec())); // no archive given: does nothing
+    }
+  }
+
+  @Test
+  void backupLabel_pathIsRelativeToTheFilesystemOfTheDataDirectory() throws Exception {
+    pg.close();
+    pg = null;
+    try (LoopFilesystem fs = LoopFilesystem.create(Files.createDirectories(dir.resolve("fs")), 96L << 20)) {
+      PostgresCluster onFs = PostgresCluster.create(fs.mountPoint().resolve("pg"), "wal_level=replica", "fsync=off");
+      try (Writer writer = Writers.parse("postgres:" + onFs.conninfo())) {
+        assertEquals(fs.mountPoint().toString(), writer.identify().get("mountPoint"));
+        writer.prepare();
+        writer.freeze(Duration.ofSeconds(5));
+        writer.thaw();
+        WriterMetadata meta = writer.postSnapshot();
+        assertEquals("pg/data/backup_label", meta.files().get(0).path());
+        assertEquals(fs.mountPoint().toString(), meta.facts().get("mountPoint"));
+      } finally {
+        onFs.close();
+      }
+    }
+  }
+
+  @Test
+  void tablespace_isIdentifiedAndMapped() throws Exception {
+    Path location = Files.createDirectories(pg.dir().resolve("ts"));
+    PostgresCluster.chown(location);
+    pg.psql("CREATE TABLESPACE ts LOCATION '" + location + "'");
+    String oid = pg.psql("SELECT oid FROM pg_tablespace WHERE spcname = 'ts'");
+    try (Writer writer = Writers.parse("postgres:" + pg.conninfo())) {
+      Map<String, Object> facts = writer.identify();
+      assertEquals(List.of(Map.of("name", "ts", "location", location.toString(), "mountPoint",
+          facts.get("mountPoint"))), facts.get("tablespaces"), facts::toString);
+      writer.prepare();
+      writer.freeze(Duration.ofSeconds(5));
+      writer.thaw();
+      WriterMetadata meta = writer.postSnapshot();
+      assertEquals(2, meta.files().size(), meta::toString);
+      WriterMetadata.File map = meta.files().get(1);
+      assertTrue(map.path().endsWith("data/tablespace_map"), map::path);
+      assertEquals(meta.files().get(0).path().replace("backup_label", "tablespace_map"), map.path());
+      assertEquals(oid + " " + location, map.content().strip());
+      assertEquals(0600, map.mode());
     }
   }
 

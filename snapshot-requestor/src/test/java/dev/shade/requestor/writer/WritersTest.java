@@ -44,6 +44,7 @@ class WritersTest {
     FsWriter fs = assertInstanceOf(FsWriter.class, Writers.parse("fs:" + link));
     assertEquals(Path.of("/"), fs.mountPoint());
     assertEquals("fs:" + link, fs.spec());
+    Files.delete(link);
   }
 
   @Test
