@@ -1,11 +1,7 @@
 package dev.shade.requestor.writer;
 
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
-import java.nio.file.LinkOption;
 import java.nio.file.Path;
-import java.nio.file.attribute.UserPrincipal;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
@@ -45,15 +41,11 @@ final class PostgresWriter implements Writer {
    * holding data_directory is looked up in /proc/self/mountinfo, and the mount's own root (not
    * "/" for a bind mount) is put in front of the data directory's path below its mount point.
    *
-   * stop and start for a rollback run pg_ctl as the owner of the data directory (runuser when
-   * that is not us); start passes the server the options it last ran with, read from
-   * postmaster.opts at stop time (the file stays in the data directory after a shutdown).
+   * stop and start for a rollback are PgCtl's.
    */
   private static final Logger LOG = LoggerFactory.getLogger(PostgresWriter.class);
   /** pg_backup_start exists from PostgreSQL 15 (before it was pg_start_backup). */
   static final int MIN_VERSION_NUM = 150000;
-  /** How long pg_ctl stop/start may take. */
-  private static final Duration PG_CTL_TIMEOUT = Duration.ofSeconds(180);
   /** How long pg_archivecleanup may take. */
   private static final Duration CLEANUP_TIMEOUT = Duration.ofSeconds(120);
   /** {@code START WAL LOCATION: 0/2000028 (file 000000010000000000000002)} in a backup_label. */
@@ -80,11 +72,8 @@ final class PostgresWriter implements Writer {
   private volatile String label;
   /** Where the running backup started. */
   private String startLsn;
-  /** The data directory, server binary folder and options {@link #stop} found; null before. */
-  private Stopped stopped;
-
-  /** What {@link #stop} found, for {@link #start}. */
-  private record Stopped(Path dataDirectory, UserPrincipal owner, Optional<Path> binDir, List<String> options) {}
+  /** The server {@link #stop} stopped, to start again; null before. */
+  private PgCtl stopped;
 
   PostgresWriter(String spec, ConnInfo conn, Path mountInfo) {
     this.spec = spec;
@@ -273,7 +262,7 @@ final class PostgresWriter implements Writer {
       return;
     }
     String walFile = startWalFile(metadata);
-    Path tool = pgTool("pg_archivecleanup", Optional.empty());
+    Path tool = PgCtl.tool("pg_archivecleanup", Optional.empty(), versionNum, name);
     ExternalCommand.require(List.of(tool.toString(), archive, walFile), CLEANUP_TIMEOUT,
         name + ": clean up WAL archive " + archive + " before " + walFile);
     LOG.info("{}: removed WAL older than {} from {}", name, walFile, archive);
@@ -299,30 +288,16 @@ final class PostgresWriter implements Writer {
 
   /**
    * Stops the server ({@code pg_ctl stop -m fast}) as the owner of its data directory,
-   * remembering the options it ran with (postmaster.opts) for {@link #start}.
+   * remembering the options it ran with (postmaster.opts) for {@link #start}. The server must
+   * answer: its data directory comes from it.
    */
   @Override
   public void stop() throws IOException {
     identify();
-    Path data = dataDirectory;
     closeSession();
-    UserPrincipal owner = Files.getOwner(data, LinkOption.NOFOLLOW_LINKS);
-    Path optsFile = data.resolve("postmaster.opts");
-    List<String> opts = List.of();
-    Optional<Path> binDir = Optional.empty();
-    if (Files.isReadable(optsFile)) {
-      List<String> argv = postmasterOpts(Files.readString(optsFile, StandardCharsets.UTF_8));
-      if (!argv.isEmpty()) {
-        Path bin = Path.of(argv.get(0)).getParent();
-        binDir = bin == null ? Optional.empty() : Optional.of(bin);
-        opts = serverOptions(argv);
-      }
-    }
-    Path pgCtl = pgTool("pg_ctl", binDir);
-    ExternalCommand.require(asOwner(owner, List.of(pgCtl.toString(), "stop", "-D", data.toString(), "-m", "fast",
-        "-w", "-t", Long.toString(PG_CTL_TIMEOUT.toSeconds() - 10))), PG_CTL_TIMEOUT,
-        name + ": stop PostgreSQL (data directory " + data + ")");
-    stopped = new Stopped(data, owner, binDir, opts);
+    PgCtl ctl = PgCtl.of(name, dataDirectory, versionNum);
+    ctl.stop();
+    stopped = ctl;
   }
 
   /**
@@ -331,131 +306,13 @@ final class PostgresWriter implements Writer {
    */
   @Override
   public void start() throws IOException {
-    Stopped s = stopped;
-    if (s == null) {
+    PgCtl ctl = stopped;
+    if (ctl == null) {
       throw new IOException(name + ": cannot start PostgreSQL: this writer did not stop it, so its data directory "
           + "and options are unknown");
     }
-    Path log = s.dataDirectory().toAbsolutePath().getParent().resolve("shade-pg-start.log");
-    if (!Files.exists(log)) {
-      Files.createFile(log);
-      try {
-        Files.setOwner(log, s.owner());
-      } catch (IOException | UnsupportedOperationException e) {
-        LOG.debug("{}: cannot give {} to {}: {}", name, log, s.owner(), e.toString());
-      }
-    }
-    List<String> argv = new ArrayList<>(List.of(pgTool("pg_ctl", s.binDir()).toString(), "start", "-D",
-        s.dataDirectory().toString(), "-w", "-t", Long.toString(PG_CTL_TIMEOUT.toSeconds() - 10), "-l", log.toString()));
-    if (!s.options().isEmpty()) {
-      argv.add("-o");
-      argv.add(shellWords(s.options()));
-    }
-    ExternalCommand.require(asOwner(s.owner(), argv), PG_CTL_TIMEOUT,
-        name + ": start PostgreSQL (data directory " + s.dataDirectory() + ", log " + log + ")");
+    ctl.start();
     stopped = null;
-  }
-
-  /**
-   * The argv recorded in postmaster.opts: the server binary, unquoted, then every argument in
-   * double quotes ({@code /usr/lib/postgresql/15/bin/postgres "-D" "/srv/pg" "-p" "5433"}).
-   */
-  static List<String> postmasterOpts(String text) {
-    String t = text.strip();
-    List<String> argv = new ArrayList<>();
-    int i = 0;
-    int firstQuote = t.indexOf(" \"");
-    if (firstQuote < 0) {
-      if (!t.isEmpty()) {
-        argv.add(t);
-      }
-      return argv;
-    }
-    argv.add(t.substring(0, firstQuote));
-    i = firstQuote + 1;
-    while (i < t.length()) {
-      if (t.charAt(i) == '"') {
-        int end = t.indexOf("\" ", i + 1);
-        if (end < 0) {
-          end = t.endsWith("\"") ? t.length() - 1 : t.length();
-        }
-        argv.add(t.substring(i + 1, end));
-        i = end + 2;
-      } else {
-        i++;
-      }
-    }
-    return argv;
-  }
-
-  /** The arguments after the binary without {@code -D DIR} (pg_ctl passes its own -D). */
-  static List<String> serverOptions(List<String> argv) {
-    List<String> opts = new ArrayList<>();
-    for (int i = 1; i < argv.size(); i++) {
-      String a = argv.get(i);
-      if (a.equals("-D") && i + 1 < argv.size()) {
-        i++;
-      } else if (!a.startsWith("-D") || a.equals("-D")) {
-        opts.add(a);
-      }
-    }
-    return opts;
-  }
-
-  /** The words for {@code pg_ctl -o}, which pg_ctl hands to a shell: each in single quotes. */
-  static String shellWords(List<String> words) {
-    StringBuilder sb = new StringBuilder();
-    for (String w : words) {
-      if (sb.length() > 0) {
-        sb.append(' ');
-      }
-      sb.append('\'').append(w.replace("'", "'\\''")).append('\'');
-    }
-    return sb.toString();
-  }
-
-  /** {@code argv} run as {@code owner}: directly when that is us, else through {@code runuser}. */
-  private static List<String> asOwner(UserPrincipal owner, List<String> argv) {
-    if (owner.getName().equals(System.getProperty("user.name"))) {
-      return argv;
-    }
-    List<String> cmd = new ArrayList<>(List.of(ExternalCommand.find("runuser").map(Path::toString).orElse("runuser"),
-        "-u", owner.getName(), "--"));
-    cmd.addAll(argv);
-    return cmd;
-  }
-
-  /**
-   * A PostgreSQL program: in the server's own bin folder when known, else on PATH, else in the
-   * newest {@code /usr/lib/postgresql/N/bin} (Debian puts it there, off PATH).
-   */
-  private Path pgTool(String name, Optional<Path> binDir) throws IOException {
-    if (binDir.isPresent() && Files.isExecutable(binDir.get().resolve(name))) {
-      return binDir.get().resolve(name);
-    }
-    if (versionNum > 0) {
-      Path p = Path.of("/usr/lib/postgresql", Integer.toString(versionNum / 10000), "bin", name);
-      if (Files.isExecutable(p)) {
-        return p;
-      }
-    }
-    Optional<Path> onPath = ExternalCommand.find(name);
-    if (onPath.isPresent()) {
-      return onPath.get();
-    }
-    Path lib = Path.of("/usr/lib/postgresql");
-    if (Files.isDirectory(lib)) {
-      try (var versions = Files.list(lib)) {
-        Optional<Path> newest = versions.filter(v -> v.getFileName().toString().matches("\\d+"))
-            .sorted((a, b) -> Integer.parseInt(b.getFileName().toString()) - Integer.parseInt(a.getFileName().toString()))
-            .map(v -> v.resolve("bin").resolve(name)).filter(Files::isExecutable).findFirst();
-        if (newest.isPresent()) {
-          return newest.get();
-        }
-      }
-    }
-    throw new IOException(name + ": " + name + " is not on PATH nor in /usr/lib/postgresql/*/bin "
-        + "(Debian: apt-get install postgresql-client or postgresql)");
   }
 
   /** The real path of {@code p} when it exists here (symbolic links resolved), else {@code p}. */

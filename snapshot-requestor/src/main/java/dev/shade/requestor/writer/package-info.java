@@ -8,8 +8,9 @@
  * {@link dev.shade.requestor.writer.Writers#parse}, which makes a writer from its spec. The
  * writers themselves are package-private: {@code FsWriter}, {@code SqliteWriter},
  * {@code PostgresWriter}, {@code ExecWriter}; their parts {@code MountTable}
- * ({@code /proc/self/mountinfo}), {@code ConnInfo} (libpq connection strings to JDBC) and
- * {@code ExternalCommand} (mount, pg_ctl, pg_archivecleanup with a time limit).
+ * ({@code /proc/self/mountinfo}), {@code ConnInfo} (libpq connection strings to JDBC),
+ * {@code PgCtl} (stop and start a server with pg_ctl) and {@code ExternalCommand} (mount,
+ * pg_ctl, pg_archivecleanup with a time limit).
  * docs/writers.md says what each writer does in each phase.
  *
  * <p>Locks: only {@code SqliteWriter.lock} (a ReentrantLock guarding its two connections; taken

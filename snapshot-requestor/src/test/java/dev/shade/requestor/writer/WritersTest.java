@@ -166,12 +166,12 @@ class WritersTest {
   void postmasterOpts_toPgCtlOptions() {
     String opts = "/usr/lib/postgresql/15/bin/postgres \"-D\" \"/srv/pg/data\" \"-p\" \"5433\" \"-c\" "
         + "\"listen_addresses=127.0.0.1\" \"-c\" \"unix_socket_directories=/tmp/it's\"\n";
-    var argv = PostgresWriter.postmasterOpts(opts);
+    var argv = PgCtl.postmasterOpts(opts);
     assertEquals("/usr/lib/postgresql/15/bin/postgres", argv.get(0));
     assertEquals(java.util.List.of("-p", "5433", "-c", "listen_addresses=127.0.0.1", "-c",
-        "unix_socket_directories=/tmp/it's"), PostgresWriter.serverOptions(argv));
+        "unix_socket_directories=/tmp/it's"), PgCtl.serverOptions(argv));
     assertEquals("'-p' '5433' '-c' 'unix_socket_directories=/tmp/it'\\''s'",
-        PostgresWriter.shellWords(java.util.List.of("-p", "5433", "-c", "unix_socket_directories=/tmp/it's")));
+        PgCtl.shellWords(java.util.List.of("-p", "5433", "-c", "unix_socket_directories=/tmp/it's")));
   }
 
   @Test
