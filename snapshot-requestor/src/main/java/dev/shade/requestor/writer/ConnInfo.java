@@ -3,7 +3,6 @@ package dev.shade.requestor.writer;
 import java.net.URLDecoder;
 import java.nio.charset.StandardCharsets;
 import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Map;
 import java.util.Properties;
 import java.util.Set;
@@ -246,12 +245,6 @@ final class ConnInfo {
   /** The WAL archive to clean up after a backup ({@code shade.archive}), or null. */
   String archive() {
     return params.get(ARCHIVE);
-  }
-
-  /** The keywords given, password left out, e.g. for reports. */
-  List<String> describe() {
-    return params.entrySet().stream().filter(e -> !e.getKey().equals("password"))
-        .map(e -> e.getKey() + "=" + e.getValue()).sorted().toList();
   }
 
   @Override
