@@ -45,6 +45,8 @@ final class LibC {
 
   static native int fdatasync(int fd) throws LastErrorException;
 
+  static native int syncfs(int fd) throws LastErrorException;
+
   static native int fallocate(int fd, int mode, long offset, long len) throws LastErrorException;
 
   static native int ftruncate(int fd, long length) throws LastErrorException;

@@ -1,0 +1,117 @@
+package dev.shade.requestor.writer;
+
+import static java.nio.charset.StandardCharsets.UTF_8;
+
+import java.io.File;
+import java.io.IOException;
+import java.io.InterruptedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * A program a writer runs ({@code mount}, {@code umount}, {@code pg_ctl},
+ * {@code pg_archivecleanup}), with a time limit, standard input from {@code /dev/null} and its
+ * output captured, so a failure can say what the program said.
+ *
+ * <p>Thread-safe: stateless.
+ */
+final class ExternalCommand {
+  /*
+   * Output goes to a temporary file, not a pipe: a program that starts a daemon (pg_ctl start)
+   * leaves the daemon holding its stdout, and a pipe would then never reach end-of-file. On
+   * timeout the program and its descendants are killed.
+   */
+  private ExternalCommand() {}
+
+  /** Folders searched after PATH for system programs (root's PATH may lack sbin). */
+  private static final List<String> SYSTEM_DIRS =
+      List.of("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin");
+
+  /** What a program printed and how it ended. */
+  record Result(List<String> argv, int exitCode, String output) {
+    @Override
+    public String toString() {
+      return "`" + String.join(" ", argv) + "` exited with " + exitCode
+          + (output.isBlank() ? "" : ": " + clip(output.strip()));
+    }
+  }
+
+  /**
+   * Runs {@code argv} and returns its result, whatever its exit status; fails only when it cannot
+   * be started or does not end within {@code timeout} ({@code what} names it then).
+   */
+  static Result run(List<String> argv, Duration timeout, String what) throws IOException {
+    Path out = Files.createTempFile("shade-writer-", ".out");
+    try {
+      Process p;
+      try {
+        p = new ProcessBuilder(argv).redirectErrorStream(true)
+            .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")))
+            .redirectOutput(out.toFile()).start();
+      } catch (IOException e) {
+        throw new IOException(what + ": cannot run `" + String.join(" ", argv) + "`: " + e.getMessage(), e);
+      }
+      try {
+        if (!p.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS)) {
+          p.descendants().forEach(ProcessHandle::destroyForcibly);
+          p.destroyForcibly();
+          throw new IOException(what + ": `" + String.join(" ", argv) + "` did not end within " + timeout
+              + " and was killed; it printed: " + clip(Files.readString(out, UTF_8).strip()));
+        }
+      } catch (InterruptedException e) {
+        p.descendants().forEach(ProcessHandle::destroyForcibly);
+        p.destroyForcibly();
+        Thread.currentThread().interrupt();
+        throw new InterruptedIOException(what + ": interrupted while `" + String.join(" ", argv) + "` ran; killed it");
+      }
+      return new Result(List.copyOf(argv), p.exitValue(), Files.readString(out, UTF_8));
+    } finally {
+      Files.deleteIfExists(out);
+    }
+  }
+
+  /** {@link #run}, failing with {@code what} and the program's output unless it exited with 0. */
+  static Result require(List<String> argv, Duration timeout, String what) throws IOException {
+    Result r = run(argv, timeout, what);
+    if (r.exitCode() != 0) {
+      throw new IOException(what + " failed: " + r);
+    }
+    return r;
+  }
+
+  /** The executable {@code name} on PATH or in the system folders, if any. */
+  static Optional<Path> find(String name) {
+    String path = System.getenv("PATH");
+    if (path != null) {
+      for (String d : path.split(File.pathSeparator)) {
+        Optional<Path> p = executable(d, name);
+        if (p.isPresent()) {
+          return p;
+        }
+      }
+    }
+    for (String d : SYSTEM_DIRS) {
+      Optional<Path> p = executable(d, name);
+      if (p.isPresent()) {
+        return p;
+      }
+    }
+    return Optional.empty();
+  }
+
+  private static Optional<Path> executable(String dir, String name) {
+    if (dir.isEmpty()) {
+      return Optional.empty();
+    }
+    Path p = Path.of(dir, name);
+    return Files.isRegularFile(p) && Files.isExecutable(p) ? Optional.of(p) : Optional.empty();
+  }
+
+  private static String clip(String s) {
+    return s.length() <= 4000 ? s : s.substring(0, 2000) + " [...] " + s.substring(s.length() - 2000);
+  }
+}
