@@ -44,15 +44,18 @@ final class PgCtl {
   private final List<String> options;
   /** The server's version number, e.g. 150004, to find its programs; 0 if unknown. */
   private final int versionNum;
+  /** The postmaster's pid when this was made (postmaster.pid's first line), or null. */
+  private final String serverPid;
 
   private PgCtl(String who, Path dataDirectory, UserPrincipal owner, Optional<Path> binDir, List<String> options,
-      int versionNum) {
+      int versionNum, String serverPid) {
     this.who = who;
     this.dataDirectory = dataDirectory;
     this.owner = owner;
     this.binDir = binDir;
     this.options = List.copyOf(options);
     this.versionNum = versionNum;
+    this.serverPid = serverPid;
   }
 
   /** Reads the owner and postmaster.opts of {@code dataDirectory} now. */
@@ -68,7 +71,7 @@ final class PgCtl {
         opts = serverOptions(argv);
       }
     }
-    return new PgCtl(who, dataDirectory, owner, binDir, opts, versionNum);
+    return new PgCtl(who, dataDirectory, owner, binDir, opts, versionNum, pidIn(dataDirectory));
   }
 
   /** {@code pg_ctl stop -D DATADIR -m fast -w}: waits until the server is down. */
@@ -84,6 +87,7 @@ final class PgCtl {
    * the server accepts connections.
    */
   void start() throws IOException {
+    removeStalePidFile();
     Path log = dataDirectory.toAbsolutePath().getParent().resolve("shade-pg-start.log");
     if (!Files.exists(log)) {
       Files.createFile(log);
@@ -101,6 +105,41 @@ final class PgCtl {
     }
     ExternalCommand.require(asOwner(owner, argv), TIMEOUT,
         who + ": start PostgreSQL (data directory " + dataDirectory + ", log " + log + ")");
+  }
+
+  /**
+   * A data directory rolled back to a snapshot of a running server holds that server's
+   * postmaster.pid. PostgreSQL ignores it when that pid is gone, but where orphans are reaped
+   * late (containers) the server stopped a moment ago is still a zombie under that pid and
+   * PostgreSQL refuses to start. The server that pid names is the one {@link #stop} stopped, so
+   * its file is stale: removed, unless a live process (not a zombie) has the pid again.
+   */
+  private void removeStalePidFile() throws IOException {
+    String pid = pidIn(dataDirectory);
+    if (pid == null || !pid.equals(serverPid)) {
+      return;
+    }
+    Path stat = Path.of("/proc", pid, "stat");
+    if (Files.exists(stat)) {
+      String text = Files.readString(stat, StandardCharsets.UTF_8);
+      int close = text.lastIndexOf(')');
+      boolean zombie = close > 0 && text.length() > close + 2 && text.charAt(close + 2) == 'Z';
+      if (!zombie) {
+        return;
+      }
+    }
+    LOG.info("{}: removing postmaster.pid of the stopped server (pid {}) before starting it again", who, pid);
+    Files.deleteIfExists(dataDirectory.resolve("postmaster.pid"));
+  }
+
+  /** The first line of {@code dataDirectory}'s postmaster.pid, or null. */
+  private static String pidIn(Path dataDirectory) {
+    try {
+      List<String> lines = Files.readAllLines(dataDirectory.resolve("postmaster.pid"), StandardCharsets.UTF_8);
+      return lines.isEmpty() ? null : lines.get(0).strip();
+    } catch (IOException e) {
+      return null;
+    }
   }
 
   /**

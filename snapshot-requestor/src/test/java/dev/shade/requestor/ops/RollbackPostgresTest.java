@@ -225,7 +225,8 @@ class RollbackPostgresTest {
     Path log = sockets.resolve("pg.log");
     // postmaster.pid as the snapshot holds it names the postmaster of then, stopped since; where
     // PID 1 reaps orphans late (containers), that PID is a zombie for a moment and PostgreSQL
-    // takes it for a running server: try again for a few seconds
+    // takes it for a running server. This test stopped that server itself: the file is stale.
+    Files.deleteIfExists(data.resolve("postmaster.pid"));
     for (int attempt = 1; ; attempt++) {
       try {
         pg("pg_ctl", "-D", data.toString(), "-l", log.toString(), "-w",
