@@ -24,7 +24,7 @@ import org.junit.jupiter.api.io.TempDir;
  * agent) brings PostgreSQL back with the table, and {@code shade rollback --to
  * before-rollback-…} brings the drop back.
  */
-@Timeout(value = 150, unit = TimeUnit.SECONDS)
+@Timeout(value = 90, unit = TimeUnit.SECONDS)
 class AcceptanceRollbackIT {
   /*
    * The stack, top down: PostgreSQL, ext4 mounted on a loop device, the loop device on the file

@@ -27,7 +27,7 @@ import org.junit.jupiter.api.io.TempDir;
  * copy, passes {@code PRAGMA integrity_check} and holds exactly the counter values committed
  * before its freeze (its row count is its highest value).
  */
-@Timeout(value = 150, unit = TimeUnit.SECONDS)
+@Timeout(value = 90, unit = TimeUnit.SECONDS)
 class AcceptanceSqliteIT {
   /*
    * "created" is taken during the provider's commit, while the sqlite writer holds the write
@@ -75,11 +75,18 @@ class AcceptanceSqliteIT {
 
     List<JsonNode> taken = new ArrayList<>();
     List<Double> freezeMs = new ArrayList<>();
+    List<String> phases = new ArrayList<>();
     for (int i = 0; i < SNAPSHOTS; i++) {
       JsonNode doc = Cli.run("snapshot", "create", volume, "--name", "s" + i, "--writer", "sqlite:" + db,
           "--writer", "fs:" + mnt, "--json").ok().json();
       taken.add(doc.get("snapshots").get(0));
       freezeMs.add(doc.get("freezeMs").asDouble());
+      JsonNode sqliteWriter = doc.get("writers").get(0);
+      phases.add(String.format("sqlite freeze %.1f ms (lock %s ms, checkpoint %s ms), fs freeze %.1f ms, commit %.1f ms",
+          sqliteWriter.path("phases").path("freezeMs").asDouble(),
+          sqliteWriter.path("metadata").path("facts").path("lockMillis").asText("?"),
+          sqliteWriter.path("metadata").path("facts").path("checkpointMillis").asText("?"),
+          doc.get("writers").get(1).path("phases").path("freezeMs").asDouble(), doc.get("commitMs").asDouble()));
       Thread.sleep(PAUSE_MILLIS);
     }
     long snapshotted = System.nanoTime();
@@ -118,8 +125,8 @@ class AcceptanceSqliteIT {
           + created + " (last issued before: " + issuedBefore + ")");
       double stallMs = (acks.ackedAt(ackedBefore + 1) - acks.issuedAt(ackedBefore + 1)) / 1e6;
       rows.add(String.format("%s created %s: counter %d rows (acknowledged before: %d, issued before: %d), "
-          + "freezeMs %.1f, commit in flight %.1f ms", name, created, max, ackedBefore, issuedBefore, freezeMs.get(i),
-          stallMs));
+          + "freezeMs %.1f (%s), commit in flight %.1f ms", name, created, max, ackedBefore, issuedBefore,
+          freezeMs.get(i), phases.get(i), stallMs));
     }
     long checked = System.nanoTime();
     System.out.printf("sqlite: %d snapshots, counter %d commits; seconds: setup %.1f, snapshots %.1f (%.2f each), "
