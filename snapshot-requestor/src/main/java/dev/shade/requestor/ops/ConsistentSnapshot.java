@@ -25,7 +25,8 @@ import org.slf4j.LoggerFactory;
  *
  * <p>The snapshots are committed with the attribute {@value #STATE} = {@value #PENDING} in their
  * create record, which is replaced by the writers' metadata ({@value WriterMetadata#ATTRIBUTE})
- * once every writer has thawed within the lease and finished post-snapshot. A snapshot still
+ * and the time they were frozen ({@value #FROZEN_MS}) once every writer has thawed within the
+ * lease and finished post-snapshot. A snapshot still
  * pending is one whose requestor stopped midway (it was killed, or the lease expired and the
  * discard failed): it may not be consistent, and {@link #discardUnfinished} deletes it when its
  * volumes are next opened. Thread-safe: every call is on its own lease.
@@ -34,6 +35,8 @@ public final class ConsistentSnapshot {
   /** The attribute that marks a snapshot whose writers have not finished. */
   public static final String STATE = "shade.requestor";
   public static final String PENDING = "pending";
+  /** The attribute recording how long the writers were frozen for the snapshot (ms, first freeze to last thaw). */
+  public static final String FROZEN_MS = "shade.freezeMs";
   /** Default of {@code --freeze-timeout}. */
   public static final Duration DEFAULT_FREEZE_TIMEOUT = Duration.ofSeconds(5);
 
@@ -84,6 +87,7 @@ public final class ConsistentSnapshot {
       }
       Map<String, String> finalAttributes = new LinkedHashMap<>(attributes);
       finalAttributes.put(WriterMetadata.ATTRIBUTE, thawed.path("metadata").toString());
+      finalAttributes.put(FROZEN_MS, thawed.path("frozenMs").asText());
       List<SnapshotInfo> finished = new ArrayList<>();
       for (int i = 0; i < volumes.size(); i++) {
         finished.add(volumes.get(i).setSnapshotAttributes(SnapshotRef.ofId(taken.get(i).id()), finalAttributes));

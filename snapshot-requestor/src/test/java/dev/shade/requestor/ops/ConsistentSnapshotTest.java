@@ -72,6 +72,7 @@ class ConsistentSnapshotTest {
         SnapshotInfo s = v.snapshot(SnapshotRef.ofName("nightly"));
         assertEquals("hourly", s.attributes().get("shade.schedule"));
         assertNull(s.attributes().get(ConsistentSnapshot.STATE), "no longer pending");
+        assertEquals(d.path("freezeMs").asDouble(), Double.parseDouble(s.attributes().get(ConsistentSnapshot.FROZEN_MS)));
         JsonNode meta = JSON.readTree(s.attributes().get(WriterMetadata.ATTRIBUTE));
         assertEquals("exec:" + h, meta.get(0).path("writer").asText());
       }
