@@ -26,6 +26,7 @@ import picocli.CommandLine.ScopeType;
       ServeCommand.class,
       AgentCommand.class,
       ScheduleCommand.class,
+      TapeCommand.class,
       BenchStubCommand.class,
       DemoCommand.class,
       CommandLine.HelpCommand.class
@@ -39,7 +40,8 @@ import picocli.CommandLine.ScopeType;
       "  shade rollback /var/lib/shade/db --to nightly --writer fs:/srv/pg",
       "  shade serve /var/lib/shade/db",
       "  shade agent --config /etc/shade/agent.json",
-      "  shade schedule show --config /etc/shade/agent.json"
+      "  shade schedule show --config /etc/shade/agent.json",
+      "  shade tape library create /srv/vtl --slots 8 --capacity 10G"
     })
 public final class Shade extends CommandGroup {
   /** Environment variable that, set to 1, prints stack traces of failures like --verbose. */
