@@ -247,14 +247,21 @@ class TapeCommandTest {
   /** Runs {@code cmd} with {@code input} on stdin; returns stdout. */
   static String run(byte[] input, String... cmd) throws Exception {
     Process p = new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.INHERIT).start();
-    try (OutputStream in = p.getOutputStream()) {
-      in.write(input);
-    }
+    // fed from another thread: tar may stop reading at the end-of-archive blocks, before the padding
+    Thread feeder = new Thread(() -> {
+      try (OutputStream in = p.getOutputStream()) {
+        in.write(input);
+      } catch (IOException e) {
+        // broken pipe: tar has what it needs
+      }
+    });
+    feeder.start();
     String out;
     try (InputStream s = p.getInputStream()) {
       out = new String(s.readAllBytes(), StandardCharsets.UTF_8);
     }
     assertTrue(p.waitFor(30, TimeUnit.SECONDS));
+    feeder.join();
     assertEquals(0, p.exitValue(), String.join(" ", cmd) + ": " + out);
     return out;
   }

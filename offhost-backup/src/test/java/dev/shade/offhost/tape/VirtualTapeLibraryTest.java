@@ -300,18 +300,25 @@ class VirtualTapeLibraryTest {
 
   /** Runs GNU tar with {@code args} and {@code -f -} on {@code archive}; returns its stdout. */
   static String tar(byte[] archive, String... args) throws Exception {
-    List<String> cmd = new java.util.ArrayList<>(List.of("tar"));
+    List<String> cmd = new java.util.ArrayList<>(List.of(dev.shade.testing.Tools.require("tar", "tar").toString()));
     cmd.addAll(List.of(args));
     cmd.addAll(List.of("-f", "-"));
     Process p = new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.INHERIT).start();
-    try (OutputStream in = p.getOutputStream()) {
-      in.write(archive);
-    }
+    // fed from another thread: tar may stop reading at the end-of-archive blocks, before the padding
+    Thread feeder = new Thread(() -> {
+      try (OutputStream in = p.getOutputStream()) {
+        in.write(archive);
+      } catch (IOException e) {
+        // broken pipe: tar has what it needs
+      }
+    });
+    feeder.start();
     String out;
     try (InputStream s = p.getInputStream()) {
       out = new String(s.readAllBytes(), StandardCharsets.UTF_8);
     }
     assertTrue(p.waitFor(30, TimeUnit.SECONDS));
+    feeder.join();
     assertEquals(0, p.exitValue(), "tar " + cmd + " failed; stdout: " + out);
     return out;
   }
