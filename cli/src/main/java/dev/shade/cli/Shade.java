@@ -1,5 +1,8 @@
 package dev.shade.cli;
 
+import java.io.FileDescriptor;
+import java.io.FileOutputStream;
+import java.io.OutputStream;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import picocli.CommandLine;
@@ -49,6 +52,9 @@ public final class Shade extends CommandGroup {
 
   /** Where confirmations are asked and whether progress may redraw a line. */
   private final Terminal terminal;
+
+  /** Where commands that print bytes rather than text ({@code shade tape cat}) write them. */
+  private OutputStream binaryOut = new FileOutputStream(FileDescriptor.out);
 
   /** Whether --verbose was given anywhere on the command line. */
   private boolean verbose;
@@ -110,6 +116,17 @@ public final class Shade extends CommandGroup {
 
   Terminal terminal() {
     return terminal;
+  }
+
+  /** The raw standard output, for commands that print bytes; not closed by them. */
+  OutputStream binaryOut() {
+    return binaryOut;
+  }
+
+  /** Sends the bytes of binary commands to {@code out} instead of standard output (tests). */
+  Shade binaryOut(OutputStream out) {
+    this.binaryOut = out;
+    return this;
   }
 
   /** The version from the jar manifest, or a note that this is a build from the source tree. */

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.shade.offhost.tape.CartridgeInfo;
 import dev.shade.offhost.tape.LibraryConfig;
 import dev.shade.offhost.tape.TapeDrive;
+import dev.shade.offhost.tape.TapeException;
 import dev.shade.offhost.tape.TapeFileInfo;
 import dev.shade.offhost.tape.TapeInputStream;
 import dev.shade.offhost.tape.TapeLabel;
@@ -12,7 +13,6 @@ import dev.shade.offhost.tape.TapeStatus;
 import dev.shade.offhost.tape.VirtualTapeLibrary;
 import java.io.IOException;
 import java.io.OutputStream;
-import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -556,15 +556,26 @@ final class TapeCommand extends CommandGroup {
       return ExitCodes.OK;
     }
 
-    /** Copies tape file {@code n} to this process's standard output, raw. */
-    private static void copy(TapeDrive d, int n) throws IOException {
+    /**
+     * Copies tape file {@code n} to standard output, raw. A reader that stops early (tar stops at
+     * the end-of-archive blocks, before the padding of the last record; head) ends the copy quietly.
+     */
+    private void copy(TapeDrive d, int n) throws IOException {
       d.seekFile(n);
-      PrintStream stdout = System.out;
-      OutputStream out = stdout;
-      new TapeInputStream(d).transferTo(out);
-      out.flush();
-      if (stdout.checkError()) {
-        throw new IOException("writing the tape file to standard output failed (closed pipe?)");
+      OutputStream out = ((Shade) spec.root().userObject()).binaryOut();
+      TapeInputStream in = new TapeInputStream(d);
+      byte[] buf = new byte[d.blockSize()];
+      int r;
+      try {
+        while ((r = in.read(buf, 0, buf.length)) > 0) {
+          out.write(buf, 0, r);
+        }
+        out.flush();
+      } catch (IOException e) {
+        if (e.getMessage() != null && e.getMessage().contains("Broken pipe") && !(e instanceof TapeException)) {
+          return;
+        }
+        throw e;
       }
     }
   }

@@ -12,7 +12,6 @@ import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
-import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -179,15 +178,8 @@ class TapeCommandTest {
   void cat_writesTheTapeFileToStdout() throws Exception {
     Path lib = library(1);
     Cli.run("tape", "label", lib, "1", "--label", "SHD001", "--pool", "nightly").ok();
-    PrintStream saved = System.out;
     ByteArrayOutputStream captured = new ByteArrayOutputStream();
-    Cli.Result r;
-    try {
-      System.setOut(new PrintStream(captured, true));
-      r = Cli.run("tape", "cat", lib, "SHD001", "0");
-    } finally {
-      System.setOut(saved);
-    }
+    Cli.Result r = Cli.run(new Shade().binaryOut(captured), "tape", "cat", lib, "SHD001", "0");
     r.ok();
     assertEquals("", r.out());
     assertEquals(65536, captured.size());
@@ -227,21 +219,45 @@ class TapeCommandTest {
     Path lib = library(1);
     Cli.run("tape", "label", lib, "1", "--label", "SHD001", "--pool", "p").ok();
     appendTar(lib, List.of("shade-archive.json", "data/volume.img", "data/meta/backup_label"));
+    assertEquals("shade-archive.json\ndata/volume.img\ndata/meta/backup_label\n", shell(lib, "tape cat '" + lib
+        + "' SHD001 1 | tar -t"));
+    assertEquals("archive", Cli.run("tape", "list", lib, "--json").ok().json().get("cartridges").get(0)
+        .get("files").get(1).get("kind").asText());
+  }
+
+  @Test
+  void catIntoAReaderThatStopsEarly_endsQuietly() throws Exception {
+    Path lib = library(1);
+    Cli.run("tape", "label", lib, "1", "--label", "SHD001", "--pool", "p").ok();
+    try (VirtualTapeLibrary l = VirtualTapeLibrary.open(lib)) {
+      TapeDrive d = l.load(1);
+      d.seekEndOfData();
+      for (int i = 0; i < 64; i++) { // 4 MiB, far more than a pipe holds
+        d.write(java.nio.ByteBuffer.allocate(d.blockSize()));
+      }
+      d.writeFilemarks(1);
+    }
+    assertEquals("512", shell(lib, "tape cat '" + lib + "' SHD001 1 | head -c 512 | wc -c").strip());
+  }
+
+  /** Runs {@code shade ARGS} (a real JVM) in a bash pipeline with pipefail; returns its stdout, asserting exit 0. */
+  private static String shell(Path lib, String shadeArgsAndPipe) throws Exception {
     String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-    String cmd = "set -o pipefail; '" + java + "' -Xshare:auto -XX:TieredStopAtLevel=1 -cp \"$CP\" dev.shade.cli.Shade"
-        + " tape cat '" + lib + "' SHD001 1 | tar -t";
-    ProcessBuilder pb = new ProcessBuilder("bash", "-c", cmd).redirectError(ProcessBuilder.Redirect.INHERIT);
+    String cmd = "set -o pipefail; '" + java + "' -Xshare:auto -XX:TieredStopAtLevel=1 -cp \"$CP\" dev.shade.cli.Shade "
+        + shadeArgsAndPipe;
+    ProcessBuilder pb = new ProcessBuilder("bash", "-c", cmd);
     pb.environment().put("CP", System.getProperty("java.class.path"));
     Process p = pb.start();
     String out;
-    try (InputStream s = p.getInputStream()) {
+    String err;
+    try (InputStream s = p.getInputStream(); InputStream e = p.getErrorStream()) {
       out = new String(s.readAllBytes(), StandardCharsets.UTF_8);
+      err = new String(e.readAllBytes(), StandardCharsets.UTF_8);
     }
     assertTrue(p.waitFor(60, TimeUnit.SECONDS));
-    assertEquals(0, p.exitValue(), out);
-    assertEquals("shade-archive.json\ndata/volume.img\ndata/meta/backup_label\n", out);
-    assertEquals("archive", Cli.run("tape", "list", lib, "--json").ok().json().get("cartridges").get(0)
-        .get("files").get(1).get("kind").asText());
+    assertEquals(0, p.exitValue(), cmd + ": " + out + err);
+    assertEquals("", err, "nothing on stderr");
+    return out;
   }
 
   /** Runs {@code cmd} with {@code input} on stdin; returns stdout. */
