@@ -124,8 +124,7 @@ public interface TapeDrive extends Closeable {
 
   /**
    * Opens the Linux tape device {@code device} (use the no-rewind one, {@code /dev/nstN}) in
-   * variable block mode with the default block size and a trailer allowance of
-   * {@link StTapeDrive#DEFAULT_TRAILER_BYTES}.
+   * variable block mode with the default block size and a trailer allowance of 16 MiB.
    */
   static TapeDrive openDevice(Path device) throws IOException {
     return StTapeDrive.open(device, false, DEFAULT_BLOCK_SIZE, StTapeDrive.DEFAULT_TRAILER_BYTES);

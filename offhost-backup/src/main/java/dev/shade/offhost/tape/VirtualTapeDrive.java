@@ -67,6 +67,10 @@ final class VirtualTapeDrive implements TapeDrive {
     if (closed) {
       throw new TapeException("drive is closed: " + this);
     }
+    if (pos > cartridge.frames()) {
+      // another handle on this cartridge (a label write, the library's drive) cut the tape before us
+      pos = cartridge.frames();
+    }
   }
 
   private void writable() throws TapeException {

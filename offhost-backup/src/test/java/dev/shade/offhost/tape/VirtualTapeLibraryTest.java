@@ -269,6 +269,24 @@ class VirtualTapeLibraryTest {
   }
 
   @Test
+  void handleOnACartridgeAnotherHandleCut_findsItselfAtTheNewEndOfData() throws IOException {
+    try (VirtualTapeLibrary lib = create(1)) {
+      TapeDrive d = lib.load(1);
+      for (int i = 0; i < 5; i++) {
+        d.write(ByteBuffer.wrap(new byte[100]));
+      }
+      d.writeFilemarks(1);
+      TapeDrive reader = lib.openForReading(1);
+      reader.seekEndOfData();
+      lib.writeLabel(1, "A", "p", false); // erases the tape under both handles
+      assertEquals(-1, reader.read(ByteBuffer.allocate(BLOCK)));
+      assertTrue(reader.status().endOfData());
+      d.seekFile(1);
+      assertEquals(-1, d.read(ByteBuffer.allocate(BLOCK)), "only the label is left");
+    }
+  }
+
+  @Test
   void readOnlyHandle_refusesWrites() throws IOException {
     try (VirtualTapeLibrary lib = create(1)) {
       TapeDrive r = lib.openForReading(1);
