@@ -1,5 +1,8 @@
 package dev.shade.cli;
 
+import java.io.FileDescriptor;
+import java.io.FileOutputStream;
+import java.io.OutputStream;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import picocli.CommandLine;
@@ -26,6 +29,7 @@ import picocli.CommandLine.ScopeType;
       ServeCommand.class,
       AgentCommand.class,
       ScheduleCommand.class,
+      TapeCommand.class,
       BenchStubCommand.class,
       DemoCommand.class,
       CommandLine.HelpCommand.class
@@ -39,7 +43,8 @@ import picocli.CommandLine.ScopeType;
       "  shade rollback /var/lib/shade/db --to nightly --writer fs:/srv/pg",
       "  shade serve /var/lib/shade/db",
       "  shade agent --config /etc/shade/agent.json",
-      "  shade schedule show --config /etc/shade/agent.json"
+      "  shade schedule show --config /etc/shade/agent.json",
+      "  shade tape library create /srv/vtl --slots 8 --capacity 10G"
     })
 public final class Shade extends CommandGroup {
   /** Environment variable that, set to 1, prints stack traces of failures like --verbose. */
@@ -47,6 +52,9 @@ public final class Shade extends CommandGroup {
 
   /** Where confirmations are asked and whether progress may redraw a line. */
   private final Terminal terminal;
+
+  /** Where commands that print bytes rather than text ({@code shade tape cat}) write them. */
+  private OutputStream binaryOut = new FileOutputStream(FileDescriptor.out);
 
   /** Whether --verbose was given anywhere on the command line. */
   private boolean verbose;
@@ -108,6 +116,17 @@ public final class Shade extends CommandGroup {
 
   Terminal terminal() {
     return terminal;
+  }
+
+  /** The raw standard output, for commands that print bytes; not closed by them. */
+  OutputStream binaryOut() {
+    return binaryOut;
+  }
+
+  /** Sends the bytes of binary commands to {@code out} instead of standard output (tests). */
+  Shade binaryOut(OutputStream out) {
+    this.binaryOut = out;
+    return this;
   }
 
   /** The version from the jar manifest, or a note that this is a build from the source tree. */

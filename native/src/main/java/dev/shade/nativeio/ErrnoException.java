@@ -87,6 +87,10 @@ public class ErrnoException extends IOException {
   static String advice(String call, int errno) {
     switch (errno) {
       case Errno.ENOSPC:
+        if (call.equals("write") || call.startsWith("ioctl(MT")) {
+          return "the tape passed its early-warning mark or reached the end of the medium";
+        }
+        return "check free space with df on that filesystem (or lower the diff area limit)";
       case Errno.EFBIG:
         return "check free space with df on that filesystem (or lower the diff area limit)";
       case Errno.EDQUOT:
@@ -105,7 +109,14 @@ public class ErrnoException extends IOException {
         return "too many open files in this process; raise ulimit -n";
       case Errno.ENFILE:
         return "the system file table is full; raise fs.file-max / fs.nr_open";
+      case Errno.EIO:
+        return call.equals("read") || call.equals("write") || call.startsWith("ioctl(MT")
+            ? "the tape drive reported a medium or hardware error, or end of data; check dmesg and 'mt status'"
+            : null;
       case Errno.ENOMEM:
+        if (call.equals("read")) {
+          return "the tape record is larger than the read buffer (variable block mode); read with a larger buffer";
+        }
         return call.equals("mmap")
             ? "the address space or map count is exhausted; check ulimit -v and sysctl vm.max_map_count"
             : "out of memory";

@@ -32,6 +32,10 @@ final class LibC {
 
   static native long pwrite(int fd, Pointer buf, long count, long offset) throws LastErrorException;
 
+  static native long read(int fd, Pointer buf, long count) throws LastErrorException;
+
+  static native long write(int fd, Pointer buf, long count) throws LastErrorException;
+
   static native Pointer mmap(Pointer addr, long length, int prot, int flags, int fd, long offset)
       throws LastErrorException;
 

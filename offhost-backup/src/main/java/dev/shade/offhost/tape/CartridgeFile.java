@@ -1,0 +1,343 @@
+package dev.shade.offhost.tape;
+
+import dev.shade.nativeio.FileHandle;
+import java.io.Closeable;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Instant;
+import java.util.Arrays;
+import java.util.zip.CRC32C;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A virtual cartridge: one file holding a sequence of records and filemarks, crash-safe.
+ *
+ * <p>Not thread-safe: owned by one library, used by one thread at a time.
+ */
+final class CartridgeFile implements Closeable {
+  /*
+   * Format (all integers big-endian):
+   *
+   *   header, 64 bytes:
+   *     0  magic "SHADETAP"
+   *     8  u32 format version (1)
+   *    12  u32 header size (64)
+   *    16  u64 capacity: bytes of records the cartridge holds
+   *    24  u64 early-warning zone: bytes before the capacity where the early warning starts
+   *    32  u64 created, milliseconds since the epoch
+   *    40  20 bytes zero
+   *    60  u32 CRC-32C of bytes 0..59
+   *   frames, one after the other from offset 64:
+   *     0  u8 type: 'R' record, 'F' filemark
+   *     1  3 bytes zero
+   *     4  u32 payload length (0 for a filemark)
+   *     8  u32 CRC-32C of the payload (0 for a filemark)
+   *    12  u32 CRC-32C of bytes 0..11 of this frame header
+   *    16  payload
+   *
+   * The end of the file is the end of data. Frames are only ever appended (writing in the middle
+   * of the tape first truncates the file there, as a real tape makes everything after a write
+   * unreadable), so after a crash only the last frame can be incomplete. Opening scans the frame
+   * headers (the index of frames is rebuilt from them, never stored), checks every header CRC
+   * and the last frame's payload CRC, and cuts the file after the last good frame: a torn tail
+   * (a record whose write the crash interrupted) disappears, and every record written before it
+   * reads back. Reads check each record's CRC and report a mismatch as a medium error.
+   *
+   * Records are written with one pwrite each into the page cache; a filemark (and sync, close)
+   * makes everything before it durable with fdatasync, as a filemark is the synchronization
+   * point of a real drive. So a killed process loses nothing that was written; a power cut may
+   * lose the records after the last filemark, never the ones before it.
+   */
+
+  private static final Logger LOG = LoggerFactory.getLogger(CartridgeFile.class);
+
+  static final byte[] MAGIC = "SHADETAP".getBytes(StandardCharsets.US_ASCII);
+  static final int VERSION = 1;
+  static final int HEADER_SIZE = 64;
+  static final int FRAME_HEADER = 16;
+  static final byte RECORD = 'R';
+  static final byte FILEMARK = 'F';
+
+  /** The cartridge file, for messages. */
+  private final Path path;
+  /** The open file. */
+  private final FileHandle file;
+  /** Bytes of records the cartridge holds. */
+  private final long capacity;
+  /** Size of the early-warning zone before the capacity. */
+  private final long earlyWarningZone;
+  /** When the cartridge was made. */
+  private final Instant created;
+
+  /** Number of frames. */
+  private int frames;
+  /** File offset of each frame; entry {@code frames} is the end of data. */
+  private long[] offsets = new long[64];
+  /** Payload length of each frame, -1 for a filemark. */
+  private int[] lengths = new int[64];
+  /** Record bytes before each frame; entry {@code frames} is the total. */
+  private long[] bytesBefore = new long[64];
+  /** Whether writes since the last fdatasync are not yet durable. */
+  private boolean dirty;
+
+  private CartridgeFile(Path path, FileHandle file, long capacity, long earlyWarningZone, Instant created) {
+    this.path = path;
+    this.file = file;
+    this.capacity = capacity;
+    this.earlyWarningZone = earlyWarningZone;
+    this.created = created;
+    offsets[0] = HEADER_SIZE;
+  }
+
+  /** Creates a blank cartridge at {@code path}, which must not exist. */
+  static CartridgeFile create(Path path, long capacity, long earlyWarningZone) throws IOException {
+    if (capacity <= 0 || earlyWarningZone <= 0 || earlyWarningZone >= capacity) {
+      throw new IllegalArgumentException("capacity " + capacity + " and early-warning zone " + earlyWarningZone
+          + " must be positive, the zone smaller: " + path);
+    }
+    if (Files.exists(path)) {
+      throw new TapeException("cartridge file already exists: " + path);
+    }
+    Instant created = Instant.ofEpochMilli(System.currentTimeMillis());
+    ByteBuffer h = ByteBuffer.allocate(HEADER_SIZE);
+    h.put(MAGIC).putInt(VERSION).putInt(HEADER_SIZE).putLong(capacity).putLong(earlyWarningZone)
+        .putLong(created.toEpochMilli());
+    h.putInt(60, crc(h.array(), 0, 60));
+    FileHandle f = FileHandle.open(path, FileHandle.O_RDWR | FileHandle.O_CREAT | FileHandle.O_EXCL, 0600);
+    try {
+      f.writeFully(0, h.clear());
+      f.fdatasync();
+    } catch (IOException | RuntimeException e) {
+      f.close();
+      throw e;
+    }
+    return new CartridgeFile(path, f, capacity, earlyWarningZone, created);
+  }
+
+  /** Opens the cartridge at {@code path}, rebuilding its index and cutting a torn tail. */
+  static CartridgeFile open(Path path) throws IOException {
+    FileHandle f = FileHandle.openReadWrite(path);
+    try {
+      ByteBuffer h = ByteBuffer.allocate(HEADER_SIZE);
+      if (f.size() < HEADER_SIZE) {
+        throw new TapeException("not a shade cartridge (shorter than its header): " + path);
+      }
+      f.readFully(0, h);
+      byte[] magic = Arrays.copyOf(h.array(), MAGIC.length);
+      if (!Arrays.equals(magic, MAGIC)) {
+        throw new TapeException("not a shade cartridge (bad magic): " + path);
+      }
+      if (h.getInt(60) != crc(h.array(), 0, 60)) {
+        throw new TapeException("cartridge header is corrupt (CRC mismatch): " + path);
+      }
+      if (h.getInt(8) != VERSION) {
+        throw new TapeException("cartridge format version " + h.getInt(8) + " is not supported (expected "
+            + VERSION + "): " + path);
+      }
+      CartridgeFile c = new CartridgeFile(path, f, h.getLong(16), h.getLong(24), Instant.ofEpochMilli(h.getLong(32)));
+      c.scan();
+      return c;
+    } catch (IOException | RuntimeException e) {
+      f.close();
+      throw e;
+    }
+  }
+
+  /** Rebuilds the frame index from the headers and cuts the file after the last good frame. */
+  private void scan() throws IOException {
+    long size = file.size();
+    long at = HEADER_SIZE;
+    ByteBuffer h = ByteBuffer.allocate(FRAME_HEADER);
+    String torn = null;
+    while (at < size) {
+      if (at + FRAME_HEADER > size) {
+        torn = "incomplete frame header";
+        break;
+      }
+      file.readFully(at, h.clear());
+      byte type = h.get(0);
+      int length = h.getInt(4);
+      if (h.getInt(12) != crc(h.array(), 0, 12) || (type != RECORD && type != FILEMARK) || length < 0
+          || (type == FILEMARK && length != 0)) {
+        torn = "bad frame header";
+        break;
+      }
+      long end = at + FRAME_HEADER + length;
+      if (end > size) {
+        torn = "incomplete record (" + (size - at - FRAME_HEADER) + " of " + length + " bytes)";
+        break;
+      }
+      if (end == size && type == RECORD) {
+        ByteBuffer payload = ByteBuffer.allocate(length);
+        file.readFully(at + FRAME_HEADER, payload);
+        if (crc(payload.array(), 0, length) != h.getInt(8)) {
+          torn = "last record fails its CRC";
+          break;
+        }
+      }
+      append(type == FILEMARK ? -1 : length);
+      at = end;
+    }
+    if (torn != null) {
+      LOG.warn("cartridge {}: cutting a torn tail at offset {} ({}), after frame {}; the {} frames before it are kept",
+          path, at, torn, frames, frames);
+      file.truncate(at);
+      file.fdatasync();
+    }
+  }
+
+  /** Adds a frame of payload {@code length} (-1 filemark) to the index. */
+  private void append(int length) {
+    if (frames + 1 >= offsets.length) {
+      int n = offsets.length * 2;
+      offsets = Arrays.copyOf(offsets, n);
+      lengths = Arrays.copyOf(lengths, n);
+      bytesBefore = Arrays.copyOf(bytesBefore, n);
+    }
+    lengths[frames] = length;
+    offsets[frames + 1] = offsets[frames] + FRAME_HEADER + Math.max(0, length);
+    bytesBefore[frames + 1] = bytesBefore[frames] + Math.max(0, length);
+    frames++;
+  }
+
+  Path path() {
+    return path;
+  }
+
+  long capacity() {
+    return capacity;
+  }
+
+  long earlyWarningZone() {
+    return earlyWarningZone;
+  }
+
+  Instant created() {
+    return created;
+  }
+
+  /** Frames on the cartridge; frame numbers are logical block numbers. */
+  int frames() {
+    return frames;
+  }
+
+  boolean isFilemark(int frame) {
+    return lengths[check(frame)] < 0;
+  }
+
+  /** Payload length of the record at {@code frame}. */
+  int length(int frame) {
+    return lengths[check(frame)];
+  }
+
+  /** Record bytes before {@code frame} (0..frames). */
+  long bytesBefore(int frame) {
+    if (frame < 0 || frame > frames) {
+      throw new IndexOutOfBoundsException("frame " + frame + " of " + frames + ": " + this);
+    }
+    return bytesBefore[frame];
+  }
+
+  /** Record bytes on the cartridge. */
+  long usedBytes() {
+    return bytesBefore[frames];
+  }
+
+  private int check(int frame) {
+    if (frame < 0 || frame >= frames) {
+      throw new IndexOutOfBoundsException("frame " + frame + " of " + frames + ": " + this);
+    }
+    return frame;
+  }
+
+  /** Reads the record at {@code frame} into {@code dst} (which has room) and checks its CRC. */
+  void readRecord(int frame, ByteBuffer dst) throws IOException {
+    int length = length(frame);
+    ByteBuffer h = ByteBuffer.allocate(FRAME_HEADER);
+    file.readFully(offsets[frame], h);
+    ByteBuffer payload = ByteBuffer.allocate(length);
+    file.readFully(offsets[frame] + FRAME_HEADER, payload);
+    if (crc(payload.array(), 0, length) != h.getInt(8)) {
+      throw new TapeException("medium error: record at block " + frame + " fails its CRC (offset "
+          + offsets[frame] + "): " + this);
+    }
+    dst.put(payload.flip());
+  }
+
+  /** Cuts the tape at {@code frame}: it and everything after it are gone. */
+  void truncate(int frame) throws IOException {
+    if (frame < 0 || frame > frames) {
+      throw new IndexOutOfBoundsException("frame " + frame + " of " + frames + ": " + this);
+    }
+    if (frame == frames) {
+      return;
+    }
+    file.truncate(offsets[frame]);
+    frames = frame;
+    dirty = true;
+  }
+
+  /** Appends a record of {@code src}'s remaining bytes at the end of data; advances {@code src}. */
+  void appendRecord(ByteBuffer src) throws IOException {
+    int length = src.remaining();
+    ByteBuffer frame = ByteBuffer.allocate(FRAME_HEADER + length);
+    frame.put(RECORD).put((byte) 0).put((byte) 0).put((byte) 0).putInt(length).putInt(0).putInt(0);
+    frame.put(src.duplicate());
+    frame.putInt(8, crc(frame.array(), FRAME_HEADER, length));
+    frame.putInt(12, crc(frame.array(), 0, 12));
+    file.writeFully(offsets[frames], frame.flip());
+    append(length);
+    src.position(src.limit());
+    dirty = true;
+  }
+
+  /** Appends {@code count} filemarks at the end of data. */
+  void appendFilemarks(int count) throws IOException {
+    if (count == 0) {
+      return;
+    }
+    ByteBuffer marks = ByteBuffer.allocate(FRAME_HEADER * count);
+    for (int i = 0; i < count; i++) {
+      int base = i * FRAME_HEADER;
+      marks.put(base, FILEMARK);
+      marks.putInt(base + 12, crc(marks.array(), base, 12));
+    }
+    file.writeFully(offsets[frames], marks);
+    for (int i = 0; i < count; i++) {
+      append(-1);
+    }
+    dirty = true;
+  }
+
+  /** Makes every frame durable. */
+  void sync() throws IOException {
+    if (dirty) {
+      file.fdatasync();
+      dirty = false;
+    }
+  }
+
+  private static int crc(byte[] b, int off, int len) {
+    CRC32C c = new CRC32C();
+    c.update(b, off, len);
+    return (int) c.getValue();
+  }
+
+  @Override
+  public void close() throws IOException {
+    try {
+      sync();
+    } finally {
+      file.close();
+    }
+  }
+
+  @Override
+  public String toString() {
+    return "cartridge " + path;
+  }
+}
