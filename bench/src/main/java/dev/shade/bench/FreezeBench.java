@@ -573,8 +573,8 @@ public final class FreezeBench {
     }
   }
 
-  /** What one phase of snapshots measured. */
-  private static final class SnapshotPhase {
+  /** What one phase of snapshots measured. Not thread-safe: the phase's thread fills it. */
+  static final class SnapshotPhase {
     /** Wall time of each snapshot command. */
     final List<Double> commands = new ArrayList<>();
     /** freezeMs of each result. */
