@@ -41,13 +41,19 @@ final class SnapshotWriterCommands {
       footer = {
         "  shade snapshot metadata /var/lib/shade/pg nightly",
         "  shade snapshot export /var/lib/shade/pg nightly /restore/pg.img && mount -o loop /restore/pg.img /mnt/copy",
-        "  shade snapshot metadata /var/lib/shade/pg nightly --write-to /mnt/copy"})
+        "  shade snapshot metadata /var/lib/shade/pg nightly --write-to /mnt/copy",
+        "  shade snapshot metadata --descriptor /restore/pg.img.snapshot.json --write-to /mnt/copy"})
   static final class Metadata extends ShadeCommand {
-    @Parameters(index = "0", paramLabel = "DIR", description = "The volume's directory.")
+    @Parameters(index = "0", arity = "0..1", paramLabel = "DIR", description = "The volume's directory.")
     Path dir;
 
-    @Parameters(index = "1", paramLabel = "NAME", description = "The snapshot: its name, or id=ID.")
+    @Parameters(index = "1", arity = "0..1", paramLabel = "NAME", description = "The snapshot: its name, or id=ID.")
     String name;
+
+    @Option(names = "--descriptor", paramLabel = "FILE",
+        description = "Instead of DIR NAME: the IMAGE.snapshot.json that shade snapshot export wrote beside an "
+            + "exported image (it carries the snapshot's attributes, so the copy's metadata needs no volume).")
+    Path descriptor;
 
     @Option(names = "--write-to", paramLabel = "ROOT",
         description = "Write the metadata files under ROOT (the mount point of a copy of the snapshot), "
@@ -63,7 +69,18 @@ final class SnapshotWriterCommands {
 
     @Override
     public Integer call() throws Exception {
-      JsonNode snap = find(dir, name);
+      JsonNode snap;
+      if (descriptor != null) {
+        if (dir != null) {
+          throw usage("give DIR NAME or --descriptor FILE, not both");
+        }
+        snap = readDescriptor(descriptor);
+      } else {
+        if (dir == null || name == null) {
+          throw usage("name the snapshot: DIR NAME, or --descriptor IMAGE.snapshot.json");
+        }
+        snap = find(dir, name);
+      }
       String text = snap.path("attributes").path(WriterMetadata.ATTRIBUTE).asText(null);
       JsonNode writers = text == null ? VolumeAccess.JSON.createArrayNode() : VolumeAccess.JSON.readTree(text);
       List<String> written = new ArrayList<>();
@@ -79,7 +96,7 @@ final class SnapshotWriterCommands {
       }
       if (json) {
         Map<String, Object> doc = new LinkedHashMap<>();
-        doc.put("volume", VolumeAccess.ref(dir));
+        doc.put("volume", descriptor != null ? snap.path("volume").asText() : VolumeAccess.ref(dir));
         doc.put("snapshot", snap.path("name").asText());
         doc.put("id", snap.path("id").asLong());
         doc.put("writers", writers);
@@ -182,6 +199,22 @@ final class SnapshotWriterCommands {
       out().flush();
       return ExitCodes.OK;
     }
+  }
+
+  /** The snapshot JSON of an export's descriptor, with "volume" set from it. */
+  static JsonNode readDescriptor(Path file) throws CommandException {
+    JsonNode d;
+    try {
+      d = VolumeAccess.JSON.readTree(file.toFile());
+    } catch (IOException e) {
+      throw new CommandException("cannot read the export descriptor " + file + ": " + e.getMessage());
+    }
+    if (d == null || !d.path("snapshot").isObject() || d.path("format").asInt() != 1) {
+      throw new CommandException(file + " is not the descriptor of an exported snapshot (IMAGE.snapshot.json, format 1)");
+    }
+    ObjectNode s = ((ObjectNode) d.get("snapshot")).deepCopy();
+    s.put("volume", d.path("volume").asText());
+    return s;
   }
 
   /** The JSON of snapshot {@code name} (a name or id=N) of the volume in {@code dir}. */

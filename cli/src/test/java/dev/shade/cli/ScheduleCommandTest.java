@@ -34,11 +34,11 @@ class ScheduleCommandTest {
   void show_fromTheConfig_withoutAnAgent_plansTheVolumesSnapshots() throws Exception {
     Path f = config("hourly");
     Path db = tmp.resolve("db");
-    // snapshots whose names are the schedule's (volumes without attributes: the name decides), and one by hand
-    Cli.run("snapshot", "create", db, "--name", "hourly-20261129T100000Z").ok();
+    // snapshots the schedule made (its attribute says so), and one by hand
+    Cli.run("snapshot", "create", db, "--name", "hourly-20261129T100000Z", "--attribute", "shade.schedule=hourly").ok();
     Cli.run("snapshot", "create", db, "--name", "by-hand").ok();
-    Cli.run("snapshot", "create", db, "--name", "hourly-20261130T100000Z").ok();
-    Cli.run("snapshot", "create", db, "--name", "hourly-20261130T110000Z").ok();
+    Cli.run("snapshot", "create", db, "--name", "hourly-20261130T100000Z", "--attribute", "shade.schedule=hourly").ok();
+    Cli.run("snapshot", "create", db, "--name", "hourly-20261130T110000Z", "--attribute", "shade.schedule=hourly").ok();
     Cli.Result r = Cli.run("schedule", "show", "--config", f, "--json").ok();
     JsonNode s = r.json().get("schedules").get(0);
     assertEquals("hourly", s.get("name").asText());

@@ -55,6 +55,19 @@ class WriterCommandsTest {
     JsonNode meta = Cli.run("snapshot", "metadata", db, "app1", "--json").ok().json();
     assertEquals("exec:" + h, meta.path("writers").get(0).path("writer").asText());
 
+    // an export carries the snapshot's attributes beside the image
+    Path image = tmp.resolve("app1.img");
+    JsonNode exported = Cli.run("snapshot", "export", db, "app1", image, "--json").ok().json();
+    Path descriptor = Path.of(exported.path("descriptor").asText());
+    assertEquals(tmp.resolve("app1.img.snapshot.json"), descriptor);
+    JsonNode fromCopy = Cli.run("snapshot", "metadata", "--descriptor", descriptor, "--json").ok().json();
+    assertEquals(meta.path("writers"), fromCopy.path("writers"));
+    assertEquals("app1", fromCopy.path("snapshot").asText());
+    Cli.Result both = Cli.run("snapshot", "metadata", db, "app1", "--descriptor", descriptor);
+    assertEquals(2, both.code(), both::toString);
+    Cli.Result bogus = Cli.run("snapshot", "metadata", "--descriptor", image);
+    assertEquals(1, bogus.code(), bogus::toString);
+
     Cli.Result bc = Cli.run("snapshot", "backup-complete", db, "app1").ok();
     assertTrue(bc.out().contains("marked backed up"), bc::toString);
     assertEquals("backup-complete", phases().get(phases().size() - 1));

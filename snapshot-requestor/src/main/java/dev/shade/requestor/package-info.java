@@ -9,10 +9,15 @@
  *       its server and client;
  *   <li>{@code dev.shade.requestor.ops}: the volume and snapshot commands, one implementation
  *       for a command that opens a volume itself and for the agent that holds it;
- *   <li>{@code dev.shade.requestor.export}: volumes as NBD exports for the {@code nbd} server.
+ *   <li>{@code dev.shade.requestor.export}: volumes as NBD exports for the {@code nbd} server;
+ *   <li>{@code dev.shade.requestor.writer}: the writers (filesystem, PostgreSQL, SQLite, hooks)
+ *       and their specs;
+ *   <li>{@code dev.shade.requestor.lease}: the freeze lease, a guard process that runs the
+ *       writers' freeze and thaw and ends them by itself;
+ *   <li>{@code dev.shade.requestor.schedule}: snapshot schedules and retention.
  * </ul>
  *
- * <p>Coming here: writers (filesystem, PostgreSQL, SQLite, hooks), the freeze lease, snapshot
- * schedules with retention, and rollback of a live system, all run by the agent.
+ * <p>Consistent snapshots ({@code ops.ConsistentSnapshot}), backup-complete and rollback
+ * ({@code ops.Rollback}) are volume commands like the others.
  */
 package dev.shade.requestor;

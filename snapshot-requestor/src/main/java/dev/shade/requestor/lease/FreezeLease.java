@@ -3,6 +3,8 @@ package dev.shade.requestor.lease;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.shade.nativeio.ErrnoException;
+import dev.shade.nativeio.FsFreeze;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
@@ -15,6 +17,8 @@ import java.util.List;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The requestor's end of a freeze lease: a {@link LeaseGuard} process that runs the writers'
@@ -27,6 +31,7 @@ import java.util.concurrent.TimeUnit;
  */
 public final class FreezeLease implements AutoCloseable {
   private static final ObjectMapper JSON = new ObjectMapper();
+  private static final Logger LOG = LoggerFactory.getLogger(FreezeLease.class);
   /** How long starting the guard and identifying the writers may take. */
   private static final Duration START_LIMIT = Duration.ofSeconds(30);
   /** How long prepare (a database checkpoint) and post-snapshot may take. */
@@ -39,10 +44,14 @@ public final class FreezeLease implements AutoCloseable {
   private final OutputStream in;
   private final BlockingQueue<String> replies = new LinkedBlockingQueue<>();
   private final Duration limit;
+  private final List<String> specs;
   private JsonNode identified;
+  /** A freeze was asked for and no thaw or abort has answered since: the guard may hold writers frozen. */
+  private boolean mayBeFrozen;
 
-  private FreezeLease(Process process, Duration limit) throws IOException {
+  private FreezeLease(Process process, Duration limit, List<String> specs) throws IOException {
     this.process = process;
+    this.specs = List.copyOf(specs);
     this.in = process.getOutputStream();
     this.limit = limit;
     Thread reader = new Thread(() -> {
@@ -86,7 +95,7 @@ public final class FreezeLease implements AutoCloseable {
     cmd.add(LeaseGuard.class.getName());
     ProcessBuilder pb = new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.INHERIT);
     Process p = pb.start();
-    FreezeLease lease = new FreezeLease(p, limit);
+    FreezeLease lease = new FreezeLease(p, limit, specs);
     try {
       ObjectNode start = JSON.createObjectNode().put("op", "start").put("leaseMs", limit.toMillis());
       specs.forEach(start.putArray("writers")::add);
@@ -123,6 +132,7 @@ public final class FreezeLease implements AutoCloseable {
    * the guard has already thawed and aborted them.
    */
   public JsonNode freeze() throws IOException {
+    mayBeFrozen = true;
     return request(JSON.createObjectNode().put("op", "freeze"), limit.plus(FREEZE_SLACK));
   }
 
@@ -135,13 +145,16 @@ public final class FreezeLease implements AutoCloseable {
    *     snapshot may not be consistent and must be discarded
    */
   public JsonNode thaw() throws IOException {
-    return request(JSON.createObjectNode().put("op", "thaw"), STEP_LIMIT);
+    JsonNode reply = request(JSON.createObjectNode().put("op", "thaw"), STEP_LIMIT);
+    mayBeFrozen = false;
+    return reply;
   }
 
   /** Thaws and aborts every writer and ends the guard. Never throws. */
   public void abort() {
     try {
       request(JSON.createObjectNode().put("op", "abort"), STEP_LIMIT);
+      mayBeFrozen = false;
     } catch (IOException | RuntimeException e) {
       // closing its input releases too
     }
@@ -169,6 +182,29 @@ public final class FreezeLease implements AutoCloseable {
   private void kill() {
     process.descendants().forEach(ProcessHandle::destroyForcibly);
     process.destroyForcibly();
+    thawFilesystemsOfALostGuard();
+  }
+
+  /**
+   * The guard is gone (it died, or did not answer and was killed) while it may have held
+   * filesystems frozen: thaw them from here. What else it held (an SQLite lock, PostgreSQL's
+   * backup session) ended with its process.
+   */
+  private void thawFilesystemsOfALostGuard() {
+    if (!mayBeFrozen) {
+      return;
+    }
+    mayBeFrozen = false;
+    for (String spec : specs) {
+      if (spec.startsWith("fs:")) {
+        try {
+          FsFreeze.thaw(Path.of(spec.substring(3)));
+          LOG.warn("thawed {} after its freeze lease guard (pid {}) was lost", spec.substring(3), process.pid());
+        } catch (ErrnoException | RuntimeException e) {
+          // not frozen (EINVAL), or gone: nothing to undo
+        }
+      }
+    }
   }
 
   private JsonNode request(ObjectNode op, Duration timeLimit) throws IOException {
@@ -193,6 +229,7 @@ public final class FreezeLease implements AutoCloseable {
     }
     if (line.equals(EXIT)) {
       replies.add(EXIT);
+      thawFilesystemsOfALostGuard();
       throw new IOException("the freeze lease guard (pid " + process.pid() + ") exited during " + what);
     }
     JsonNode reply = JSON.readTree(line);

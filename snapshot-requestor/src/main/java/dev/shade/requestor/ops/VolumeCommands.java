@@ -1,6 +1,7 @@
 package dev.shade.requestor.ops;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.shade.provider.BlockSource;
 import dev.shade.provider.Progress;
 import dev.shade.provider.Range;
@@ -12,7 +13,9 @@ import dev.shade.requestor.control.ControlException;
 import dev.shade.requestor.writer.Writers;
 import java.io.IOException;
 import java.nio.channels.FileChannel;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.time.Duration;
 import java.time.Clock;
@@ -337,9 +340,45 @@ public final class VolumeCommands {
     m.put("file", file.toString());
     m.put("size", result.size());
     m.put("dataBytes", result.dataBytes());
+    if (snapshot != null) {
+      m.put("descriptor", writeDescriptor(v, snapshot, file).toString());
+    }
     m.put("seconds", (System.nanoTime() - start) / 1e9);
     return m;
   }
+
+  /** Suffix of the descriptor written beside an exported snapshot image. */
+  public static final String DESCRIPTOR_SUFFIX = ".snapshot.json";
+
+  /**
+   * Writes {@code IMAGE.snapshot.json} beside an exported snapshot image: the volume's name, uuid,
+   * size and block size and the snapshot's JSON with its attributes, so that what belongs to the
+   * snapshot without being in its blocks (the writers' metadata, e.g. PostgreSQL's
+   * backup_label) travels with the copy. Replaces an older one (the image it described was just
+   * replaced); written to a temporary file and renamed.
+   */
+  private static Path writeDescriptor(Volume v, SnapshotInfo snapshot, Path image) throws IOException {
+    Map<String, Object> d = new LinkedHashMap<>();
+    d.put("format", 1);
+    d.put("volume", v.name());
+    d.put("volumeUuid", v.uuid());
+    d.put("size", v.size());
+    d.put("blockSize", v.blockSize());
+    d.put("image", image.getFileName().toString());
+    d.put("snapshot", snapshot(snapshot));
+    Path target = image.resolveSibling(image.getFileName() + DESCRIPTOR_SUFFIX);
+    Path tmp = Files.createTempFile(target.toAbsolutePath().getParent(), ".shade-", ".tmp");
+    try {
+      Files.write(tmp, DESCRIPTOR_JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(d));
+      Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING,
+          StandardCopyOption.ATOMIC_MOVE);
+    } finally {
+      Files.deleteIfExists(tmp);
+    }
+    return target;
+  }
+
+  private static final ObjectMapper DESCRIPTOR_JSON = new ObjectMapper();
 
   private static Map<String, Object> importFile(Volume v, Path file, long offset, Progress progress) throws IOException {
     long start = System.nanoTime();

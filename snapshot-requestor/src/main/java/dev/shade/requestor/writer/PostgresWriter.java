@@ -21,17 +21,28 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The writer of a PostgreSQL cluster, {@code postgres:CONNINFO}: a non-exclusive base backup
- * around the snapshot ({@code pg_backup_start} in prepare, {@code pg_backup_stop} after the
- * thaw, on one session held in between), whose {@code backup_label} and {@code tablespace_map}
+ * around the snapshot on one session held from prepare on ({@code pg_backup_start} in prepare,
+ * {@code pg_backup_stop} in freeze), whose {@code backup_label} and {@code tablespace_map}
  * become the snapshot's writer metadata.
  *
- * <p>PostgreSQL keeps running through freeze and thaw, which do nothing: the snapshot is made
- * consistent by replaying WAL from the checkpoint named in the {@code backup_label} up to the
- * stop position. Needs PostgreSQL 15 or later, over TCP, as a superuser (or a role with the
+ * <p>Why the backup stops in freeze, before the filesystems freeze and the set is committed:
+ * {@code pg_backup_stop} writes the end-of-backup WAL record, and a server started from a
+ * {@code backup_label} refuses to open until it has replayed that record. Stopped after the
+ * snapshot, the record would be missing from the snapshot's WAL and every copy would need the
+ * WAL archive to start. A shade snapshot set catches all the cluster's filesystems (data,
+ * {@code pg_wal}, tablespaces: {@link #identify} lists them as {@code mountPoints}) at one
+ * instant, later than the backup's end, so the copy is a crash-consistent image of a moment
+ * after the backup ended: recovery starts at the backup's checkpoint, passes its end in the
+ * snapshot's own WAL, and replays to the end of that WAL, i.e. exactly what was committed
+ * before the filesystems froze. PostgreSQL keeps running and committing throughout; the
+ * freeze of the filesystems is what holds its writes. This is only valid for such atomic
+ * sets: a copy taken file by file over time needs the backup to end after the copy.
+ *
+ * <p>Needs PostgreSQL 15 or later, over TCP, as a superuser (or a role with the
  * {@code pg_backup_start}/{@code pg_backup_stop} grants and {@code pg_read_all_settings}).
  *
  * <p>Thread-safety as {@link Writer} requires: one thread runs the phases, on one JDBC session
- * that must stay open from {@link #prepare} to {@link #postSnapshot} (the backup ends with its
+ * that must stay open from {@link #prepare} to {@link #freeze} (the backup ends with its
  * session); {@link #abort} may come from another thread and closes the session.
  */
 final class PostgresWriter implements Writer {
@@ -56,6 +67,8 @@ final class PostgresWriter implements Writer {
 
   /** The spec, {@code postgres:} and the connection string. */
   private final String spec;
+  /** What the backup returned when it ended in freeze; null before. */
+  private WriterMetadata metadata;
   /** The spec with any password hidden, for messages and logs. */
   private final String name;
   /** Where and how to connect. */
@@ -163,46 +176,57 @@ final class PostgresWriter implements Writer {
     }
   }
 
-  /** Nothing to do: PostgreSQL keeps running; WAL replay from the backup start makes the copy consistent. */
-  @Override
-  public void freeze(Duration limit) {
-    LOG.debug("{}: freeze: nothing to do, the backup started at WAL {} makes the snapshot consistent", name, startLsn);
-  }
-
-  /** Nothing to do, as for {@link #freeze}. */
-  @Override
-  public void thaw() {
-    LOG.debug("{}: thaw: nothing to do", name);
-  }
-
   /**
-   * Ends the backup ({@code pg_backup_stop(wait_for_archive => false)}) and returns its
-   * {@code backup_label} (and {@code tablespace_map} when there are tablespaces), mode 0600, at
-   * the data directory's path within its filesystem; facts {@code startLsn}, {@code stopLsn},
-   * {@code startWalFile}, {@code timeline}, {@code label}, {@code dataDirectory},
-   * {@code mountPoint}, {@code serverVersion}.
+   * Ends the backup ({@code pg_backup_stop(wait_for_archive => false)}), so that its end is in
+   * the WAL the snapshot catches (see the class comment), and keeps its {@code backup_label}
+   * (and {@code tablespace_map} when there are tablespaces) for {@link #postSnapshot}.
    */
   @Override
-  public WriterMetadata postSnapshot() throws IOException {
+  public void freeze(Duration limit) throws IOException {
     if (label == null) {
-      throw new IllegalStateException(name + ": postSnapshot without a running backup (prepare first)");
+      throw new IllegalStateException(name + ": freeze without a running backup (prepare first)");
     }
     String stopLsn;
     String labelFile;
     String mapFile;
-    try (Statement st = session().createStatement();
-        ResultSet rs = st.executeQuery("SELECT lsn::text, labelfile, spcmapfile FROM pg_backup_stop(wait_for_archive => false)")) {
-      rs.next();
-      stopLsn = rs.getString(1);
-      labelFile = rs.getString(2);
-      mapFile = rs.getString(3);
+    try (Statement st = session().createStatement()) {
+      st.setQueryTimeout((int) Math.max(1, limit.toSeconds()));
+      try (ResultSet rs = st.executeQuery("SELECT lsn::text, labelfile, spcmapfile FROM pg_backup_stop(wait_for_archive => false)")) {
+        rs.next();
+        stopLsn = rs.getString(1);
+        labelFile = rs.getString(2);
+        mapFile = rs.getString(3);
+      }
     } catch (SQLException e) {
       throw sqlError("stop the backup (pg_backup_stop)", e);
     }
     String backupLabel = label;
     label = null;
     LOG.info("{}: backup '{}' stopped at WAL {}", name, backupLabel, stopLsn);
+    metadata = metadata(backupLabel, stopLsn, labelFile, mapFile);
+  }
 
+  /** Nothing to do: the backup ended in freeze, and PostgreSQL never stopped. */
+  @Override
+  public void thaw() {
+    LOG.debug("{}: thaw: nothing to do", name);
+  }
+
+  /**
+   * The backup's {@code backup_label} (and {@code tablespace_map} when there are tablespaces),
+   * mode 0600, at the data directory's path within its filesystem; facts {@code startLsn},
+   * {@code stopLsn}, {@code startWalFile}, {@code timeline}, {@code label},
+   * {@code dataDirectory}, {@code mountPoint}, {@code serverVersionNum}.
+   */
+  @Override
+  public WriterMetadata postSnapshot() throws IOException {
+    if (metadata == null) {
+      throw new IllegalStateException(name + ": postSnapshot without a finished backup (freeze first)");
+    }
+    return metadata;
+  }
+
+  private WriterMetadata metadata(String backupLabel, String stopLsn, String labelFile, String mapFile) throws IOException {
     MountTable.Mount mount = MountTable.read(mountInfo).holding(real(dataDirectory));
     String dir = pathInFilesystem(mount, real(dataDirectory));
     List<WriterMetadata.File> files = new ArrayList<>();

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.shade.testing.ChildJvm;
+import dev.shade.testing.LoopFilesystem;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -148,6 +149,40 @@ class FreezeLeaseTest {
       assertTrue(afterMs < 1000, "thawed " + afterMs + " ms after the kill");
       assertEquals(List.of("freeze", "thaw", "abort"), phases("a"));
     }
+  }
+
+  @Test
+  void aGuardKilledWhileAFilesystemIsFrozenLeavesItThawedByTheRequestor() throws Exception {
+    try (LoopFilesystem fs = LoopFilesystem.create(Files.createDirectories(tmp.resolve("fs")), 32L << 20)) {
+      FreezeLease lease = FreezeLease.start(List.of("fs:" + fs.mountPoint()), Duration.ofSeconds(30));
+      try {
+        lease.prepare();
+        lease.freeze();
+        assertTrue(frozen(fs.mountPoint()), "frozen by the guard");
+        ProcessHandle.of(lease.pid()).orElseThrow().destroyForcibly();
+        IOException e = assertThrows(IOException.class, lease::thaw);
+        assertTrue(e.getMessage().contains("exited"), e.getMessage());
+        assertFalse(frozen(fs.mountPoint()), "thawed by the requestor once its guard was gone");
+      } finally {
+        lease.close();
+      }
+    }
+  }
+
+  /** True when a write to a file on {@code mount} does not finish within 300 ms (the filesystem is frozen). */
+  private static boolean frozen(Path mount) throws Exception {
+    Path probe = mount.resolve("probe-" + System.nanoTime());
+    Thread t = new Thread(() -> {
+      try {
+        Files.writeString(probe, "x" + System.nanoTime());
+      } catch (IOException e) {
+        // reported by the caller's timing
+      }
+    });
+    t.setDaemon(true);
+    t.start();
+    t.join(300);
+    return t.isAlive(); // a stuck writer ends by itself when the filesystem thaws
   }
 
   /** A requestor that freezes and then waits to be killed. */

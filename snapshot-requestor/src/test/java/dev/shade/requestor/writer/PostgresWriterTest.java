@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
+import dev.shade.nativeio.FsFreeze;
 import dev.shade.testing.Command;
 import dev.shade.testing.LoopFilesystem;
 import dev.shade.testing.PostgresCluster;
@@ -31,9 +32,10 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The postgres writer against a real PostgreSQL cluster (initdb as postgres, TCP on 127.0.0.1,
- * WAL archived to a folder): a copy of the running data directory taken between the backup's
- * start and stop, with the writer's backup_label put back, recovers into a cluster holding the
- * rows committed before prepare; backup-complete cleans the archive; stop and start.
+ * WAL archived to a folder): an atomic copy of the data directory taken while its filesystem is
+ * frozen after the writer's freeze, with the writer's backup_label put back, starts without an
+ * archive and holds exactly the rows committed before the freeze; backup-complete cleans the
+ * archive; stop and start.
  */
 @Timeout(value = 180, unit = TimeUnit.SECONDS)
 class PostgresWriterTest {
@@ -65,106 +67,111 @@ class PostgresWriterTest {
     }
   }
 
+  /**
+   * What a snapshot set does, by hand: the writer's prepare and freeze (the backup starts and
+   * ends), the filesystem frozen, the data directory copied while it is frozen (an atomic copy,
+   * as a snapshot is), thawed. The copy with the writer's backup_label put back starts without
+   * any WAL archive and holds exactly the rows committed before the filesystem froze.
+   */
   @Test
-  void backup_copyWithTheLabelRecoversWithTheRowsCommittedBefore() throws Exception {
+  void backup_anAtomicCopyWithTheLabelStartsWithoutAnArchive_andHoldsWhatWasCommittedBeforeTheFreeze() throws Exception {
     Tools.require("cp", "coreutils", "findmnt", "util-linux");
-    Path copy = pg.dir().resolve("copy");
-    AtomicBoolean stop = new AtomicBoolean();
-    AtomicLong inserted = new AtomicLong();
-    Thread inserter = new Thread(() -> insertLoop(stop, inserted), "inserter");
-    WriterMetadata meta;
-    try (Writer writer = Writers.parse("postgres:" + pg.conninfo() + " shade.archive=" + archive)) {
-      Map<String, Object> facts = writer.identify();
-      assertTrue((Integer) facts.get("serverVersionNum") >= 150000, facts::toString);
-      assertEquals(pg.dataDirectory().toRealPath().toString(), facts.get("dataDirectory"));
-      String mountPoint = Command.run("findmnt", "-n", "-o", "TARGET", "--target", pg.dataDirectory().toString())
-          .requireSuccess().strip();
-      assertEquals(mountPoint, facts.get("mountPoint"));
-      assertEquals(List.of(), facts.get("tablespaces"));
+    pg.close();
+    pg = null;
+    try (LoopFilesystem fs = LoopFilesystem.create(Files.createDirectories(dir.resolve("fs")), 256L << 20)) {
+      PostgresCluster onFs = PostgresCluster.create(fs.mountPoint().resolve("pg"), "wal_level=replica", "archive_mode=on",
+          "archive_command=test ! -f " + archive + "/%f && cp %p " + archive + "/%f", "max_wal_size=64MB");
+      pg = onFs;
+      pg.psql("CREATE TABLE t(id bigserial PRIMARY KEY, phase text NOT NULL, pad text)");
+      pg.psql("INSERT INTO t(phase, pad) SELECT 'before', repeat('x', 200) FROM generate_series(1, " + BEFORE + ")");
+      Path copy = dir.resolve("copy");
+      AtomicBoolean stop = new AtomicBoolean();
+      AtomicLong inserted = new AtomicLong();
+      Thread inserter = new Thread(() -> insertLoop(stop, inserted), "inserter");
+      WriterMetadata meta;
+      long ackedAtFreeze;
+      try (Writer writer = Writers.parse("postgres:" + pg.conninfo() + " shade.archive=" + archive)) {
+        Map<String, Object> facts = writer.identify();
+        assertTrue((Integer) facts.get("serverVersionNum") >= 150000, facts::toString);
+        assertEquals(pg.dataDirectory().toRealPath().toString(), facts.get("dataDirectory"));
+        assertEquals(fs.mountPoint().toString(), facts.get("mountPoint"));
+        assertEquals(List.of(), facts.get("tablespaces"));
 
-      // one WAL file archived before the backup: backup-complete must remove it
-      String first = pg.psql("SELECT pg_walfile_name(pg_current_wal_lsn())");
-      pg.psql("SELECT pg_switch_wal()");
-      waitFor(() -> Files.exists(archive.resolve(first)), "the archiver to archive " + first);
-      inserter.start();
-      waitFor(() -> inserted.get() > 50, "the inserter to get going");
-      writer.prepare();
-      writer.freeze(Duration.ofSeconds(5));
-      try {
-        copyRunningDataDirectory(copy); // as a snapshot taken now would catch it
-      } finally {
-        writer.thaw();
-      }
-      meta = writer.postSnapshot();
-    } finally {
-      stop.set(true);
-      inserter.join(30_000);
-    }
-    long total = BEFORE + inserted.get();
-
-    // the metadata
-    assertEquals(1, meta.files().size(), meta::toString);
-    WriterMetadata.File label = meta.files().get(0);
-    Path real = pg.dataDirectory().toRealPath();
-    String mountPoint = Command.run("findmnt", "-n", "-o", "TARGET", "--target", real.toString()).requireSuccess().strip();
-    String expected = Path.of(mountPoint).relativize(real).resolve("backup_label").toString();
-    assertEquals(expected, label.path());
-    assertEquals(0600, label.mode());
-    assertTrue(label.content().contains("START WAL LOCATION: " + meta.facts().get("startLsn")), label::content);
-    assertTrue(label.content().contains("LABEL: shade "), label::content);
-    assertEquals("1", meta.facts().get("timeline"));
-    assertEquals(real.toString(), meta.facts().get("dataDirectory"));
-    String stopWal = pg.psql("SELECT pg_walfile_name('" + meta.facts().get("stopLsn") + "')");
-    waitFor(() -> Files.exists(archive.resolve(stopWal)), "the archiver to archive " + stopWal);
-
-    // the copy, with its backup_label, recovers from the archive
-    Files.deleteIfExists(copy.resolve("postmaster.pid"));
-    Path labelFile = copy.resolve("backup_label");
-    Files.writeString(labelFile, label.content(), StandardCharsets.UTF_8);
-    Files.setPosixFilePermissions(labelFile, PosixFilePermissions.fromString("rw-------"));
-    Files.createFile(copy.resolve("recovery.signal"));
-    Command.run("chown", "-R", PostgresCluster.USER, copy.toString()).requireSuccess();
-
-    // without the archive the label is not enough: the backup's end is in WAL written after the copy
-    Path bare = pg.dir().resolve("copy-without-archive");
-    Command.run("cp", "-a", copy.toString(), bare.toString()).requireSuccess();
-    Files.delete(bare.resolve("recovery.signal"));
-    Path bareLog = pg.dir().resolve("copy-without-archive.log");
-    AssertionError refused = org.junit.jupiter.api.Assertions.assertThrows(AssertionError.class,
-        () -> pg.start(bare, PostgresCluster.freePort(), List.of("archive_mode=off"), bareLog));
-    assertTrue(Files.readString(bareLog).contains("WAL ends before end of online backup"), refused::getMessage);
-
-    int port2 = PostgresCluster.freePort();
-    Path log2 = pg.dir().resolve("copy.log");
-    pg.start(copy, port2, List.of("archive_mode=off", "restore_command=cp " + archive + "/%f %p"), log2);
-    try {
-      waitFor(() -> {
+        // one WAL file archived before the backup: backup-complete must remove it
+        String first = pg.psql("SELECT pg_walfile_name(pg_current_wal_lsn())");
+        pg.psql("SELECT pg_switch_wal()");
+        waitFor(() -> Files.exists(archive.resolve(first)), "the archiver to archive " + first);
+        inserter.start();
+        waitFor(() -> inserted.get() > 50, "the inserter to get going");
+        writer.prepare();
+        writer.freeze(Duration.ofSeconds(5)); // the backup ends here, before the filesystem freezes
+        FsFreeze.freeze(fs.mountPoint());
         try {
-          return pg.psql(port2, "SELECT pg_is_in_recovery()").equals("f");
-        } catch (Exception | AssertionError e) {
-          return false;
+          ackedAtFreeze = inserted.get();
+          copyDataDirectory(copy); // as a snapshot taken now catches it
+        } finally {
+          FsFreeze.thaw(fs.mountPoint());
         }
-      }, "the copy to finish recovery");
-      long before = Long.parseLong(pg.psql(port2, "SELECT count(*) FROM t WHERE phase = 'before'"));
-      long all = Long.parseLong(pg.psql(port2, "SELECT count(*) FROM t"));
-      assertEquals(BEFORE, before, "the rows committed before prepare are in the copy");
-      assertTrue(all >= BEFORE && all <= total, "rows in the copy " + all + " of " + total);
-      String log = Files.readString(log2);
-      assertTrue(log.contains("consistent recovery state reached"), log);
-      System.out.printf("postgres: copy recovered with %d of %d rows; metadata %s%n", all, total, meta.facts());
-    } finally {
-      pg.stop(copy, "immediate");
-    }
+        writer.thaw();
+        meta = writer.postSnapshot();
+      } finally {
+        stop.set(true);
+        inserter.join(30_000);
+      }
 
-    // backup-complete: the archive keeps the WAL from the backup's start on
-    String startWal = meta.facts().get("startWalFile");
-    assertTrue(walFiles().stream().anyMatch(f -> f.compareTo(startWal) < 0), "older WAL in the archive before");
-    try (Writer later = Writers.parse("postgres:" + pg.conninfo() + " shade.archive=" + archive)) {
-      later.backupComplete(meta);
+      // the metadata
+      assertEquals(1, meta.files().size(), meta::toString);
+      WriterMetadata.File label = meta.files().get(0);
+      assertEquals("pg/data/backup_label", label.path());
+      assertEquals(0600, label.mode());
+      assertTrue(label.content().contains("START WAL LOCATION: " + meta.facts().get("startLsn")), label::content);
+      assertTrue(label.content().contains("LABEL: shade "), label::content);
+      assertEquals("1", meta.facts().get("timeline"));
+      assertEquals(fs.mountPoint().toString(), meta.facts().get("mountPoint"));
+
+      // the copy, with its backup_label and nothing else, recovers: the backup's end is in its own WAL
+      Files.deleteIfExists(copy.resolve("postmaster.pid"));
+      Path labelFile = copy.resolve("backup_label");
+      Files.writeString(labelFile, label.content(), StandardCharsets.UTF_8);
+      Files.setPosixFilePermissions(labelFile, PosixFilePermissions.fromString("rw-------"));
+      Command.run("chown", "-R", PostgresCluster.USER, copy.toString()).requireSuccess();
+      int port2 = PostgresCluster.freePort();
+      Path log2 = dir.resolve("copy.log");
+      pg.start(copy, port2, List.of("archive_mode=off"), log2);
+      try {
+        waitFor(() -> {
+          try {
+            return pg.psql(port2, "SELECT pg_is_in_recovery()").equals("f");
+          } catch (Exception | AssertionError e) {
+            return false;
+          }
+        }, "the copy to finish recovery");
+        assertTrue(Files.exists(copy.resolve("backup_label.old")) && !Files.exists(labelFile),
+            "the copy recovered from the backup label (it renames it to backup_label.old)");
+        long before = Long.parseLong(pg.psql(port2, "SELECT count(*) FROM t WHERE phase = 'before'"));
+        long during = Long.parseLong(pg.psql(port2, "SELECT count(*) FROM t WHERE phase = 'during'"));
+        assertEquals(BEFORE, before, "the rows committed before prepare are in the copy");
+        // one inserting session: every acknowledged insert is there, and at most the one in flight besides
+        assertTrue(during >= ackedAtFreeze && during <= ackedAtFreeze + 1,
+            "rows in the copy " + during + ", acknowledged when the filesystem froze " + ackedAtFreeze);
+        System.out.printf("postgres: copy recovered with %d rows, %d acknowledged at the freeze, of %d; metadata %s%n",
+            during, ackedAtFreeze, inserted.get(), meta.facts());
+      } finally {
+        pg.stop(copy, "immediate");
+      }
+
+      // backup-complete: the archive keeps the WAL from the backup's start on
+      String startWal = meta.facts().get("startWalFile");
+      assertTrue(walFiles().stream().anyMatch(f -> f.compareTo(startWal) < 0), "older WAL in the archive before");
+      try (Writer later = Writers.parse("postgres:" + pg.conninfo() + " shade.archive=" + archive)) {
+        later.backupComplete(meta);
+      }
+      List<String> left = walFiles();
+      assertTrue(left.contains(startWal), () -> "the first WAL file the snapshot needs stays: " + left);
+      assertTrue(left.stream().allMatch(f -> f.compareTo(startWal) >= 0), () -> "older WAL is gone: " + left);
+      pg.close();
+      pg = null;
     }
-    List<String> left = walFiles();
-    assertTrue(left.contains(startWal), () -> "the first WAL file the snapshot needs stays: " + left);
-    assertTrue(left.stream().allMatch(f -> f.compareTo(startWal) >= 0), () -> "older WAL is gone: " + left);
   }
 
   @Test
@@ -247,7 +254,8 @@ class PostgresWriterTest {
   }
 
   private void insertLoop(AtomicBoolean stop, AtomicLong inserted) {
-    try (Connection c = DriverManager.getConnection("jdbc:postgresql://127.0.0.1:" + pg.port() + "/postgres",
+    int port = pg.port();
+    try (Connection c = DriverManager.getConnection("jdbc:postgresql://127.0.0.1:" + port + "/postgres",
         PostgresCluster.USER, ""); Statement st = c.createStatement()) {
       while (!stop.get()) {
         st.executeUpdate("INSERT INTO t(phase, pad) VALUES ('during', repeat('y', 200))");
@@ -264,19 +272,9 @@ class PostgresWriterTest {
     }
   }
 
-  /**
-   * {@code cp -a} of the running data directory: files the server removes meanwhile (temporary
-   * statistics, recycled WAL) make cp complain, which is fine, as it is for pg_basebackup.
-   */
-  private void copyRunningDataDirectory(Path copy) throws Exception {
-    Command cp = Command.run("cp", "-a", pg.dataDirectory().toString(), copy.toString());
-    if (cp.exitCode() != 0) {
-      for (String line : cp.output().strip().split("\n")) {
-        if (!line.contains("No such file or directory")) {
-          fail("copying the running data directory failed: " + cp);
-        }
-      }
-    }
+  /** {@code cp -a} of the data directory, made while its filesystem is frozen: nothing changes under it. */
+  private void copyDataDirectory(Path copy) throws Exception {
+    Command.run("cp", "-a", pg.dataDirectory().toString(), copy.toString()).requireSuccess();
   }
 
   private static void waitFor(java.util.function.BooleanSupplier condition, String what) throws InterruptedException {

@@ -108,8 +108,9 @@ class WritersTest {
 
   @Test
   void parse_exec_delegatesToExecWriter() {
-    // the exec writer is built elsewhere; until then it says so
-    assertThrows(UnsupportedOperationException.class, () -> Writers.parse("exec:" + dir));
+    Writer w = Writers.parse("exec:" + dir);
+    assertInstanceOf(ExecWriter.class, w);
+    assertEquals("exec:" + dir, w.spec());
   }
 
   @Test

@@ -50,6 +50,22 @@ public final class AckLog {
     return ackedCount;
   }
 
+  /** {@link System#nanoTime} when number {@code n} (1 to the highest issued) was issued. */
+  public synchronized long issuedAt(long n) {
+    if (n < 1 || n > issuedCount) {
+      throw new IllegalArgumentException("number " + n + " was not issued (" + issuedCount + " were)");
+    }
+    return issued[(int) n - 1];
+  }
+
+  /** {@link System#nanoTime} when number {@code n} (1 to the highest acknowledged) was acknowledged. */
+  public synchronized long ackedAt(long n) {
+    if (n < 1 || n > ackedCount) {
+      throw new IllegalArgumentException("number " + n + " was not acknowledged (" + ackedCount + " were)");
+    }
+    return acked[(int) n - 1];
+  }
+
   /** The highest number acknowledged before {@code nanoTime} ({@link System#nanoTime}), 0 if none. */
   public synchronized long lastAckedBefore(long nanoTime) {
     return countBefore(acked, ackedCount, nanoTime);

@@ -141,7 +141,19 @@ public final class LivePostgres implements AutoCloseable {
     if (running) {
       return;
     }
-    port = freePort();
+    start(freePort(), settings);
+  }
+
+  /**
+   * {@link #start(String...)} on the given 127.0.0.1 {@code port} (from {@link #freePort}), for a
+   * test that must name the port before the server runs (in a writer spec of an agent's config);
+   * nothing if it runs.
+   */
+  public void start(int port, String... settings) throws IOException, InterruptedException {
+    if (running) {
+      return;
+    }
+    this.port = port;
     StringBuilder o = new StringBuilder("-c listen_addresses=127.0.0.1 -p " + port + " -k " + runDir);
     for (String s : settings) {
       o.append(" -c ").append(s);
@@ -344,6 +356,24 @@ public final class LivePostgres implements AutoCloseable {
 
   // ---------------------------------------------------------------- helpers
 
+  /**
+   * Checks the given tables of {@code database} and their indexes with pg_amcheck ({@code -t
+   * TABLE ... --install-missing --heapallindexed}), a cheaper check than {@link #amcheck()} for
+   * a test that checks many copies; fails with pg_amcheck's output when it finds corruption.
+   */
+  public String amcheck(String database, String... tables) throws IOException, InterruptedException {
+    List<String> args = new ArrayList<>(List.of("-d", database, "--install-missing", "--heapallindexed"));
+    for (String t : tables) {
+      args.addAll(List.of("-t", t));
+    }
+    Command c = client("pg_amcheck", args.toArray(String[]::new));
+    if (c.exitCode() != 0) {
+      throw new AssertionError("pg_amcheck of " + String.join(", ", tables) + " in " + database + " on " + dataDir
+          + " found corruption or could not run: " + c);
+    }
+    return c.output();
+  }
+
   /** Creates {@code dir} if missing, gives it to postgres (mode 0700) and makes its parents traversable. */
   private void prepare(Path dir) throws IOException, InterruptedException {
     Files.createDirectories(dir);
@@ -389,7 +419,8 @@ public final class LivePostgres implements AutoCloseable {
     }
   }
 
-  private static int freePort() throws IOException {
+  /** A TCP port on 127.0.0.1 that is free now. */
+  public static int freePort() throws IOException {
     try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
       return s.getLocalPort();
     }

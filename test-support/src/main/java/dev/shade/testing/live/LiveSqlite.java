@@ -94,6 +94,15 @@ public final class LiveSqlite implements AutoCloseable {
     }
   }
 
+  /** The number of rows in the counter table of the database {@code file} (a copy, say). */
+  public static long count(Path file) throws SQLException {
+    try (Connection c = open(file); Statement s = c.createStatement();
+        ResultSet r = s.executeQuery("SELECT count(*) FROM counter")) {
+      r.next();
+      return r.getLong(1);
+    }
+  }
+
   /** {@code PRAGMA integrity_check} of the database {@code file}: "ok" when it is sound. */
   public static String integrityCheck(Path file) throws SQLException {
     try (Connection c = open(file); Statement s = c.createStatement();

@@ -154,7 +154,14 @@ public final class LoopMount implements AutoCloseable {
     }
     String d = device;
     device = null;
-    // only this device: never losetup -D, other tests on the machine may have their own
+    // only this device, and only while it is still on this file (something outside the fixture,
+    // a hook, may have detached it, and another test may have the number now): never losetup -D
+    Command back = Command.run("losetup", "--noheadings", "--output", "BACK-FILE", d);
+    if (back.exitCode() != 0 || !back.output().strip().startsWith(file.toString())) {
+      System.err.println("shade live fixtures: loop device " + d + " is no longer on " + file + " ("
+          + back.output().strip() + "); not detaching it");
+      return;
+    }
     Command c = Command.run("losetup", "--detach", d);
     if (c.exitCode() != 0) {
       throw new IOException("cannot detach loop device " + d + " from " + file + ": " + c);
