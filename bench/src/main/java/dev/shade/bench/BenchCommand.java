@@ -357,7 +357,7 @@ public final class BenchCommand implements Callable<Integer> {
             + "postgresql-15; fails naming what is missing. The Java system property shade.bench.dir "
             + "puts the directory elsewhere.",
         "In --writers, {data} and {wal} stand for the two mount points, {pgdata} for the data "
-            + "directory and {port} for the server's TCP port."
+            + "directory, {port} for the server's TCP port and {sqlite} for the database file of --sqlite."
       },
       mixinStandardHelpOptions = true,
       footerHeading = "%nExamples:%n",
@@ -365,7 +365,8 @@ public final class BenchCommand implements Callable<Integer> {
         "  shade bench freeze",
         "  shade bench freeze --rounds 20 --seconds 40 --json > freeze.json",
         "  shade bench freeze --writers 'fs:{data},fs:{wal}'",
-        "  shade bench freeze --sync-first"
+        "  shade bench freeze --sync-first",
+        "  shade bench freeze --sqlite --writers 'sqlite:{sqlite},fs:{data},fs:{wal}' --via cli,control"
       })
   static final class Freeze extends Leaf {
     @Option(names = "--json", description = "Print the results as one JSON object: {\"bare_freeze_ms\": {\"p50\", "
@@ -397,12 +398,22 @@ public final class BenchCommand implements Callable<Integer> {
         + "timed apart (sync_before_freeze_ms): how much of the window is writing back dirty pages.")
     boolean syncFirst;
 
+    @Option(names = "--sqlite", description = "Run an SQLite load (WAL mode, a commit every 5 ms) on the data "
+        + "filesystem from start to end; {sqlite} in --writers names its database file (e.g. sqlite:{sqlite}).")
+    boolean sqlite;
+
+    @Option(names = "--via", paramLabel = "cli|control[,...]", split = ",", defaultValue = "cli",
+        description = "How the snapshots are taken, each in a pgbench phase of its own: cli (a 'shade snapshot "
+            + "create' process each, default), control (snapshot-create commands on one control connection to "
+            + "the agent, so no JVM start per snapshot); cli,control for both.")
+    List<String> via;
+
     @Override
     public Integer call() throws Exception {
       FreezeBench.Settings settings;
       try {
         settings = new FreezeBench.Settings(Path.of(System.getProperty("shade.bench.dir", "/var/tmp")), size, rounds,
-            seconds, clients, scale, writers.stream().filter(w -> !w.isBlank()).toList(), syncFirst);
+            seconds, clients, scale, writers.stream().filter(w -> !w.isBlank()).toList(), syncFirst, sqlite, via);
       } catch (IllegalArgumentException e) {
         throw usage(e.getMessage());
       }

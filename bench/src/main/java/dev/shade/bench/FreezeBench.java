@@ -46,7 +46,21 @@ public final class FreezeBench {
    *      the same way, each a new process of the product's command line (so its time includes
    *      a JVM start), recording its wall time and the JSON result's "freezeMs" when present
    *      (the requestor reports it when writers freeze filesystems);
+   *   3b. with --via control (or cli,control), the same snapshots again in a phase of their
+   *      own, sent as snapshot-create commands on one control connection to the agent that
+   *      stays open for the whole phase: no JVM start of the command line per snapshot, only the
+   *      agent's guard process (the requestor's lease) is started for each;
    *   4. pgbench alone again, so drift over the run shows.
+   *
+   * With --sqlite, an SQLite database in WAL mode on the data filesystem ({sqlite} in
+   * --writers names its file) takes a commit every few milliseconds from before the first phase
+   * to after the last (BenchSqlite), so an sqlite: writer has a writer to hold out; its commits
+   * per second in each phase are reported.
+   *
+   * For each snapshot phase the JSON results give, beside freezeMs: commitMs (the provider's
+   * commit, inside the window), the writers' own freeze and thaw times (summed over writers),
+   * and what is left of the window after both: the guard's and the requestor's round trips
+   * (freeze reply, thaw request) and scheduling, the requestor's own overhead in the window.
    *
    * --writers is a comma-separated list of writer specs passed as --writer each; {data} and
    * {wal} in them become the two mount points, {pgdata} the data directory and {port} the
@@ -74,10 +88,30 @@ public final class FreezeBench {
    * @param scale pgbench -i's scale factor (100 000 accounts each)
    * @param writers writer specs for {@code shade snapshot create --writer}, placeholders unexpanded
    * @param syncFirst run {@code sync -f} on every mount just before each bare freeze (timed apart)
+   * @param sqlite run an SQLite load on the data filesystem ({@code {sqlite}} in the writers)
+   * @param via how the snapshots are taken, each in a phase of its own: {@code cli} (a
+   *     {@code shade snapshot create} process each) and/or {@code control} (commands on one
+   *     control connection to the agent)
    */
   public record Settings(Path baseDir, long volumeBytes, int rounds, int seconds, int clients, int scale,
-      List<String> writers, boolean syncFirst) {
+      List<String> writers, boolean syncFirst, boolean sqlite, List<String> via) {
+    /** Ways of taking the snapshots. */
+    static final List<String> VIA = List.of("cli", "control");
+
+    /** Without the SQLite load, snapshots through the command line. */
+    public Settings(Path baseDir, long volumeBytes, int rounds, int seconds, int clients, int scale,
+        List<String> writers, boolean syncFirst) {
+      this(baseDir, volumeBytes, rounds, seconds, clients, scale, writers, syncFirst, false, List.of("cli"));
+    }
+
     public Settings {
+      via = List.copyOf(new java.util.LinkedHashSet<>(via));
+      if (via.isEmpty() || !VIA.containsAll(via)) {
+        throw new IllegalArgumentException("--via takes cli, control or both: " + via);
+      }
+      if (!sqlite && writers.stream().anyMatch(w -> w.contains("{sqlite}"))) {
+        throw new IllegalArgumentException("{sqlite} in --writers needs --sqlite: " + writers);
+      }
       if (volumeBytes < 256 * MIB || volumeBytes % MIB != 0) {
         throw new IllegalArgumentException("volume size must be a whole number of MiB, at least 256 MiB: "
             + volumeBytes);
@@ -139,13 +173,19 @@ public final class FreezeBench {
       Path pgdata = mounts.get(0).mountPoint.resolve("pgdata");
       stack.postgres = BenchPostgres.start(pgdata, mounts.get(1).mountPoint.resolve("pg_wal"), work.resolve("run"));
       stack.postgres.init(s.scale());
+      Path sqliteFile = mounts.get(0).mountPoint.resolve("bench.db");
+      if (s.sqlite()) {
+        progress.accept("SQLite load (WAL, a commit every " + BenchSqlite.PAUSE_MILLIS + " ms) on " + sqliteFile);
+        stack.sqlite = BenchSqlite.start(sqliteFile);
+      }
       List<String> writers = new ArrayList<>();
       for (String w : s.writers()) {
-        writers.add(w.replace("{data}", mounts.get(0).mountPoint.toString())
+        writers.add(w.replace("{sqlite}", sqliteFile.toString()).replace("{data}", mounts.get(0).mountPoint.toString())
             .replace("{wal}", mounts.get(1).mountPoint.toString()).replace("{pgdata}", pgdata.toString())
             .replace("{port}", String.valueOf(stack.postgres.port)));
       }
-      Map<String, Object> out = new Measure(s, work, volumes, mounts, stack.postgres, writers, progress).all();
+      Map<String, Object> out = new Measure(s, work, volumes, mounts, stack.postgres, writers, progress, stack.agent,
+          stack.sqlite).all();
       out.put("writers", writers);
       out.put("volume_bytes", s.volumeBytes());
       out.put("pgbench", String.join(" ", stack.postgres.client("-n", "-c", String.valueOf(s.clients()), "-j",
@@ -214,6 +254,8 @@ public final class FreezeBench {
     final List<FuseVolume> mounts = Collections.synchronizedList(new ArrayList<>());
     /** The cluster, once created. */
     volatile BenchPostgres postgres;
+    /** The SQLite load, once started. */
+    volatile BenchSqlite sqlite;
     /** True once run. */
     private boolean done;
 
@@ -233,6 +275,9 @@ public final class FreezeBench {
       all.addAll(mounts);
       if (postgres != null) {
         all.add(postgres);
+      }
+      if (sqlite != null) {
+        all.add(sqlite);
       }
       IOException first = null;
       for (int i = all.size() - 1; i >= 0; i--) {
@@ -277,9 +322,17 @@ public final class FreezeBench {
     private final List<String> writers;
     /** Gets one line per step. */
     private final Consumer<String> progress;
+    /** The agent, for snapshots on its control socket. */
+    private final AgentProcess agent;
+    /** The SQLite load, or null. */
+    private final BenchSqlite sqlite;
+    /** SQLite commits per second in each phase, by phase. */
+    private final Map<String, Object> sqliteRates = new LinkedHashMap<>();
 
     Measure(Settings s, Path work, List<Path> volumes, List<FuseVolume> mounts, BenchPostgres pg, List<String> writers,
-        Consumer<String> progress) {
+        Consumer<String> progress, AgentProcess agent, BenchSqlite sqlite) {
+      this.agent = agent;
+      this.sqlite = sqlite;
       this.s = s;
       this.work = work;
       this.volumes = volumes;
@@ -296,18 +349,22 @@ public final class FreezeBench {
       List<Double> freezeCommands = new ArrayList<>();
       double withFreezes = during("freezes", () -> freezes.add(freeze(syncs, freezeCommands)));
       progress.accept(String.format(Locale.ROOT, "bare freezes: %s; pgbench %.0f tps", line(freezes), withFreezes));
-      List<Double> commands = new ArrayList<>();
-      List<Double> freezeMs = new ArrayList<>();
       int[] number = {0};
-      double withSnapshots = during("snapshots", () -> {
-        JsonNode r = snapshot("freeze-bench-" + ++number[0], commands);
-        JsonNode f = r.get("freezeMs");
-        if (f != null && f.isNumber()) {
-          freezeMs.add(f.asDouble());
+      Map<String, SnapshotPhase> phases = new LinkedHashMap<>();
+      for (String via : s.via()) {
+        SnapshotPhase p = new SnapshotPhase();
+        if (via.equals("cli")) {
+          p.tps = during("snapshots", () -> p.add(snapshot("freeze-bench-" + ++number[0], p.commands)));
+        } else {
+          try (dev.shade.requestor.control.ControlClient c = agent.connect()) {
+            p.tps = during("control-snapshots", () -> p.add(controlSnapshot(c, "freeze-bench-" + ++number[0],
+                p.commands)));
+          }
         }
-      });
-      progress.accept(String.format(Locale.ROOT, "snapshot commands: %s; freezeMs %s; pgbench %.0f tps",
-          line(commands), freezeMs.isEmpty() ? "not reported" : line(freezeMs), withSnapshots));
+        phases.put(via, p);
+        progress.accept(String.format(Locale.ROOT, "snapshots (%s): commands %s; freezeMs %s; pgbench %.0f tps", via,
+            line(p.commands), p.freezeMs.isEmpty() ? "not reported" : line(p.freezeMs), p.tps));
+      }
       double after = alone("after");
 
       Map<String, Object> out = new LinkedHashMap<>();
@@ -317,21 +374,45 @@ public final class FreezeBench {
       if (s.syncFirst()) {
         out.put("sync_before_freeze_ms", summary(syncs));
       }
-      out.put("snapshot_freeze_ms", freezeMs.isEmpty() ? null : summary(freezeMs));
-      if (freezeMs.isEmpty()) {
-        out.put("snapshot_freeze_ms_note", "the snapshot command's JSON had no freezeMs"
-            + (writers.isEmpty() ? " (no --writers given: snapshots were crash-consistent, nothing froze)" : ""));
+      Map<String, Object> bare = summary(freezes);
+      for (Map.Entry<String, SnapshotPhase> e : phases.entrySet()) {
+        String k = e.getKey().equals("cli") ? "snapshot_" : "control_snapshot_";
+        SnapshotPhase p = e.getValue();
+        out.put(k + "freeze_ms", p.freezeMs.isEmpty() ? null : summary(p.freezeMs));
+        if (p.freezeMs.isEmpty()) {
+          out.put(k + "freeze_ms_note", "the snapshot command's JSON had no freezeMs"
+              + (writers.isEmpty() ? " (no --writers given: snapshots were crash-consistent, nothing froze)" : ""));
+        } else {
+          Map<String, Object> f = summary(p.freezeMs);
+          Map<String, Object> added = new LinkedHashMap<>();
+          for (String q : List.of("p50", "p99", "min", "max")) {
+            added.put(q, NbdBench.round((Double) f.get(q) - (Double) bare.get(q), 3));
+          }
+          out.put(k + "freeze_minus_bare_ms", added);
+          out.put(k + "commit_ms", summary(p.commitMs));
+          out.put(k + "writers_freeze_thaw_ms", summary(p.writerMs));
+          out.put(k + "freeze_overhead_ms", summary(p.overheadMs));
+        }
+        out.put(k + "command_ms", summary(p.commands));
       }
-      out.put("snapshot_command_ms", summary(commands));
       Map<String, Object> tps = new LinkedHashMap<>();
       tps.put("without_before", NbdBench.round(before, 1));
       tps.put("with_freezes", NbdBench.round(withFreezes, 1));
-      tps.put("with_snapshots", NbdBench.round(withSnapshots, 1));
+      for (Map.Entry<String, SnapshotPhase> e : phases.entrySet()) {
+        tps.put(e.getKey().equals("cli") ? "with_snapshots" : "with_control_snapshots", NbdBench.round(e.getValue().tps,
+            1));
+      }
       tps.put("without_after", NbdBench.round(after, 1));
       double baseline = (before + after) / 2;
       tps.put("freezes_vs_without", NbdBench.round(withFreezes / baseline, 3));
-      tps.put("snapshots_vs_without", NbdBench.round(withSnapshots / baseline, 3));
+      for (Map.Entry<String, SnapshotPhase> e : phases.entrySet()) {
+        tps.put(e.getKey().equals("cli") ? "snapshots_vs_without" : "control_snapshots_vs_without",
+            NbdBench.round(e.getValue().tps / baseline, 3));
+      }
       out.put("pgbench_tps", tps);
+      if (sqlite != null) {
+        out.put("sqlite_commits_per_s", sqliteRates);
+      }
       out.put("rounds", s.rounds());
       out.put("seconds", s.seconds());
       out.put("clients", s.clients());
@@ -341,8 +422,11 @@ public final class FreezeBench {
 
     private double alone(String label) throws IOException, InterruptedException {
       progress.accept("pgbench alone (" + label + "): " + s.seconds() + " s");
+      long c0 = sqliteCommits();
+      long t0 = System.nanoTime();
       Process load = pg.load(s.clients(), s.seconds(), label);
       double tps = pg.tps(load, label, s.seconds());
+      sqliteRate(label, c0, t0);
       progress.accept(String.format(Locale.ROOT, "pgbench alone (%s): %.0f tps", label, tps));
       return tps;
     }
@@ -355,6 +439,8 @@ public final class FreezeBench {
     /** pgbench for --seconds with --rounds steps spread evenly over its middle; its tps. */
     private double during(String label, Step step) throws IOException, InterruptedException {
       progress.accept("pgbench with " + s.rounds() + " " + label + ": " + s.seconds() + " s");
+      long c0 = sqliteCommits();
+      long phaseStart = System.nanoTime();
       Process load = pg.load(s.clients(), s.seconds(), label);
       try {
         long t0 = System.nanoTime();
@@ -376,7 +462,43 @@ public final class FreezeBench {
         Programs.kill(load);
         throw e;
       }
-      return pg.tps(load, label, s.seconds());
+      double tps = pg.tps(load, label, s.seconds());
+      sqliteRate(label, c0, phaseStart);
+      return tps;
+    }
+
+    private long sqliteCommits() throws IOException {
+      return sqlite == null ? 0 : sqlite.commits();
+    }
+
+    private void sqliteRate(String label, long commitsBefore, long nanosBefore) throws IOException {
+      if (sqlite != null) {
+        sqliteRates.put(label, NbdBench.round((sqlite.commits() - commitsBefore) / ((System.nanoTime() - nanosBefore)
+            / 1e9), 1));
+      }
+    }
+
+    /**
+     * {@code snapshot-create} of every volume with the writers on the open control connection
+     * {@code c}, as the command line sends it to the agent; its result.
+     */
+    private JsonNode controlSnapshot(dev.shade.requestor.control.ControlClient c, String name, List<Double> commandMs)
+        throws IOException {
+      Map<String, Object> args = new LinkedHashMap<>();
+      args.put("volumes", volumes.stream().map(v -> v.toAbsolutePath().toString()).toList());
+      args.put("name", name);
+      if (!writers.isEmpty()) {
+        args.put("writers", writers);
+      }
+      long t0 = System.nanoTime();
+      JsonNode r;
+      try {
+        r = c.execute("snapshot-create", args);
+      } catch (IOException e) {
+        throw new IOException("snapshot " + name + " on the control socket: " + e.getMessage(), e);
+      }
+      commandMs.add((System.nanoTime() - t0) / 1e6);
+      return r;
     }
 
     /**
@@ -448,6 +570,39 @@ public final class FreezeBench {
       if (!r.ok()) {
         throw new IOException(r.failure());
       }
+    }
+  }
+
+  /** What one phase of snapshots measured. Not thread-safe: the phase's thread fills it. */
+  static final class SnapshotPhase {
+    /** Wall time of each snapshot command. */
+    final List<Double> commands = new ArrayList<>();
+    /** freezeMs of each result. */
+    final List<Double> freezeMs = new ArrayList<>();
+    /** commitMs of each result. */
+    final List<Double> commitMs = new ArrayList<>();
+    /** The writers' own freeze and thaw times of each result, summed over the writers. */
+    final List<Double> writerMs = new ArrayList<>();
+    /** freezeMs less commitMs and the writers' freeze and thaw: the round trips in the window. */
+    final List<Double> overheadMs = new ArrayList<>();
+    /** pgbench's tps in the phase. */
+    double tps;
+
+    void add(JsonNode r) {
+      JsonNode f = r.get("freezeMs");
+      if (f == null || !f.isNumber()) {
+        return;
+      }
+      freezeMs.add(f.asDouble());
+      double commit = r.path("commitMs").asDouble(0);
+      commitMs.add(commit);
+      double w = 0;
+      for (JsonNode writer : r.path("writers")) {
+        JsonNode ph = writer.path("phases");
+        w += ph.path("freezeMs").asDouble(0) + ph.path("thawMs").asDouble(0);
+      }
+      writerMs.add(w);
+      overheadMs.add(f.asDouble() - commit - w);
     }
   }
 

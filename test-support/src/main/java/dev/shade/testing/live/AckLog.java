@@ -76,6 +76,44 @@ public final class AckLog {
     return countBefore(issued, issuedCount, nanoTime);
   }
 
+  /**
+   * The longest time in nanoseconds between consecutive acknowledgements where the later one is
+   * at or after {@code fromNanos} and the earlier one at or before {@code toNanos} (both
+   * {@link System#nanoTime}): how long the writer stalled around that interval. An interval with
+   * no acknowledgement after it yet counts up to now. 0 when there are fewer than two.
+   */
+  public synchronized long longestAckGap(long fromNanos, long toNanos) {
+    long longest = 0;
+    int first = Math.max(1, countBefore(acked, ackedCount, fromNanos));
+    for (int i = first; i < ackedCount && acked[i - 1] - toNanos <= 0; i++) {
+      longest = Math.max(longest, acked[i] - acked[i - 1]);
+    }
+    if (ackedCount > 0 && acked[ackedCount - 1] - toNanos <= 0) {
+      longest = Math.max(longest, System.nanoTime() - acked[ackedCount - 1]);
+    }
+    return longest;
+  }
+
+  /** {@link System#nanoTime} of the first acknowledgement after {@code nanoTime}, or -1 if none yet. */
+  public synchronized long firstAckAfter(long nanoTime) {
+    int i = countBefore(acked, ackedCount, nanoTime + 1);
+    return i < ackedCount ? acked[i] : -1;
+  }
+
+  /** {@link System#nanoTime} of the last acknowledgement at or before {@code nanoTime}, or -1 if none. */
+  public synchronized long lastAckAtOrBefore(long nanoTime) {
+    int i = countBefore(acked, ackedCount, nanoTime + 1);
+    return i > 0 ? acked[i - 1] : -1;
+  }
+
+  /**
+   * How long the write issued last has been waiting for its acknowledgement, in nanoseconds;
+   * 0 when none is waiting.
+   */
+  public synchronized long waitingNanos() {
+    return issuedCount > ackedCount ? System.nanoTime() - issued[issuedCount - 1] : 0;
+  }
+
   /** How many of the first {@code count} times (ascending) are before {@code t}. */
   private static int countBefore(long[] times, int count, long t) {
     int lo = 0;

@@ -3,6 +3,8 @@ package dev.shade.testing.live;
 import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.SQLException;
+import java.util.concurrent.locks.LockSupport;
+import java.util.function.Predicate;
 
 /**
  * A background thread committing {@code INSERT INTO counter VALUES (n)} for n = 1, 2, 3, ... on
@@ -25,6 +27,8 @@ public final class Counter implements AutoCloseable {
   private final String what;
   /** Pause between commits in milliseconds, 0 for none. */
   private final long pauseMillis;
+  /** Which failures of a commit are retried (after a millisecond) instead of ending the writer. */
+  private final Predicate<SQLException> retry;
   /** The writer thread. */
   private final Thread thread;
   /** Set to make the writer stop after the commit under way. */
@@ -32,10 +36,11 @@ public final class Counter implements AutoCloseable {
   /** Why the writer ended early, or null. */
   private volatile Throwable failure;
 
-  private Counter(Connection connection, String what, long pauseMillis) {
+  private Counter(Connection connection, String what, long pauseMillis, Predicate<SQLException> retry) {
     this.connection = connection;
     this.what = what;
     this.pauseMillis = pauseMillis;
+    this.retry = retry;
     this.thread = new Thread(this::run, "counter " + what);
     thread.setDaemon(true);
   }
@@ -46,8 +51,19 @@ public final class Counter implements AutoCloseable {
    * between commits (0: as fast as the database commits); {@code what} names the database in messages.
    */
   public static Counter start(Connection connection, String what, long pauseMillis) throws SQLException {
+    return start(connection, what, pauseMillis, e -> false);
+  }
+
+  /**
+   * The same, retrying a commit that fails with an error {@code retry} accepts (SQLite's
+   * {@code SQLITE_BUSY} with {@code busy_timeout} 0, say) every millisecond until it succeeds,
+   * instead of ending: a busy wait of fine, known granularity. The number stays issued while it
+   * is retried, so the acknowledgement times show the whole wait.
+   */
+  public static Counter start(Connection connection, String what, long pauseMillis, Predicate<SQLException> retry)
+      throws SQLException {
     connection.setAutoCommit(true);
-    Counter c = new Counter(connection, what, pauseMillis);
+    Counter c = new Counter(connection, what, pauseMillis, retry);
     c.thread.start();
     return c;
   }
@@ -84,7 +100,17 @@ public final class Counter implements AutoCloseable {
       for (long n = 1; !stop; n++) {
         insert.setLong(1, n);
         acks.issued(n);
-        insert.executeUpdate();
+        while (true) {
+          try {
+            insert.executeUpdate();
+            break;
+          } catch (SQLException e) {
+            if (stop || !retry.test(e)) {
+              throw e;
+            }
+            LockSupport.parkNanos(1_000_000);
+          }
+        }
         acks.acked(n);
         if (pauseMillis > 0) {
           Thread.sleep(pauseMillis);

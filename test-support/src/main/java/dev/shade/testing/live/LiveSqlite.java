@@ -13,7 +13,7 @@ import java.sql.Statement;
  * highest number and {@code PRAGMA integrity_check}.
  *
  * <p>The writer runs in this JVM (sqlite-jdbc) on a connection of its own with
- * {@code synchronous=FULL}, so each commit returns after the WAL is synced. {@link #close}
+ * {@code synchronous=FULL} (unless told otherwise), so each commit returns after the WAL is synced. {@link #close}
  * stops it and closes the database, so the filesystem can be unmounted.
  *
  * <p>Not thread-safe: one test drives it; the counter runs in its own thread.
@@ -35,6 +35,21 @@ public final class LiveSqlite implements AutoCloseable {
    * {@code pauseMillis} between commits.
    */
   public static LiveSqlite start(Path file, long pauseMillis) throws SQLException {
+    return start(file, pauseMillis, "FULL", false);
+  }
+
+  /**
+   * The same with {@code PRAGMA synchronous=}{@code synchronous} ({@code FULL}, {@code NORMAL},
+   * {@code OFF}: with {@code OFF} no commit waits for the disk, so the counter keeps committing
+   * into the page cache while the device is gone); with {@code spinOnBusy}, {@code busy_timeout}
+   * is 0 and the counter retries a busy commit every millisecond itself (SQLite's own busy
+   * handler sleeps up to 100 ms between tries, which would blur a stall measured to 100 ms).
+   */
+  public static LiveSqlite start(Path file, long pauseMillis, String synchronous, boolean spinOnBusy)
+      throws SQLException {
+    if (!synchronous.matches("(?i)OFF|NORMAL|FULL|EXTRA")) {
+      throw new IllegalArgumentException("synchronous must be OFF, NORMAL, FULL or EXTRA: " + synchronous);
+    }
     Connection c = open(file);
     try (Statement s = c.createStatement()) {
       try (ResultSet r = s.executeQuery("PRAGMA journal_mode=WAL")) {
@@ -42,13 +57,22 @@ public final class LiveSqlite implements AutoCloseable {
           throw new SQLException("SQLite would not switch " + file + " to WAL mode");
         }
       }
-      s.execute("PRAGMA synchronous=FULL");
+      s.execute("PRAGMA synchronous=" + synchronous);
       s.execute("CREATE TABLE IF NOT EXISTS counter (n INTEGER)");
+      if (spinOnBusy) {
+        s.execute("PRAGMA busy_timeout=0");
+      }
     } catch (SQLException | RuntimeException e) {
       c.close();
       throw e;
     }
-    return new LiveSqlite(file, Counter.start(c, "SQLite " + file, pauseMillis));
+    return new LiveSqlite(file, Counter.start(c, "SQLite " + file, pauseMillis,
+        spinOnBusy ? LiveSqlite::busy : e -> false));
+  }
+
+  /** True for SQLite's SQLITE_BUSY (5), extended codes included. */
+  private static boolean busy(SQLException e) {
+    return (e.getErrorCode() & 0xff) == 5 || String.valueOf(e.getMessage()).contains("SQLITE_BUSY");
   }
 
   /** When each number was issued and acknowledged. */

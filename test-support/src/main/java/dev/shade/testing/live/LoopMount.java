@@ -5,6 +5,8 @@ import dev.shade.testing.Tools;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 
 /**
  * A file (an image, or the file nbdfuse shows) attached to a loop device and its filesystem
@@ -77,7 +79,15 @@ public final class LoopMount implements AutoCloseable {
 
   /** Makes an empty ext4 filesystem on {@code device} ({@code mkfs.ext4 -q -F}). */
   static void mkfs(String device) throws IOException, InterruptedException {
-    Command c = Command.run("mkfs.ext4", "-q", "-F", device);
+    mkfs(device, List.of());
+  }
+
+  /** The same with the extra {@code mkfs.ext4} {@code options} before the device. */
+  static void mkfs(String device, List<String> options) throws IOException, InterruptedException {
+    List<String> argv = new ArrayList<>(List.of("mkfs.ext4", "-q", "-F"));
+    argv.addAll(options);
+    argv.add(device);
+    Command c = Command.run(argv.toArray(String[]::new));
     if (c.exitCode() != 0) {
       throw new IOException("cannot make an ext4 filesystem on " + device + ": " + c);
     }

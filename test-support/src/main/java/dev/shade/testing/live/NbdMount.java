@@ -76,16 +76,29 @@ public final class NbdMount implements AutoCloseable {
    */
   public static NbdMount open(String uri, Path workDir, Path mountPoint, boolean format)
       throws IOException, InterruptedException {
+    return open(uri, workDir, mountPoint, format, List.of(), "");
+  }
+
+  /**
+   * The same, making the filesystem with the extra {@code mkfs.ext4} options {@code mkfsOptions}
+   * (when {@code format}) and mounting it with the extra {@code mount -o} {@code mountOptions} (""
+   * for none): e.g. {@code -O ^has_journal} and {@code errors=continue} for a test that kills the
+   * agent under a mounted filesystem and checks that it still takes writes into the page cache
+   * (a journaled ext4 aborts its journal and turns read-only at the first failed write of its
+   * journal or superblock).
+   */
+  public static NbdMount open(String uri, Path workDir, Path mountPoint, boolean format, List<String> mkfsOptions,
+      String mountOptions) throws IOException, InterruptedException {
     Path fuseDir = workDir.toAbsolutePath().resolve("fuse");
     Files.createDirectories(fuseDir);
     NbdMount m = new NbdMount(uri, fuseDir, workDir.toAbsolutePath().resolve("nbdfuse.log"),
-        LoopMount.unmounted(fuseDir.resolve(FILE), mountPoint, ""));
+        LoopMount.unmounted(fuseDir.resolve(FILE), mountPoint, mountOptions));
     Teardown.register(m);
     try {
       m.connect();
       m.loop.attach();
       if (format) {
-        LoopMount.mkfs(m.loop.device());
+        LoopMount.mkfs(m.loop.device(), mkfsOptions);
       }
       m.loop.mount();
       return m;
