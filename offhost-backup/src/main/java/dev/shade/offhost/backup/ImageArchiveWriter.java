@@ -1,12 +1,15 @@
 package dev.shade.offhost.backup;
 
 import java.io.IOException;
+import java.io.InterruptedIOException;
 import java.io.OutputStream;
 import java.nio.ByteBuffer;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.TreeSet;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
 import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
 import org.apache.commons.compress.archivers.tar.TarArchiveOutputStream;
 
@@ -20,6 +23,9 @@ import org.apache.commons.compress.archivers.tar.TarArchiveOutputStream;
 public final class ImageArchiveWriter {
   /** What was written. */
   public record Result(ImageManifest manifest, String manifestSha256, long archiveBytes, long dataBytes) {}
+
+  /** Chunks read ahead of the one being written. */
+  static final int READ_AHEAD = 4;
 
   private ImageArchiveWriter() {}
 
@@ -51,20 +57,37 @@ public final class ImageArchiveWriter {
     tar.setBigNumberMode(TarArchiveOutputStream.BIGNUMBER_POSIX);
     member(tar, ImageManifest.HEADER_MEMBER, header.bytes(), mtime, true);
     List<ChunkEntry> chunks = new ArrayList<>();
-    byte[] buf = new byte[chunkSize];
     long total = (long) chunkOffsets.size() * chunkSize;
     long done = 0;
     long dataBytes = 0;
-    for (long offset : chunkOffsets) {
+    // up to READ_AHEAD chunks in flight: the source reads while this thread checksums and writes
+    int window = Math.min(READ_AHEAD, Math.max(1, chunkOffsets.size()));
+    byte[][] bufs = new byte[window][chunkSize];
+    List<CompletableFuture<Void>> pending = new ArrayList<>();
+    int next = 0;
+    for (int i = 0; i < chunkOffsets.size(); i++) {
+      while (next < chunkOffsets.size() && next < i + window) {
+        long o = chunkOffsets.get(next);
+        int l = (int) Math.max(0, Math.min(chunkSize, size - o));
+        pending.add(source.readAsync(o, ByteBuffer.wrap(bufs[next % window], 0, l)));
+        next++;
+      }
+      long offset = chunkOffsets.get(i);
+      byte[] buf = bufs[i % window];
       int len = (int) Math.min(chunkSize, size - offset);
+      CompletableFuture<Void> f = pending.set(i, null);
       if (len <= 0) {
         continue;
       }
       try {
-        source.read(offset, ByteBuffer.wrap(buf, 0, len));
-      } catch (IOException e) {
+        f.get();
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new InterruptedIOException("interrupted reading chunk " + ChunkEntry.memberName(offset));
+      } catch (ExecutionException e) {
+        Throwable c = e.getCause();
         throw new IOException("cannot read chunk " + ChunkEntry.memberName(offset) + " (offset " + offset + ", "
-            + len + " bytes) of " + header.snapshot() + ": " + e.getMessage(), e);
+            + len + " bytes) of " + header.snapshot() + ": " + c.getMessage(), c);
       }
       if (isZero(buf, len)) {
         if (incremental) {

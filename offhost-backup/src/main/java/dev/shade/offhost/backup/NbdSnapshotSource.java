@@ -11,6 +11,7 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
 
 /**
  * A snapshot exported by the shade agent over NBD ({@code VOLUME@SNAPSHOT} or
@@ -108,6 +109,11 @@ public final class NbdSnapshotSource implements SnapshotSource {
   @Override
   public void read(long offset, ByteBuffer dst) throws IOException {
     client.read(offset, dst);
+  }
+
+  @Override
+  public CompletableFuture<Void> readAsync(long offset, ByteBuffer dst) throws IOException {
+    return client.readAsync(offset, dst);
   }
 
   @Override

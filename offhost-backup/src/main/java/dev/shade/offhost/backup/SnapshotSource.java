@@ -5,6 +5,7 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.List;
 import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
 
 /**
  * A snapshot to back up: what it is, where its data is, what changed since an earlier snapshot,
@@ -27,4 +28,13 @@ public interface SnapshotSource extends Closeable {
 
   /** Fills {@code dst}'s remaining bytes from {@code offset}. */
   void read(long offset, ByteBuffer dst) throws IOException;
+
+  /**
+   * Starts filling {@code dst}'s remaining bytes from {@code offset}, so that several reads can
+   * be in flight; the default reads at once.
+   */
+  default CompletableFuture<Void> readAsync(long offset, ByteBuffer dst) throws IOException {
+    read(offset, dst);
+    return CompletableFuture.completedFuture(null);
+  }
 }
