@@ -132,6 +132,23 @@ class BackupRestoreTest {
   }
 
   @Test
+  void archiveLargerThanTheCartridge_failsClearly_andTheJobIsRecordedAsFailed() throws IOException {
+    byte[] s1 = image(4); // 768 KiB of data on a cartridge of 512 KiB
+    try (VirtualTapeLibrary lib = VirtualTapeLibrary.create(tmp.resolve("vtl"),
+            LibraryConfig.of(1, 1, 512 * 1024, 64 * 1024));
+        Catalog cat = Catalog.open(lib.directory())) {
+      BackupException e = assertThrows(BackupException.class, () -> BackupService.run(lib, cat,
+          new FakeSource("s1", 1, s1, Map.of()), request("full"), BackupProgress.NONE, n -> { }));
+      assertTrue(e.getMessage().contains("archive does not fit on cartridge SHD001")
+          && e.getMessage().contains("spanning cartridges is not built yet"), e.getMessage());
+      assertEquals(Catalog.FAILED, cat.jobs().get(0).outcome());
+      assertNull(cat.jobs().get(0).archive());
+      assertThrows(BackupException.class,
+          () -> RestoreService.restore(lib, cat, "db", "s1", tmp.resolve("r.img"), false, BackupProgress.NONE));
+    }
+  }
+
+  @Test
   void catalog_reopens_atItsSchemaVersion() throws IOException {
     Files.createDirectories(tmp.resolve("lib"));
     try (Catalog c = Catalog.open(tmp.resolve("lib"))) {
