@@ -30,6 +30,9 @@ import picocli.CommandLine.ScopeType;
       AgentCommand.class,
       ScheduleCommand.class,
       TapeCommand.class,
+      BackupCommand.class,
+      RestoreCommand.class,
+      CatalogCommand.class,
       BenchStubCommand.class,
       DemoCommand.class,
       CommandLine.HelpCommand.class

@@ -1,0 +1,154 @@
+package dev.shade.offhost.backup;
+
+import dev.shade.offhost.tape.CartridgeInfo;
+import dev.shade.offhost.tape.TapeDrive;
+import dev.shade.offhost.tape.TapeInputStream;
+import dev.shade.offhost.tape.VirtualTapeLibrary;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+
+/**
+ * Restores a snapshot's image from its backup chain (the full and the incrementals up to it):
+ * each chunk is taken from the newest archive that has it and written once; only the tape files
+ * of the chain are read; every chunk's SHA-256 is checked against the catalog and the archive's
+ * manifest, and the manifest's against the catalog.
+ *
+ * <p>Not thread-safe: one restore at a time per library.
+ */
+public final class RestoreService {
+  /** What a restore did. {@code chain}: the jobs read, full first. */
+  public record Result(SnapshotIdentity snapshot, List<Catalog.JobRecord> chain, Path file, long bytesWritten,
+      int chunksWritten, double seconds) {}
+
+  private RestoreService() {}
+
+  /**
+   * Restores snapshot {@code snapshot} (name, id or {@code id=N}) of volume {@code volume} (uuid or
+   * name) to the new file {@code to} (replaced with {@code force}); on failure the file is deleted.
+   */
+  public static Result restore(VirtualTapeLibrary library, Catalog catalog, String volume, String snapshot, Path to,
+      boolean force, BackupProgress progress) throws IOException {
+    long t0 = System.nanoTime();
+    Catalog.JobRecord target = catalog.find(volume, snapshot).orElseThrow(() -> new BackupException(
+        "no backup of snapshot " + snapshot + " of volume " + volume + " in the catalog of " + library));
+    List<Catalog.JobRecord> chain = new ArrayList<>();
+    for (Catalog.JobRecord j = target; ; ) {
+      chain.add(j);
+      if (!ImageManifest.INCREMENTAL.equals(j.level())) {
+        break;
+      }
+      long baseId = j.baseJobId();
+      Optional<Catalog.JobRecord> b = catalog.job(baseId);
+      if (b.isEmpty() || !Catalog.OK.equals(b.get().outcome()) || b.get().archive() == null) {
+        throw new BackupException("the incremental backup " + j.id() + " of " + j.snapshot() + " needs job " + baseId
+            + ", which the catalog does not have as a successful backup");
+      }
+      j = b.get();
+    }
+    Collections.reverse(chain);
+    // newest piece wins: archive index of each chunk offset
+    Map<Long, Integer> winner = new HashMap<>();
+    Map<Long, ChunkEntry> entries = new HashMap<>();
+    int[] wanted = new int[chain.size()];
+    long total = 0;
+    for (int i = chain.size() - 1; i >= 0; i--) {
+      for (ChunkEntry c : catalog.chunks(chain.get(i).archive().id())) {
+        if (winner.putIfAbsent(c.offset(), i) == null) {
+          entries.put(c.offset(), c);
+          if (!c.zero()) {
+            wanted[i]++;
+            total += c.length();
+          }
+        }
+      }
+    }
+    SnapshotIdentity id = target.snapshot();
+    int chunkSize = target.chunkSize();
+    if (Files.exists(to) && !force) {
+      throw new BackupException("restore target exists (replace it with --force): " + to);
+    }
+    long written = 0;
+    int chunks = 0;
+    boolean ok = false;
+    try (FileChannel out = FileChannel.open(to, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
+        StandardOpenOption.TRUNCATE_EXISTING)) {
+      out.truncate(0);
+      if (id.size() > 0) {
+        out.write(ByteBuffer.allocate(1), id.size() - 1); // the size; zeros stay holes
+      }
+      for (int i = 0; i < chain.size(); i++) {
+        Catalog.JobRecord job = chain.get(i);
+        Catalog.ArchiveRecord a = job.archive();
+        String where = "cartridge " + a.cartridge() + ", tape file " + a.fileNumber() + " (the " + job.level()
+            + " archive of " + job.snapshot().volume() + "@" + job.snapshot().snapshot() + ", job " + job.id() + ")";
+        Optional<CartridgeInfo> c = library.find(a.cartridge());
+        if (c.isEmpty()) {
+          throw new BackupException("restore needs cartridge " + a.cartridge() + ", which is not in " + library
+              + " (" + where + ")");
+        }
+        final int index = i;
+        int[] got = {0};
+        long[] bytes = {written};
+        final long totalBytes = total;
+        ImageArchiveReader.Contents contents;
+        try (TapeDrive d = library.openForReading(c.get().slot())) {
+          d.seekFile(a.fileNumber());
+          contents = ImageArchiveReader.read(new TapeInputStream(d), chunkSize, new ImageArchiveReader.Handler() {
+            @Override
+            public boolean wants(long offset) {
+              Integer w = winner.get(offset);
+              return w != null && w == index && !entries.get(offset).zero();
+            }
+
+            @Override
+            public void chunk(long offset, byte[] data, int length, String sha256) throws IOException {
+              ChunkEntry e = entries.get(offset);
+              if (!sha256.equals(e.sha256()) || length != e.length()) {
+                throw new ImageArchiveReader.ArchiveException(e.member(), "chunk " + e.member() + " is damaged: its "
+                    + length + " bytes have SHA-256 " + sha256 + ", the catalog says " + e.length() + " bytes with "
+                    + e.sha256(), null);
+              }
+              out.write(ByteBuffer.wrap(data, 0, length), offset);
+              got[0]++;
+              bytes[0] += length;
+              progress.update(bytes[0], totalBytes);
+            }
+          });
+        } catch (ImageArchiveReader.ArchiveException e) {
+          throw new BackupException("restore of " + id.volume() + "@" + id.snapshot() + " failed: " + where
+              + (e.member() != null ? ", chunk " + e.member() : "") + ": " + e.getMessage(), e);
+        } catch (IOException e) {
+          throw new BackupException("restore of " + id.volume() + "@" + id.snapshot() + " failed: " + where + ": "
+              + e.getMessage(), e);
+        }
+        if (!contents.manifestSha256().equals(a.manifestSha256())) {
+          throw new BackupException("restore of " + id.volume() + "@" + id.snapshot() + " failed: " + where
+              + ": its manifest has SHA-256 " + contents.manifestSha256() + ", the catalog says " + a.manifestSha256());
+        }
+        if (got[0] != wanted[i]) {
+          throw new BackupException("restore of " + id.volume() + "@" + id.snapshot() + " failed: " + where + " holds "
+              + got[0] + " of the " + wanted[i] + " chunks the catalog lists");
+        }
+        written = bytes[0];
+        chunks += got[0];
+      }
+      out.force(true);
+      ok = true;
+    } finally {
+      if (!ok) {
+        Files.deleteIfExists(to);
+      }
+    }
+    return new Result(id, chain, to, written, chunks, (System.nanoTime() - t0) / 1e9);
+  }
+}

@@ -1,0 +1,28 @@
+package dev.shade.offhost.backup;
+
+import java.time.Instant;
+
+/**
+ * Which snapshot a source serves, as the agent's export description says.
+ *
+ * @param volume the volume's name
+ * @param volumeUuid the volume's uuid, what backups are kept by
+ * @param snapshot the snapshot's name
+ * @param snapshotId its stable id (never reused), what the catalog records
+ * @param created when it was taken
+ * @param size bytes
+ */
+public record SnapshotIdentity(String volume, String volumeUuid, String snapshot, long snapshotId, Instant created,
+    long size) {
+  public SnapshotIdentity {
+    if (volume == null || volumeUuid == null || snapshot == null || created == null || snapshotId < 0 || size < 0) {
+      throw new IllegalArgumentException("incomplete snapshot identity: " + volume + "/" + volumeUuid + "@" + snapshot
+          + " id " + snapshotId);
+    }
+  }
+
+  @Override
+  public String toString() {
+    return volume + "@" + snapshot + " (id " + snapshotId + ", volume " + volumeUuid + ")";
+  }
+}

@@ -1,0 +1,188 @@
+package dev.shade.offhost.backup;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.shade.offhost.tape.LibraryConfig;
+import dev.shade.offhost.tape.VirtualTapeLibrary;
+import java.io.ByteArrayInputStream;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
+import org.apache.commons.compress.archivers.tar.TarArchiveInputStream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class BackupRestoreTest {
+  private static final int CHUNK = 64 * 1024;
+  @TempDir Path tmp;
+
+  /** 1 MiB: random data with a zero stretch (chunks 4 to 7) in the middle. */
+  private static byte[] image(long seed) {
+    byte[] b = new byte[1024 * 1024];
+    new Random(seed).nextBytes(b);
+    Arrays.fill(b, 4 * CHUNK, 8 * CHUNK, (byte) 0);
+    return b;
+  }
+
+  private BackupService.Request request(String level) {
+    return new BackupService.Request("nightly", level, CHUNK, null);
+  }
+
+  @Test
+  void fullThenIncremental_restoreEachSnapshot_byteForByte() throws IOException {
+    byte[] s1 = image(1);
+    byte[] s2 = s1.clone();
+    Arrays.fill(s2, 10 * CHUNK + 100, 10 * CHUNK + 200, (byte) 7); // one chunk changed
+    Arrays.fill(s2, 12 * CHUNK, 13 * CHUNK, (byte) 0); // one chunk zeroed
+    Map<Long, byte[]> host = new HashMap<>();
+    host.put(1L, s1);
+    List<String> notes = new ArrayList<>();
+    try (VirtualTapeLibrary lib = VirtualTapeLibrary.create(tmp.resolve("vtl"), LibraryConfig.of(2, 64L << 20));
+        Catalog cat = Catalog.open(lib.directory())) {
+      BackupService.Result full = BackupService.run(lib, cat, new FakeSource("s1", 1, s1, host), request("auto"),
+          BackupProgress.NONE, notes::add);
+      assertEquals("full", full.level());
+      assertNull(full.fallback(), "a first backup explains nothing");
+      assertEquals("SHD001", full.cartridge());
+      assertEquals("SHD001", full.labelled());
+      assertEquals(1, full.fileNumber());
+      assertEquals(12, full.chunks(), "16 chunks less 4 zero ones");
+
+      FakeSource src2 = new FakeSource("s2", 2, s2, host);
+      BackupService.Result inc = BackupService.run(lib, cat, src2, request("auto"), BackupProgress.NONE, notes::add);
+      assertEquals("incremental", inc.level());
+      assertEquals(1, inc.baseSnapshotId());
+      assertEquals(1, inc.chunks());
+      assertEquals(1, inc.zeroChunks());
+      assertEquals(2L * CHUNK, src2.bytesRead, "only the changed chunks are read");
+      assertEquals(2, inc.fileNumber());
+      assertTrue(inc.archiveBytes() <= 256 * 1024 && inc.archiveBytes() * 3 < full.archiveBytes(),
+          "incremental archive of " + inc.archiveBytes() + " bytes, full of " + full.archiveBytes());
+
+      Path r1 = tmp.resolve("s1.img");
+      Path r2 = tmp.resolve("s2.img");
+      RestoreService.restore(lib, cat, "db", "s1", r1, false, BackupProgress.NONE);
+      RestoreService.Result res2 = RestoreService.restore(lib, cat, "uuid-1", "id=2", r2, false, BackupProgress.NONE);
+      assertArrayEquals(s1, Files.readAllBytes(r1));
+      assertArrayEquals(s2, Files.readAllBytes(r2));
+      assertEquals(2, res2.chain().size());
+      assertEquals(11, res2.chunksWritten(), "each chunk once: 10 from the full, 1 from the incremental, 1 zeroed");
+
+      // the base is gone on the production host: a full, saying so
+      host.clear();
+      byte[] s3 = s2.clone();
+      s3[5] = 9;
+      BackupService.Result fb = BackupService.run(lib, cat, new FakeSource("s3", 3, s3, host), request("incremental"),
+          BackupProgress.NONE, notes::add);
+      assertEquals("full", fb.level());
+      assertTrue(fb.fallback().contains("s2 (id 2)") && fb.fallback().contains("no longer exists"), fb.fallback());
+      assertTrue(notes.stream().anyMatch(n -> n.contains("writing a full backup instead")), notes.toString());
+      assertEquals(3, cat.jobs().size());
+    }
+  }
+
+  @Test
+  void archive_isPaxTar_headerFirst_manifestLast_andAFlippedByteIsNamed() throws IOException {
+    byte[] s1 = image(3);
+    FakeSource src = new FakeSource("s1", 1, s1, Map.of());
+    ImageManifest header = new ImageManifest(src.identity(), "full", -1, null, CHUNK, 512,
+        java.time.Instant.now(), null, null, List.of());
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    List<Long> offsets = ImageArchiveWriter.chunksOf(src.allocated(), CHUNK, s1.length);
+    ImageArchiveWriter.Result r = ImageArchiveWriter.write(out, 512, header, offsets, src, BackupProgress.NONE);
+    byte[] tar = out.toByteArray();
+    assertEquals(tar.length, r.archiveBytes());
+
+    List<String> names = new ArrayList<>();
+    try (TarArchiveInputStream in = new TarArchiveInputStream(new ByteArrayInputStream(tar))) {
+      for (TarArchiveEntry e; (e = in.getNextEntry()) != null; ) {
+        names.add(e.getName());
+      }
+    }
+    assertEquals(ImageManifest.HEADER_MEMBER, names.get(0));
+    assertEquals("data/0000000000000000", names.get(1));
+    assertEquals("data/0000000000010000", names.get(2));
+    assertTrue(!names.contains("data/0000000000040000"), "zero chunks are left out: " + names);
+    assertEquals(ImageManifest.MANIFEST_MEMBER, names.get(names.size() - 1));
+    assertEquals(14, names.size());
+
+    ImageArchiveReader.Contents c = ImageArchiveReader.read(new ByteArrayInputStream(tar), CHUNK, everything());
+    assertEquals(r.manifestSha256(), c.manifestSha256());
+    assertEquals(12, c.manifest().chunks().size());
+
+    // a byte of chunk 2 (offset 0x20000) flipped
+    int at = indexOf(tar, Arrays.copyOfRange(s1, 2 * CHUNK + 1000, 2 * CHUNK + 1064));
+    tar[at] ^= 1;
+    ImageArchiveReader.ArchiveException e = assertThrows(ImageArchiveReader.ArchiveException.class,
+        () -> ImageArchiveReader.read(new ByteArrayInputStream(tar), CHUNK, everything()));
+    assertEquals("data/0000000000020000", e.member());
+    assertTrue(e.getMessage().contains("the manifest says"), e.getMessage());
+  }
+
+  @Test
+  void archiveLargerThanTheCartridge_failsClearly_andTheJobIsRecordedAsFailed() throws IOException {
+    byte[] s1 = image(4); // 768 KiB of data on a cartridge of 512 KiB
+    try (VirtualTapeLibrary lib = VirtualTapeLibrary.create(tmp.resolve("vtl"),
+            LibraryConfig.of(1, 1, 512 * 1024, 64 * 1024));
+        Catalog cat = Catalog.open(lib.directory())) {
+      BackupException e = assertThrows(BackupException.class, () -> BackupService.run(lib, cat,
+          new FakeSource("s1", 1, s1, Map.of()), request("full"), BackupProgress.NONE, n -> { }));
+      assertTrue(e.getMessage().contains("archive does not fit on cartridge SHD001")
+          && e.getMessage().contains("spanning cartridges is not built yet"), e.getMessage());
+      assertEquals(Catalog.FAILED, cat.jobs().get(0).outcome());
+      assertNull(cat.jobs().get(0).archive());
+      assertThrows(BackupException.class,
+          () -> RestoreService.restore(lib, cat, "db", "s1", tmp.resolve("r.img"), false, BackupProgress.NONE));
+    }
+  }
+
+  @Test
+  void catalog_reopens_atItsSchemaVersion() throws IOException {
+    Files.createDirectories(tmp.resolve("lib"));
+    try (Catalog c = Catalog.open(tmp.resolve("lib"))) {
+      c.startJob(new FakeSource("s", 4, new byte[4096], Map.of()).identity(), "full", -1, -1, "p", CHUNK,
+          java.time.Instant.now());
+    }
+    try (Catalog c = Catalog.open(tmp.resolve("lib"))) {
+      assertEquals(1, c.jobs().size());
+      assertEquals(Catalog.RUNNING, c.jobs().get(0).outcome());
+    }
+  }
+
+  private static ImageArchiveReader.Handler everything() {
+    return new ImageArchiveReader.Handler() {
+      @Override
+      public boolean wants(long offset) {
+        return true;
+      }
+
+      @Override
+      public void chunk(long offset, byte[] data, int length, String sha256) {}
+    };
+  }
+
+  private static int indexOf(byte[] hay, byte[] needle) {
+    outer:
+    for (int i = 0; i + needle.length <= hay.length; i++) {
+      for (int j = 0; j < needle.length; j++) {
+        if (hay[i + j] != needle[j]) {
+          continue outer;
+        }
+      }
+      return i;
+    }
+    throw new AssertionError("not found");
+  }
+}
