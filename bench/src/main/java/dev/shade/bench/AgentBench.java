@@ -83,7 +83,12 @@ public final class AgentBench {
    * @param seconds how long each fio phase runs (after its ramp)
    * @param fsyncEvery fio flushes after this many writes (its --fsync); 0: only at the end
    */
-  public record Settings(Path baseDir, long volumeBytes, int snapshots, int seconds, int fsyncEvery) {
+  public record Settings(Path baseDir, long volumeBytes, int snapshots, int seconds, int fsyncEvery, int blockSize) {
+    /** With the volumes' default copy-on-write block (64 KiB). */
+    public Settings(Path baseDir, long volumeBytes, int snapshots, int seconds, int fsyncEvery) {
+      this(baseDir, volumeBytes, snapshots, seconds, fsyncEvery, 64 << 10);
+    }
+
     public Settings {
       if (volumeBytes < 16 * MIB || volumeBytes % MIB != 0) {
         throw new IllegalArgumentException("volume size must be a whole number of MiB, at least 16 MiB: " + volumeBytes);
@@ -174,7 +179,7 @@ public final class AgentBench {
 
   /** Creates the volume and writes every byte of it once (random data, 1 MiB at a time), then closes it. */
   private static void fill(Path dir, Settings s) throws IOException {
-    try (Volume v = Volume.create(dir, VolumeConfig.of(s.volumeBytes()).withDiffMax(s.diffMax()))) {
+    try (Volume v = Volume.create(dir, VolumeConfig.of(s.volumeBytes()).withDiffMax(s.diffMax()).withBlockSize(s.blockSize()))) {
       ByteBuffer chunk = SequentialPass.randomBuffer((int) MIB, 11);
       for (long offset = 0; offset < s.volumeBytes(); offset += MIB) {
         SequentialPass.stamp(chunk, 0, offset);
@@ -342,6 +347,7 @@ public final class AgentBench {
       out.put("fio_write_max_ms", triple(before.maxMs(), with.maxMs(), after.maxMs()));
       out.put("delete_under_load_ms", summary(deletesUnderLoad));
       out.put("snapshots", s.snapshots());
+      out.put("block_size", s.blockSize());
       out.put("snapshot_interval_under_load_ms", NbdBench.round(intervalMs, 1));
       out.put("snapshots_kept", KEEP);
       out.put("snapshots_deleted", deleted);
