@@ -127,7 +127,7 @@ public final class LeaseGuard {
             return 0;
           case "close":
           case "eof":
-            release(name.equals("eof") ? "the requestor closed the lease" : "the requestor closed the lease");
+            release("the requestor closed the lease");
             closeAll();
             if (name.equals("close")) {
               reply.put("ok", true);

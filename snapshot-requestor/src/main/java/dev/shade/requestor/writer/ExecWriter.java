@@ -1,7 +1,6 @@
 package dev.shade.requestor.writer;
 
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.NotDirectoryException;
@@ -11,7 +10,6 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -31,9 +29,9 @@ import org.slf4j.LoggerFactory;
  * {@code .dpkg-dist} or {@code .rpmnew}/{@code .rpmsave}, and files that are not executable,
  * are skipped, as run-parts does.
  *
- * <p>A hook's output (stdout and stderr together) goes to a temporary file rather than a pipe,
- * so a hook that leaves a background child holding its output cannot hang the requestor; its
- * last lines name the failure in the error and go to the log.
+ * <p>Hooks run as the writers' other programs do ({@link ExternalCommand}): output to a
+ * temporary file rather than a pipe, so a hook that leaves a background child holding its output
+ * cannot hang the requestor; its last lines name a failure in the error.
  *
  * <p>{@link #abort} may be called from another thread while a freeze hook runs: it kills that
  * hook first, then runs every hook with {@code abort}.
@@ -142,7 +140,7 @@ public final class ExecWriter implements Writer {
     aborted = true;
     Process p = running;
     if (p != null) {
-      kill(p);
+      ExternalCommand.kill(p);
     }
     try {
       runAll("abort", true);
@@ -170,7 +168,7 @@ public final class ExecWriter implements Writer {
   public void close() {
     Process p = running;
     if (p != null) {
-      kill(p);
+      ExternalCommand.kill(p);
     }
   }
 
@@ -198,60 +196,32 @@ public final class ExecWriter implements Writer {
   }
 
   private void run(Path hook, String phase, Duration timeLimit) throws IOException {
-    Path out = Files.createTempFile("shade-hook-", ".out");
+    long start = System.nanoTime();
+    ExternalCommand.Result r;
     try {
-      ProcessBuilder pb = new ProcessBuilder(hook.toAbsolutePath().toString(), phase)
-          .directory(dir.toFile())
-          .redirectErrorStream(true)
-          .redirectOutput(out.toFile())
-          .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")));
-      pb.environment().put("SHADE_PHASE", phase);
-      pb.environment().put("SHADE_HOOK_DIR", dir.toAbsolutePath().toString());
-      long start = System.nanoTime();
-      Process p = pb.start();
-      running = p;
-      boolean done;
-      try {
-        done = p.waitFor(timeLimit.toNanos(), TimeUnit.NANOSECONDS);
-      } catch (InterruptedException e) {
-        kill(p);
-        Thread.currentThread().interrupt();
-        throw new IOException(phase + " hook " + hook + " was interrupted");
-      } finally {
-        running = null;
-      }
-      long ms = (System.nanoTime() - start) / 1_000_000;
-      if (!done) {
-        kill(p);
-        throw new IOException(phase + " hook " + hook + " did not finish within " + timeLimit.toMillis()
-            + " ms and was killed" + tail(out));
-      }
-      int status = p.exitValue();
-      if (status != 0) {
-        String why = status > 128 && aborted ? " (killed by abort)" : "";
-        throw new IOException(phase + " hook " + hook + " exited with status " + status + why + tail(out));
-      }
-      log.debug("{} hook {} finished in {} ms", phase, hook, ms);
+      r = ExternalCommand.run(List.of(hook.toAbsolutePath().toString(), phase),
+          Map.of("SHADE_PHASE", phase, "SHADE_HOOK_DIR", dir.toAbsolutePath().toString()), dir, timeLimit,
+          phase + " hook " + hook, p -> running = p);
     } finally {
-      Files.deleteIfExists(out);
+      running = null;
     }
+    if (r.timedOut()) {
+      throw new IOException(phase + " hook " + hook + " did not finish within " + timeLimit.toMillis()
+          + " ms and was killed" + tail(r.output()));
+    }
+    if (r.exitCode() != 0) {
+      String why = r.exitCode() > 128 && aborted ? " (killed by abort)" : "";
+      throw new IOException(phase + " hook " + hook + " exited with status " + r.exitCode() + why + tail(r.output()));
+    }
+    log.debug("{} hook {} finished in {} ms", phase, hook, (System.nanoTime() - start) / 1_000_000);
   }
 
-  private static void kill(Process p) {
-    p.descendants().forEach(ProcessHandle::destroyForcibly);
-    p.destroyForcibly();
-  }
-
-  private static String tail(Path out) {
-    try {
-      List<String> lines = Files.readAllLines(out, StandardCharsets.UTF_8);
-      if (lines.isEmpty()) {
-        return "";
-      }
-      List<String> last = lines.subList(Math.max(0, lines.size() - TAIL_LINES), lines.size());
-      return ": " + String.join(" | ", last);
-    } catch (IOException e) {
+  /** The last lines of a hook's output, for an error; empty when it printed nothing. */
+  private static String tail(String output) {
+    List<String> lines = output.lines().toList();
+    if (lines.isEmpty()) {
       return "";
     }
+    return ": " + String.join(" | ", lines.subList(Math.max(0, lines.size() - TAIL_LINES), lines.size()));
   }
 }

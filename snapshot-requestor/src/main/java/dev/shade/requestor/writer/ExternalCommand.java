@@ -9,8 +9,10 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
 
 /**
  * A program a writer runs ({@code mount}, {@code umount}, {@code pg_ctl},
@@ -31,8 +33,11 @@ final class ExternalCommand {
   private static final List<String> SYSTEM_DIRS =
       List.of("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin");
 
-  /** What a program printed and how it ended. */
-  record Result(List<String> argv, int exitCode, String output) {
+  /**
+   * What a program printed and how it ended: its exit status, or {@code timedOut} when it was
+   * killed at its time limit (exit status -1 then).
+   */
+  record Result(List<String> argv, int exitCode, String output, boolean timedOut) {
     @Override
     public String toString() {
       return "`" + String.join(" ", argv) + "` exited with " + exitCode
@@ -45,33 +50,60 @@ final class ExternalCommand {
    * be started or does not end within {@code timeout} ({@code what} names it then).
    */
   static Result run(List<String> argv, Duration timeout, String what) throws IOException {
+    Result r = run(argv, Map.of(), null, timeout, what, p -> {});
+    if (r.timedOut()) {
+      throw new IOException(what + ": `" + String.join(" ", argv) + "` did not end within " + timeout
+          + " and was killed; it printed: " + clip(r.output().strip()));
+    }
+    return r;
+  }
+
+  /**
+   * Runs {@code argv} in {@code directory} (null: this process's) with {@code environment} added
+   * to this process's, and returns its result, also when it outlived {@code timeout} and was
+   * killed ({@link Result#timedOut}). {@code started} gets the process as soon as it runs, so
+   * another thread may kill it ({@link #kill}). Fails when it cannot be started, or when this
+   * thread is interrupted (the program is killed then).
+   */
+  static Result run(List<String> argv, Map<String, String> environment, Path directory, Duration timeout, String what,
+      Consumer<Process> started) throws IOException {
     Path out = Files.createTempFile("shade-writer-", ".out");
     try {
       Process p;
       try {
-        p = new ProcessBuilder(argv).redirectErrorStream(true)
+        ProcessBuilder pb = new ProcessBuilder(argv).redirectErrorStream(true)
             .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")))
-            .redirectOutput(out.toFile()).start();
+            .redirectOutput(out.toFile());
+        if (directory != null) {
+          pb.directory(directory.toFile());
+        }
+        pb.environment().putAll(environment);
+        p = pb.start();
       } catch (IOException e) {
         throw new IOException(what + ": cannot run `" + String.join(" ", argv) + "`: " + e.getMessage(), e);
       }
+      started.accept(p);
+      boolean ended;
       try {
-        if (!p.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS)) {
-          p.descendants().forEach(ProcessHandle::destroyForcibly);
-          p.destroyForcibly();
-          throw new IOException(what + ": `" + String.join(" ", argv) + "` did not end within " + timeout
-              + " and was killed; it printed: " + clip(Files.readString(out, UTF_8).strip()));
-        }
+        ended = p.waitFor(timeout.toNanos(), TimeUnit.NANOSECONDS);
       } catch (InterruptedException e) {
-        p.descendants().forEach(ProcessHandle::destroyForcibly);
-        p.destroyForcibly();
+        kill(p);
         Thread.currentThread().interrupt();
         throw new InterruptedIOException(what + ": interrupted while `" + String.join(" ", argv) + "` ran; killed it");
       }
-      return new Result(List.copyOf(argv), p.exitValue(), Files.readString(out, UTF_8));
+      if (!ended) {
+        kill(p);
+      }
+      return new Result(List.copyOf(argv), ended ? p.exitValue() : -1, Files.readString(out, UTF_8), !ended);
     } finally {
       Files.deleteIfExists(out);
     }
+  }
+
+  /** Kills {@code p} and every process it started. */
+  static void kill(Process p) {
+    p.descendants().forEach(ProcessHandle::destroyForcibly);
+    p.destroyForcibly();
   }
 
   /** {@link #run}, failing with {@code what} and the program's output unless it exited with 0. */
