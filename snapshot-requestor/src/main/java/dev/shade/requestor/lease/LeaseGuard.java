@@ -61,6 +61,7 @@ public final class LeaseGuard {
   private final List<Writer> freezeReturned = new ArrayList<>();
   private Writer freezing;
   private String released;
+  private boolean releaseFinished;
   private boolean thawing;
   private long firstFreezeNanos;
   private long releasedNanos;
@@ -235,8 +236,10 @@ public final class LeaseGuard {
         late = released != null;
       }
       if (late) {
-        // release ran while this freeze did: undo what it may have frozen
+        // release ran while this freeze did: undo what it may have frozen, and answer only
+        // once the release has thawed and aborted the others
         quietly(w::thaw, "thaw of " + w.spec() + " after the lease ended");
+        awaitRelease();
         throw failure != null ? failure : new IOException("the lease was released during the freeze of " + w.spec() + ": " + releasedReason());
       }
       if (failure != null) {
@@ -295,14 +298,20 @@ public final class LeaseGuard {
   /**
    * Ends the lease out of turn: thaws every writer whose freeze returned (filesystems first),
    * interrupts a freeze in progress (its thread thaws it when it returns) and aborts every
-   * prepared writer. Idempotent; the first reason is kept.
+   * prepared writer. Idempotent; the first reason is kept. A call while another thread's
+   * release is under way returns when that one has finished, so the guard never exits, and
+   * never answers, with writers still being released.
    */
   void release(String reason) {
     List<Writer> thaw;
     List<Writer> abort;
     Writer interrupted;
     synchronized (this) {
-      if (released != null || thawing) {
+      if (thawing) {
+        return;
+      }
+      if (released != null) {
+        awaitRelease();
         return;
       }
       released = reason;
@@ -331,6 +340,25 @@ public final class LeaseGuard {
       if (w != interrupted) {
         quietly(w::abort, "abort of " + w.spec());
       }
+    }
+    synchronized (this) {
+      releaseFinished = true;
+      notifyAll();
+    }
+  }
+
+  /** Waits until a release begun by any thread has thawed and aborted every writer. */
+  private synchronized void awaitRelease() {
+    boolean interrupted = false;
+    while (released != null && !releaseFinished) {
+      try {
+        wait();
+      } catch (InterruptedException e) {
+        interrupted = true;
+      }
+    }
+    if (interrupted) {
+      Thread.currentThread().interrupt();
     }
   }
 
