@@ -16,6 +16,7 @@ import dev.shade.requestor.export.VolumeExports;
 import dev.shade.requestor.ops.ConsistentSnapshot;
 import dev.shade.requestor.ops.Rollback;
 import dev.shade.requestor.ops.VolumeCommands;
+import dev.shade.requestor.lease.GuardPool;
 import dev.shade.requestor.schedule.CommandRunner;
 import dev.shade.requestor.schedule.Scheduler;
 import dev.shade.requestor.schedule.Sleeper;
@@ -77,6 +78,8 @@ public final class Agent implements Closeable {
   private final List<Volume> volumes = new ArrayList<>();
   /** What the NBD server serves: the held volumes' origins and snapshots. */
   private final VolumeExports exports = new VolumeExports();
+  /** Keeps a freeze lease guard between consistent snapshots (one JVM for many snapshots). */
+  private final GuardPool guards = GuardPool.create();
   /** Serves {@link #exports} over NBD; null when not configured or not started yet. */
   private volatile NbdServer nbd;
   /** The control socket; null until started. */
@@ -254,6 +257,7 @@ public final class Agent implements Closeable {
     } finally {
       membership.writeLock().unlock();
     }
+    guards.close();
     if (c != null) {
       try {
         c.close();
@@ -546,6 +550,11 @@ public final class Agent implements Closeable {
           @Override
           public Rollback.Clients clients() {
             return new Clients();
+          }
+
+          @Override
+          public GuardPool guards() {
+            return guards;
           }
         }, progress);
         announce(command, result);

@@ -5,18 +5,10 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.shade.nativeio.ErrnoException;
 import dev.shade.nativeio.FsFreeze;
-import java.io.BufferedReader;
 import java.io.IOException;
-import java.io.InputStreamReader;
-import java.io.OutputStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.BlockingQueue;
-import java.util.concurrent.LinkedBlockingQueue;
-import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -25,9 +17,10 @@ import org.slf4j.LoggerFactory;
  * phases of one snapshot and thaws them by itself when the lease's limit passes, when this
  * process dies (its standard input closes with it) or when it is told to.
  *
- * <p>The guard is a separate JVM on this process's class path, started per snapshot (a fresh
- * process holds no state from an earlier snapshot). Its start costs a few hundred milliseconds,
- * before anything is frozen. One thread uses a lease at a time.
+ * <p>The guard is a separate JVM on this process's class path. Its start costs a few hundred
+ * milliseconds, before anything is frozen. A one-shot requestor starts one per snapshot; a
+ * long-running one (the agent) passes a {@link GuardPool}, which keeps the guard of a lease that
+ * ended cleanly, reset, for the next one. One thread uses a lease at a time.
  */
 public final class FreezeLease implements AutoCloseable {
   private static final ObjectMapper JSON = new ObjectMapper();
@@ -38,64 +31,47 @@ public final class FreezeLease implements AutoCloseable {
   private static final Duration STEP_LIMIT = Duration.ofMinutes(5);
   /** What the guard may take beyond the lease to answer a freeze. */
   private static final Duration FREEZE_SLACK = Duration.ofSeconds(2);
-  private static final String EXIT = "\u0000exit";
-
-  private final Process process;
-  private final OutputStream in;
-  private final BlockingQueue<String> replies = new LinkedBlockingQueue<>();
+  private final GuardProcess guard;
+  private final GuardPool pool;
   private final Duration limit;
   private final List<String> specs;
   private JsonNode identified;
   /** A freeze was asked for and no thaw or abort has answered since: the guard may hold writers frozen. */
   private boolean mayBeFrozen;
+  /** Every request so far was answered with success, the last one a thaw: the guard may serve another lease. */
+  private boolean thawed;
+  private boolean failed;
+  private boolean closed;
 
-  private FreezeLease(Process process, Duration limit, List<String> specs) throws IOException {
-    this.process = process;
+  private FreezeLease(GuardProcess guard, GuardPool pool, Duration limit, List<String> specs) {
+    this.guard = guard;
+    this.pool = pool;
     this.specs = List.copyOf(specs);
-    this.in = process.getOutputStream();
     this.limit = limit;
-    Thread reader = new Thread(() -> {
-      try (BufferedReader r = new BufferedReader(new InputStreamReader(process.getInputStream(), StandardCharsets.UTF_8))) {
-        String line;
-        while ((line = r.readLine()) != null) {
-          replies.add(line);
-        }
-      } catch (IOException e) {
-        // the guard is gone; EXIT says so
-      }
-      replies.add(EXIT);
-    }, "shade-lease-" + process.pid());
-    reader.setDaemon(true);
-    reader.start();
   }
 
   /**
    * Starts a guard for the writers {@code specs} with a lease of {@code limit} from the first
-   * freeze, and identifies the writers in it.
+   * freeze, and identifies the writers in it. The guard is this lease's own, ended with it.
    *
    * @return the lease; {@link #identified} holds each writer's facts
    * @throws IOException when the guard cannot start or a writer cannot identify (it is then gone)
    */
   public static FreezeLease start(List<String> specs, Duration limit) throws IOException {
+    return start(specs, limit, GuardPool.none());
+  }
+
+  /**
+   * As {@link #start(List, Duration)}, with a guard from {@code pool} (an idle one it kept, or a
+   * new one); when the lease ends cleanly the guard goes back to {@code pool}.
+   */
+  public static FreezeLease start(List<String> specs, Duration limit, GuardPool pool) throws IOException {
     if (limit.isNegative() || limit.isZero()) {
       throw new IllegalArgumentException("the freeze timeout must be positive: " + limit);
     }
-    List<String> cmd = new ArrayList<>();
-    cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-    cmd.add("-XX:+UseSerialGC");
-    cmd.add("-XX:TieredStopAtLevel=1");
-    cmd.add("-Xmx96m");
-    cmd.add("-Xss512k");
-    String logLevel = System.getProperty("org.slf4j.simpleLogger.defaultLogLevel");
-    if (logLevel != null) {
-      cmd.add("-Dorg.slf4j.simpleLogger.defaultLogLevel=" + logLevel);
-    }
-    cmd.add("-cp");
-    cmd.add(System.getProperty("java.class.path"));
-    cmd.add(LeaseGuard.class.getName());
-    ProcessBuilder pb = new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.INHERIT);
-    Process p = pb.start();
-    FreezeLease lease = new FreezeLease(p, limit, specs);
+    GuardProcess g = pool.take();
+    g.leaseBegun();
+    FreezeLease lease = new FreezeLease(g, pool, limit, specs);
     try {
       ObjectNode start = JSON.createObjectNode().put("op", "start").put("leaseMs", limit.toMillis());
       specs.forEach(start.putArray("writers")::add);
@@ -119,7 +95,7 @@ public final class FreezeLease implements AutoCloseable {
 
   /** The guard's pid. */
   public long pid() {
-    return process.pid();
+    return guard.pid();
   }
 
   /** Runs every writer's prepare; the reply holds {@code prepareMs} per writer. */
@@ -147,11 +123,13 @@ public final class FreezeLease implements AutoCloseable {
   public JsonNode thaw() throws IOException {
     JsonNode reply = request(JSON.createObjectNode().put("op", "thaw"), STEP_LIMIT);
     mayBeFrozen = false;
+    thawed = true;
     return reply;
   }
 
   /** Thaws and aborts every writer and ends the guard. Never throws. */
   public void abort() {
+    failed = true; // the guard ends with an abort: never back to the pool
     try {
       request(JSON.createObjectNode().put("op", "abort"), STEP_LIMIT);
       mayBeFrozen = false;
@@ -161,27 +139,33 @@ public final class FreezeLease implements AutoCloseable {
     close();
   }
 
-  /** Ends the guard (closing its input releases anything still held) and waits for it briefly. */
+  /**
+   * Ends the lease. After a clean thaw the guard closes this lease's writers and goes back to the
+   * pool for the next lease (or ends, with a pool that keeps nothing); otherwise it is ended:
+   * closing its input releases anything still held, and it is killed if it does not exit soon.
+   */
   @Override
   public void close() {
-    try {
-      in.close();
-    } catch (IOException e) {
-      // gone already
+    if (closed) {
+      return;
     }
-    try {
-      if (!process.waitFor(10, TimeUnit.SECONDS)) {
-        kill();
+    closed = true;
+    if (thawed && !failed && pool.keeps()) {
+      try {
+        request(JSON.createObjectNode().put("op", "reset"), STEP_LIMIT);
+        pool.giveBack(guard);
+        return;
+      } catch (IOException | RuntimeException e) {
+        LOG.warn("the freeze lease guard (pid {}) could not be reset for the next snapshot: {}", guard.pid(), e.getMessage());
       }
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      kill();
+    }
+    if (!guard.close()) {
+      thawFilesystemsOfALostGuard();
     }
   }
 
   private void kill() {
-    process.descendants().forEach(ProcessHandle::destroyForcibly);
-    process.destroyForcibly();
+    guard.kill();
     thawFilesystemsOfALostGuard();
   }
 
@@ -199,7 +183,7 @@ public final class FreezeLease implements AutoCloseable {
       if (spec.startsWith("fs:")) {
         try {
           FsFreeze.thaw(Path.of(spec.substring(3)));
-          LOG.warn("thawed {} after its freeze lease guard (pid {}) was lost", spec.substring(3), process.pid());
+          LOG.warn("thawed {} after its freeze lease guard (pid {}) was lost", spec.substring(3), guard.pid());
         } catch (ErrnoException | RuntimeException e) {
           // not frozen (EINVAL), or gone: nothing to undo
         }
@@ -209,14 +193,22 @@ public final class FreezeLease implements AutoCloseable {
 
   private JsonNode request(ObjectNode op, Duration timeLimit) throws IOException {
     try {
-      in.write((op.toString() + "\n").getBytes(StandardCharsets.UTF_8));
-      in.flush();
+      return answer(op, timeLimit);
+    } catch (IOException | RuntimeException e) {
+      failed = true;
+      throw e;
+    }
+  }
+
+  private JsonNode answer(ObjectNode op, Duration timeLimit) throws IOException {
+    try {
+      guard.send(op.toString());
     } catch (IOException e) {
-      throw new IOException("the freeze lease guard (pid " + process.pid() + ") is gone: " + e.getMessage(), e);
+      throw new IOException("the freeze lease guard (pid " + guard.pid() + ") is gone: " + e.getMessage(), e);
     }
     String line;
     try {
-      line = replies.poll(timeLimit.toNanos(), TimeUnit.NANOSECONDS);
+      line = guard.reply(timeLimit);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw new IOException("interrupted waiting for the freeze lease guard");
@@ -227,10 +219,9 @@ public final class FreezeLease implements AutoCloseable {
       throw new IOException("the freeze lease guard did not answer " + what + " within " + timeLimit.toMillis()
           + " ms; it was killed");
     }
-    if (line.equals(EXIT)) {
-      replies.add(EXIT);
+    if (line.equals(GuardProcess.EXIT)) {
       thawFilesystemsOfALostGuard();
-      throw new IOException("the freeze lease guard (pid " + process.pid() + ") exited during " + what);
+      throw new IOException("the freeze lease guard (pid " + guard.pid() + ") exited during " + what);
     }
     JsonNode reply = JSON.readTree(line);
     if (!reply.path("ok").asBoolean(false)) {

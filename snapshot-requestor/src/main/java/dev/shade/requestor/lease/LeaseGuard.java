@@ -34,7 +34,9 @@ import java.util.concurrent.TimeUnit;
  * request on standard output ({@code {"ok": true, ...}} or {@code {"ok": false, "error": ...}}).
  * Ops: {@code start} (writer specs and the lease in ms; identifies every writer), {@code prepare},
  * {@code freeze}, {@code thaw} (thaws and runs post-snapshot, returning the writers' metadata, or
- * reports that the lease had expired), {@code abort}, {@code close}. Logs go to standard error.
+ * reports that the lease had expired), {@code reset} (closes the writers and waits for the next
+ * {@code start}: one guard serves one snapshot after another), {@code abort}, {@code close}.
+ * Logs go to standard error.
  *
  * <p>Threads: the main thread runs the ops; a reader thread watches standard input; the lease
  * timer thread releases at the deadline. {@link #release} is the one place that thaws and aborts
@@ -120,6 +122,9 @@ public final class LeaseGuard {
           case "thaw":
             thaw(reply);
             break;
+          case "reset":
+            reset();
+            break;
           case "abort":
             release("the requestor aborted the snapshot");
             reply.put("ok", true);
@@ -155,7 +160,47 @@ public final class LeaseGuard {
     }
   }
 
+  /**
+   * Ends the lease of one snapshot and makes the guard ready for the next {@code start}: closes
+   * every writer (after a release, if the lease had not ended cleanly, so nothing stays frozen or
+   * prepared) and forgets them. The requestor keeps a guard for the next snapshot this way
+   * instead of starting a JVM for each.
+   */
+  private void reset() {
+    boolean clean;
+    synchronized (this) {
+      clean = thawing && released == null;
+    }
+    if (!clean) {
+      release("the requestor ended the lease");
+    }
+    closeAll();
+    synchronized (this) {
+      if (deadline != null) {
+        deadline.cancel(false);
+      }
+      writers.clear();
+      freezeOrder.clear();
+      prepared.clear();
+      freezeCalled.clear();
+      freezeReturned.clear();
+      freezing = null;
+      released = null;
+      releaseFinished = false;
+      thawing = false;
+      firstFreezeNanos = 0;
+      releasedNanos = 0;
+      deadline = null;
+      limit = Duration.ofSeconds(5);
+    }
+  }
+
   private void start(JsonNode op, ObjectNode reply) throws IOException {
+    synchronized (this) {
+      if (!writers.isEmpty() || released != null) {
+        throw new IOException("the guard already holds a lease; reset it first");
+      }
+    }
     limit = Duration.ofMillis(op.path("leaseMs").asLong(5000));
     ArrayNode report = reply.putArray("writers");
     for (JsonNode s : op.path("writers")) {

@@ -8,6 +8,7 @@ import dev.shade.provider.SnapshotRef;
 import dev.shade.provider.SnapshotSet;
 import dev.shade.provider.Volume;
 import dev.shade.requestor.lease.FreezeLease;
+import dev.shade.requestor.lease.GuardPool;
 import dev.shade.requestor.writer.WriterMetadata;
 import java.io.IOException;
 import java.time.Duration;
@@ -57,8 +58,14 @@ public final class ConsistentSnapshot {
    */
   public static Map<String, Object> take(List<Volume> volumes, List<String> writers, String name,
       Duration freezeTimeout, Map<String, String> attributes) throws IOException {
+    return take(volumes, writers, name, freezeTimeout, attributes, GuardPool.none());
+  }
+
+  /** As {@link #take(List, List, String, Duration, Map)}, with the lease's guard from {@code guards}. */
+  public static Map<String, Object> take(List<Volume> volumes, List<String> writers, String name,
+      Duration freezeTimeout, Map<String, String> attributes, GuardPool guards) throws IOException {
     long t0 = System.nanoTime();
-    FreezeLease lease = FreezeLease.start(writers, freezeTimeout);
+    FreezeLease lease = FreezeLease.start(writers, freezeTimeout, guards);
     PreparedSnapshotSet set = null;
     List<SnapshotInfo> taken = null;
     boolean done = false;

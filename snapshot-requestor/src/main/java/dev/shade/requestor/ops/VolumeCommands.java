@@ -10,6 +10,7 @@ import dev.shade.provider.SnapshotInfo;
 import dev.shade.provider.SnapshotRef;
 import dev.shade.provider.Volume;
 import dev.shade.requestor.control.ControlException;
+import dev.shade.requestor.lease.GuardPool;
 import dev.shade.requestor.writer.Writers;
 import java.io.IOException;
 import java.nio.channels.FileChannel;
@@ -58,7 +59,14 @@ public final class VolumeCommands {
     default Rollback.WriterFactory writers() {
       return Writers::parse;
     }
+
+    /** Where consistent snapshots get their freeze lease's guard: a fresh one each, unless the caller keeps them. */
+    default GuardPool guards() {
+      return NO_POOL;
+    }
   }
+
+  private static final GuardPool NO_POOL = GuardPool.none();
 
   /** Command names, as sent over the control socket. */
   public static final String VOLUME_INFO = "volume-info";
@@ -240,7 +248,7 @@ public final class VolumeCommands {
       if (freezeTimeout.isZero() || freezeTimeout.isNegative()) {
         throw invalid(SNAPSHOT_CREATE + ": \"freezeTimeout\" must be a positive number of milliseconds");
       }
-      return ConsistentSnapshot.take(vs, writers, name, freezeTimeout, attributes);
+      return ConsistentSnapshot.take(vs, writers, name, freezeTimeout, attributes, volumes.guards());
     }
     List<SnapshotInfo> taken = vs.size() == 1 ? List.of(vs.get(0).createSnapshot(name, attributes))
         : Volume.createSnapshotSet(vs, name, attributes);

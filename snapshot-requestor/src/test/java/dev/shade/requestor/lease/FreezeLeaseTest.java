@@ -169,6 +169,70 @@ class FreezeLeaseTest {
     }
   }
 
+  @Test
+  void aPoolKeepsTheGuardOfACleanLeaseForTheNextAndForgetsItsWriters() throws Exception {
+    Path a = hooks("a", "true");
+    Path b = hooks("b", "true");
+    long first;
+    try (GuardPool pool = GuardPool.create()) {
+      try (FreezeLease lease = FreezeLease.start(List.of("exec:" + a, "exec:" + b), Duration.ofSeconds(5), pool)) {
+        first = lease.pid();
+        lease.prepare();
+        lease.freeze();
+        lease.thaw();
+      }
+      assertTrue(ProcessHandle.of(first).map(ProcessHandle::isAlive).orElse(false), "the guard waits in the pool");
+      try (FreezeLease lease = FreezeLease.start(List.of("exec:" + b), Duration.ofSeconds(5), pool)) {
+        assertEquals(first, lease.pid(), "the second lease has the first one's guard");
+        assertEquals(1, lease.identified().size(), "only this lease's writers: " + lease.identified());
+        lease.prepare();
+        lease.freeze();
+        JsonNode thawed = lease.thaw();
+        assertEquals(1, thawed.path("metadata").size());
+        assertEquals("exec:" + b, thawed.path("metadata").get(0).path("writer").asText());
+      }
+    }
+    assertEquals(List.of("freeze", "thaw"), phases("a"), "a was in the first lease only");
+    assertEquals(List.of("freeze", "thaw", "freeze", "thaw"), phases("b"));
+    ProcessHandle guard = ProcessHandle.of(first).orElse(null);
+    if (guard != null) {
+      guard.onExit().get(10, java.util.concurrent.TimeUnit.SECONDS);
+    }
+  }
+
+  @Test
+  void aGuardWhoseLeaseFailedOrExpiredIsNotKept() throws Exception {
+    Path ok = hooks("ok", "true");
+    Path veto = hooks("veto", "exit 4");
+    try (GuardPool pool = GuardPool.create()) {
+      long vetoed;
+      try (FreezeLease lease = FreezeLease.start(List.of("exec:" + veto), Duration.ofSeconds(5), pool)) {
+        vetoed = lease.pid();
+        lease.prepare();
+        assertThrows(IOException.class, lease::freeze);
+        lease.abort();
+      }
+      long expired;
+      try (FreezeLease lease = FreezeLease.start(List.of("exec:" + ok), Duration.ofMillis(300), pool)) {
+        expired = lease.pid();
+        assertTrue(expired != vetoed, "a new guard after a vetoed lease");
+        lease.prepare();
+        lease.freeze();
+        Thread.sleep(800);
+        assertThrows(FreezeLease.LeaseExpiredException.class, lease::thaw);
+      }
+      try (FreezeLease lease = FreezeLease.start(List.of("exec:" + ok), Duration.ofSeconds(5), pool)) {
+        assertTrue(lease.pid() != expired && lease.pid() != vetoed, "a new guard after an expired lease");
+        lease.prepare();
+        lease.freeze();
+        lease.thaw();
+      }
+      assertFalse(ProcessHandle.of(vetoed).map(ProcessHandle::isAlive).orElse(false));
+      assertFalse(ProcessHandle.of(expired).map(ProcessHandle::isAlive).orElse(false));
+    }
+    assertEquals(List.of("freeze", "thaw", "abort", "freeze", "thaw"), phases("ok"));
+  }
+
   /** True when a write to a file on {@code mount} does not finish within 300 ms (the filesystem is frozen). */
   private static boolean frozen(Path mount) throws Exception {
     Path probe = mount.resolve("probe-" + System.nanoTime());
