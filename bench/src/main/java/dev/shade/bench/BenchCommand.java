@@ -371,7 +371,8 @@ public final class BenchCommand implements Callable<Integer> {
         "  shade bench freeze --rounds 20 --seconds 40 --json > freeze.json",
         "  shade bench freeze --writers 'fs:{data},fs:{wal}'",
         "  shade bench freeze --sync-first",
-        "  shade bench freeze --sqlite --writers 'sqlite:{sqlite},fs:{data},fs:{wal}' --via cli,control"
+        "  shade bench freeze --sqlite --writers 'sqlite:{sqlite},fs:{data},fs:{wal}' --via cli,control",
+        "  shade bench freeze --sqlite --writers 'sqlite:{sqlite},fs:{data},fs:{wal}' --via paired --rounds 100 --seconds 200"
       })
   static final class Freeze extends Leaf {
     @Option(names = "--json", description = "Print the results as one JSON object: {\"bare_freeze_ms\": {\"p50\", "
@@ -407,10 +408,12 @@ public final class BenchCommand implements Callable<Integer> {
         + "filesystem from start to end; {sqlite} in --writers names its database file (e.g. sqlite:{sqlite}).")
     boolean sqlite;
 
-    @Option(names = "--via", paramLabel = "cli|control[,...]", split = ",", defaultValue = "cli",
+    @Option(names = "--via", paramLabel = "cli|control|paired[,...]", split = ",", defaultValue = "cli",
         description = "How the snapshots are taken, each in a pgbench phase of its own: cli (a 'shade snapshot "
             + "create' process each, default), control (snapshot-create commands on one control connection to "
-            + "the agent, so no JVM start per snapshot); cli,control for both.")
+            + "the agent, so no JVM start per snapshot), paired (control snapshots alternating with bare freezes "
+            + "in one phase, so both windows see the same load: paired_* results with each pair's difference); "
+            + "several with commas.")
     List<String> via;
 
     @Override

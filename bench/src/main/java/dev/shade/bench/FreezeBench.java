@@ -50,6 +50,10 @@ public final class FreezeBench {
    *      own, sent as snapshot-create commands on one control connection to the agent that
    *      stays open for the whole phase: no JVM start of the command line per snapshot, only the
    *      agent's guard process (the requestor's lease) is started for each;
+   *   3c. with --via paired, a phase where --rounds bare freezes and --rounds control snapshots
+   *      alternate (the order swapped every round), so both see the same load at the same time:
+   *      the fairest comparison of a snapshot's window with the bare one on a noisy machine. Its
+   *      results are the paired_* keys, with the difference of each pair's windows;
    *   4. pgbench alone again, so drift over the run shows.
    *
    * With --sqlite, an SQLite database in WAL mode on the data filesystem ({sqlite} in
@@ -96,7 +100,7 @@ public final class FreezeBench {
   public record Settings(Path baseDir, long volumeBytes, int rounds, int seconds, int clients, int scale,
       List<String> writers, boolean syncFirst, boolean sqlite, List<String> via) {
     /** Ways of taking the snapshots. */
-    static final List<String> VIA = List.of("cli", "control");
+    static final List<String> VIA = List.of("cli", "control", "paired");
 
     /** Without the SQLite load, snapshots through the command line. */
     public Settings(Path baseDir, long volumeBytes, int rounds, int seconds, int clients, int scale,
@@ -107,7 +111,7 @@ public final class FreezeBench {
     public Settings {
       via = List.copyOf(new java.util.LinkedHashSet<>(via));
       if (via.isEmpty() || !VIA.containsAll(via)) {
-        throw new IllegalArgumentException("--via takes cli, control or both: " + via);
+        throw new IllegalArgumentException("--via takes cli, control and/or paired: " + via);
       }
       if (!sqlite && writers.stream().anyMatch(w -> w.contains("{sqlite}"))) {
         throw new IllegalArgumentException("{sqlite} in --writers needs --sqlite: " + writers);
@@ -353,6 +357,24 @@ public final class FreezeBench {
       Map<String, SnapshotPhase> phases = new LinkedHashMap<>();
       for (String via : s.via()) {
         SnapshotPhase p = new SnapshotPhase();
+        if (via.equals("paired")) {
+          try (dev.shade.requestor.control.ControlClient c = agent.connect()) {
+            p.tps = during("paired freezes and snapshots", () -> {
+              int n = ++number[0];
+              if (n % 2 == 0) {
+                p.bare.add(freeze(syncs, freezeCommands));
+                p.add(controlSnapshot(c, "freeze-bench-" + n, p.commands));
+              } else {
+                p.add(controlSnapshot(c, "freeze-bench-" + n, p.commands));
+                p.bare.add(freeze(syncs, freezeCommands));
+              }
+            });
+          }
+          phases.put(via, p);
+          progress.accept(String.format(Locale.ROOT, "paired: bare %s; snapshots freezeMs %s; pgbench %.0f tps",
+              line(p.bare), p.freezeMs.isEmpty() ? "not reported" : line(p.freezeMs), p.tps));
+          continue;
+        }
         if (via.equals("cli")) {
           p.tps = during("snapshots", () -> p.add(snapshot("freeze-bench-" + ++number[0], p.commands)));
         } else {
@@ -374,10 +396,21 @@ public final class FreezeBench {
       if (s.syncFirst()) {
         out.put("sync_before_freeze_ms", summary(syncs));
       }
-      Map<String, Object> bare = summary(freezes);
+      Map<String, Object> bareAll = summary(freezes);
       for (Map.Entry<String, SnapshotPhase> e : phases.entrySet()) {
-        String k = e.getKey().equals("cli") ? "snapshot_" : "control_snapshot_";
+        String k = prefix(e.getKey());
         SnapshotPhase p = e.getValue();
+        Map<String, Object> bare = e.getKey().equals("paired") ? summary(p.bare) : bareAll;
+        if (e.getKey().equals("paired")) {
+          out.put(k + "bare_freeze_ms", bare);
+          if (p.freezeMs.size() == p.bare.size() && !p.bare.isEmpty()) {
+            List<Double> diffs = new ArrayList<>();
+            for (int i = 0; i < p.bare.size(); i++) {
+              diffs.add(p.freezeMs.get(i) - p.bare.get(i));
+            }
+            out.put(k + "pair_difference_ms", summary(diffs));
+          }
+        }
         out.put(k + "freeze_ms", p.freezeMs.isEmpty() ? null : summary(p.freezeMs));
         if (p.freezeMs.isEmpty()) {
           out.put(k + "freeze_ms_note", "the snapshot command's JSON had no freezeMs"
@@ -399,14 +432,13 @@ public final class FreezeBench {
       tps.put("without_before", NbdBench.round(before, 1));
       tps.put("with_freezes", NbdBench.round(withFreezes, 1));
       for (Map.Entry<String, SnapshotPhase> e : phases.entrySet()) {
-        tps.put(e.getKey().equals("cli") ? "with_snapshots" : "with_control_snapshots", NbdBench.round(e.getValue().tps,
-            1));
+        tps.put("with_" + prefix(e.getKey()).replace("snapshot_", "snapshots"), NbdBench.round(e.getValue().tps, 1));
       }
       tps.put("without_after", NbdBench.round(after, 1));
       double baseline = (before + after) / 2;
       tps.put("freezes_vs_without", NbdBench.round(withFreezes / baseline, 3));
       for (Map.Entry<String, SnapshotPhase> e : phases.entrySet()) {
-        tps.put(e.getKey().equals("cli") ? "snapshots_vs_without" : "control_snapshots_vs_without",
+        tps.put(prefix(e.getKey()).replace("snapshot_", "snapshots") + "_vs_without",
             NbdBench.round(e.getValue().tps / baseline, 3));
       }
       out.put("pgbench_tps", tps);
@@ -418,6 +450,11 @@ public final class FreezeBench {
       out.put("clients", s.clients());
       out.put("mounts", mounts.stream().map(m -> m.mountPoint.toString()).toList());
       return out;
+    }
+
+    /** The result keys' prefix of a --via phase: snapshot_, control_snapshot_, paired_snapshot_. */
+    private static String prefix(String via) {
+      return via.equals("cli") ? "snapshot_" : via + "_snapshot_";
     }
 
     private double alone(String label) throws IOException, InterruptedException {
@@ -585,6 +622,8 @@ public final class FreezeBench {
     final List<Double> writerMs = new ArrayList<>();
     /** freezeMs less commitMs and the writers' freeze and thaw: the round trips in the window. */
     final List<Double> overheadMs = new ArrayList<>();
+    /** The bare freezes' windows of a paired phase, one per snapshot, in the same order. */
+    final List<Double> bare = new ArrayList<>();
     /** pgbench's tps in the phase. */
     double tps;
 
