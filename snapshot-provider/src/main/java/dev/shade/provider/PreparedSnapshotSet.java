@@ -49,6 +49,14 @@ public final class PreparedSnapshotSet implements AutoCloseable {
   private final long prepareNanos;
   /** The part of it spent committing held writes. */
   private final long prepareDrainNanos;
+  /**
+   * After {@link #commitDeferringDurability}: per member in hold order, the journal sequence
+   * number that {@link #makeDurable} syncs to; null when there is nothing left to make durable.
+   * Guarded by this.
+   */
+  private long[] deferredSeq;
+  /** After {@link #commitDeferringDurability} of a set: its members' snapshots, in hold order, to mark complete. */
+  private List<Snapshot> deferredSet;
 
   PreparedSnapshotSet(List<Volume> volumes, long prepareNanos, long prepareDrainNanos) {
     this.prepareNanos = prepareNanos;
@@ -92,6 +100,65 @@ public final class PreparedSnapshotSet implements AutoCloseable {
    * @throws IllegalArgumentException when a key is invalid or the encoded map is over 256 KiB
    */
   public synchronized List<SnapshotInfo> commit(String name, Duration holdTimeout, Map<String, String> attributes)
+      throws IOException {
+    return commit(name, holdTimeout, attributes, true);
+  }
+
+  /**
+   * As {@link #commit(String, Duration, Map)}, but the I/O is held only for the switch: the
+   * members' create records are appended, not yet made durable, and the origins are not flushed
+   * in the hold. {@link #makeDurable} does both afterwards. This is for a requestor whose writers
+   * are frozen while the I/O is held (their freeze flushed the filesystems already) and who marks
+   * the snapshots unfinished in {@code attributes} until it has made them durable and confirmed
+   * them: a crash before {@link #makeDurable} returns may lose the snapshots, or leave them with
+   * origin blocks that were not durable yet, and the mark tells whoever opens the volumes next
+   * to discard them. The copy-on-write of a later write still makes the snapshot's old block
+   * durable before the origin changes, and its journal record carries the create record with it.
+   */
+  public synchronized List<SnapshotInfo> commitDeferringDurability(String name, Duration holdTimeout,
+      Map<String, String> attributes) throws IOException {
+    return commit(name, holdTimeout, attributes, false);
+  }
+
+  /**
+   * Makes the snapshots of a {@link #commitDeferringDurability} durable: flushes every member's
+   * origin (what the snapshots read through to) and syncs every member's journal up to its create
+   * and set-complete records. Returns at once after {@link #commit}, whose snapshots are durable
+   * already.
+   *
+   * @throws IllegalStateException unless committed
+   */
+  public synchronized void makeDurable() throws IOException {
+    if (state != State.COMMITTED) {
+      throw new IllegalStateException("snapshot set of " + names() + " was not committed");
+    }
+    if (deferredSeq == null) {
+      return;
+    }
+    for (int i = 0; i < ordered.size(); i++) {
+      ordered.get(i).writer().flush();
+      ordered.get(i).journal().sync(deferredSeq[i]);
+    }
+    if (deferredSet != null) {
+      // only once every member's create is durable, as a durable commit does after its hold
+      for (int i = 0; i < ordered.size(); i++) {
+        Volume v = ordered.get(i);
+        long seq;
+        v.locks().hold.writeLock().lock();
+        try {
+          v.locks().ensureOpen();
+          seq = v.chain().markSetComplete(deferredSet.get(i));
+        } finally {
+          v.locks().hold.writeLock().unlock();
+        }
+        v.journal().sync(seq);
+      }
+    }
+    deferredSeq = null;
+    deferredSet = null;
+  }
+
+  private List<SnapshotInfo> commit(String name, Duration holdTimeout, Map<String, String> attributes, boolean durable)
       throws IOException {
     if (state != State.PREPARED) {
       throw new IllegalStateException("snapshot set of " + names() + " was already "
@@ -155,16 +222,24 @@ public final class PreparedSnapshotSet implements AutoCloseable {
         v.writeBehind().drain();
       }
       long tDrained = System.nanoTime();
-      for (Volume v : ordered) {
-        v.writer().flushOrigin(); // what was written since the early flush
+      if (durable) {
+        for (Volume v : ordered) {
+          v.writer().flushOrigin(); // what was written since the early flush
+        }
       }
       long tFlushed = System.nanoTime();
+      long[] createSeq = new long[ordered.size()];
       try {
         for (int i = 0; i < ordered.size(); i++) {
           if (i > 0 && MEMBER_PAUSE_MS > 0) {
             pause();
           }
-          created.add(ordered.get(i).chain().create(new JournalRecord.Create(id, now, snapName, setId, members, attrs)));
+          JournalRecord.Create rec = new JournalRecord.Create(id, now, snapName, setId, members, attrs);
+          if (durable) {
+            created.add(ordered.get(i).chain().create(rec));
+          } else {
+            created.add(ordered.get(i).chain().createNotDurable(rec, createSeq, i));
+          }
         }
       } catch (IOException | RuntimeException e) {
         for (int i = 0; i < created.size(); i++) {
@@ -178,7 +253,7 @@ public final class PreparedSnapshotSet implements AutoCloseable {
         throw e;
       }
       long[] completeSeq = new long[ordered.size()];
-      if (isSet) {
+      if (isSet && durable) {
         for (int i = 0; i < ordered.size(); i++) {
           completeSeq[i] = ordered.get(i).chain().markSetComplete(created.get(i));
         }
@@ -197,7 +272,13 @@ public final class PreparedSnapshotSet implements AutoCloseable {
             prepareDrainNanos / 1000, (tHeld - t0) / 1000, (tDrained - tHeld) / 1000, (tFlushed - tDrained) / 1000,
             (tRecorded - tFlushed) / 1000, (tReleased - tRecorded) / 1000);
       }
-      if (isSet) {
+      if (!durable) {
+        // "set complete" waits for makeDurable: a crash before it must find no member marked
+        // complete, or a member whose create became durable alone (with a copy-on-write
+        // record) would be kept without the others
+        deferredSeq = createSeq;
+        deferredSet = isSet ? List.copyOf(created) : null;
+      } else if (isSet) {
         // after the hold: make "set complete" durable before anyone may delete a member on purpose
         for (int i = 0; i < ordered.size(); i++) {
           try {

@@ -164,6 +164,17 @@ final class SnapshotChain {
   }
 
   /**
+   * Appends {@code rec} without waiting for it to be durable and applies it, putting its
+   * sequence number in {@code seq[i]} for a later {@link Journal#sync}. Any later record (a
+   * copy-on-write entry of the new snapshot) is written in the same or a later frame, so it is
+   * never durable without this one. Caller holds the hold exclusively.
+   */
+  Snapshot createNotDurable(JournalRecord.Create rec, long[] seq, int i) {
+    seq[i] = journal.append(rec);
+    return applyCreate(rec);
+  }
+
+  /**
    * Commits the delete of {@code s}, then merges and frees. Caller holds the hold exclusively,
    * with nothing held behind.
    */

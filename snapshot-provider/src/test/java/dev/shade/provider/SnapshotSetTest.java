@@ -95,6 +95,46 @@ class SnapshotSetTest {
   }
 
   @Test
+  void commitDeferringDurability_writesNothingInTheHoldAndMakeDurableKeepsTheSet() throws IOException {
+    Volume b = create("b");
+    Volume a = create("a");
+    write(a, 0, 1);
+    write(b, 4096, 2);
+    PreparedSnapshotSet set = SnapshotSet.prepare(List.of(a, b));
+    long journalA = a.journal().size();
+    long journalB = b.journal().size();
+    List<SnapshotInfo> infos = set.commitDeferringDurability("s1", HOLD, java.util.Map.of("shade.requestor", "pending"));
+    assertEquals(journalA, a.journal().size(), "nothing written to a's journal in the hold");
+    assertEquals(journalB, b.journal().size(), "nothing written to b's journal in the hold");
+    assertEquals("pending", a.snapshot("s1").attributes().get("shade.requestor"));
+    write(a, 0, 3); // copy-on-write of the deferred snapshot: its record goes with the copy's
+    set.makeDurable();
+    assertTrue(b.journal().size() > journalB, "b's create record written by makeDurable");
+    set.makeDurable(); // nothing left: returns
+    List<Volume> again = reopen(List.of(a, b), true);
+    try (BlockSource s = again.get(0).openSnapshot("s1")) {
+      assertEquals(1, read(s, 0)[0], "the snapshot holds what was there before the commit");
+    }
+    try (BlockSource s = again.get(1).openSnapshot("s1")) {
+      assertEquals(2, read(s, 4096)[0]);
+    }
+    assertEquals(infos.get(0).id(), again.get(0).snapshot("s1").id());
+    assertEquals(3, read(again.get(0), 0)[0], "the origin has the write after the commit");
+    assertNotNull(again.get(1).snapshot("s1").setId(), "the set is complete on both members");
+  }
+
+  @Test
+  void makeDurable_beforeCommit_throws_afterADurableCommit_returns() throws IOException {
+    Volume a = create("a");
+    PreparedSnapshotSet set = SnapshotSet.prepare(List.of(a));
+    assertThrows(IllegalStateException.class, set::makeDurable);
+    long before = a.journal().size();
+    set.commit("s1", HOLD);
+    assertTrue(a.journal().size() > before, "a plain commit writes its record in the hold");
+    set.makeDurable();
+  }
+
+  @Test
   void commit_twice_throws() throws IOException {
     Volume a = create("a");
     PreparedSnapshotSet set = SnapshotSet.prepare(List.of(a));

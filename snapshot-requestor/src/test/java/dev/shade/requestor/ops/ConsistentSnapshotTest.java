@@ -153,17 +153,41 @@ class ConsistentSnapshotTest {
       for (String dir : List.of("pg", "wal")) {
         reopened.add(Volume.open(tmp.resolve(dir)));
       }
+      // the commit deferred its durability to after the thaw: the set may be gone with the
+      // process; what is left of it is marked pending
+      int left = 0;
       for (Volume v : reopened) {
-        assertEquals(1, v.snapshots().size());
-        assertEquals(ConsistentSnapshot.PENDING, v.snapshots().get(0).attributes().get(ConsistentSnapshot.STATE));
+        assertTrue(v.snapshots().size() <= 1, v.snapshots().toString());
+        for (var s : v.snapshots()) {
+          assertEquals(ConsistentSnapshot.PENDING, s.attributes().get(ConsistentSnapshot.STATE));
+          left++;
+        }
       }
       List<Map<String, Object>> gone = ConsistentSnapshot.discardUnfinished(reopened);
-      assertEquals(2, gone.size());
+      assertEquals(left, gone.size());
       for (Volume v : reopened) {
         assertEquals(List.of(), v.snapshots());
       }
     } finally {
       for (Volume v : reopened) {
+        v.close();
+      }
+    }
+  }
+
+  @Test
+  void discardUnfinishedDeletesOnlyTheSnapshotsMarkedPending() throws Exception {
+    List<Volume> vs = volumes();
+    try {
+      vs.get(0).createSnapshot("done", Map.of("k", "v"));
+      vs.get(0).createSnapshot("unfinished", Map.of(ConsistentSnapshot.STATE, ConsistentSnapshot.PENDING));
+      vs.get(1).createSnapshot("unfinished", Map.of(ConsistentSnapshot.STATE, ConsistentSnapshot.PENDING));
+      List<Map<String, Object>> gone = ConsistentSnapshot.discardUnfinished(vs);
+      assertEquals(2, gone.size());
+      assertEquals(List.of("done"), vs.get(0).snapshots().stream().map(s -> s.name()).toList());
+      assertEquals(List.of(), vs.get(1).snapshots());
+    } finally {
+      for (Volume v : vs) {
         v.close();
       }
     }
