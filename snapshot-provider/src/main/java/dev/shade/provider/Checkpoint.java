@@ -1,5 +1,6 @@
 package dev.shade.provider;
 
+import dev.shade.nativeio.AtomicFile;
 import java.io.ByteArrayOutputStream;
 import java.io.DataOutputStream;
 import java.io.IOException;
@@ -74,7 +75,7 @@ final class Checkpoint {
     crc.update(bytes.toByteArray());
     out.writeInt((int) crc.getValue());
     out.flush();
-    VolumeMeta.Durable.writeAtomically(dir.resolve(FILE), bytes.toByteArray());
+    AtomicFile.write(dir.resolve(FILE), bytes.toByteArray(), 0600);
   }
 
   static State read(Path dir) throws IOException {

@@ -1,13 +1,12 @@
 package dev.shade.provider;
 
-import dev.shade.nativeio.FileHandle;
+import dev.shade.nativeio.AtomicFile;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.UUID;
@@ -34,7 +33,7 @@ record VolumeMeta(String uuid, VolumeConfig config, long createdMillis) {
     }
     String body = sb.toString();
     String text = body + "crc32c=" + crcHex(body) + "\n";
-    Durable.writeAtomically(dir.resolve(FILE), text.getBytes(StandardCharsets.UTF_8));
+    AtomicFile.write(dir.resolve(FILE), text.getBytes(StandardCharsets.UTF_8), 0600);
   }
 
   private Map<String, String> fields() {
@@ -108,26 +107,5 @@ record VolumeMeta(String uuid, VolumeConfig config, long createdMillis) {
     CRC32C crc = new CRC32C();
     crc.update(ByteBuffer.wrap(body.getBytes(StandardCharsets.UTF_8)));
     return String.format("%08x", crc.getValue());
-  }
-
-  /** Small helpers for crash-safe file replacement. */
-  static final class Durable {
-    private Durable() {}
-
-    static void writeAtomically(Path target, byte[] bytes) throws IOException {
-      Path tmp = target.resolveSibling(target.getFileName() + ".tmp");
-      try (FileHandle fh = FileHandle.open(tmp, FileHandle.O_RDWR | FileHandle.O_CREAT | FileHandle.O_TRUNC, 0600)) {
-        fh.writeFully(0, ByteBuffer.wrap(bytes));
-        fh.fsync();
-      }
-      Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-      syncDirectory(target.toAbsolutePath().getParent());
-    }
-
-    static void syncDirectory(Path dir) throws IOException {
-      try (FileHandle d = FileHandle.open(dir, FileHandle.O_RDONLY | FileHandle.O_DIRECTORY, 0)) {
-        d.fsync();
-      }
-    }
   }
 }

@@ -1,5 +1,6 @@
 package dev.shade.provider;
 
+import dev.shade.nativeio.AtomicFile;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -340,7 +341,7 @@ class SnapshotAttributesTest {
     crc.update(bytes.toByteArray());
     out.writeInt((int) crc.getValue());
     out.flush();
-    VolumeMeta.Durable.writeAtomically(dir.resolve(Checkpoint.FILE), bytes.toByteArray());
+    AtomicFile.write(dir.resolve(Checkpoint.FILE), bytes.toByteArray(), 0600);
     Volume again = Volume.open(dir);
     open.add(again);
     assertEquals(Map.of(), again.snapshot("old").attributes());

@@ -1,5 +1,6 @@
 package dev.shade.provider;
 
+import dev.shade.nativeio.AtomicFile;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
@@ -385,7 +386,7 @@ class SnapshotSetTest {
     crc.update(bytes.toByteArray());
     out.writeInt((int) crc.getValue());
     out.flush();
-    VolumeMeta.Durable.writeAtomically(dir.resolve(Checkpoint.FILE), bytes.toByteArray());
+    AtomicFile.write(dir.resolve(Checkpoint.FILE), bytes.toByteArray(), 0600);
     List<Volume> again = Volume.openAll(List.of(dir));
     open.addAll(again);
     assertEquals("legacy-set", again.get(0).snapshot("old").setId());

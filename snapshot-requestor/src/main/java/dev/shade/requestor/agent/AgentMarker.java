@@ -1,13 +1,12 @@
 package dev.shade.requestor.agent;
 
+import dev.shade.nativeio.AtomicFile;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Optional;
@@ -38,10 +37,7 @@ public final class AgentMarker {
     Map<String, Object> doc = new LinkedHashMap<>();
     doc.put("pid", ProcessHandle.current().pid());
     doc.put("control", controlSocket.toAbsolutePath().toString());
-    Path tmp = dir.resolve("." + FILE + ".tmp");
-    Files.write(tmp, JSON.writeValueAsBytes(doc));
-    Files.setPosixFilePermissions(tmp, PosixFilePermissions.fromString("rw-------"));
-    Files.move(tmp, dir.resolve(FILE), StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+    AtomicFile.write(dir.resolve(FILE), JSON.writeValueAsBytes(doc), 0600);
   }
 
   /** What the marker of {@code dir} says, or empty when there is none or it cannot be read. */

@@ -1,5 +1,6 @@
 package dev.shade.requestor.ops;
 
+import dev.shade.nativeio.AtomicFile;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.shade.provider.BlockSource;
@@ -14,9 +15,7 @@ import dev.shade.requestor.lease.GuardPool;
 import dev.shade.requestor.writer.Writers;
 import java.io.IOException;
 import java.nio.channels.FileChannel;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.time.Duration;
 import java.time.Clock;
@@ -375,14 +374,7 @@ public final class VolumeCommands {
     d.put("image", image.getFileName().toString());
     d.put("snapshot", snapshot(snapshot));
     Path target = image.resolveSibling(image.getFileName() + DESCRIPTOR_SUFFIX);
-    Path tmp = Files.createTempFile(target.toAbsolutePath().getParent(), ".shade-", ".tmp");
-    try {
-      Files.write(tmp, DESCRIPTOR_JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(d));
-      Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING,
-          StandardCopyOption.ATOMIC_MOVE);
-    } finally {
-      Files.deleteIfExists(tmp);
-    }
+    AtomicFile.write(target, DESCRIPTOR_JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(d), 0600);
     return target;
   }
 
