@@ -171,7 +171,7 @@ class FreezeLeaseIT {
   }
 
   @Test
-  void agentKilledMidFreeze_guardThawsEverythingWithin100ms_andTheNextAgentKeepsNoSnapshot() throws Exception {
+  void agentKilledMidFreeze_guardThawsEverythingAtOnce_andTheNextAgentKeepsNoSnapshot() throws Exception {
     NbdMount.requireTools();
     long limitMs = 5000;
     List<String> figures = new ArrayList<>();
