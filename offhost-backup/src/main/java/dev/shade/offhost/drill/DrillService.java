@@ -236,8 +236,16 @@ public final class DrillService {
     private String restore() throws IOException {
       String stamp = DateTimeFormatter.ofPattern("yyyyMMdd'T'HHmmss").withZone(ZoneOffset.UTC).format(started);
       Files.createDirectories(request.scratch());
-      work = Files.createTempDirectory(request.scratch(), "shade-drill-" + safe(job.snapshot().volume()) + "-" + stamp
-          + "-");
+      String name = "drill-" + safe(job.snapshot().volume()) + "-" + stamp;
+      work = request.scratch().resolve(name);
+      for (int n = 2; ; n++) {
+        try {
+          Files.createDirectory(work);
+          break;
+        } catch (java.nio.file.FileAlreadyExistsException e) {
+          work = request.scratch().resolve(name + "-" + n);
+        }
+      }
       // the database's own user (postgres) must reach the copy mounted here
       Files.setPosixFilePermissions(work, PosixFilePermissions.fromString("rwxr-xr-x"));
       image = work.resolve(safe(job.snapshot().volume()) + "-" + job.snapshot().snapshotId() + ".img");

@@ -73,8 +73,35 @@ final class PostgresCheck implements DatabaseCheck {
     }
     boolean hadLabel = Files.isRegularFile(data.resolve("backup_label"));
     Files.deleteIfExists(data.resolve("postmaster.pid"));
-    Path run = work.resolve("pg-run");
-    Files.createDirectories(run);
+    // the server's socket path (DIR/.s.PGSQL.PORT) must fit sun_path's 107 bytes; a deep scratch
+    // directory gets a short private one in /tmp instead
+    Path run = work.resolve("pg");
+    boolean ownRun = run.toAbsolutePath().toString().length() + "/.s.PGSQL.65535".length() > 107;
+    if (ownRun) {
+      run = Files.createTempDirectory(Path.of("/tmp"), "shade-drill-pg-");
+    } else {
+      Files.createDirectories(run);
+    }
+    try {
+      return check(root, data, major, bin, owner, hadLabel, run, counts);
+    } finally {
+      if (ownRun) {
+        Path log = run.resolve("postgresql.log");
+        if (Files.exists(log)) {
+          Files.move(log, work.resolve("postgresql.log"), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        }
+        try (var files = Files.list(run)) {
+          for (Path f : files.toList()) {
+            Files.deleteIfExists(f);
+          }
+        }
+        Files.deleteIfExists(run);
+      }
+    }
+  }
+
+  private Verdict check(Path root, Path data, String major, Path bin, String owner, boolean hadLabel, Path run,
+      List<String> counts) throws IOException {
     Programs.require(List.of("chown", owner, run.toString()), QUERY_LIMIT);
     Files.setPosixFilePermissions(run, PosixFilePermissions.fromString("rwx------"));
     Programs.Result reach = Programs.run(asOwner(owner, List.of("test", "-r", data.resolve("PG_VERSION").toString())),
