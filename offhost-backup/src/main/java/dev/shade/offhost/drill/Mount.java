@@ -13,6 +13,8 @@ import java.util.List;
  */
 final class Mount implements AutoCloseable {
   private static final Duration LIMIT = Duration.ofMinutes(5);
+  /** How long a busy mount is retried. */
+  private static final long BUSY_RETRY_NANOS = 10_000_000_000L;
 
   /** The device mounted. */
   private final String device;
@@ -51,12 +53,26 @@ final class Mount implements AutoCloseable {
     if (closed) {
       return;
     }
-    Programs.Result r = Programs.run(List.of(Programs.require("umount", "mount"), mountPoint.toAbsolutePath().toString()),
-        LIMIT);
-    if (!r.ok()) {
-      throw new IOException("cannot unmount " + this + ": " + r);
+    // a process that just exited (a stopped database server's last backend) may hold the mount
+    // for a moment longer: a busy target is retried for a few seconds
+    long deadline = System.nanoTime() + BUSY_RETRY_NANOS;
+    while (true) {
+      Programs.Result r = Programs.run(List.of(Programs.require("umount", "mount"),
+          mountPoint.toAbsolutePath().toString()), LIMIT);
+      if (r.ok()) {
+        closed = true;
+        return;
+      }
+      if (!r.output().contains("busy") || System.nanoTime() > deadline) {
+        throw new IOException("cannot unmount " + this + ": " + r);
+      }
+      try {
+        Thread.sleep(100);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new java.io.InterruptedIOException("interrupted while unmounting " + this);
+      }
     }
-    closed = true;
   }
 
   @Override

@@ -182,6 +182,28 @@ final class PostgresCheck implements DatabaseCheck {
   }
 
   private static void stop(Path bin, String owner, Path data) throws IOException {
+    java.util.Optional<ProcessHandle> postmaster = java.util.Optional.empty();
+    try {
+      postmaster = ProcessHandle.of(Long.parseLong(Files.readAllLines(data.resolve("postmaster.pid")).get(0).strip()));
+    } catch (IOException | RuntimeException e) {
+      // no pid file: pg_ctl says what is wrong below
+    }
+    stopServer(bin, owner, data);
+    // pg_ctl returns once the pid file is gone, a moment before the postmaster has exited
+    if (postmaster.isPresent()) {
+      try {
+        postmaster.get().onExit().get(30, java.util.concurrent.TimeUnit.SECONDS);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new java.io.InterruptedIOException("interrupted while waiting for the copy's server to exit");
+      } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
+        throw new IOException("the copy's PostgreSQL server (pid " + postmaster.get().pid()
+            + ") has not exited 30 s after pg_ctl stopped it");
+      }
+    }
+  }
+
+  private static void stopServer(Path bin, String owner, Path data) throws IOException {
     Programs.Result r = Programs.run(asOwner(owner, List.of(bin.resolve("pg_ctl").toString(), "-D", data.toString(),
         "-w", "-t", "120", "-m", "fast", "stop")), Duration.ofMinutes(3));
     if (!r.ok()) {
