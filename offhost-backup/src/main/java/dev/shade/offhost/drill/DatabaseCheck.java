@@ -7,7 +7,9 @@ import java.util.List;
 /**
  * A database's own consistency check, run on the mounted copy of a restored snapshot: what a
  * {@code --writer} of a drill asks for. Every implementation leaves the copy's database stopped
- * when it returns or throws, whatever happened.
+ * when it returns or throws, whatever happened, and is immutable (thread-safe); a check of a
+ * database that cannot run at all (not there, does not start) throws, one that ran and found
+ * damage returns a verdict that is not ok.
  */
 interface DatabaseCheck {
   /** What was found: whether the database passed, and a line saying what ran and what it said. */

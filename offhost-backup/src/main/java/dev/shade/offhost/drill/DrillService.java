@@ -91,33 +91,49 @@ public final class DrillService {
 
   /** One drill's state, step by step. */
   private static final class Drill {
+    /** Where the archives are. */
     private final VirtualTapeLibrary library;
+    /** Where the backups are found and the drill is recorded. */
     private final Catalog catalog;
+    /** What was asked. */
     private final Request request;
+    /** Hears the restore's progress. */
     private final BackupProgress progress;
+    /** Hears each step as it ends. */
     private final Consumer<Catalog.DrillStep> listener;
     /** When the drill began. */
     private final Instant started = Instant.ofEpochMilli(System.currentTimeMillis());
     /** The steps so far. */
     private final List<Catalog.DrillStep> steps = new ArrayList<>();
-    /** The first failed step and its message, or null. */
+    /** The first failed step, or null. */
     private String failedStep;
+    /** That step's name and message, or null. */
     private String error;
-    /** The backup restored. */
+    /** The backup restored; null until found. */
     private Catalog.JobRecord job;
+    /** The jobs restored, full first. */
     private List<Long> chain = List.of();
-    /** Restore timings; -1 until known. */
+    /** From the restore's start to its first chunk written; -1 until known. */
     private double firstByteSeconds = -1;
+    /** The whole restore; -1 until it ended. */
     private double restoreSeconds = -1;
+    /** Chunk data written to the image. */
     private long bytesRestored;
+    /** fsck's verdict; null until it ran. */
     private String fsck;
+    /** Each database check's verdict. */
     private final List<String> databaseChecks = new ArrayList<>();
-    /** The scratch directory of this drill, the image, the device, the mount; null until made. */
+    /** This drill's directory under the scratch directory; null until made. */
     private Path work;
+    /** The restored image in it; null until named. */
     private Path image;
+    /** The loop device on the image; null until attached. */
     private LoopDevice loop;
+    /** The copy's filesystem mounted; null until mounted. */
     private Mount mount;
+    /** The filesystem type blkid found; "" until then or when it found none. */
     private String fsType = "";
+    /** The writer metadata of the restored snapshot's archive. */
     private WriterFiles metadata = WriterFiles.of(null);
 
     Drill(VirtualTapeLibrary library, Catalog catalog, Request request, BackupProgress progress,
