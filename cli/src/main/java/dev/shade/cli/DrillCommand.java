@@ -4,7 +4,6 @@ import dev.shade.offhost.backup.Catalog;
 import dev.shade.offhost.drill.DrillService;
 import dev.shade.offhost.tape.VirtualTapeLibrary;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import picocli.CommandLine.Command;
@@ -28,15 +27,14 @@ import picocli.CommandLine.Parameters;
       "The copy is then unmounted, detached and deleted (also when a step failed; --keep keeps the image). The "
           + "drill, every step with its result and time (time to first byte, restore time, bytes restored, fsck's "
           + "and the databases' verdicts), is recorded in the catalog: shade catalog drills. Needs root. To run "
-          + "drills on a schedule, see docs/backup.md (a systemd timer).",
-      "",
-      "Exit status: 0 when the drill passed, 1 when a step failed (the message names it), 2 for a usage error."
+          + "drills on a schedule, see docs/backup.md (a systemd timer). A drill with a failed step exits with 1, "
+          + "naming the step."
     },
     mixinStandardHelpOptions = true,
     footerHeading = "%nExamples:%n",
     footer = {
       "  shade drill db --library /srv/vtl --writer sqlite:app/app.db",
-      "  shade drill pg --library /srv/vtl --writer postgres:pgdata --count postgres.public.orders --json",
+      "  shade drill pg --library /srv/vtl --writer postgres:pgdata --count orders --json",
       "  shade drill 4f0c... --library /srv/vtl --scratch /var/tmp/drills --keep"
     })
 final class DrillCommand extends ShadeCommand {
@@ -48,12 +46,12 @@ final class DrillCommand extends ShadeCommand {
 
   @Option(names = "--writer", paramLabel = "SPEC",
       description = "A database to check on the copy: postgres[:PGDATA] or sqlite:DB_PATH (repeatable).")
-  List<String> writers = new ArrayList<>();
+  List<String> writers;
 
   @Option(names = "--count", paramLabel = "[DATABASE.]TABLE",
       description = "Count the rows of this table in each database checked (repeatable; PostgreSQL's database "
           + "defaults to postgres).")
-  List<String> counts = new ArrayList<>();
+  List<String> counts;
 
   @Option(names = "--scratch", paramLabel = "DIR", description = "Where the scratch copy goes (default: the "
       + "temporary directory, ${sys:java.io.tmpdir}); it needs room for the volume's data.")
@@ -72,7 +70,8 @@ final class DrillCommand extends ShadeCommand {
   public Integer call() throws Exception {
     DrillService.Request request;
     try {
-      request = new DrillService.Request(volume, writers, counts,
+      request = new DrillService.Request(volume, writers == null ? List.of() : writers,
+          counts == null ? List.of() : counts,
           scratch != null ? scratch : Path.of(System.getProperty("java.io.tmpdir")), keep);
     } catch (IllegalArgumentException e) {
       throw usage(e.getMessage());

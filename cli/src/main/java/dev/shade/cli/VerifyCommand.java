@@ -18,9 +18,8 @@ import picocli.CommandLine.Option;
           + "tape file and checks each chunk's SHA-256 against the catalog and the archive's manifest, the "
           + "manifest's own SHA-256 against the one recorded when the archive was written, and that no chunk is "
           + "missing. A damaged or truncated archive is named by cartridge, tape file and chunk. Each archive's "
-          + "result is recorded in the catalog (shade catalog drills shows them).",
-      "",
-      "Exit status: 0 when every archive passed, 1 when one failed or nothing could be read, 2 for a usage error."
+          + "result is recorded in the catalog (shade catalog drills shows them). When an archive fails, the "
+          + "command exits with 1 after checking the others."
     },
     mixinStandardHelpOptions = true,
     footerHeading = "%nExamples:%n",
@@ -36,8 +35,8 @@ final class VerifyCommand extends ShadeCommand {
   @Option(names = "--cartridge", paramLabel = "LABEL", description = "Only the archives on this cartridge.")
   String cartridge;
 
-  @Option(names = "--job", paramLabel = "ID", defaultValue = "-1", description = "Only the archive of this backup job.")
-  long job;
+  @Option(names = "--job", paramLabel = "ID", description = "Only the archive of this backup job.")
+  Long job;
 
   @Option(names = "--json", description = "Print one JSON object: library, started, ok, bytes, seconds, archives: "
       + "[{id, jobId, archiveId, cartridge, fileNumber, verified, outcome, bytes, seconds, chunk, error}].")
@@ -45,11 +44,14 @@ final class VerifyCommand extends ShadeCommand {
 
   @Override
   public Integer call() throws Exception {
+    if (job != null && job < 0) {
+      throw usage("--job must be a job id (0 or more): " + job);
+    }
     VerifyService.Result r;
     try (VirtualTapeLibrary lib = TapeCommand.open(library);
         Catalog catalog = Catalog.open(library);
         ProgressLine progress = progress("verify")) {
-      r = VerifyService.verify(lib, catalog, new VerifyService.Selection(cartridge, job), progress::update, v -> {
+      r = VerifyService.verify(lib, catalog, new VerifyService.Selection(cartridge, job == null ? -1 : job), progress::update, v -> {
         if (!json) {
           progress.close();
           out().println(line(v));
