@@ -250,6 +250,20 @@ class DrillIT {
     }
     assertEquals(1, Cli.run("catalog", "drills", lib, "--json").ok().json().get("drills").size());
     System.out.println("drill: " + summary(d));
+
+    // PGDATA as a path on the production host, and --keep: the image stays, unmounted and detached
+    JsonNode kept = Cli.run("drill", "pg", "--library", lib, "--writer", "postgres:" + m.mountPoint().resolve("pgdata"),
+        "--scratch", scratch, "--keep", "--json").ok().json();
+    assertEquals("ok", kept.get("outcome").asText(), kept::toPrettyString);
+    assertTrue(kept.get("databaseCheck").asText().contains("pg_amcheck --all: ok"), kept::toPrettyString);
+    String keptDetail = kept.get("steps").get(kept.get("steps").size() - 1).get("detail").asText();
+    assertTrue(keptDetail.startsWith("kept "), keptDetail);
+    Path image = Path.of(keptDetail.substring("kept ".length()));
+    assertTrue(Files.isRegularFile(image), image::toString);
+    assertFalse(Files.exists(image.resolveSibling("mnt")), "the mount point is gone");
+    String loops = dev.shade.testing.Command.run("losetup", "-a").output();
+    assertFalse(loops.contains(image.toString()), loops);
+    Files.delete(image);
   }
 
   /** The figures of a drill on one line. */
