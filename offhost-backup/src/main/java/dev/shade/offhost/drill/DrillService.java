@@ -215,18 +215,25 @@ public final class DrillService {
           return v.summary();
         });
       }
-      // clean-up: always
-      if (mount != null) {
-        step("unmount", true, () -> {
-          mount.close();
-          return "unmounted " + mount.mountPoint();
-        });
+      // clean-up: always; but a copy still mounted is neither detached nor deleted (a deleted
+      // image under a live mount would leave the mount behind for good): the step says what to do
+      boolean mounted = mount != null && !step("unmount", true, () -> {
+        mount.close();
+        return "unmounted " + mount.mountPoint();
+      });
+      if (mounted) {
+        add(new Catalog.DrillStep("detach", SKIPPED, 0, "the copy is still mounted at " + mount.mountPoint()
+            + ": unmount it, then losetup --detach " + loop.device() + " and delete " + work));
+        return;
       }
-      if (loop != null) {
-        step("detach", true, () -> {
-          loop.close();
-          return "detached " + loop.device();
-        });
+      boolean attached = loop != null && !step("detach", true, () -> {
+        loop.close();
+        return "detached " + loop.device();
+      });
+      if (attached) {
+        add(new Catalog.DrillStep("delete", SKIPPED, 0, "the image is still attached to " + loop.device()
+            + ": losetup --detach it, then delete " + work));
+        return;
       }
       if (work != null) {
         step("delete", true, () -> {
