@@ -32,6 +32,8 @@ import picocli.CommandLine.ScopeType;
       TapeCommand.class,
       BackupCommand.class,
       RestoreCommand.class,
+      VerifyCommand.class,
+      DrillCommand.class,
       CatalogCommand.class,
       BenchStubCommand.class,
       DemoCommand.class,

@@ -17,16 +17,23 @@ import java.util.Optional;
 /**
  * The backup catalog of one tape library: an SQLite database, {@code catalog.db} in the
  * library's directory, of jobs (one per backup run), the archive each successful job wrote
- * (cartridge, tape file, size, SHA-256 of its manifest) and that archive's chunks. The schema is
- * versioned in {@code schema_version}; {@link #open} migrates an older one.
+ * (cartridge, tape file, size, SHA-256 of its manifest), that archive's chunks, the
+ * verifications of archives read back from tape and the fire drills. The schema is versioned in
+ * {@code schema_version}; {@link #open} migrates an older one.
+ *
+ * <p>Migrations are numbered steps; {@code schema_version} holds one row per step applied. A
+ * catalog is brought up to date by applying every step this version knows and the catalog has
+ * not had, in order, so a step added later with a lower number than one already applied (steps
+ * written in parallel) is still applied. A step this version leaves out is {@code null} in
+ * {@code MIGRATIONS} and recorded as nothing.
  *
  * <p>Not thread-safe: one connection, used by one thread.
  */
 public final class Catalog implements Closeable {
   /** The file in the library's directory. */
   public static final String FILE = "catalog.db";
-  /** The schema this version writes. */
-  public static final int SCHEMA_VERSION = 1;
+  /** The schema this version writes: its highest migration step. */
+  public static final int SCHEMA_VERSION = 3;
   public static final String RUNNING = "running";
   public static final String OK = "ok";
   public static final String FAILED = "failed";
@@ -56,7 +63,19 @@ public final class Catalog implements Closeable {
         + "CREATE TABLE archives (id INTEGER PRIMARY KEY, job_id INTEGER NOT NULL UNIQUE REFERENCES jobs(id),"
         + " cartridge TEXT NOT NULL, file_number INTEGER NOT NULL, bytes INTEGER NOT NULL, manifest_sha256 TEXT NOT NULL);"
         + "CREATE TABLE chunks (archive_id INTEGER NOT NULL REFERENCES archives(id), offset INTEGER NOT NULL,"
-        + " length INTEGER NOT NULL, sha256 TEXT, zero INTEGER NOT NULL, PRIMARY KEY (archive_id, offset));"
+        + " length INTEGER NOT NULL, sha256 TEXT, zero INTEGER NOT NULL, PRIMARY KEY (archive_id, offset));",
+    // 2: not in this version (tape pieces and job records)
+    null,
+    // 3: verifications and drills (SQL that PostgreSQL runs too)
+    "CREATE TABLE verifications (id INTEGER PRIMARY KEY, run_started TEXT NOT NULL, job_id BIGINT NOT NULL,"
+        + " archive_id BIGINT NOT NULL, cartridge TEXT NOT NULL, file_number INTEGER NOT NULL, verified TEXT NOT NULL,"
+        + " outcome TEXT NOT NULL, bytes BIGINT NOT NULL, millis BIGINT NOT NULL, chunk TEXT, error TEXT);"
+        + "CREATE INDEX verifications_job ON verifications(job_id);"
+        + "CREATE TABLE drills (id INTEGER PRIMARY KEY, volume TEXT NOT NULL, volume_uuid TEXT, snapshot TEXT,"
+        + " snapshot_id BIGINT, job_chain TEXT NOT NULL, started TEXT NOT NULL, ended TEXT NOT NULL,"
+        + " outcome TEXT NOT NULL, failed_step TEXT, error TEXT, first_byte_millis BIGINT, restore_millis BIGINT,"
+        + " bytes_restored BIGINT NOT NULL, fsck TEXT, database_check TEXT, steps TEXT NOT NULL);"
+        + "CREATE INDEX drills_volume ON drills(volume_uuid);"
   };
 
   private final Path file;
@@ -91,24 +110,28 @@ public final class Catalog implements Closeable {
       s.execute("PRAGMA journal_mode = WAL");
       s.execute("PRAGMA busy_timeout = 10000");
       s.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
-      int version = 0;
-      try (ResultSet r = s.executeQuery("SELECT max(version) FROM schema_version")) {
-        if (r.next()) {
-          version = r.getInt(1);
+      java.util.Set<Integer> applied = new java.util.HashSet<>();
+      try (ResultSet r = s.executeQuery("SELECT version FROM schema_version")) {
+        while (r.next()) {
+          applied.add(r.getInt(1));
         }
       }
+      int version = applied.stream().mapToInt(Integer::intValue).max().orElse(0);
       if (version > SCHEMA_VERSION) {
         throw new SQLException("catalog schema version " + version + " is newer than this shade (" + SCHEMA_VERSION + ")");
       }
       db.setAutoCommit(false);
       try {
-        for (int v = version; v < SCHEMA_VERSION; v++) {
-          for (String sql : MIGRATIONS[v].split(";")) {
+        for (int v = 1; v <= SCHEMA_VERSION; v++) {
+          if (MIGRATIONS[v - 1] == null || applied.contains(v)) {
+            continue;
+          }
+          for (String sql : MIGRATIONS[v - 1].split(";")) {
             if (!sql.isBlank()) {
               s.execute(sql);
             }
           }
-          s.execute("INSERT INTO schema_version VALUES (" + (v + 1) + ")");
+          s.execute("INSERT INTO schema_version VALUES (" + v + ")");
         }
         db.commit();
       } catch (SQLException e) {
@@ -311,6 +334,193 @@ public final class Catalog implements Closeable {
       db.close();
     } catch (SQLException e) {
       throw failure("close", e);
+    }
+  }
+
+  // ---- verifications and drills (migration step 3) ----
+
+  /**
+   * One archive read back from tape and checked.
+   *
+   * @param id its row; ignored by {@link #addVerification}
+   * @param runStarted when the verify run that checked it began (the same for every archive of one run)
+   * @param verified when this archive's check ended
+   * @param outcome {@link #OK} or {@link #FAILED}
+   * @param bytes bytes of chunk data read and checked
+   * @param chunk the member that failed ({@code data/...} or {@code manifest.json}), or null
+   * @param error what failed, naming the cartridge, tape file and chunk; null when it passed
+   */
+  public record VerificationRecord(long id, Instant runStarted, long jobId, long archiveId, String cartridge,
+      int fileNumber, Instant verified, String outcome, long bytes, double seconds, String chunk, String error) {}
+
+  /**
+   * One step of a drill.
+   *
+   * @param name {@code find}, {@code restore}, {@code attach}, {@code fsck}, {@code mount}, {@code metadata},
+   *     {@code check:KIND:PATH}, {@code unmount}, {@code detach}, {@code delete}
+   * @param outcome {@link #OK}, {@link #FAILED} or {@code skipped}
+   * @param detail what it found (fsck's verdict, the database check's, rows counted) or why it failed
+   */
+  public record DrillStep(String name, String outcome, double seconds, String detail) {}
+
+  /**
+   * One fire drill: a restore of the newest backed-up snapshot of a volume to scratch, attached,
+   * checked by fsck and by the databases' own checks.
+   *
+   * @param id its row; ignored by {@link #addDrill}
+   * @param volume the volume as the drill was asked for (name or uuid)
+   * @param volumeUuid its uuid, null when the catalog has no backup of it
+   * @param snapshot the snapshot restored, null when none was found
+   * @param snapshotId its id, -1 when none was found
+   * @param jobChain the jobs restored, full first
+   * @param outcome {@link #OK} or {@link #FAILED}
+   * @param failedStep the first step that failed, or null
+   * @param error that step's message, or null
+   * @param firstByteSeconds from the start of the restore to its first chunk written, -1 if none was
+   * @param restoreSeconds the whole restore, -1 if it did not end
+   * @param bytesRestored chunk data written to the scratch image
+   * @param fsck fsck's verdict, or null when it did not run
+   * @param databaseCheck the database checks' verdicts, or null when none ran
+   */
+  public record DrillRecord(long id, String volume, String volumeUuid, String snapshot, long snapshotId,
+      List<Long> jobChain, Instant started, Instant ended, String outcome, String failedStep, String error,
+      double firstByteSeconds, double restoreSeconds, long bytesRestored, String fsck, String databaseCheck,
+      List<DrillStep> steps) {
+    public DrillRecord {
+      jobChain = List.copyOf(jobChain);
+      steps = List.copyOf(steps);
+    }
+  }
+
+  private static final com.fasterxml.jackson.databind.ObjectMapper STEPS_JSON =
+      new com.fasterxml.jackson.databind.ObjectMapper();
+
+  /** Records the check of one archive; returns its id. */
+  public long addVerification(VerificationRecord v) throws IOException {
+    try (PreparedStatement p = db.prepareStatement("INSERT INTO verifications (run_started, job_id, archive_id,"
+        + " cartridge, file_number, verified, outcome, bytes, millis, chunk, error) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        Statement.RETURN_GENERATED_KEYS)) {
+      p.setString(1, v.runStarted().toString());
+      p.setLong(2, v.jobId());
+      p.setLong(3, v.archiveId());
+      p.setString(4, v.cartridge());
+      p.setInt(5, v.fileNumber());
+      p.setString(6, v.verified().toString());
+      p.setString(7, v.outcome());
+      p.setLong(8, v.bytes());
+      p.setLong(9, Math.round(v.seconds() * 1000));
+      p.setString(10, v.chunk());
+      p.setString(11, v.error());
+      p.executeUpdate();
+      try (ResultSet r = p.getGeneratedKeys()) {
+        r.next();
+        return r.getLong(1);
+      }
+    } catch (SQLException e) {
+      throw failure("record the verification of job " + v.jobId(), e);
+    }
+  }
+
+  /** Every verification, oldest first. */
+  public List<VerificationRecord> verifications() throws IOException {
+    List<VerificationRecord> out = new ArrayList<>();
+    try (PreparedStatement p = db.prepareStatement("SELECT id, run_started, job_id, archive_id, cartridge, file_number,"
+        + " verified, outcome, bytes, millis, chunk, error FROM verifications ORDER BY id");
+        ResultSet r = p.executeQuery()) {
+      while (r.next()) {
+        out.add(new VerificationRecord(r.getLong(1), Instant.parse(r.getString(2)), r.getLong(3), r.getLong(4),
+            r.getString(5), r.getInt(6), Instant.parse(r.getString(7)), r.getString(8), r.getLong(9),
+            r.getLong(10) / 1000.0, r.getString(11), r.getString(12)));
+      }
+    } catch (SQLException e) {
+      throw failure("read the verifications", e);
+    }
+    return out;
+  }
+
+  /** Records a drill; returns its id. */
+  public long addDrill(DrillRecord d) throws IOException {
+    try (PreparedStatement p = db.prepareStatement("INSERT INTO drills (volume, volume_uuid, snapshot, snapshot_id,"
+        + " job_chain, started, ended, outcome, failed_step, error, first_byte_millis, restore_millis, bytes_restored,"
+        + " fsck, database_check, steps) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", Statement.RETURN_GENERATED_KEYS)) {
+      p.setString(1, d.volume());
+      p.setString(2, d.volumeUuid());
+      p.setString(3, d.snapshot());
+      if (d.snapshotId() >= 0) {
+        p.setLong(4, d.snapshotId());
+      } else {
+        p.setNull(4, java.sql.Types.BIGINT);
+      }
+      StringBuilder chain = new StringBuilder();
+      for (long j : d.jobChain()) {
+        chain.append(chain.length() == 0 ? "" : ",").append(j);
+      }
+      p.setString(5, chain.toString());
+      p.setString(6, d.started().toString());
+      p.setString(7, d.ended().toString());
+      p.setString(8, d.outcome());
+      p.setString(9, d.failedStep());
+      p.setString(10, d.error());
+      setMillis(p, 11, d.firstByteSeconds());
+      setMillis(p, 12, d.restoreSeconds());
+      p.setLong(13, d.bytesRestored());
+      p.setString(14, d.fsck());
+      p.setString(15, d.databaseCheck());
+      p.setString(16, STEPS_JSON.writeValueAsString(d.steps()));
+      p.executeUpdate();
+      try (ResultSet r = p.getGeneratedKeys()) {
+        r.next();
+        return r.getLong(1);
+      }
+    } catch (SQLException | com.fasterxml.jackson.core.JsonProcessingException e) {
+      throw new IOException("backup catalog " + file + ": cannot record the drill of " + d.volume() + ": "
+          + e.getMessage(), e);
+    }
+  }
+
+  /** The drills of the volume {@code volume} (name or uuid), or of every volume when null; oldest first. */
+  public List<DrillRecord> drills(String volume) throws IOException {
+    List<DrillRecord> out = new ArrayList<>();
+    try (PreparedStatement p = db.prepareStatement("SELECT id, volume, volume_uuid, snapshot, snapshot_id, job_chain,"
+        + " started, ended, outcome, failed_step, error, first_byte_millis, restore_millis, bytes_restored, fsck,"
+        + " database_check, steps FROM drills" + (volume == null ? "" : " WHERE volume = ? OR volume_uuid = ?")
+        + " ORDER BY id")) {
+      if (volume != null) {
+        p.setString(1, volume);
+        p.setString(2, volume);
+      }
+      try (ResultSet r = p.executeQuery()) {
+        while (r.next()) {
+          long snapshotId = r.getLong(5);
+          snapshotId = r.wasNull() ? -1 : snapshotId;
+          List<Long> chain = new ArrayList<>();
+          for (String j : r.getString(6).split(",")) {
+            if (!j.isEmpty()) {
+              chain.add(Long.parseLong(j));
+            }
+          }
+          long firstByte = r.getLong(12);
+          double firstByteSeconds = r.wasNull() ? -1 : firstByte / 1000.0;
+          long restore = r.getLong(13);
+          double restoreSeconds = r.wasNull() ? -1 : restore / 1000.0;
+          List<DrillStep> steps = List.of(STEPS_JSON.readValue(r.getString(17), DrillStep[].class));
+          out.add(new DrillRecord(r.getLong(1), r.getString(2), r.getString(3), r.getString(4), snapshotId, chain,
+              Instant.parse(r.getString(7)), Instant.parse(r.getString(8)), r.getString(9), r.getString(10),
+              r.getString(11), firstByteSeconds, restoreSeconds, r.getLong(14), r.getString(15), r.getString(16),
+              steps));
+        }
+      }
+    } catch (SQLException | com.fasterxml.jackson.core.JsonProcessingException e) {
+      throw new IOException("backup catalog " + file + ": cannot read the drills: " + e.getMessage(), e);
+    }
+    return out;
+  }
+
+  private static void setMillis(PreparedStatement p, int index, double seconds) throws SQLException {
+    if (seconds >= 0) {
+      p.setLong(index, Math.round(seconds * 1000));
+    } else {
+      p.setNull(index, java.sql.Types.BIGINT);
     }
   }
 }

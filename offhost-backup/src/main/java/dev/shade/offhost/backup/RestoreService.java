@@ -26,9 +26,12 @@ import java.util.Optional;
  * <p>Not thread-safe: one restore at a time per library.
  */
 public final class RestoreService {
-  /** What a restore did. {@code chain}: the jobs read, full first. */
+  /**
+   * What a restore did. {@code chain}: the jobs read, full first; {@code writerMetadata}: the
+   * writer metadata in the manifest of the snapshot's own archive (the last of the chain), or null.
+   */
   public record Result(SnapshotIdentity snapshot, List<Catalog.JobRecord> chain, Path file, long bytesWritten,
-      int chunksWritten, double seconds) {}
+      int chunksWritten, double seconds, com.fasterxml.jackson.databind.JsonNode writerMetadata) {}
 
   private RestoreService() {}
 
@@ -79,6 +82,7 @@ public final class RestoreService {
     }
     long written = 0;
     int chunks = 0;
+    com.fasterxml.jackson.databind.JsonNode writerMetadata = null;
     boolean ok = false;
     try (FileChannel out = FileChannel.open(to, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
         StandardOpenOption.TRUNCATE_EXISTING)) {
@@ -141,6 +145,7 @@ public final class RestoreService {
         }
         written = bytes[0];
         chunks += got[0];
+        writerMetadata = contents.manifest().writerMetadata();
       }
       out.force(true);
       ok = true;
@@ -149,6 +154,6 @@ public final class RestoreService {
         Files.deleteIfExists(to);
       }
     }
-    return new Result(id, chain, to, written, chunks, (System.nanoTime() - t0) / 1e9);
+    return new Result(id, chain, to, written, chunks, (System.nanoTime() - t0) / 1e9, writerMetadata);
   }
 }
