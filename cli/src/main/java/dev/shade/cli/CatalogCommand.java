@@ -3,10 +3,12 @@ package dev.shade.cli;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.shade.offhost.backup.Catalog;
+import dev.shade.offhost.backup.CatalogLocation;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
@@ -46,34 +48,40 @@ final class CatalogCommand extends CommandGroup {
       header = "List the backup jobs of a library, oldest first.",
       mixinStandardHelpOptions = true,
       footerHeading = "%nExamples:%n",
-      footer = {"  shade catalog list /srv/vtl", "  shade catalog list /srv/vtl --json"})
+      footer = {"  shade catalog list /srv/vtl", "  shade catalog list /srv/vtl --json",
+          "  shade catalog list /srv/vtl --catalog 'jdbc:postgresql://catalog1:5432/shade?user=shade&password=secret'"})
   static final class ListJobs extends ShadeCommand {
     @Parameters(index = "0", paramLabel = "LIB", description = "The virtual tape library's directory.")
     Path library;
 
-    @Option(names = "--json", description = "Print one JSON object: {library, jobs: [{jobId, volume, volumeUuid, "
+    @Mixin CatalogOption catalogOption;
+
+    @Option(names = "--json", description = "Print one JSON object: {library, catalog, jobs: [{jobId, volume, volumeUuid, "
         + "snapshot, snapshotId, size, level, baseSnapshotId, baseJobId, pool, chunkSize, started, ended, outcome, "
         + "message, bytes, archive: {cartridge, fileNumber, bytes, manifestSha256}}]}.")
     boolean json;
 
     @Override
     public Integer call() throws Exception {
-      if (!Files.isRegularFile(library.resolve(Catalog.FILE))) {
+      if (!catalogOption.given() && !Files.isRegularFile(library.resolve(Catalog.FILE))) {
         TapeCommand.open(library).close(); // says what is wrong with the directory, if anything
       }
       List<Catalog.JobRecord> jobs;
-      try (Catalog c = Catalog.open(library)) {
+      CatalogLocation where = catalogOption.location(library);
+      try (Catalog c = Catalog.open(where)) {
         jobs = c.jobs();
       }
       if (json) {
-        ObjectNode doc = JSON.createObjectNode().put("library", library.toAbsolutePath().toString());
+        ObjectNode doc = JSON.createObjectNode().put("library", library.toAbsolutePath().toString())
+            .put("catalog", where.toString());
         ArrayNode a = doc.putArray("jobs");
         jobs.forEach(j -> a.add(jobJson(j)));
         printJson(doc);
         return ExitCodes.OK;
       }
       if (jobs.isEmpty()) {
-        out().println("No backups in the catalog of " + library + ".");
+        out().println("No backups in the catalog of " + library + (catalogOption.given() ? " (" + where + ")" : "")
+            + ".");
       } else {
         out().printf("%5s  %-24s %-8s %-12s %-7s  %-14s %s%n", "job", "snapshot", "id", "level", "outcome", "tape",
             "data");
