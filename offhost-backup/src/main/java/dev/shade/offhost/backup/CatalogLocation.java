@@ -63,7 +63,11 @@ public final class CatalogLocation {
         throw new IllegalArgumentException("the PostgreSQL catalog URL " + hide(u) + " is malformed; expected "
             + POSTGRESQL_PREFIX + "//HOST[:PORT]/DATABASE?user=USER[&password=PASSWORD]");
       }
-      String db = p.getProperty("PGDBNAME", "");
+      // the driver fills in a database left out (from the user name): a catalog names its own
+      String rest = u.substring((POSTGRESQL_PREFIX + "//").length());
+      int slash = rest.indexOf('/');
+      int query = rest.indexOf('?');
+      String db = slash < 0 || (query >= 0 && query < slash) ? "" : rest.substring(slash + 1, query < 0 ? rest.length() : query);
       if (db.isEmpty()) {
         throw new IllegalArgumentException("the PostgreSQL catalog URL " + hide(u) + " names no database; expected "
             + POSTGRESQL_PREFIX + "//HOST[:PORT]/DATABASE?user=USER");

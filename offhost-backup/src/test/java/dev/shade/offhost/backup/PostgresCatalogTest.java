@@ -1,0 +1,94 @@
+package dev.shade.offhost.backup;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.shade.testing.PostgresCluster;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The catalog on a real PostgreSQL server started for these tests (skipped without PostgreSQL,
+ * failed under CI=true): each test on a database of its own.
+ */
+class PostgresCatalogTest {
+  @TempDir static Path serverDir;
+  private static PostgresCluster server;
+  private static final AtomicInteger DATABASES = new AtomicInteger();
+
+  @TempDir Path tmp;
+  private CatalogLocation where;
+
+  @BeforeAll
+  static void startServer() throws Exception {
+    server = PostgresCluster.create(serverDir.resolve("pg"));
+  }
+
+  @AfterAll
+  static void stopServer() throws Exception {
+    if (server != null) {
+      server.close();
+    }
+  }
+
+  @BeforeEach
+  void database() throws Exception {
+    String db = "catalog_" + DATABASES.incrementAndGet();
+    server.psql("CREATE DATABASE " + db);
+    where = CatalogLocation.parse("jdbc:postgresql://127.0.0.1:" + server.port() + "/" + db + "?user="
+        + PostgresCluster.USER);
+  }
+
+  @Test
+  void backupAndRestore_roundTrip_withTheCatalogOnPostgresql() throws Exception {
+    Path vtl = tmp.resolve("vtl");
+    BackupRestoreTest.roundTrip(tmp, vtl, where);
+    assertTrue(!Files.exists(vtl.resolve(Catalog.FILE)), "nothing went to the library's own catalog");
+    assertEquals("3", CatalogScenarios.scalar(where, "SELECT count(*) FROM jobs"));
+    assertEquals("bigint", CatalogScenarios.scalar(where, "SELECT data_type FROM information_schema.columns"
+        + " WHERE table_name = 'chunks' AND column_name = 'offset'"), "64-bit offsets");
+    assertEquals("YES", CatalogScenarios.scalar(where, "SELECT is_identity FROM information_schema.columns"
+        + " WHERE table_name = 'jobs' AND column_name = 'id'"));
+  }
+
+  @Test
+  void freshCatalog_recordsEachStepWithItsTime() throws Exception {
+    CatalogScenarios.freshCatalog_recordsEachStepWithItsTime(where);
+  }
+
+  @Test
+  void newerCatalog_isRefused() throws Exception {
+    CatalogScenarios.newerCatalog_isRefused(where);
+  }
+
+  @Test
+  void failingStep_isRolledBackWhole() throws Exception {
+    CatalogScenarios.failingStep_isRolledBackWhole(where);
+  }
+
+  @Test
+  void concurrentMigrations_applyEachStepOnce() throws Exception {
+    CatalogScenarios.concurrentMigrations_applyEachStepOnce(where, 4, 12);
+  }
+
+  @Test
+  void catalogsOpenedAtOnce_makeTheSchemaOnce() throws Exception {
+    CatalogScenarios.catalogsOpenedAtOnce_makeTheSchemaOnce(where, 4);
+  }
+
+  @Test
+  void twoProcessesMigrating_applyEachStepOnce() throws Exception {
+    CatalogScenarios.twoProcessesMigrating_applyEachStepOnce(tmp, where, 12);
+  }
+
+  @Test
+  void twoWriters_neverCollide() throws Exception {
+    CatalogScenarios.twoWriters_neverCollide(where, 40);
+  }
+}
