@@ -1,9 +1,11 @@
 package dev.shade.offhost.backup;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.shade.testing.PostgresCluster;
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -55,6 +57,27 @@ class PostgresCatalogTest {
         + " WHERE table_name = 'chunks' AND column_name = 'offset'"), "64-bit offsets");
     assertEquals("YES", CatalogScenarios.scalar(where, "SELECT is_identity FROM information_schema.columns"
         + " WHERE table_name = 'jobs' AND column_name = 'id'"));
+  }
+
+  /** A server that asks for a password: {@code password=} in the URL is what the driver sends. */
+  @Test
+  void passwordInTheUrl_isWhatAuthenticates() throws Exception {
+    server.psql("CREATE ROLE shade_pw LOGIN PASSWORD 'pw-1'");
+    server.psql("CREATE DATABASE catalog_pw OWNER shade_pw");
+    Path hba = server.dataDirectory().resolve("pg_hba.conf");
+    Files.writeString(hba, "host all shade_pw 127.0.0.1/32 scram-sha-256\n" + Files.readString(hba));
+    server.psql("SELECT pg_reload_conf()");
+    String base = "jdbc:postgresql://127.0.0.1:" + server.port() + "/catalog_pw?user=shade_pw";
+    IOException none = assertThrows(IOException.class, () -> Catalog.open(CatalogLocation.parse(base)));
+    assertTrue(none.getMessage().contains("no password was provided"), none.getMessage());
+    IOException wrong = assertThrows(IOException.class,
+        () -> Catalog.open(CatalogLocation.parse(base + "&password=wrong")));
+    assertTrue(wrong.getMessage().contains("password authentication failed for user \"shade_pw\"")
+        && wrong.getMessage().contains("password=***"), wrong.getMessage());
+    try (Catalog c = Catalog.open(CatalogLocation.parse(base + "&password=pw-1"))) {
+      assertTrue(c.jobs().isEmpty());
+      assertEquals(base + "&password=***", c.location().toString());
+    }
   }
 
   @Test
