@@ -21,7 +21,7 @@ import java.util.Optional;
  * file ({@value #FILE} in the tape library's directory, the default) or in a PostgreSQL database
  * that several backup servers share ({@link CatalogLocation}). The schema is versioned in
  * {@code schema_version (version, applied)}; {@link #open} applies the missing steps of
- * {@link #MIGRATIONS} and refuses a catalog newer than this code.
+ * {@code MIGRATIONS} and refuses a catalog newer than this code.
  *
  * <p>Not thread-safe: one connection, used by one thread. Several catalogs (threads, processes,
  * backup servers) may use one database at once: ids come from the database, and migrations take
@@ -30,7 +30,7 @@ import java.util.Optional;
  * <h2>Writing a schema step</h2>
  *
  * A step is one SQL text that runs on both databases. It is written as for SQLite, with these
- * rules, which {@link CatalogDialect#translate} turns into PostgreSQL:
+ * rules, which {@code CatalogDialect.translate} turns into PostgreSQL:
  *
  * <ul>
  *   <li>A generated id column is {@code id {{id}}}: {@code INTEGER PRIMARY KEY} on SQLite (the
@@ -47,7 +47,7 @@ import java.util.Optional;
  *   <li>Statements are separated by {@code ;}, so none may contain one; no
  *       {@code AUTOINCREMENT}, no {@code PRAGMA}, no SQLite-only functions in defaults.
  *   <li>A new row's id is had with {@code INSERT ... RETURNING id} read through
- *       {@code executeQuery} (both databases have it; {@link #insertReturningId}), not with
+ *       {@code executeQuery} (both databases have it; {@code insertReturningId}), not with
  *       {@code last_insert_rowid()} or {@code getGeneratedKeys}, whose columns differ between
  *       the drivers.
  *   <li>A step is applied once, in its own transaction, and never edited once released: a change

@@ -1,6 +1,7 @@
 package dev.shade.offhost.backup;
 
 import java.sql.Connection;
+import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
 import java.util.regex.Pattern;
@@ -27,6 +28,13 @@ enum CatalogDialect {
         s.execute("PRAGMA busy_timeout = 10000");
         s.execute("PRAGMA foreign_keys = ON");
         s.execute("PRAGMA journal_mode = WAL");
+      }
+    }
+
+    @Override
+    boolean exists(Statement s, String name) throws SQLException {
+      try (ResultSet r = s.executeQuery("SELECT 1 FROM sqlite_master WHERE name = '" + name + "'")) {
+        return r.next();
       }
     }
 
@@ -68,6 +76,14 @@ enum CatalogDialect {
     void configure(Connection c) {}
 
     @Override
+    boolean exists(Statement s, String name) throws SQLException {
+      // to_regclass looks along the search path, as CREATE TABLE would create
+      try (ResultSet r = s.executeQuery("SELECT to_regclass('" + name + "') IS NOT NULL")) {
+        return r.next() && r.getBoolean(1);
+      }
+    }
+
+    @Override
     void beginExclusive(Connection c) throws SQLException {
       c.setAutoCommit(false);
       try (Statement s = c.createStatement()) {
@@ -106,6 +122,9 @@ enum CatalogDialect {
 
   /** Sets up a new connection (SQLite's pragmas); nothing on PostgreSQL. */
   abstract void configure(Connection c) throws SQLException;
+
+  /** True if a table or index {@code name} (a plain identifier) is there, where a step would make it. */
+  abstract boolean exists(Statement s, String name) throws SQLException;
 
   /**
    * Begins a transaction that holds the catalog's migration lock until {@link #commit} or

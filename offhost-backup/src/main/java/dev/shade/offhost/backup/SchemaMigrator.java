@@ -51,8 +51,8 @@ final class SchemaMigrator {
         }
         if (version > steps.size()) {
           throw new IOException("backup catalog " + resource + " has schema version " + version
-              + ", newer than this shade's " + steps.size() + ": it was written by a newer shade, which it needs"
-              + " (an older one must not write to it)");
+              + ", newer than this shade's " + steps.size() + ": a newer shade upgraded it, and only that version"
+              + " or a later one may use it");
         }
         if (version == steps.size()) {
           dialect.commit(db);
@@ -97,10 +97,15 @@ final class SchemaMigrator {
     return out;
   }
 
-  /** Makes schema_version, or brings a version-1 one (no applied column) up to date. */
+  /**
+   * Makes schema_version, or brings a version-1 one (no applied column) up to date. Looks before
+   * it creates, so a catalog already made needs no right to create tables (PostgreSQL checks that
+   * right even for CREATE ... IF NOT EXISTS of a table that exists).
+   */
   private static void prepareVersionTable(Statement s, CatalogDialect dialect) throws SQLException {
-    s.execute(dialect.translate("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied TEXT)"));
-    if (dialect == CatalogDialect.SQLITE) { // only SQLite catalogs predate the applied column
+    if (!dialect.exists(s, "schema_version")) {
+      s.execute(dialect.translate("CREATE TABLE schema_version (version INTEGER NOT NULL, applied TEXT)"));
+    } else if (dialect == CatalogDialect.SQLITE) { // only SQLite catalogs predate the applied column
       boolean applied = false;
       try (ResultSet r = s.executeQuery("PRAGMA table_info(schema_version)")) {
         while (r.next()) {
@@ -111,7 +116,9 @@ final class SchemaMigrator {
         s.execute("ALTER TABLE schema_version ADD COLUMN applied TEXT");
       }
     }
-    s.execute("CREATE UNIQUE INDEX IF NOT EXISTS schema_version_once ON schema_version (version)");
+    if (!dialect.exists(s, "schema_version_once")) {
+      s.execute("CREATE UNIQUE INDEX schema_version_once ON schema_version (version)");
+    }
   }
 
   private static int version(Statement s) throws SQLException {

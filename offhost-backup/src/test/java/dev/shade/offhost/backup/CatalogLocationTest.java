@@ -56,7 +56,7 @@ class CatalogLocationTest {
     "jdbc:postgresql://db1:notaport/shade        | is malformed",
     "jdbc:postgresql://db1:5432/                 | names no database",
     "jdbc:postgresql://db1:5432/?user=x&password=secret | names no database",
-    "jdbc:postgresql://db1:5432?user=x           | names no database"
+    "jdbc:postgresql://db1:5432?user=x           | is malformed"
   })
   void badUrls_areRefused_namingTheUrlAndTheForms(String url, String says) {
     IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> CatalogLocation.parse(url));

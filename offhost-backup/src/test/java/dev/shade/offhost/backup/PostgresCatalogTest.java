@@ -80,6 +80,33 @@ class PostgresCatalogTest {
     }
   }
 
+  /**
+   * Once the schema is made, a role that may only read and write its rows uses the catalog: no
+   * right to create tables is needed after the first open (docs/backup.md).
+   */
+  @Test
+  void migratedCatalog_needsNoRightToCreate() throws Exception {
+    try (Catalog c = Catalog.open(where)) {
+      assertTrue(c.jobs().isEmpty());
+    }
+    server.psql("CREATE ROLE shade_dml LOGIN");
+    String db = where.toString().replaceAll(".*/([a-z_0-9]+)\\?.*", "$1");
+    CatalogScenarios.execute(where, "GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO shade_dml",
+        "GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO shade_dml");
+    CatalogLocation dml = CatalogLocation.parse("jdbc:postgresql://127.0.0.1:" + server.port() + "/" + db
+        + "?user=shade_dml");
+    assertThrows(java.sql.SQLException.class, () -> CatalogScenarios.execute(dml, "CREATE TABLE t (x INTEGER)"),
+        "the role may not create tables");
+    try (Catalog c = Catalog.open(dml)) {
+      long job = c.startJob(new FakeSource("s1", 1, new byte[4096], java.util.Map.of()).identity(), "full", -1, -1,
+          "p", 65536, java.time.Instant.now());
+      c.completeJob(job, "SHD001", 1, 100, "m", java.util.List.of(new ChunkEntry(0, 4096, "h", false)), 4096, null,
+          java.time.Instant.now());
+      assertEquals(Catalog.OK, c.job(job).orElseThrow().outcome());
+      assertEquals(1, c.chunks(c.job(job).orElseThrow().archive().id()).size());
+    }
+  }
+
   @Test
   void freshCatalog_recordsEachStepWithItsTime() throws Exception {
     CatalogScenarios.freshCatalog_recordsEachStepWithItsTime(where);
