@@ -46,7 +46,7 @@ final class BackupCommand extends CommandGroup {
         "  shade backup run --source nbd://db1:10809/db@nightly --library /srv/vtl --pool nightly",
         "  shade backup run --source 'nbd+unix:///db@id=7?socket=/run/shade/nbd.sock' --library /srv/vtl --json",
         "  shade backup run --source nbd://db1:10809/db@nightly --library /srv/vtl \\",
-        "      --catalog 'jdbc:postgresql://catalog1:5432/shade?user=shade&password=secret'"
+        "      --catalog 'jdbc:postgresql://cat1/shade?user=shade&password=PW'"
       })
   static final class Run extends ShadeCommand {
     @Option(names = "--source", paramLabel = "URI", required = true, description = "The snapshot's NBD export.")

@@ -49,7 +49,7 @@ final class CatalogCommand extends CommandGroup {
       mixinStandardHelpOptions = true,
       footerHeading = "%nExamples:%n",
       footer = {"  shade catalog list /srv/vtl", "  shade catalog list /srv/vtl --json",
-          "  shade catalog list /srv/vtl --catalog 'jdbc:postgresql://catalog1:5432/shade?user=shade&password=secret'"})
+          "  shade catalog list /srv/vtl --catalog 'jdbc:postgresql://cat1/shade?user=shade&password=PW'"})
   static final class ListJobs extends ShadeCommand {
     @Parameters(index = "0", paramLabel = "LIB", description = "The virtual tape library's directory.")
     Path library;

@@ -26,7 +26,7 @@ import picocli.CommandLine.Option;
       "  shade restore --volume db --snapshot nightly --library /srv/vtl --to /tmp/db.img",
       "  shade restore --volume 4f0c... --snapshot id=7 --library /srv/vtl --to /tmp/db.img --json",
       "  shade restore --volume db --snapshot nightly --library /srv/vtl --to /tmp/db.img \\",
-      "      --catalog 'jdbc:postgresql://catalog1:5432/shade?user=shade&password=secret'"
+      "      --catalog 'jdbc:postgresql://cat1/shade?user=shade&password=PW'"
     })
 final class RestoreCommand extends ShadeCommand {
   @Option(names = "--volume", paramLabel = "UUID|NAME", required = true, description = "The volume.")
