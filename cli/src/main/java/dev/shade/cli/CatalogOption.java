@@ -6,7 +6,11 @@ import picocli.CommandLine.ITypeConverter;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.TypeConversionException;
 
-/** The {@code --catalog URL} option of every command that uses a backup catalog (a picocli mixin). */
+/**
+ * The {@code --catalog URL} option of every command that uses a backup catalog (a picocli mixin).
+ *
+ * <p>Not thread-safe: picocli fills it, then one command reads it.
+ */
 final class CatalogOption {
   @Option(names = "--catalog", paramLabel = "URL", converter = CatalogOption.Url.class,
       description = "The backup catalog: jdbc:postgresql://HOST:PORT/DB?user=USER[&password=PW] (a catalog that "

@@ -230,6 +230,7 @@ final class CatalogScenarios {
       assertTrue(first.jobs().isEmpty());
     }
     CyclicBarrier start = new CyclicBarrier(2);
+    long t0 = System.nanoTime();
     Map<Long, String> cartridgeOfJob = new ConcurrentHashMap<>();
     ExecutorService pool = Executors.newFixedThreadPool(2);
     try {
@@ -256,6 +257,8 @@ final class CatalogScenarios {
       for (Future<?> f : all) {
         f.get(300, TimeUnit.SECONDS);
       }
+      System.out.printf("two writers on %s: %d jobs (start + complete, 3 chunks each) in %.0f ms%n",
+          where.isPostgresql() ? "PostgreSQL" : "SQLite", 2 * jobsEach, (System.nanoTime() - t0) / 1e6);
     } finally {
       pool.shutdownNow();
     }

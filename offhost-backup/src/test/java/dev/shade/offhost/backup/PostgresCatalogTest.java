@@ -26,6 +26,8 @@ class PostgresCatalogTest {
 
   @TempDir Path tmp;
   private CatalogLocation where;
+  /** The database of this test. */
+  private String database;
 
   @BeforeAll
   static void startServer() throws Exception {
@@ -41,9 +43,9 @@ class PostgresCatalogTest {
 
   @BeforeEach
   void database() throws Exception {
-    String db = "catalog_" + DATABASES.incrementAndGet();
-    server.psql("CREATE DATABASE " + db);
-    where = CatalogLocation.parse("jdbc:postgresql://127.0.0.1:" + server.port() + "/" + db + "?user="
+    database = "catalog_" + DATABASES.incrementAndGet();
+    server.psql("CREATE DATABASE " + database);
+    where = CatalogLocation.parse("jdbc:postgresql://127.0.0.1:" + server.port() + "/" + database + "?user="
         + PostgresCluster.USER);
   }
 
@@ -90,10 +92,9 @@ class PostgresCatalogTest {
       assertTrue(c.jobs().isEmpty());
     }
     server.psql("CREATE ROLE shade_dml LOGIN");
-    String db = where.toString().replaceAll(".*/([a-z_0-9]+)\\?.*", "$1");
     CatalogScenarios.execute(where, "GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO shade_dml",
         "GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO shade_dml");
-    CatalogLocation dml = CatalogLocation.parse("jdbc:postgresql://127.0.0.1:" + server.port() + "/" + db
+    CatalogLocation dml = CatalogLocation.parse("jdbc:postgresql://127.0.0.1:" + server.port() + "/" + database
         + "?user=shade_dml");
     assertThrows(java.sql.SQLException.class, () -> CatalogScenarios.execute(dml, "CREATE TABLE t (x INTEGER)"),
         "the role may not create tables");
