@@ -30,7 +30,8 @@ import java.util.Optional;
  * <h2>Writing a schema step</h2>
  *
  * A step is one SQL text that runs on both databases. It is written as for SQLite, with these
- * rules, which {@code CatalogDialect.translate} turns into PostgreSQL:
+ * rules, which {@code CatalogDialect.translate} turns into PostgreSQL (CatalogSchemaRulesTest
+ * checks every step against them, and the SQLite and PostgreSQL tests apply every step):
  *
  * <ul>
  *   <li>A generated id column is {@code id {{id}}}: {@code INTEGER PRIMARY KEY} on SQLite (the
@@ -96,6 +97,11 @@ public final class Catalog implements Closeable {
         + " length INTEGER NOT NULL, sha256 TEXT, zero INTEGER NOT NULL, PRIMARY KEY (archive_id, \"offset\"));"
   };
 
+  /** The schema steps, oldest first (for the tests that check them against the rules above). */
+  static List<String> migrations() {
+    return List.of(MIGRATIONS);
+  }
+
   /** Where the catalog is; what messages name (password hidden). */
   private final CatalogLocation location;
   /** The one connection. */
@@ -129,7 +135,7 @@ public final class Catalog implements Closeable {
       Connection c = DriverManager.getConnection(location.jdbcUrl());
       try {
         location.dialect().configure(c);
-        SchemaMigrator.migrate(c, location.dialect(), List.of(MIGRATIONS), location.toString(), Clock.systemUTC());
+        SchemaMigrator.migrate(c, location.dialect(), migrations(), location.toString(), Clock.systemUTC());
       } catch (IOException | SQLException | RuntimeException e) {
         c.close();
         throw e;
