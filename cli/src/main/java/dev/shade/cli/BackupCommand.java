@@ -13,6 +13,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** {@code shade backup}: image backups of snapshots to tape. */
@@ -32,7 +33,7 @@ final class BackupCommand extends CommandGroup {
         "Reads the snapshot export URI (nbd://HOST:PORT/VOLUME@SNAPSHOT, nbd+unix:///VOLUME@SNAPSHOT?socket=PATH, "
             + "nbds:// with TLS) and appends one PAX tar archive to a cartridge of POOL in drive 0 of the library LIB, "
             + "labelling a blank cartridge into the pool when none of it has room. The job is recorded in the "
-            + "library's catalog (catalog.db) by the snapshot's stable id.",
+            + "library's catalog (catalog.db, or the one --catalog names) by the snapshot's stable id.",
         "",
         "A full reads every allocated chunk (holes skipped with base:allocation); an incremental reads only the "
             + "chunks changed since the last backed-up snapshot of the volume (shade:changed:id=N). With "
@@ -43,7 +44,9 @@ final class BackupCommand extends CommandGroup {
       footerHeading = "%nExamples:%n",
       footer = {
         "  shade backup run --source nbd://db1:10809/db@nightly --library /srv/vtl --pool nightly",
-        "  shade backup run --source 'nbd+unix:///db@id=7?socket=/run/shade/nbd.sock' --library /srv/vtl --json"
+        "  shade backup run --source 'nbd+unix:///db@id=7?socket=/run/shade/nbd.sock' --library /srv/vtl --json",
+        "  shade backup run --source nbd://db1:10809/db@nightly --library /srv/vtl \\",
+        "      --catalog 'jdbc:postgresql://cat1/shade?user=shade&password=PW'"
       })
   static final class Run extends ShadeCommand {
     @Option(names = "--source", paramLabel = "URI", required = true, description = "The snapshot's NBD export.")
@@ -51,6 +54,8 @@ final class BackupCommand extends CommandGroup {
 
     @Option(names = "--library", paramLabel = "LIB", required = true, description = "The virtual tape library's directory.")
     Path library;
+
+    @Mixin CatalogOption catalogOption;
 
     @Option(names = "--pool", paramLabel = "POOL", defaultValue = BackupService.DEFAULT_POOL,
         description = "The media pool (default: ${DEFAULT-VALUE}).")
@@ -108,7 +113,7 @@ final class BackupCommand extends CommandGroup {
       List<String> notes = new ArrayList<>();
       BackupService.Result r;
       try (VirtualTapeLibrary lib = TapeCommand.open(library);
-          Catalog catalog = Catalog.open(library);
+          Catalog catalog = Catalog.open(catalogOption.location(library));
           NbdSnapshotSource src = NbdSnapshotSource.open(config);
           ProgressLine progress = progress("backup")) {
         r = BackupService.run(lib, catalog, src, request, progress::update, n -> {

@@ -3,10 +3,12 @@ package dev.shade.cli;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.shade.offhost.backup.Catalog;
+import dev.shade.offhost.backup.CatalogLocation;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
@@ -80,12 +82,15 @@ final class CatalogCommand extends CommandGroup {
         .put("bytes", v.bytes()).put("seconds", v.seconds()).put("chunk", v.chunk()).put("error", v.error());
   }
 
-  /** Opens the catalog of {@code library}, saying what is wrong with the directory when it has none. */
-  static Catalog openExisting(Path library) throws Exception {
-    if (!Files.isRegularFile(library.resolve(Catalog.FILE))) {
+  /**
+   * Opens the catalog {@code --catalog} names, else that of {@code library}, saying what is wrong
+   * with the directory when it has none.
+   */
+  static Catalog openExisting(Path library, CatalogOption option) throws Exception {
+    if (!option.given() && !Files.isRegularFile(library.resolve(Catalog.FILE))) {
       TapeCommand.open(library).close(); // says what is wrong with the directory, if anything
     }
-    return Catalog.open(library);
+    return Catalog.open(option.location(library));
   }
 
   /** Prints the drills and verifications as lines. */
@@ -133,6 +138,8 @@ final class CatalogCommand extends CommandGroup {
     @Parameters(index = "1", arity = "0..1", paramLabel = "VOLUME", description = "Only this volume (name or uuid).")
     String volume;
 
+    @Mixin CatalogOption catalogOption;
+
     @Option(names = "--json", description = "Print one JSON object: {library, drills: [as shade drill --json], "
         + "verifications: [as shade verify --json's archives]}.")
     boolean json;
@@ -141,7 +148,7 @@ final class CatalogCommand extends CommandGroup {
     public Integer call() throws Exception {
       List<Catalog.DrillRecord> drills;
       List<Catalog.VerificationRecord> verifications;
-      try (Catalog c = openExisting(library)) {
+      try (Catalog c = openExisting(library, catalogOption)) {
         drills = c.drills(volume);
         verifications = c.verifications();
         if (volume != null) {
@@ -175,12 +182,15 @@ final class CatalogCommand extends CommandGroup {
       header = "List the backup jobs of a library, oldest first.",
       mixinStandardHelpOptions = true,
       footerHeading = "%nExamples:%n",
-      footer = {"  shade catalog list /srv/vtl", "  shade catalog list /srv/vtl --json"})
+      footer = {"  shade catalog list /srv/vtl", "  shade catalog list /srv/vtl --json",
+          "  shade catalog list /srv/vtl --catalog 'jdbc:postgresql://cat1/shade?user=shade&password=PW'"})
   static final class ListJobs extends ShadeCommand {
     @Parameters(index = "0", paramLabel = "LIB", description = "The virtual tape library's directory.")
     Path library;
 
-    @Option(names = "--json", description = "Print one JSON object: {library, jobs: [{jobId, volume, volumeUuid, "
+    @Mixin CatalogOption catalogOption;
+
+    @Option(names = "--json", description = "Print one JSON object: {library, catalog, jobs: [{jobId, volume, volumeUuid, "
         + "snapshot, snapshotId, size, level, baseSnapshotId, baseJobId, pool, chunkSize, started, ended, outcome, "
         + "message, bytes, archive: {cartridge, fileNumber, bytes, manifestSha256}}]}.")
     boolean json;
@@ -191,13 +201,14 @@ final class CatalogCommand extends CommandGroup {
 
     @Override
     public Integer call() throws Exception {
-      if (!Files.isRegularFile(library.resolve(Catalog.FILE))) {
+      if (!catalogOption.given() && !Files.isRegularFile(library.resolve(Catalog.FILE))) {
         TapeCommand.open(library).close(); // says what is wrong with the directory, if anything
       }
       List<Catalog.JobRecord> jobs;
       List<Catalog.DrillRecord> drillList = List.of();
       List<Catalog.VerificationRecord> verifications = List.of();
-      try (Catalog c = Catalog.open(library)) {
+      CatalogLocation where = catalogOption.location(library);
+      try (Catalog c = Catalog.open(where)) {
         jobs = c.jobs();
         if (drills) {
           drillList = c.drills(null);
@@ -205,7 +216,8 @@ final class CatalogCommand extends CommandGroup {
         }
       }
       if (json) {
-        ObjectNode doc = JSON.createObjectNode().put("library", library.toAbsolutePath().toString());
+        ObjectNode doc = JSON.createObjectNode().put("library", library.toAbsolutePath().toString())
+            .put("catalog", where.toString());
         ArrayNode a = doc.putArray("jobs");
         jobs.forEach(j -> a.add(jobJson(j)));
         if (drills) {
@@ -218,7 +230,8 @@ final class CatalogCommand extends CommandGroup {
         return ExitCodes.OK;
       }
       if (jobs.isEmpty()) {
-        out().println("No backups in the catalog of " + library + ".");
+        out().println("No backups in the catalog of " + library + (catalogOption.given() ? " (" + where + ")" : "")
+            + ".");
       } else {
         out().printf("%5s  %-24s %-8s %-12s %-7s  %-14s %s%n", "job", "snapshot", "id", "level", "outcome", "tape",
             "data");

@@ -7,6 +7,7 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.Locale;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
@@ -44,6 +45,8 @@ final class DrillCommand extends ShadeCommand {
   @Option(names = "--library", paramLabel = "LIB", required = true, description = "The virtual tape library's directory.")
   Path library;
 
+  @Mixin CatalogOption catalogOption;
+
   @Option(names = "--writer", paramLabel = "SPEC",
       description = "A database to check on the copy: postgres[:PGDATA] or sqlite:DB_PATH (repeatable).")
   List<String> writers;
@@ -78,7 +81,7 @@ final class DrillCommand extends ShadeCommand {
     }
     Catalog.DrillRecord d;
     try (VirtualTapeLibrary lib = TapeCommand.open(library);
-        Catalog catalog = Catalog.open(library);
+        Catalog catalog = Catalog.open(catalogOption.location(library));
         ProgressLine progress = progress("restore")) {
       d = DrillService.run(lib, catalog, request, progress::update, s -> {
         if (!json) {

@@ -7,6 +7,7 @@ import dev.shade.offhost.backup.RestoreService;
 import dev.shade.offhost.tape.VirtualTapeLibrary;
 import java.nio.file.Path;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** {@code shade restore}: a snapshot's image back from tape. */
@@ -23,7 +24,9 @@ import picocli.CommandLine.Option;
     footerHeading = "%nExamples:%n",
     footer = {
       "  shade restore --volume db --snapshot nightly --library /srv/vtl --to /tmp/db.img",
-      "  shade restore --volume 4f0c... --snapshot id=7 --library /srv/vtl --to /tmp/db.img --json"
+      "  shade restore --volume 4f0c... --snapshot id=7 --library /srv/vtl --to /tmp/db.img --json",
+      "  shade restore --volume db --snapshot nightly --library /srv/vtl --to /tmp/db.img \\",
+      "      --catalog 'jdbc:postgresql://cat1/shade?user=shade&password=PW'"
     })
 final class RestoreCommand extends ShadeCommand {
   @Option(names = "--volume", paramLabel = "UUID|NAME", required = true, description = "The volume.")
@@ -35,6 +38,8 @@ final class RestoreCommand extends ShadeCommand {
 
   @Option(names = "--library", paramLabel = "LIB", required = true, description = "The virtual tape library's directory.")
   Path library;
+
+  @Mixin CatalogOption catalogOption;
 
   @Option(names = "--to", paramLabel = "FILE", required = true, description = "The image file to write.")
   Path to;
@@ -50,7 +55,7 @@ final class RestoreCommand extends ShadeCommand {
   public Integer call() throws Exception {
     RestoreService.Result r;
     try (VirtualTapeLibrary lib = TapeCommand.open(library);
-        Catalog catalog = Catalog.open(library);
+        Catalog catalog = Catalog.open(catalogOption.location(library));
         ProgressLine progress = progress("restore")) {
       r = RestoreService.restore(lib, catalog, volume, snapshot, to, force, progress::update);
     }

@@ -7,6 +7,7 @@ import dev.shade.offhost.backup.VerifyService;
 import dev.shade.offhost.tape.VirtualTapeLibrary;
 import java.nio.file.Path;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** {@code shade verify}: archives read back from tape and every checksum checked. */
@@ -32,6 +33,8 @@ final class VerifyCommand extends ShadeCommand {
   @Option(names = "--library", paramLabel = "LIB", required = true, description = "The virtual tape library's directory.")
   Path library;
 
+  @Mixin CatalogOption catalogOption;
+
   @Option(names = "--cartridge", paramLabel = "LABEL", description = "Only the archives on this cartridge.")
   String cartridge;
 
@@ -49,7 +52,7 @@ final class VerifyCommand extends ShadeCommand {
     }
     VerifyService.Result r;
     try (VirtualTapeLibrary lib = TapeCommand.open(library);
-        Catalog catalog = Catalog.open(library);
+        Catalog catalog = Catalog.open(catalogOption.location(library));
         ProgressLine progress = progress("verify")) {
       r = VerifyService.verify(lib, catalog, new VerifyService.Selection(cartridge, job == null ? -1 : job), progress::update, v -> {
         if (!json) {

@@ -36,12 +36,22 @@ class BackupRestoreTest {
     return b;
   }
 
-  private BackupService.Request request(String level) {
+  private static BackupService.Request request(String level) {
     return new BackupService.Request("nightly", level, CHUNK, null);
   }
 
   @Test
   void fullThenIncremental_restoreEachSnapshot_byteForByte() throws IOException {
+    Path vtl = tmp.resolve("vtl");
+    roundTrip(tmp, vtl, CatalogLocation.inLibrary(vtl));
+    assertTrue(Files.isRegularFile(vtl.resolve(Catalog.FILE)), "the default catalog is the library's own file");
+  }
+
+  /**
+   * Full, incremental and a full fallback backed up to a new library in {@code vtl}, with the
+   * catalog at {@code where}; each snapshot restored and compared byte for byte.
+   */
+  static void roundTrip(Path tmp, Path vtl, CatalogLocation where) throws IOException {
     byte[] s1 = image(1);
     byte[] s2 = s1.clone();
     Arrays.fill(s2, 10 * CHUNK + 100, 10 * CHUNK + 200, (byte) 7); // one chunk changed
@@ -49,8 +59,8 @@ class BackupRestoreTest {
     Map<Long, byte[]> host = new HashMap<>();
     host.put(1L, s1);
     List<String> notes = new ArrayList<>();
-    try (VirtualTapeLibrary lib = VirtualTapeLibrary.create(tmp.resolve("vtl"), LibraryConfig.of(2, 64L << 20));
-        Catalog cat = Catalog.open(lib.directory())) {
+    try (VirtualTapeLibrary lib = VirtualTapeLibrary.create(vtl, LibraryConfig.of(2, 64L << 20));
+        Catalog cat = Catalog.open(where)) {
       BackupService.Result full = BackupService.run(lib, cat, new FakeSource("s1", 1, s1, host), request("auto"),
           BackupProgress.NONE, notes::add);
       assertEquals("full", full.level());

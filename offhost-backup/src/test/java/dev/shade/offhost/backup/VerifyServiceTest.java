@@ -211,13 +211,13 @@ class VerifyServiceTest {
   }
 
   @Test
-  void migrations_applyTheStepsACatalogLacks_evenBelowOnesItHas() throws Exception {
+  void migrations_bringAVersionOneCatalogUpToTheVerificationsAndDrills() throws Exception {
     Path lib = Files.createDirectories(tmp.resolve("lib"));
     try (Catalog c = Catalog.open(lib)) {
       c.startJob(new FakeSource("s", 4, new byte[4096], Map.of()).identity(), "full", -1, -1, "p", CHUNK,
           Instant.now());
     }
-    // a catalog of schema version 1: without step 3's tables
+    // a catalog of schema version 1: without step 2's tables
     try (Connection db = DriverManager.getConnection("jdbc:sqlite:" + lib.resolve(Catalog.FILE));
         Statement s = db.createStatement()) {
       s.execute("DROP TABLE verifications");
@@ -233,12 +233,12 @@ class VerifyServiceTest {
         Statement s = db.createStatement();
         var r = s.executeQuery("SELECT group_concat(version) FROM (SELECT version FROM schema_version ORDER BY version)")) {
       r.next();
-      assertEquals("1,3", r.getString(1), "step 2 is not in this version; 3 was applied once");
+      assertEquals("1,2", r.getString(1), "step 2 applied once on top of 1");
     }
     // a catalog from a newer shade is refused
     try (Connection db = DriverManager.getConnection("jdbc:sqlite:" + lib.resolve(Catalog.FILE));
         Statement s = db.createStatement()) {
-      s.execute("INSERT INTO schema_version VALUES (" + (Catalog.SCHEMA_VERSION + 1) + ")");
+      s.execute("INSERT INTO schema_version (version) VALUES (" + (Catalog.SCHEMA_VERSION + 1) + ")");
     }
     IOException e = assertThrows(IOException.class, () -> Catalog.open(lib));
     assertTrue(e.getMessage().contains("newer than this shade"), e.getMessage());
