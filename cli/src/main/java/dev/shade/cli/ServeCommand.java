@@ -320,6 +320,8 @@ class ServeCommand extends ShadeCommand {
     doc.put("socket", socket == null ? null : socket.toString());
     doc.put("tls", tlsCert != null);
     doc.put("allowRemoteWrite", allowRemoteWrite);
+    InetSocketAddress remote = agent.remoteAddress();
+    doc.put("remote", remote == null ? null : HostPort.format(remote));
     doc.put("pid", ProcessHandle.current().pid());
     return doc;
   }
