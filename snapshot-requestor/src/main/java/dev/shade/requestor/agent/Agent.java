@@ -46,9 +46,11 @@ import org.slf4j.LoggerFactory;
 public final class Agent implements Closeable {
   /*
    * Lifecycle. start: open every configured volume (each takes its flock, so a second agent on
-   * the same volume fails with "in use"), start the serving, start the control socket, then
-   * write each volume's marker (DIR/agent.json) so that `shade` commands find the agent. close
-   * (SIGTERM, SIGINT, or the agent-stop command): tell clients (SHUTDOWN event), stop serving
+   * the same volume fails with "in use"), start the serving, start the control socket and, when
+   * configured, the remote API (the same protocol on TCP with TLS, its commands filtered by
+   * RemoteCommands), then write each volume's marker (DIR/agent.json) so that `shade` commands
+   * find the agent. close (SIGTERM, SIGINT, or the agent-stop command): tell clients (SHUTDOWN
+   * event), close the remote API (no more commands from backup servers), stop serving
    * (requests in flight are answered, volumes flushed), remove the markers, close the volumes
    * (journal folded, locks released), and last remove the control socket.
    *
@@ -239,7 +241,7 @@ public final class Agent implements Closeable {
     IOException first = null;
     if (rc != null) {
       try {
-        rc.close(); // backup servers first: nothing of theirs may run while the volumes close
+        rc.close(); // backup servers first: no new command of theirs starts while the volumes close
       } catch (IOException e) {
         first = e;
       }
