@@ -61,6 +61,11 @@ public final class AgentClient implements Closeable {
     this.out = out;
     this.connection = connection;
     JsonNode hello = readMessage();
+    if (hello == null && endpoint.socket() == null && !endpoint.tls()) {
+      // a TLS listener waits for a handshake that a plain client never starts, then hangs up
+      throw new IOException(endpoint + " closed the connection without a greeting: if it is a remote API with TLS, "
+          + "connect with TLS (the CA of the agent's certificate and a client certificate)");
+    }
     if (hello == null || !hello.has("shade")) {
       throw new IOException(endpoint + " did not greet as a shade agent: " + hello);
     }
