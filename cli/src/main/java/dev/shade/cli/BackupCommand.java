@@ -4,12 +4,19 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.shade.nbd.client.NbdClientConfig;
 import dev.shade.nbd.client.NbdUri;
+import dev.shade.offhost.agent.AgentClient;
+import dev.shade.offhost.agent.AgentEndpoint;
+import dev.shade.offhost.agent.AgentSnapshots;
+import dev.shade.offhost.agent.BackupCompleteOutcome;
+import dev.shade.offhost.backup.ArchiveCheck;
 import dev.shade.offhost.backup.BackupService;
 import dev.shade.offhost.backup.Catalog;
 import dev.shade.offhost.backup.NbdSnapshotSource;
 import dev.shade.offhost.tape.VirtualTapeLibrary;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import picocli.CommandLine.Command;
@@ -38,7 +45,13 @@ final class BackupCommand extends CommandGroup {
         "A full reads every allocated chunk (holes skipped with base:allocation); an incremental reads only the "
             + "chunks changed since the last backed-up snapshot of the volume (shade:changed:id=N). With "
             + "--level incremental or auto (the default), a full is written instead, and the command says so, when "
-            + "there is no earlier backup or its snapshot no longer exists on the production host."
+            + "there is no earlier backup or its snapshot no longer exists on the production host.",
+        "",
+        "With --agent (the agent's remote API, HOST:PORT, over TLS with the same --tls-* files as nbds://, or its "
+            + "control socket's path on the same host), the snapshot's identity and writer metadata (snapshot-show, "
+            + "shade.writers) are fetched from the agent and stored in the archive's manifest; once the archive is "
+            + "written and read back with every checksum good, the agent is told (snapshot-backup-complete), so its "
+            + "writers may release logs. A failed backup-complete does not fail the backup: it is reported."
       },
       mixinStandardHelpOptions = true,
       footerHeading = "%nExamples:%n",
@@ -46,7 +59,9 @@ final class BackupCommand extends CommandGroup {
         "  shade backup run --source nbd://db1:10809/db@nightly --library /srv/vtl --pool nightly",
         "  shade backup run --source 'nbd+unix:///db@id=7?socket=/run/shade/nbd.sock' --library /srv/vtl --json",
         "  shade backup run --source nbd://db1:10809/db@nightly --library /srv/vtl \\",
-        "      --catalog 'jdbc:postgresql://cat1/shade?user=shade&password=PW'"
+        "      --catalog 'jdbc:postgresql://cat1/shade?user=shade&password=PW'",
+        "  shade backup run --source nbds://db1:10809/db@nightly --agent db1:10810 --tls-cert backup.pem \\",
+        "      --tls-key backup.key --tls-ca ca.pem --library /srv/vtl"
       })
   static final class Run extends ShadeCommand {
     @Option(names = "--source", paramLabel = "URI", required = true, description = "The snapshot's NBD export.")
@@ -75,27 +90,39 @@ final class BackupCommand extends CommandGroup {
             + "its attributes' shade.writers go into the manifest as the writer metadata.")
     Path metadata;
 
-    @Option(names = "--tls-cert", paramLabel = "FILE", description = "Client certificate (PEM) for nbds://.")
+    @Option(names = "--agent", paramLabel = "ADDRESS",
+        description = "The agent's remote API (HOST:PORT, shades://HOST:PORT; TLS with the --tls-* files) or control "
+            + "socket (a path): writer metadata comes from it, and it is told backup-complete after the read-back.")
+    String agent;
+
+    @Option(names = "--agent-timeout", paramLabel = "DURATION", converter = Durations.class, defaultValue = "120s",
+        description = "Limit on connecting to the agent and on each of its replies (default: ${DEFAULT-VALUE}).")
+    Duration agentTimeout;
+
+    @Option(names = "--tls-cert", paramLabel = "FILE", description = "Client certificate (PEM) for nbds:// and the agent.")
     Path tlsCert;
 
     @Option(names = "--tls-key", paramLabel = "FILE", description = "Its private key (PEM).")
     Path tlsKey;
 
-    @Option(names = "--tls-ca", paramLabel = "FILE", description = "CA certificates (PEM) to trust for nbds://.")
+    @Option(names = "--tls-ca", paramLabel = "FILE", description = "CA certificates (PEM) to trust for nbds:// and the agent.")
     Path tlsCa;
 
     @Option(names = "--json", description = "Print one JSON object: jobId, volume, volumeUuid, snapshot, snapshotId, "
         + "level, requestedLevel, fallback, baseSnapshotId, baseSnapshot, cartridge, labelled, fileNumber, "
-        + "archiveBytes, dataBytes, bytesRead, chunks, zeroChunks, seconds.")
+        + "archiveBytes, dataBytes, bytesRead, chunks, zeroChunks, seconds, metadataSource (agent, file or null), "
+        + "verified ({chunks, bytes, seconds} of the read-back, or null) and backupComplete ({ok, writers, error}, "
+        + "or null without --agent).")
     boolean json;
 
     @Override
     public Integer call() throws Exception {
       BackupService.Request request;
       NbdClientConfig config;
+      AgentEndpoint endpoint = null;
+      JsonNode fileMetadata;
       try {
-        request = new BackupService.Request(pool, level, (int) Math.min(Integer.MAX_VALUE, chunkSize),
-            writerMetadata(metadata));
+        fileMetadata = writerMetadata(metadata);
         NbdClientConfig.Builder b = NbdClientConfig.builder(NbdUri.parse(source));
         if (tlsCa != null) {
           b.tlsCa(tlsCa);
@@ -107,22 +134,62 @@ final class BackupCommand extends CommandGroup {
           b.tlsClientCertificate(tlsCert, tlsKey);
         }
         config = b.build();
+        if (agent != null) {
+          endpoint = AgentEndpoint.parse(agent, tlsCa, tlsCert, tlsKey);
+        }
+        // validated here, with the metadata to be filled in below
+        request = new BackupService.Request(pool, level, (int) Math.min(Integer.MAX_VALUE, chunkSize), fileMetadata);
       } catch (IllegalArgumentException e) {
         throw usage(e.getMessage());
       }
       List<String> notes = new ArrayList<>();
+      java.util.function.Consumer<String> note = n -> {
+        notes.add(n);
+        if (!json) {
+          err().println("shade backup: " + n);
+          err().flush();
+        }
+      };
       BackupService.Result r;
+      ArchiveCheck.Result verified = null;
+      BackupCompleteOutcome complete = null;
+      String metadataSource = fileMetadata != null ? "file" : null;
       try (VirtualTapeLibrary lib = TapeCommand.open(library);
           Catalog catalog = Catalog.open(catalogOption.location(library));
-          NbdSnapshotSource src = NbdSnapshotSource.open(config);
-          ProgressLine progress = progress("backup")) {
-        r = BackupService.run(lib, catalog, src, request, progress::update, n -> {
-          notes.add(n);
-          if (!json) {
-            err().println("shade backup: " + n);
-            err().flush();
+          NbdSnapshotSource src = NbdSnapshotSource.open(config)) {
+        if (endpoint != null) {
+          // a connection of its own for each step: the backup may outlast the agent's idle limit
+          try (AgentClient c = AgentClient.connect(endpoint, agentTimeout)) {
+            JsonNode shown = AgentSnapshots.show(c, src.identity());
+            if (fileMetadata == null) {
+              request = new BackupService.Request(pool, level, request.chunkSize(), AgentSnapshots.writerMetadata(shown));
+              metadataSource = "agent";
+            } else {
+              note.accept("writer metadata from " + metadata + ", not from the agent");
+            }
           }
-        });
+        }
+        try (ProgressLine progress = progress("backup")) {
+          r = BackupService.run(lib, catalog, src, request, progress::update, note);
+        }
+        if (endpoint != null) {
+          try {
+            verified = ArchiveCheck.check(lib, catalog, r.jobId());
+          } catch (java.io.IOException e) {
+            catalog.failJob(r.jobId(), "read-back failed: " + e.getMessage(), Instant.now());
+            throw new CommandException("the archive of " + r.snapshot() + " was written but does not read back "
+                + "good, so the agent is not told backup-complete: " + e.getMessage());
+          }
+          try (AgentClient c = AgentClient.connect(endpoint, agentTimeout)) {
+            complete = AgentSnapshots.backupComplete(c, r.snapshot());
+          } catch (java.io.IOException e) {
+            complete = new BackupCompleteOutcome(false, null, e.getMessage(), null);
+          }
+          if (!complete.ok()) {
+            note.accept("the backup is good, but backup-complete of " + r.snapshot() + " failed, so its writers have "
+                + "not released their logs: " + complete.error());
+          }
+        }
       }
       if (json) {
         ObjectNode o = JSON.createObjectNode().put("jobId", r.jobId()).put("volume", r.snapshot().volume())
@@ -137,6 +204,21 @@ final class BackupCommand extends CommandGroup {
         o.put("cartridge", r.cartridge()).put("labelled", r.labelled()).put("fileNumber", r.fileNumber())
             .put("archiveBytes", r.archiveBytes()).put("dataBytes", r.dataBytes()).put("bytesRead", r.bytesRead())
             .put("chunks", r.chunks()).put("zeroChunks", r.zeroChunks()).put("seconds", r.seconds());
+        o.put("metadataSource", metadataSource);
+        if (verified != null) {
+          o.putObject("verified").put("chunks", verified.chunks()).put("bytes", verified.bytes())
+              .put("seconds", verified.seconds());
+        } else {
+          o.putNull("verified");
+        }
+        if (complete != null) {
+          ObjectNode bc = o.putObject("backupComplete").put("ok", complete.ok());
+          bc.set("writers", complete.writers());
+          bc.put("error", complete.error());
+          bc.put("previously", complete.previously());
+        } else {
+          o.putNull("backupComplete");
+        }
         printJson(o);
         return ExitCodes.OK;
       }
@@ -148,11 +230,20 @@ final class BackupCommand extends CommandGroup {
           r.cartridge(), r.fileNumber(), Sizes.format(r.bytesRead()), Sizes.format(r.dataBytes()), r.chunks(),
           r.chunks() == 1 ? "" : "s", Sizes.format(r.archiveBytes()), ProgressLine.duration(r.seconds()),
           Sizes.format((long) (r.bytesRead() / Math.max(1e-9, r.seconds()))));
+      if (verified != null) {
+        out().printf("Read back %d chunk%s (%s) with every checksum good in %s.%n", verified.chunks(),
+            verified.chunks() == 1 ? "" : "s", Sizes.format(verified.bytes()), ProgressLine.duration(verified.seconds()));
+      }
+      if (complete != null && complete.ok()) {
+        int n = complete.writers() == null ? 0 : complete.writers().size();
+        out().printf("Told the agent backup-complete: %d writer%s released%s.%n", n, n == 1 ? "" : "s",
+            complete.previously() != null ? " (reported before, at " + complete.previously() + ")" : "");
+      }
       out().flush();
       return ExitCodes.OK;
     }
 
-    /** The writer metadata of a snapshot-show document: its attributes' shade.writers, parsed if JSON. */
+    /** The writer metadata of a snapshot-show document in {@code file} (AgentSnapshots#writerMetadata), or null. */
     private JsonNode writerMetadata(Path file) throws Exception {
       if (file == null) {
         return null;
@@ -160,23 +251,7 @@ final class BackupCommand extends CommandGroup {
       if (!Files.isRegularFile(file)) {
         throw new CommandException("metadata file does not exist: " + file);
       }
-      JsonNode doc = JSON.readTree(file.toFile());
-      if (doc.has("snapshots") && doc.get("snapshots").isArray() && doc.get("snapshots").size() > 0) {
-        doc = doc.get("snapshots").get(0);
-      }
-      JsonNode attrs = doc.path("attributes");
-      JsonNode w = attrs.path("shade.writers");
-      if (w.isMissingNode() || w.isNull()) {
-        return attrs.isObject() ? JSON.createObjectNode().set("attributes", attrs) : null;
-      }
-      if (w.isTextual()) {
-        try {
-          return JSON.readTree(w.asText());
-        } catch (Exception e) {
-          return w;
-        }
-      }
-      return w;
+      return AgentSnapshots.writerMetadata(JSON.readTree(file.toFile()));
     }
   }
 }

@@ -150,7 +150,8 @@ class ServeCommand extends ShadeCommand {
     }
     Path control = controlSocket != null ? controlSocket
         : base != null ? base.control() : AgentConfig.defaultControlSocket();
-    Agent agent = start(new AgentConfig(control, all, nbd, base == null ? List.of() : base.schedules()));
+    Agent agent = start(new AgentConfig(control, all, nbd, base == null ? List.of() : base.schedules(),
+        base == null ? null : base.remote()));
     Stop stop = new Stop(agent, me(), err(), out());
     agent.onStopRequest(() -> System.exit(0)); // the shutdown hook does the stopping
     Runtime.getRuntime().addShutdownHook(new Thread(stop, "shade-agent-stop"));
@@ -162,9 +163,11 @@ class ServeCommand extends ShadeCommand {
     } else {
       printLines(exports);
     }
-    err().printf("%s: serving %d export%s of %d volume%s on %s; control socket %s; stop with SIGTERM or Ctrl-C%n",
+    InetSocketAddress remote = agent.remoteAddress();
+    err().printf("%s: serving %d export%s of %d volume%s on %s; control socket %s%s; stop with SIGTERM or Ctrl-C%n",
         me(), exports.size(), exports.size() == 1 ? "" : "s", volumes.size(), volumes.size() == 1 ? "" : "s",
-        where(tcp), agent.controlSocket());
+        where(tcp), agent.controlSocket(), remote == null ? "" : "; remote API on "
+            + HostPort.format(remote) + (base.remote().tls() ? " (TLS)" : ""));
     err().flush();
     sdNotifyReady();
     return stop.await(); // in practice never: the hook halts the process
@@ -317,6 +320,8 @@ class ServeCommand extends ShadeCommand {
     doc.put("socket", socket == null ? null : socket.toString());
     doc.put("tls", tlsCert != null);
     doc.put("allowRemoteWrite", allowRemoteWrite);
+    InetSocketAddress remote = agent.remoteAddress();
+    doc.put("remote", remote == null ? null : HostPort.format(remote));
     doc.put("pid", ProcessHandle.current().pid());
     return doc;
   }

@@ -2,6 +2,7 @@ package dev.shade.requestor.agent;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.shade.nbd.server.NbdServer;
+import dev.shade.nbd.tls.Pem;
 import dev.shade.provider.Progress;
 import dev.shade.provider.SnapshotInfo;
 import dev.shade.provider.SnapshotSet;
@@ -46,9 +47,11 @@ import org.slf4j.LoggerFactory;
 public final class Agent implements Closeable {
   /*
    * Lifecycle. start: open every configured volume (each takes its flock, so a second agent on
-   * the same volume fails with "in use"), start the serving, start the control socket, then
-   * write each volume's marker (DIR/agent.json) so that `shade` commands find the agent. close
-   * (SIGTERM, SIGINT, or the agent-stop command): tell clients (SHUTDOWN event), stop serving
+   * the same volume fails with "in use"), start the serving, start the control socket and, when
+   * configured, the remote API (the same protocol on TCP with TLS, its commands filtered by
+   * RemoteCommands), then write each volume's marker (DIR/agent.json) so that `shade` commands
+   * find the agent. close (SIGTERM, SIGINT, or the agent-stop command): tell clients (SHUTDOWN
+   * event), close the remote API (no more commands from backup servers), stop serving
    * (requests in flight are answered, volumes flushed), remove the markers, close the volumes
    * (journal folded, locks released), and last remove the control socket.
    *
@@ -84,6 +87,8 @@ public final class Agent implements Closeable {
   private volatile NbdServer nbd;
   /** The control socket; null until started. */
   private volatile ControlServer control;
+  /** The remote control API for backup servers (TCP, TLS); null when not configured or not started yet. */
+  private volatile ControlServer remote;
   /** Takes the configured schedules' snapshots; null until started (after the control socket). */
   private volatile Scheduler scheduler;
   /** Run once by agent-stop, on a thread of its own; null when the owner handles stopping itself. */
@@ -114,12 +119,17 @@ public final class Agent implements Closeable {
       }
       Handler handler = a.new Handler();
       a.control = ControlServer.start(socket, handler, a.greeting(), HANDSHAKE_LIMIT, IDLE_LIMIT);
+      AgentConfig.Remote r = config.remote();
+      if (r != null) {
+        a.remote = ControlServer.startTcp(r.listen(), r.tls() ? Pem.serverContext(r.tlsCert(), r.tlsKey(), r.tlsCa()) : null,
+            new RemoteCommands(handler), a.greeting(), HANDSHAKE_LIMIT, IDLE_LIMIT);
+      }
       for (Volume v : a.volumes) {
         AgentMarker.write(v.directory(), a.control.socket());
       }
       // scheduled snapshots go through the commands' own path: same locks, same events
       a.scheduler = Scheduler.start(config.schedules(), new CommandRunner((c, args) -> handler.volumeCommand(c, args, null)),
-          Clock.systemUTC(), Sleeper.SYSTEM, (name, data) -> a.control.broadcast(name, data));
+          Clock.systemUTC(), Sleeper.SYSTEM, a::broadcast);
     } catch (IOException | RuntimeException e) {
       try {
         a.close();
@@ -134,6 +144,12 @@ public final class Agent implements Closeable {
   /** The control socket's path. */
   public Path controlSocket() {
     return control.socket();
+  }
+
+  /** The TCP address of the remote control API, or null when it is not configured. */
+  public InetSocketAddress remoteAddress() {
+    ControlServer r = remote;
+    return r == null ? null : r.tcpAddress();
   }
 
   /** The TCP address NBD clients connect to, or null when there is no TCP listener. */
@@ -173,7 +189,7 @@ public final class Agent implements Closeable {
         throw e;
       }
       LOG.info("attached volume {} ({})", v.name(), v.directory());
-      control.broadcast("VOLUME_ATTACHED", volumeEvent(v));
+      broadcast("VOLUME_ATTACHED", volumeEvent(v));
       return v;
     } finally {
       membership.writeLock().unlock();
@@ -206,7 +222,7 @@ public final class Agent implements Closeable {
         v.close();
       }
       LOG.info("detached volume {} ({})", v.name(), v.directory());
-      control.broadcast("VOLUME_DETACHED", volumeEvent(v));
+      broadcast("VOLUME_DETACHED", volumeEvent(v));
     } finally {
       membership.writeLock().unlock();
     }
@@ -223,10 +239,16 @@ public final class Agent implements Closeable {
       sch.close(); // first: a run under way ends before the volumes close
     }
     ControlServer c = control;
-    if (c != null) {
-      c.broadcast("SHUTDOWN", Map.of());
-    }
+    ControlServer rc = remote;
+    broadcast("SHUTDOWN", Map.of());
     IOException first = null;
+    if (rc != null) {
+      try {
+        rc.close(); // backup servers first: no new command of theirs starts while the volumes close
+      } catch (IOException e) {
+        first = e;
+      }
+    }
     membership.writeLock().lock();
     try {
       if (closed) {
@@ -273,6 +295,18 @@ public final class Agent implements Closeable {
   @Override
   public String toString() {
     return "agent on " + (control == null ? config.control() : control.socket());
+  }
+
+  /** Sends an event to the clients of the control socket and of the remote API that enabled events. */
+  private void broadcast(String event, Map<String, ?> data) {
+    ControlServer c = control;
+    if (c != null) {
+      c.broadcast(event, data);
+    }
+    ControlServer r = remote;
+    if (r != null) {
+      r.broadcast(event, data);
+    }
   }
 
   // ------------------------------------------------------------------ volumes
@@ -468,10 +502,7 @@ public final class Agent implements Closeable {
       m.putAll(VolumeCommands.snapshot(deleted));
       m.put("reason", "diff area full");
       m.put("diffMax", diffMaxBytes);
-      ControlServer c = control;
-      if (c != null) {
-        c.broadcast("SNAPSHOT_DELETED", m);
-      }
+      broadcast("SNAPSHOT_DELETED", m);
     }
   }
 
@@ -569,12 +600,12 @@ public final class Agent implements Closeable {
     private void announce(String command, Object result) {
       if (command.equals(VolumeCommands.SNAPSHOT_CREATE)) {
         for (Object s : (List<Object>) ((Map<String, Object>) result).get("snapshots")) {
-          control.broadcast("SNAPSHOT_CREATED", (Map<String, Object>) s);
+          broadcast("SNAPSHOT_CREATED", (Map<String, Object>) s);
         }
       } else if (command.equals(VolumeCommands.SNAPSHOT_DELETE)) {
         Map<String, Object> m = new LinkedHashMap<>((Map<String, Object>) result);
         m.put("reason", "requested");
-        control.broadcast("SNAPSHOT_DELETED", m);
+        broadcast("SNAPSHOT_DELETED", m);
       }
     }
 

@@ -24,8 +24,9 @@ import java.util.Set;
  * @param volumes volume directories opened at start, in order
  * @param nbd how the volumes are served over NBD, or null to serve nothing
  * @param schedules the scheduled snapshots (docs/schedule.md); empty for none
+ * @param remote the control API for backup servers on other hosts, or null for none
  */
-public record AgentConfig(Path control, List<Path> volumes, Nbd nbd, List<Schedule> schedules) {
+public record AgentConfig(Path control, List<Path> volumes, Nbd nbd, List<Schedule> schedules, Remote remote) {
   /** The control socket when none is configured: under /run/shade for root, else the runtime directory. */
   public static Path defaultControlSocket() {
     String runtime = System.getenv("XDG_RUNTIME_DIR");
@@ -39,9 +40,49 @@ public record AgentConfig(Path control, List<Path> volumes, Nbd nbd, List<Schedu
     schedules = List.copyOf(schedules);
   }
 
+  /** A config without a remote API. */
+  public AgentConfig(Path control, List<Path> volumes, Nbd nbd, List<Schedule> schedules) {
+    this(control, volumes, nbd, schedules, null);
+  }
+
   /** A config without schedules. */
   public AgentConfig(Path control, List<Path> volumes, Nbd nbd) {
     this(control, volumes, nbd, List.of());
+  }
+
+  /** This config with {@code remote} as its remote API. */
+  public AgentConfig withRemote(Remote remote) {
+    return new AgentConfig(control, volumes, nbd, schedules, remote);
+  }
+
+  /**
+   * The remote control API: the control protocol on a TCP port of its own, for backup servers,
+   * which may run only a read-only subset of the commands and backup-complete.
+   *
+   * @param listen TCP address
+   * @param tlsCert PEM certificate, or null for no TLS (loopback addresses only)
+   * @param tlsKey PEM key of {@code tlsCert}
+   * @param tlsCa PEM CA certificates that client certificates must be signed by
+   */
+  public record Remote(InetSocketAddress listen, Path tlsCert, Path tlsKey, Path tlsCa) {
+    public Remote {
+      if (listen == null) {
+        throw new IllegalArgumentException("the remote API needs an address to listen on");
+      }
+      boolean any = tlsCert != null || tlsKey != null || tlsCa != null;
+      if (any && (tlsCert == null || tlsKey == null || tlsCa == null)) {
+        throw new IllegalArgumentException("the remote API's TLS needs a certificate, its key and a CA");
+      }
+      if (!any && (listen.getAddress() == null || !listen.getAddress().isLoopbackAddress())) {
+        throw new IllegalArgumentException("the remote API on " + listen.getHostString()
+            + " (not a loopback address) needs TLS with client certificates (\"tls\": {\"cert\", \"key\", \"ca\"})");
+      }
+    }
+
+    /** Whether clients must use TLS with a certificate. */
+    public boolean tls() {
+      return tlsCert != null;
+    }
   }
 
   /**
@@ -60,7 +101,8 @@ public record AgentConfig(Path control, List<Path> volumes, Nbd nbd, List<Schedu
       boolean allowRemoteWrite, int maxConnections, Duration idleTimeout) {}
 
   private static final ObjectMapper JSON = new ObjectMapper();
-  private static final Set<String> TOP = Set.of("control", "volumes", "nbd", "schedules");
+  private static final Set<String> TOP = Set.of("control", "volumes", "nbd", "schedules", "remote");
+  private static final Set<String> REMOTE = Set.of("listen", "tls");
   private static final Set<String> NBD = Set.of("listen", "socket", "tls", "allowRemoteWrite", "maxConnections", "idleTimeout");
   private static final Set<String> TLS = Set.of("cert", "key", "ca");
 
@@ -128,7 +170,44 @@ public record AgentConfig(Path control, List<Path> volumes, Nbd nbd, List<Schedu
     }
     List<Path> held = volumes.stream().map(p -> p.toAbsolutePath().normalize()).toList();
     List<Schedule> schedules = ScheduleConfig.parse(doc.get("schedules"), file, base, held);
-    return new AgentConfig(control, volumes, nbd, schedules);
+    return new AgentConfig(control, volumes, nbd, schedules, remote(doc.get("remote"), file, base));
+  }
+
+  private static Remote remote(JsonNode r, Path file, Path base) throws IOException {
+    if (r == null || r.isNull()) {
+      return null;
+    }
+    if (!r.isObject()) {
+      throw new IOException("agent config " + file + ": \"remote\" must be an object");
+    }
+    checkKeys(r, REMOTE, file, "remote.");
+    if (!r.hasNonNull("listen")) {
+      throw new IOException("agent config " + file + ": \"remote\" needs \"listen\" (HOST:PORT)");
+    }
+    InetSocketAddress listen;
+    try {
+      listen = ConfigSyntax.hostPort(string(r, "listen", file));
+    } catch (IllegalArgumentException e) {
+      throw new IOException("agent config " + file + ": \"remote.listen\": " + e.getMessage());
+    }
+    Path cert = null;
+    Path key = null;
+    Path ca = null;
+    JsonNode tls = r.get("tls");
+    if (tls != null && !tls.isNull()) {
+      if (!tls.isObject()) {
+        throw new IOException("agent config " + file + ": \"remote.tls\" must be an object");
+      }
+      checkKeys(tls, TLS, file, "remote.tls.");
+      cert = base.resolve(string(tls, "cert", file));
+      key = base.resolve(string(tls, "key", file));
+      ca = base.resolve(string(tls, "ca", file));
+    }
+    try {
+      return new Remote(listen, cert, key, ca);
+    } catch (IllegalArgumentException e) {
+      throw new IOException("agent config " + file + ": " + e.getMessage());
+    }
   }
 
   private static void checkKeys(JsonNode node, Set<String> allowed, Path file, String prefix) throws IOException {

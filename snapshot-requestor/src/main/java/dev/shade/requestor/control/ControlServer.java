@@ -7,17 +7,26 @@ import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.Closeable;
 import java.io.IOException;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.SocketAddress;
 import java.net.StandardProtocolFamily;
+import java.net.StandardSocketOptions;
 import java.net.UnixDomainSocketAddress;
 import java.nio.ByteBuffer;
+import java.nio.channels.Channels;
 import java.nio.channels.ClosedChannelException;
+import java.nio.channels.ReadableByteChannel;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
+import java.nio.channels.WritableByteChannel;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.security.cert.Certificate;
+import java.security.cert.X509Certificate;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.LinkedHashMap;
@@ -30,14 +39,17 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import javax.net.ssl.SSLContext;
+import javax.net.ssl.SSLSocket;
 import jdk.net.ExtendedSocketOptions;
 import jdk.net.UnixDomainPrincipal;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The agent's local control socket: JSON messages over a Unix socket, one command per message,
- * in the manner of QEMU's QMP.
+ * The agent's control socket: JSON messages over a local Unix socket, or over TCP (with TLS and
+ * client certificates for clients on other hosts), one command per message, in the manner of
+ * QEMU's QMP.
  *
  * <p>Thread-safe. One thread accepts; each client has a thread of its own that reads its
  * messages and runs its commands one at a time, and a writer thread that sends its replies and
@@ -66,6 +78,14 @@ public final class ControlServer implements Closeable {
    * MAX_CLIENTS are connected at once (more are told so and closed). Peers are checked with
    * SO_PEERCRED: only the agent's own user and root may talk to it, whatever the file mode of
    * the socket says (it is 0600 too).
+   *
+   * Over TCP (startTcp) there are no peer credentials: a listener on an address other than
+   * loopback must have TLS, and then every client runs the TLS handshake first thing, on its own
+   * thread (so a slow one never holds up the acceptor), presenting a certificate signed by the
+   * configured CA, as NBD's FORCEDTLS does; the handshake counts against the handshake limit, so
+   * a client that stalls in it is swept like one that never negotiates. The peer a command sees
+   * is the certificate's subject and the client's address. What a TCP client may run is the
+   * handler's business (the agent gives remote clients a read-only subset).
    */
   private static final Logger LOG = LoggerFactory.getLogger(ControlServer.class);
 
@@ -78,8 +98,12 @@ public final class ControlServer implements Closeable {
 
   static final ObjectMapper JSON = new ObjectMapper();
 
-  /** Where the server listens; removed on close. */
+  /** Where the server listens; removed on close. Null for a TCP listener. */
   private final Path socket;
+  /** The TCP address bound, or null for a Unix socket. */
+  private final InetSocketAddress tcp;
+  /** TLS of a TCP listener (client certificates required), or null for none. */
+  private final SSLContext tls;
   private final ServerSocketChannel listener;
   private final ControlHandler handler;
   /** The greeting's "shade" member, written once at start. */
@@ -88,7 +112,7 @@ public final class ControlServer implements Closeable {
   private final Duration handshakeLimit;
   /** Time a client may stay silent between commands. */
   private final Duration idleLimit;
-  /** The user this process runs as; peers must be this user or root. */
+  /** The user this process runs as; peers of the Unix socket must be this user or root. Null over TCP. */
   private final String ownUser;
   /** Connected clients. */
   private final Set<Session> sessions = ConcurrentHashMap.newKeySet();
@@ -98,15 +122,18 @@ public final class ControlServer implements Closeable {
   /** Set once by close. */
   private volatile boolean closed;
 
-  private ControlServer(Path socket, ServerSocketChannel listener, ControlHandler handler, Map<String, Object> greeting,
-      Duration handshakeLimit, Duration idleLimit) throws IOException {
+  private ControlServer(Path socket, InetSocketAddress tcp, SSLContext tls, ServerSocketChannel listener,
+      ControlHandler handler, Map<String, Object> greeting, Duration handshakeLimit, Duration idleLimit)
+      throws IOException {
     this.socket = socket;
+    this.tcp = tcp;
+    this.tls = tls;
     this.listener = listener;
     this.handler = handler;
     this.greeting = greeting;
     this.handshakeLimit = handshakeLimit;
     this.idleLimit = idleLimit;
-    this.ownUser = Files.getOwner(socket, LinkOption.NOFOLLOW_LINKS).getName();
+    this.ownUser = socket == null ? null : Files.getOwner(socket, LinkOption.NOFOLLOW_LINKS).getName();
     this.sweeper = Executors.newSingleThreadScheduledExecutor(r -> daemon(r, "shade-control-sweeper"));
     this.acceptor = daemon(this::acceptLoop, "shade-control-accept");
   }
@@ -124,7 +151,7 @@ public final class ControlServer implements Closeable {
     ServerSocketChannel ch = bind(abs);
     ControlServer server;
     try {
-      server = new ControlServer(abs, ch, handler, greeting, handshakeLimit, idleLimit);
+      server = new ControlServer(abs, null, null, ch, handler, greeting, handshakeLimit, idleLimit);
     } catch (IOException | RuntimeException e) {
       ch.close();
       Files.deleteIfExists(abs);
@@ -135,9 +162,50 @@ public final class ControlServer implements Closeable {
     return server;
   }
 
-  /** The socket's path. */
+  /**
+   * Listens on TCP {@code listen} (port 0: any free port) and serves {@code handler}'s commands
+   * until closed, with TLS when {@code tls} is not null: each client must then present a
+   * certificate that {@code tls}'s trust managers accept. An address other than loopback without
+   * TLS is refused ({@link IllegalArgumentException}): nothing would tell who the client is.
+   */
+  public static ControlServer startTcp(InetSocketAddress listen, SSLContext tls, ControlHandler handler,
+      Map<String, Object> greeting, Duration handshakeLimit, Duration idleLimit) throws IOException {
+    if (listen == null) {
+      throw new IllegalArgumentException("no TCP address to listen on");
+    }
+    InetAddress a = listen.getAddress();
+    if (tls == null && (a == null || !a.isLoopbackAddress())) {
+      throw new IllegalArgumentException("listening for control clients on " + listen.getHostString()
+          + " (not a loopback address) needs TLS with client certificates: give a certificate, its key and the CA "
+          + "that signs the clients' certificates");
+    }
+    ServerSocketChannel ch = ServerSocketChannel.open();
+    ControlServer server;
+    try {
+      ch.setOption(StandardSocketOptions.SO_REUSEADDR, true);
+      ch.bind(listen, 16);
+      server = new ControlServer(null, (InetSocketAddress) ch.getLocalAddress(), tls, ch, handler, greeting,
+          handshakeLimit, idleLimit);
+    } catch (IOException e) {
+      ch.close();
+      throw new IOException("cannot listen for control clients on " + listen + ": " + e.getMessage(), e);
+    } catch (RuntimeException e) {
+      ch.close();
+      throw e;
+    }
+    server.sweeper.scheduleWithFixedDelay(server::sweep, 200, 200, TimeUnit.MILLISECONDS);
+    server.acceptor.start();
+    return server;
+  }
+
+  /** The socket's path; null for a TCP listener. */
   public Path socket() {
     return socket;
+  }
+
+  /** The TCP address bound (with the port picked for port 0); null for a Unix socket. */
+  public InetSocketAddress tcpAddress() {
+    return tcp;
   }
 
   /** Clients connected now. */
@@ -169,13 +237,16 @@ public final class ControlServer implements Closeable {
       for (Session s : sessions) {
         s.close();
       }
-      Files.deleteIfExists(socket);
+      if (socket != null) {
+        Files.deleteIfExists(socket);
+      }
     }
   }
 
   @Override
   public String toString() {
-    return "control socket " + socket;
+    return socket != null ? "control socket " + socket
+        : "control listener " + tcp.getHostString() + ":" + tcp.getPort() + (tls != null ? " (TLS)" : "");
   }
 
   // ------------------------------------------------------------------ listening
@@ -240,16 +311,23 @@ public final class ControlServer implements Closeable {
         }
         continue;
       }
-      String peer = peerUser(ch);
-      if (peer == null || !(peer.equals(ownUser) || peer.equals("root"))) {
-        LOG.warn("{}: refused a client of user {} (only {} and root may use it)", this, peer, ownUser);
-        rejectQuietly(ch, errorMessage(ControlException.PERMISSION_DENIED,
-            "only user " + ownUser + " and root may use this agent", null));
-        continue;
+      String peer;
+      if (socket != null) {
+        peer = peerUser(ch);
+        if (peer == null || !(peer.equals(ownUser) || peer.equals("root"))) {
+          LOG.warn("{}: refused a client of user {} (only {} and root may use it)", this, peer, ownUser);
+          rejectQuietly(ch, errorMessage(ControlException.PERMISSION_DENIED,
+              "only user " + ownUser + " and root may use this agent", null));
+          continue;
+        }
+      } else {
+        peer = remoteAddress(ch); // the certificate's subject is added after the TLS handshake
       }
       if (sessions.size() >= MAX_CLIENTS) {
         LOG.warn("{}: refused a client: {} clients connected already", this, MAX_CLIENTS);
-        rejectQuietly(ch, errorMessage(ControlException.IN_USE, "too many clients (" + MAX_CLIENTS + ") connected", null));
+        // a TLS client would read the plain message as a broken record: it is just closed
+        rejectQuietly(ch, tls != null ? null
+            : errorMessage(ControlException.IN_USE, "too many clients (" + MAX_CLIENTS + ") connected", null));
         continue;
       }
       Session s = new Session(ch, peer);
@@ -264,6 +342,15 @@ public final class ControlServer implements Closeable {
       return p.user().getName();
     } catch (IOException | UnsupportedOperationException e) {
       return null;
+    }
+  }
+
+  private static String remoteAddress(SocketChannel ch) {
+    try {
+      SocketAddress a = ch.getRemoteAddress();
+      return a instanceof InetSocketAddress i ? i.getAddress().getHostAddress() + ":" + i.getPort() : String.valueOf(a);
+    } catch (IOException e) {
+      return "unknown peer";
     }
   }
 
@@ -325,7 +412,7 @@ public final class ControlServer implements Closeable {
     }
   }
 
-  static void writeFully(SocketChannel ch, ByteBuffer b) throws IOException {
+  static void writeFully(WritableByteChannel ch, ByteBuffer b) throws IOException {
     while (b.hasRemaining()) {
       ch.write(b);
     }
@@ -348,9 +435,14 @@ public final class ControlServer implements Closeable {
   /** One connected client. */
   private final class Session implements ControlSession {
     private final SocketChannel ch;
-    private final String peer;
-    /** Reads the client's messages. */
-    private final MessageReader reader;
+    /** Who the client is: its user (Unix socket), or its address and, after TLS, certificate subject. */
+    private volatile String peer;
+    /** Where the client's bytes come from: the channel, or the TLS layer over it; set before the greeting. */
+    private ReadableByteChannel in;
+    /** Where replies go: the channel, or the TLS layer over it; set before the writer starts. */
+    private volatile WritableByteChannel out;
+    /** Reads the client's messages; set with {@link #in}. */
+    private MessageReader reader;
     /** Set once capabilities are negotiated; read by the sweeper. */
     private volatile boolean negotiated;
     /** Whether the client asked for asynchronous events. */
@@ -369,10 +461,22 @@ public final class ControlServer implements Closeable {
     Session(SocketChannel ch, String peer) {
       this.ch = ch;
       this.peer = peer;
-      this.reader = new MessageReader(ch, MAX_MESSAGE);
     }
 
     void run() {
+      try {
+        if (tls != null) {
+          startTls();
+        } else {
+          in = ch;
+          out = ch;
+        }
+      } catch (IOException e) {
+        LOG.warn("{}: refused client {}: TLS handshake failed: {}", ControlServer.this, peer, e.getMessage());
+        close();
+        return;
+      }
+      reader = new MessageReader(in, MAX_MESSAGE);
       daemon(this::writeLoop, "shade-control-writer").start();
       try {
         ObjectNode hello = JsonNodeFactory.instance.objectNode();
@@ -407,6 +511,25 @@ public final class ControlServer implements Closeable {
         drain(1000);
         close();
       }
+    }
+
+    /**
+     * Runs the TLS handshake as the server, requiring a client certificate the context's trust
+     * managers accept; the peer becomes the certificate's subject at the client's address.
+     */
+    private void startTls() throws IOException {
+      InetSocketAddress remote = (InetSocketAddress) ch.getRemoteAddress();
+      SSLSocket s = (SSLSocket) tls.getSocketFactory().createSocket(ch.socket(), remote.getHostString(),
+          remote.getPort(), true);
+      s.setUseClientMode(false);
+      s.setNeedClientAuth(true);
+      s.startHandshake();
+      Certificate[] chain = s.getSession().getPeerCertificates();
+      if (chain.length > 0 && chain[0] instanceof X509Certificate x) {
+        peer = x.getSubjectX500Principal().getName() + " at " + peer;
+      }
+      in = Channels.newChannel(s.getInputStream());
+      out = Channels.newChannel(s.getOutputStream());
     }
 
     private ObjectNode handle(String text) {
@@ -500,7 +623,7 @@ public final class ControlServer implements Closeable {
         while (ch.isOpen()) {
           ByteBuffer b = outbound.poll(1, TimeUnit.SECONDS);
           if (b != null) {
-            writeFully(ch, b);
+            writeFully(out, b);
           }
         }
       } catch (IOException e) {

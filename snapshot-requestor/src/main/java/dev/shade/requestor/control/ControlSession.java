@@ -10,6 +10,10 @@ public interface ControlSession {
    */
   void event(String name, Map<String, ?> data);
 
-  /** The user name of the peer process, from the socket's credentials (SO_PEERCRED). */
+  /**
+   * Who the peer is: on the Unix socket the user name of the peer process, from the socket's
+   * credentials (SO_PEERCRED); over TCP its address, preceded under TLS by its certificate's
+   * subject ({@code "CN=backup1 at 10.0.0.2:40112"}).
+   */
   String peerUser();
 }

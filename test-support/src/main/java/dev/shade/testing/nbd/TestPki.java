@@ -47,9 +47,12 @@ public final class TestPki {
   public final Path wrongServerCaDir;
   /** Where everything is made. */
   private final Path dir;
+  /** IP addresses the server certificate names besides 127.0.0.1. */
+  private final List<String> extraIps;
 
-  private TestPki(Path dir) {
+  private TestPki(Path dir, List<String> extraIps) {
     this.dir = dir;
+    this.extraIps = List.copyOf(extraIps);
     this.caCert = dir.resolve("ca-cert.pem");
     this.serverDir = dir.resolve("server");
     this.serverCert = serverDir.resolve("server-cert.pem");
@@ -67,10 +70,18 @@ public final class TestPki {
    * under {@code CI=true}, see {@link Tools}).
    */
   public static TestPki create(Path dir) throws IOException, InterruptedException {
+    return create(dir, List.of());
+  }
+
+  /**
+   * {@link #create(Path)} with a server certificate that also names {@code serverIps} (addresses
+   * of a test network, say), so clients that check the name (as HTTPS does) accept it there.
+   */
+  public static TestPki create(Path dir, List<String> serverIps) throws IOException, InterruptedException {
     if (!works()) {
       Tools.unavailable("openssl (Debian: apt-get install openssl; bin/test installs it) cannot be run to make test certificates");
     }
-    TestPki pki = new TestPki(dir);
+    TestPki pki = new TestPki(dir, serverIps);
     pki.make();
     return pki;
   }
@@ -99,7 +110,8 @@ public final class TestPki {
     ca(caKey, caCert, "shade test CA");
     ca(otherKey, otherCert, "shade other CA");
     leaf(serverKeyPkcs8, serverCert, caKey, caCert, "localhost",
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\nbasicConstraints=CA:FALSE\n");
+        "subjectAltName=DNS:localhost,IP:127.0.0.1" + extraIps.stream().map(ip -> ",IP:" + ip).reduce("", String::concat)
+            + "\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\nbasicConstraints=CA:FALSE\n");
     String client = "extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\nbasicConstraints=CA:FALSE\n";
     leaf(clientDir.resolve("client-key.pem"), clientDir.resolve("client-cert.pem"), caKey, caCert, "backup-server", client);
     leaf(otherCaDir.resolve("client-key.pem"), otherCaDir.resolve("client-cert.pem"), otherKey, otherCert, "backup-server", client);
