@@ -8,9 +8,9 @@ import dev.shade.offhost.agent.AgentClient;
 import dev.shade.offhost.agent.AgentEndpoint;
 import dev.shade.offhost.agent.AgentSnapshots;
 import dev.shade.offhost.agent.BackupCompleteOutcome;
-import dev.shade.offhost.backup.ArchiveCheck;
 import dev.shade.offhost.backup.BackupService;
 import dev.shade.offhost.backup.Catalog;
+import dev.shade.offhost.backup.VerifyService;
 import dev.shade.offhost.backup.NbdSnapshotSource;
 import dev.shade.offhost.tape.VirtualTapeLibrary;
 import java.nio.file.Files;
@@ -151,7 +151,7 @@ final class BackupCommand extends CommandGroup {
         }
       };
       BackupService.Result r;
-      ArchiveCheck.Result verified = null;
+      VerifyService.Result verified = null;
       BackupCompleteOutcome complete = null;
       String metadataSource = fileMetadata != null ? "file" : null;
       try (VirtualTapeLibrary lib = TapeCommand.open(library);
@@ -173,12 +173,19 @@ final class BackupCommand extends CommandGroup {
           r = BackupService.run(lib, catalog, src, request, progress::update, note);
         }
         if (endpoint != null) {
-          try {
-            verified = ArchiveCheck.check(lib, catalog, r.jobId());
+          // read back as shade verify does (and recorded as its verification), before the agent is told
+          String bad;
+          try (ProgressLine progress = progress("read-back")) {
+            verified = VerifyService.verify(lib, catalog, new VerifyService.Selection(null, r.jobId()), progress::update,
+                v -> { });
+            bad = verified.ok() ? null : verified.failures().get(0).error();
           } catch (java.io.IOException e) {
-            catalog.failJob(r.jobId(), "read-back failed: " + e.getMessage(), Instant.now());
+            bad = e.getMessage();
+          }
+          if (bad != null) {
+            catalog.failJob(r.jobId(), "read-back failed: " + bad, Instant.now());
             throw new CommandException("the archive of " + r.snapshot() + " was written but does not read back "
-                + "good, so the agent is not told backup-complete: " + e.getMessage());
+                + "good, so the agent is not told backup-complete: " + bad);
           }
           try (AgentClient c = AgentClient.connect(endpoint, agentTimeout)) {
             complete = AgentSnapshots.backupComplete(c, r.snapshot());
@@ -206,7 +213,7 @@ final class BackupCommand extends CommandGroup {
             .put("chunks", r.chunks()).put("zeroChunks", r.zeroChunks()).put("seconds", r.seconds());
         o.put("metadataSource", metadataSource);
         if (verified != null) {
-          o.putObject("verified").put("chunks", verified.chunks()).put("bytes", verified.bytes())
+          o.putObject("verified").put("chunks", r.chunks()).put("bytes", verified.bytes())
               .put("seconds", verified.seconds());
         } else {
           o.putNull("verified");
@@ -231,8 +238,8 @@ final class BackupCommand extends CommandGroup {
           r.chunks() == 1 ? "" : "s", Sizes.format(r.archiveBytes()), ProgressLine.duration(r.seconds()),
           Sizes.format((long) (r.bytesRead() / Math.max(1e-9, r.seconds()))));
       if (verified != null) {
-        out().printf("Read back %d chunk%s (%s) with every checksum good in %s.%n", verified.chunks(),
-            verified.chunks() == 1 ? "" : "s", Sizes.format(verified.bytes()), ProgressLine.duration(verified.seconds()));
+        out().printf("Read back %d chunk%s (%s) with every checksum good in %s.%n", r.chunks(),
+            r.chunks() == 1 ? "" : "s", Sizes.format(verified.bytes()), ProgressLine.duration(verified.seconds()));
       }
       if (complete != null && complete.ok()) {
         int n = complete.writers() == null ? 0 : complete.writers().size();
