@@ -67,7 +67,7 @@ class BackupRestoreTest {
       assertEquals(1, inc.chunks());
       assertEquals(1, inc.zeroChunks());
       assertEquals(2L * CHUNK, src2.bytesRead, "only the changed chunks are read");
-      assertEquals(2, inc.fileNumber());
+      assertEquals(3, inc.fileNumber(), "after the full (file 1) and its job record (file 2)");
       assertTrue(inc.archiveBytes() <= 256 * 1024 && inc.archiveBytes() * 3 < full.archiveBytes(),
           "incremental archive of " + inc.archiveBytes() + " bytes, full of " + full.archiveBytes());
 
@@ -132,15 +132,15 @@ class BackupRestoreTest {
   }
 
   @Test
-  void archiveLargerThanTheCartridge_failsClearly_andTheJobIsRecordedAsFailed() throws IOException {
-    byte[] s1 = image(4); // 768 KiB of data on a cartridge of 512 KiB
+  void archiveLargerThanThePool_failsClearly_andTheJobIsRecordedAsFailed() throws IOException {
+    byte[] s1 = image(4); // 768 KiB of data on the one cartridge of 512 KiB: no next cartridge to span to
     try (VirtualTapeLibrary lib = VirtualTapeLibrary.create(tmp.resolve("vtl"),
             LibraryConfig.of(1, 1, 512 * 1024, 64 * 1024));
         Catalog cat = Catalog.open(lib.directory())) {
       BackupException e = assertThrows(BackupException.class, () -> BackupService.run(lib, cat,
           new FakeSource("s1", 1, s1, Map.of()), request("full"), BackupProgress.NONE, n -> { }));
-      assertTrue(e.getMessage().contains("archive does not fit on cartridge SHD001")
-          && e.getMessage().contains("spanning cartridges is not built yet"), e.getMessage());
+      assertTrue(e.getMessage().contains("does not fit: piece 1 of the archive on cartridge SHD001 could not be ended"
+          + " within the 65536 bytes the drive allows after the early warning"), e.getMessage());
       assertEquals(Catalog.FAILED, cat.jobs().get(0).outcome());
       assertNull(cat.jobs().get(0).archive());
       assertThrows(BackupException.class,
