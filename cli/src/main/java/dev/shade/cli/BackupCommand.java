@@ -31,8 +31,10 @@ final class BackupCommand extends CommandGroup {
       description = {
         "Reads the snapshot export URI (nbd://HOST:PORT/VOLUME@SNAPSHOT, nbd+unix:///VOLUME@SNAPSHOT?socket=PATH, "
             + "nbds:// with TLS) and appends one PAX tar archive to a cartridge of POOL in drive 0 of the library LIB, "
-            + "labelling a blank cartridge into the pool when none of it has room. The job is recorded in the "
-            + "library's catalog (catalog.db) by the snapshot's stable id.",
+            + "labelling a blank cartridge into the pool when none of it has room. An archive that reaches the end "
+            + "of its cartridge continues in a new piece on the pool's next cartridge (or a blank one labelled into "
+            + "the pool). The job is recorded in the library's catalog (catalog.db) by the snapshot's stable id, "
+            + "and its full record is written on tape after the archive.",
         "",
         "A full reads every allocated chunk (holes skipped with base:allocation); an incremental reads only the "
             + "chunks changed since the last backed-up snapshot of the volume (shade:changed:id=N). With "
@@ -81,7 +83,8 @@ final class BackupCommand extends CommandGroup {
 
     @Option(names = "--json", description = "Print one JSON object: jobId, volume, volumeUuid, snapshot, snapshotId, "
         + "level, requestedLevel, fallback, baseSnapshotId, baseSnapshot, cartridge, labelled, fileNumber, "
-        + "archiveBytes, dataBytes, bytesRead, chunks, zeroChunks, seconds.")
+        + "archiveBytes, dataBytes, bytesRead, chunks, zeroChunks, seconds, pieces: [{piece, cartridge, fileNumber, "
+        + "bytes, firstOffset, endOffset, chunks}] (one per cartridge the archive spans).")
     boolean json;
 
     @Override
@@ -132,6 +135,8 @@ final class BackupCommand extends CommandGroup {
         o.put("cartridge", r.cartridge()).put("labelled", r.labelled()).put("fileNumber", r.fileNumber())
             .put("archiveBytes", r.archiveBytes()).put("dataBytes", r.dataBytes()).put("bytesRead", r.bytesRead())
             .put("chunks", r.chunks()).put("zeroChunks", r.zeroChunks()).put("seconds", r.seconds());
+        com.fasterxml.jackson.databind.node.ArrayNode pieces = o.putArray("pieces");
+        r.pieces().forEach(p -> pieces.add(CatalogCommand.pieceJson(p)));
         printJson(o);
         return ExitCodes.OK;
       }
@@ -143,6 +148,13 @@ final class BackupCommand extends CommandGroup {
           r.cartridge(), r.fileNumber(), Sizes.format(r.bytesRead()), Sizes.format(r.dataBytes()), r.chunks(),
           r.chunks() == 1 ? "" : "s", Sizes.format(r.archiveBytes()), ProgressLine.duration(r.seconds()),
           Sizes.format((long) (r.bytesRead() / Math.max(1e-9, r.seconds()))));
+      if (r.pieces().size() > 1) {
+        StringBuilder b = new StringBuilder();
+        for (var p : r.pieces()) {
+          b.append(b.length() == 0 ? "" : ", ").append(p.cartridge()).append(':').append(p.fileNumber());
+        }
+        out().printf("The archive spans %d cartridges: %s.%n", r.pieces().size(), b);
+      }
       out().flush();
       return ExitCodes.OK;
     }
