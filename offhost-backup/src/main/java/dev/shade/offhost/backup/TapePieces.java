@@ -164,13 +164,11 @@ final class TapePieces implements ImageArchiveWriter.PieceOutput {
   }
 
   /**
-   * Writes {@code record} (a job record) as a tape file after the last piece; if the trailer of
-   * that cartridge has no room left for it, on the pool's next cartridge. Returns where it went.
+   * Writes {@code record} (a job record) as a tape file after the last piece, in that
+   * cartridge's trailer if it is past its early warning; if the trailer has no room left for it,
+   * on the pool's next cartridge. Returns where it went.
    */
   Catalog.RecordLocation writeRecord(JobRecordFile record) throws IOException {
-    if (warned) {
-      mount(BackupService.chooseCartridge(library, pool));
-    }
     for (int attempt = 0; ; attempt++) {
       int fileNumber = nextFileNumber();
       OutputStream out = open();
