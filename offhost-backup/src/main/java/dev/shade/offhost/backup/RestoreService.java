@@ -1,8 +1,5 @@
 package dev.shade.offhost.backup;
 
-import dev.shade.offhost.tape.CartridgeInfo;
-import dev.shade.offhost.tape.TapeDrive;
-import dev.shade.offhost.tape.TapeInputStream;
 import dev.shade.offhost.tape.VirtualTapeLibrary;
 import java.io.IOException;
 import java.nio.ByteBuffer;
