@@ -15,7 +15,8 @@ import java.util.function.Consumer;
 
 /**
  * The tape files of one archive's pieces, opened in order for {@link ImageArchiveReader}: asks
- * for each piece's cartridge (and says so), refuses a cartridge of another pool than the job's,
+ * for each piece's cartridge (and says so) and reads it in the drive it is in, or loads it into
+ * drive 0 as a changer would; refuses a cartridge of another pool than the job's,
  * and tells a truncated cartridge (a tape file missing, shorter than the catalog says, or not
  * ended by a filemark) before reading it.
  *
@@ -32,7 +33,7 @@ final class PieceReader implements ImageArchiveReader.PieceInput, Closeable {
   private final Consumer<String> notes;
   /** The piece being read, -1 before the first. */
   private int current = -1;
-  /** The read-only drive on the current piece's cartridge, or null. */
+  /** The drive holding the current piece's cartridge, or null. */
   private TapeDrive drive;
   /** The current piece's tape file. */
   private TapeInputStream in;
@@ -74,7 +75,6 @@ final class PieceReader implements ImageArchiveReader.PieceInput, Closeable {
           + ", but job " + job.id() + " wrote its pieces to pool " + job.pool() + ": refusing it (" + where()
           + "); it is another cartridge with the same label");
     }
-    notes.accept("needs cartridge " + c.label() + " (slot " + c.slot() + ") for " + where());
     List<TapeFileInfo> files = c.files();
     if (p.fileNumber() >= files.size()) {
       throw new BackupException("cartridge " + c.label() + " (slot " + c.slot() + ") is truncated: it ends after tape"
@@ -86,7 +86,20 @@ final class PieceReader implements ImageArchiveReader.PieceInput, Closeable {
           + p.fileNumber() + " has " + f.bytes() + " bytes" + (f.closed() ? "" : " and no filemark after them")
           + ", the catalog says " + p.bytes() + " bytes (" + where() + ")");
     }
-    drive = library.openForReading(c.slot());
+    int inDrive = library.driveOf(c.slot());
+    if (inDrive >= 0) {
+      notes.accept("needs cartridge " + c.label() + " (slot " + c.slot() + ") for " + where() + ": it is in drive "
+          + inDrive);
+      drive = library.drive(inDrive);
+    } else {
+      // as a changer does: the cartridge in drive 0 goes back to its slot, the one needed comes in
+      notes.accept("needs cartridge " + c.label() + " (slot " + c.slot() + ") for " + where()
+          + ": loading it into drive 0");
+      if (library.loadedSlot(0).isPresent()) {
+        library.unload(0);
+      }
+      drive = library.load(0, c.slot());
+    }
     drive.seekFile(p.fileNumber());
     in = new TapeInputStream(drive);
     return new FilterInputStream(in) {
