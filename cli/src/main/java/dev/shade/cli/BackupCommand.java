@@ -39,8 +39,10 @@ final class BackupCommand extends CommandGroup {
       description = {
         "Reads the snapshot export URI (nbd://HOST:PORT/VOLUME@SNAPSHOT, nbd+unix:///VOLUME@SNAPSHOT?socket=PATH, "
             + "nbds:// with TLS) and appends one PAX tar archive to a cartridge of POOL in drive 0 of the library LIB, "
-            + "labelling a blank cartridge into the pool when none of it has room. The job is recorded in the "
-            + "library's catalog (catalog.db, or the one --catalog names) by the snapshot's stable id.",
+            + "labelling a blank cartridge into the pool when none of it has room. An archive that reaches the end "
+            + "of its cartridge continues in a new piece on the pool's next cartridge (or a blank one labelled into "
+            + "the pool). The job is recorded in the library's catalog (catalog.db, or the one --catalog names) by the snapshot's stable id, "
+            + "and its full record is written on tape after the archive.",
         "",
         "A full reads every allocated chunk (holes skipped with base:allocation); an incremental reads only the "
             + "chunks changed since the last backed-up snapshot of the volume (shade:changed:id=N). With "
@@ -112,7 +114,8 @@ final class BackupCommand extends CommandGroup {
         + "level, requestedLevel, fallback, baseSnapshotId, baseSnapshot, cartridge, labelled, fileNumber, "
         + "archiveBytes, dataBytes, bytesRead, chunks, zeroChunks, seconds, metadataSource (agent, file or null), "
         + "verified ({chunks, bytes, seconds} of the read-back, or null) and backupComplete ({ok, writers, error}, "
-        + "or null without --agent).")
+        + "or null without --agent), pieces: [{piece, cartridge, fileNumber, bytes, firstOffset, endOffset, chunks}] "
+        + "(one per cartridge the archive spans).")
     boolean json;
 
     @Override
@@ -226,6 +229,8 @@ final class BackupCommand extends CommandGroup {
         } else {
           o.putNull("backupComplete");
         }
+        com.fasterxml.jackson.databind.node.ArrayNode pieces = o.putArray("pieces");
+        r.pieces().forEach(p -> pieces.add(CatalogCommand.pieceJson(p)));
         printJson(o);
         return ExitCodes.OK;
       }
@@ -245,6 +250,13 @@ final class BackupCommand extends CommandGroup {
         int n = complete.writers() == null ? 0 : complete.writers().size();
         out().printf("Told the agent backup-complete: %d writer%s released%s.%n", n, n == 1 ? "" : "s",
             complete.previously() != null ? " (reported before, at " + complete.previously() + ")" : "");
+      }
+      if (r.pieces().size() > 1) {
+        StringBuilder b = new StringBuilder();
+        for (var p : r.pieces()) {
+          b.append(b.length() == 0 ? "" : ", ").append(p.cartridge()).append(':').append(p.fileNumber());
+        }
+        out().printf("The archive spans %d cartridges: %s.%n", r.pieces().size(), b);
       }
       out().flush();
       return ExitCodes.OK;

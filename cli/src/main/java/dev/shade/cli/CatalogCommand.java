@@ -4,9 +4,16 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.shade.offhost.backup.Catalog;
 import dev.shade.offhost.backup.CatalogLocation;
+import dev.shade.offhost.backup.CatalogRebuild;
+import dev.shade.offhost.backup.ChunkEntry;
+import dev.shade.offhost.backup.PieceEntry;
+import dev.shade.offhost.tape.VirtualTapeLibrary;
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.util.List;
+import java.util.Optional;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -15,9 +22,10 @@ import picocli.CommandLine.Parameters;
 /** {@code shade catalog}: what a library's backup catalog records. */
 @Command(
     name = "catalog",
-    header = "Show the backup catalog of a tape library.",
+    header = "Show the backup catalog of a tape library, or rebuild it from the tapes.",
     mixinStandardHelpOptions = true,
-    subcommands = {CatalogCommand.ListJobs.class, CatalogCommand.Drills.class})
+    subcommands = {CatalogCommand.ListJobs.class, CatalogCommand.Show.class, CatalogCommand.Drills.class,
+        CatalogCommand.Rebuild.class})
 final class CatalogCommand extends CommandGroup {
 
   /** A job as one JSON object. */
@@ -248,6 +256,246 @@ final class CatalogCommand extends CommandGroup {
       }
       out().flush();
       return ExitCodes.OK;
+    }
+  }
+
+  /** A piece as one JSON object. */
+  static ObjectNode pieceJson(PieceEntry p) {
+    return ShadeCommand.JSON.createObjectNode().put("piece", p.piece()).put("cartridge", p.cartridge())
+        .put("fileNumber", p.fileNumber()).put("bytes", p.bytes()).put("firstOffset", p.firstOffset())
+        .put("endOffset", p.endOffset()).put("chunks", p.chunks());
+  }
+
+  /** {@code shade catalog show}. */
+  @Command(
+      name = "show",
+      header = "Show one backup job: what, when, its archive's pieces and checksums.",
+      description = {
+        "JOB is a job number; VOLUME (a name or uuid) shows the volume's newest successful backup, VOLUME@SNAPSHOT "
+            + "(a name, an id or id=N) that snapshot's. The pieces are the tape files the archive is on, one per "
+            + "cartridge it spans, in the order a restore reads them."
+      },
+      mixinStandardHelpOptions = true,
+      footerHeading = "%nExamples:%n",
+      footer = {"  shade catalog show 7 --library /srv/vtl", "  shade catalog show db@nightly --library /srv/vtl --json"})
+  static final class Show extends ShadeCommand {
+    @Parameters(index = "0", paramLabel = "JOB|VOLUME[@SNAPSHOT]", description = "The job.")
+    String what;
+
+    @Option(names = "--library", paramLabel = "LIB", required = true, description = "The virtual tape library's directory.")
+    Path library;
+
+    @Option(names = "--json", description = "Print one JSON object: the job as 'catalog list --json' has it, plus "
+        + "record: {cartridge, fileNumber} (its record on tape), pieces: [{piece, cartridge, fileNumber, bytes, "
+        + "firstOffset, endOffset, chunks}], chunks: [{offset, length, sha256, zero, piece}], verifications: [as "
+        + "shade verify --json's archives] and drills: [as shade drill --json] that restored this job.")
+    boolean json;
+
+    @Mixin CatalogOption catalogOption;
+
+    @Override
+    public Integer call() throws Exception {
+      if (!catalogOption.given() && !Files.isRegularFile(library.resolve(Catalog.FILE))) {
+        TapeCommand.open(library).close(); // says what is wrong with the directory, if anything
+        throw new CommandException("the library has no catalog (" + Catalog.FILE + "); 'shade catalog rebuild "
+            + "--library " + library + "' makes one from the tapes");
+      }
+      try (Catalog c = Catalog.open(catalogOption.location(library))) {
+        Catalog.JobRecord j = find(c).orElseThrow(() -> new CommandException("no backup job " + what
+            + " in the catalog of " + library));
+        List<PieceEntry> pieces = j.archive() == null ? List.of() : c.pieces(j.archive());
+        List<ChunkEntry> chunks = j.archive() == null ? List.of() : c.chunks(j.archive().id());
+        Optional<Catalog.RecordLocation> record = c.recordLocation(j.id());
+        if (json) {
+          ObjectNode o = jobJson(j);
+          if (record.isPresent()) {
+            o.putObject("record").put("cartridge", record.get().cartridge()).put("fileNumber", record.get().fileNumber());
+          } else {
+            o.putNull("record");
+          }
+          ArrayNode pa = o.putArray("pieces");
+          pieces.forEach(p -> pa.add(pieceJson(p)));
+          ArrayNode ca = o.putArray("chunks");
+          for (ChunkEntry ch : chunks) {
+            ca.addObject().put("offset", ch.offset()).put("length", ch.length()).put("sha256", ch.sha256())
+                .put("zero", ch.zero()).put("piece", pieceOf(pieces, ch.offset()));
+          }
+          history(o, c, j);
+          printJson(o);
+          return ExitCodes.OK;
+        }
+        out().printf("Job %d: %s backup of %s@%s (snapshot id %d) of volume %s (%s), %s%n", j.id(), j.level(),
+            j.snapshot().volume(), j.snapshot().snapshot(), j.snapshot().snapshotId(), j.snapshot().volume(),
+            j.snapshot().volumeUuid(), Sizes.format(j.snapshot().size()));
+        if (j.baseSnapshotId() >= 0) {
+          out().printf("  base:      job %d (snapshot id %d)%n", j.baseJobId(), j.baseSnapshotId());
+        }
+        out().printf("  pool:      %s, chunks of %s%n", j.pool(), Sizes.format(j.chunkSize()));
+        out().printf("  started:   %s%n  ended:     %s%n", j.started(), j.ended() == null ? "-" : j.ended());
+        out().printf("  outcome:   %s%s%n", j.outcome(), j.message() == null ? "" : " (" + j.message() + ")");
+        out().printf("  record:    %s%n", record.map(r -> r.cartridge() + ", tape file " + r.fileNumber())
+            .orElse("not on tape"));
+        if (j.archive() != null) {
+          int zero = 0;
+          for (ChunkEntry ch : chunks) {
+            zero += ch.zero() ? 1 : 0;
+          }
+          out().printf("  archive:   %s of tape, %s of data in %d chunk%s%s, manifest SHA-256 %s%n",
+              Sizes.format(j.archive().bytes()), Sizes.format(j.bytes()), chunks.size() - zero,
+              chunks.size() - zero == 1 ? "" : "s", zero == 0 ? "" : " (and " + zero + " zero)",
+              j.archive().manifestSha256());
+          out().printf("  pieces:%n  %5s  %-12s %4s  %10s  %-37s %s%n", "piece", "cartridge", "file", "bytes",
+              "image offsets", "chunks");
+          for (PieceEntry p : pieces) {
+            out().printf("  %5d  %-12s %4d  %10d  %-37s %d%n", p.piece() + 1, p.cartridge(), p.fileNumber(), p.bytes(),
+                p.chunks() == 0 ? "-" : String.format("0x%016x-0x%016x", p.firstOffset(), p.endOffset()),
+                p.chunks());
+          }
+        }
+        history(null, c, j);
+        out().flush();
+        return ExitCodes.OK;
+      }
+    }
+
+    /** The job {@link #what} names. */
+    private Optional<Catalog.JobRecord> find(Catalog c) throws IOException {
+      if (what.matches("[0-9]{1,18}")) {
+        return c.job(Long.parseLong(what));
+      }
+      int at = what.indexOf('@');
+      if (at > 0) {
+        return c.find(what.substring(0, at), what.substring(at + 1));
+      }
+      Catalog.JobRecord newest = null;
+      for (Catalog.JobRecord j : c.jobs()) {
+        if ((j.snapshot().volume().equals(what) || j.snapshot().volumeUuid().equals(what))
+            && Catalog.OK.equals(j.outcome())) {
+          newest = j;
+        }
+      }
+      return Optional.ofNullable(newest);
+    }
+
+    /**
+     * The job's verifications (shade verify, and the read-back of backup run --agent) and the drills
+     * whose restore used it: to {@code json} when it is not null, else as text.
+     */
+    private void history(ObjectNode json, Catalog c, Catalog.JobRecord j) throws IOException {
+      List<Catalog.VerificationRecord> verifications = c.verifications().stream()
+          .filter(v -> v.jobId() == j.id()).toList();
+      List<Catalog.DrillRecord> drills = c.drills(j.snapshot().volumeUuid()).stream()
+          .filter(d -> d.jobChain().contains(j.id())).toList();
+      if (json != null) {
+        ArrayNode va = json.putArray("verifications");
+        verifications.forEach(v -> va.add(verificationJson(v)));
+        ArrayNode da = json.putArray("drills");
+        drills.forEach(d -> da.add(drillJson(d)));
+        return;
+      }
+      printHistory(out(), drills, verifications);
+    }
+
+    private static int pieceOf(List<PieceEntry> pieces, long offset) {
+      for (PieceEntry p : pieces) {
+        if (p.holds(offset)) {
+          return p.piece();
+        }
+      }
+      return 0;
+    }
+  }
+
+  /** {@code shade catalog rebuild}. */
+  @Command(
+      name = "rebuild",
+      header = "Recreate a library's catalog from its tapes alone.",
+      description = {
+        "Scans every cartridge of LIB: its label, its tape files, the job record each backup writes after its "
+            + "archive, and the header of every archive piece; recreates every job, archive, piece and chunk row, "
+            + "with their ids and times, and checks every piece a record lists against the tape. What does not "
+            + "add up (a truncated cartridge, a missing one, pieces without a job record) is reported, naming the "
+            + "cartridge and tape file, and makes the exit code 1.",
+        "",
+        "The library must have no catalog (catalog.db), or one without jobs; --force moves an existing one to "
+            + "catalog.db.old first."
+      },
+      mixinStandardHelpOptions = true,
+      footerHeading = "%nExit codes:%n  0  rebuilt, nothing to report%n  1  rebuilt with problems (listed), or "
+          + "failed%n  2  usage%n%nExamples:%n",
+      footer = {"  shade catalog rebuild --library /srv/vtl", "  shade catalog rebuild --library /srv/vtl --json"})
+  static final class Rebuild extends ShadeCommand {
+    @Option(names = "--library", paramLabel = "LIB", required = true, description = "The virtual tape library's directory.")
+    Path library;
+
+    @Option(names = "--force", description = "Move an existing catalog.db (with jobs) to catalog.db.old first.")
+    boolean force;
+
+    @Option(names = "--json", description = "Print one JSON object: library, cartridges, blank, jobs, archives, "
+        + "pieces, chunks, problems: [text], seconds.")
+    boolean json;
+
+    @Override
+    public Integer call() throws Exception {
+      CatalogRebuild.Result r;
+      try (VirtualTapeLibrary lib = TapeCommand.open(library)) {
+        if (Files.isRegularFile(library.resolve(Catalog.FILE))) {
+          int jobs;
+          try (Catalog c = Catalog.open(library)) {
+            jobs = c.jobs().size();
+          }
+          if (jobs > 0) {
+            if (!force) {
+              throw new CommandException("the library already has a catalog with " + jobs + " job"
+                  + (jobs == 1 ? "" : "s") + " (" + library.resolve(Catalog.FILE) + "); --force moves it to "
+                  + Catalog.FILE + ".old and rebuilds");
+            }
+            for (String suffix : List.of("", "-wal", "-shm")) {
+              Path f = library.resolve(Catalog.FILE + suffix);
+              Path old = library.resolve(Catalog.FILE + ".old" + suffix);
+              if (Files.exists(f)) {
+                Files.move(f, old, StandardCopyOption.REPLACE_EXISTING);
+              } else {
+                Files.deleteIfExists(old);
+              }
+            }
+            if (!json) {
+              err().println("shade catalog rebuild: moved the catalog to " + library.resolve(Catalog.FILE + ".old"));
+            }
+          }
+        }
+        int slots = lib.config().slots();
+        int[] slot = {0};
+        try (Catalog c = Catalog.open(library)) {
+          r = CatalogRebuild.rebuild(lib, c, (done, total) -> slot[0] = (int) done, n -> {
+            if (!json) {
+              err().println("shade catalog rebuild: [" + Math.min(slots, slot[0] + 1) + "/" + slots + "] " + n);
+              err().flush();
+            }
+          });
+        }
+      }
+      if (json) {
+        ObjectNode o = JSON.createObjectNode().put("library", library.toAbsolutePath().toString())
+            .put("cartridges", r.cartridges()).put("blank", r.blank()).put("jobs", r.jobs())
+            .put("archives", r.archives()).put("pieces", r.pieces()).put("chunks", r.chunks());
+        ArrayNode p = o.putArray("problems");
+        r.problems().forEach(p::add);
+        o.put("seconds", r.seconds());
+        printJson(o);
+      } else {
+        out().printf("Rebuilt the catalog of %s from %d cartridge%s (%d blank): %d job%s, %d archive%s in %d piece%s, "
+                + "%d chunks, in %s%s%n", library, r.cartridges(), r.cartridges() == 1 ? "" : "s", r.blank(), r.jobs(),
+            r.jobs() == 1 ? "" : "s", r.archives(), r.archives() == 1 ? "" : "s", r.pieces(),
+            r.pieces() == 1 ? "" : "s", r.chunks(), ProgressLine.duration(r.seconds()),
+            r.problems().isEmpty() ? "." : "; " + r.problems().size() + " problem" + (r.problems().size() == 1 ? "" : "s")
+                + ":");
+        for (String problem : r.problems()) {
+          out().println("  " + problem);
+        }
+        out().flush();
+      }
+      return r.problems().isEmpty() ? ExitCodes.OK : ExitCodes.FAILURE;
     }
   }
 }

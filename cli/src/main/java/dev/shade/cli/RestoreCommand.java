@@ -17,8 +17,10 @@ import picocli.CommandLine.Option;
     description = {
       "Finds the newest successful backup of the snapshot in the library's catalog and reads its chain, the "
           + "full and every incremental up to it, writing each chunk once (the newest piece wins) and checking "
-          + "every chunk's SHA-256 and each archive's manifest. Only the tape files of the chain are read. The "
-          + "file is sparse, of the snapshot's size; it equals 'shade snapshot export' of the snapshot."
+          + "every chunk's SHA-256 and each archive's manifest. Only the tape files of the chain are read; an "
+          + "archive that spans cartridges is read piece by piece, and each cartridge needed is named on stderr as "
+          + "it is asked for. The file is sparse, of the snapshot's size; it equals 'shade snapshot export' of the "
+          + "snapshot."
     },
     mixinStandardHelpOptions = true,
     footerHeading = "%nExamples:%n",
@@ -57,7 +59,12 @@ final class RestoreCommand extends ShadeCommand {
     try (VirtualTapeLibrary lib = TapeCommand.open(library);
         Catalog catalog = Catalog.open(catalogOption.location(library));
         ProgressLine progress = progress("restore")) {
-      r = RestoreService.restore(lib, catalog, volume, snapshot, to, force, progress::update);
+      r = RestoreService.restore(lib, catalog, volume, snapshot, to, force, progress::update, n -> {
+        if (!json) {
+          err().println("shade restore: " + n);
+          err().flush();
+        }
+      });
     }
     if (json) {
       ObjectNode o = JSON.createObjectNode().put("volume", r.snapshot().volume())

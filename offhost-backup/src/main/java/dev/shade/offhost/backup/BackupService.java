@@ -2,23 +2,20 @@ package dev.shade.offhost.backup;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.shade.offhost.tape.CartridgeInfo;
-import dev.shade.offhost.tape.EarlyWarningException;
 import dev.shade.offhost.tape.EndOfMediumException;
-import dev.shade.offhost.tape.TapeDrive;
-import dev.shade.offhost.tape.TapeFileInfo;
 import dev.shade.offhost.tape.TapeLabel;
-import dev.shade.offhost.tape.TapeOutputStream;
 import dev.shade.offhost.tape.VirtualTapeLibrary;
 import java.io.IOException;
 import java.time.Instant;
 import java.util.List;
 import java.util.Optional;
-import java.util.OptionalInt;
 import java.util.function.Consumer;
 
 /**
  * Runs one image backup: decides full or incremental, picks (or labels) a cartridge of the pool,
- * appends one archive as a new tape file in drive 0 and records the job in the catalog.
+ * appends one archive as a new tape file in drive 0, continuing it in further pieces on the
+ * pool's next cartridges when it reaches the end of one, records the job in the catalog and
+ * writes the job's record on tape after the archive ({@link JobRecordFile}).
  *
  * <p>Not thread-safe: one backup at a time per library (the library allows one process anyway).
  */
@@ -46,11 +43,16 @@ public final class BackupService {
    *
    * @param fallback why a full was written where an incremental was asked for (or could have
    *     been, with {@code auto}); null when there was nothing to say
-   * @param labelled the label given to a blank cartridge for this backup, or null
+   * @param labelled the label given to a blank cartridge for this backup, or null (the first of
+   *     {@code labelledAll})
+   * @param cartridge the cartridge of the first piece, {@code fileNumber} its tape file
+   * @param pieces the archive's pieces, one per cartridge it spans
+   * @param labelledAll every label given to a blank cartridge for this backup
    */
   public record Result(long jobId, SnapshotIdentity snapshot, String level, String requestedLevel, String fallback,
       long baseSnapshotId, String baseSnapshot, String cartridge, String labelled, int fileNumber, long archiveBytes,
-      long dataBytes, int chunks, int zeroChunks, long bytesRead, double seconds) {}
+      long dataBytes, int chunks, int zeroChunks, long bytesRead, double seconds, List<PieceEntry> pieces,
+      List<String> labelledAll) {}
 
   private BackupService() {}
 
@@ -99,71 +101,87 @@ public final class BackupService {
     }
     List<Long> offsets = ImageArchiveWriter.chunksOf(ranges, chunkSize, id.size());
 
-    int slot = chooseCartridge(library, request.pool());
-    String labelled = null;
-    CartridgeInfo info = library.cartridgeInfo(slot);
-    if (info.blank()) {
-      TapeLabel l = library.writeLabel(slot, newLabel(library, slot), request.pool(), false);
-      labelled = l.label();
-      notes.accept("labelled the blank cartridge of slot " + slot + " '" + l.label() + "' into pool " + request.pool());
-      info = library.cartridgeInfo(slot);
-    }
-    String cartridge = info.label();
-    OptionalInt inDrive = library.loadedSlot(0);
-    if (inDrive.isPresent() && inDrive.getAsInt() != slot) {
-      library.unload(0);
-    }
-    int elsewhere = library.driveOf(slot);
-    if (elsewhere > 0) {
-      library.unload(elsewhere);
-    }
-    TapeDrive drive = library.load(0, slot);
-    drive.seekEndOfData();
-    List<TapeFileInfo> files = library.cartridgeInfo(slot).files();
-    if (!files.isEmpty() && !files.get(files.size() - 1).closed()) {
-      drive.writeFilemarks(1); // an archive cut short by a crash: end its file
-      files = library.cartridgeInfo(slot).files();
-    }
-    int fileNumber = files.size();
+    TapePieces tape = new TapePieces(library, request.pool(), chunkSize, notes);
+    tape.mountFirst();
+    int blockSize = library.config().blockSize();
 
     ImageManifest header = new ImageManifest(id, level, base == null ? -1 : base.snapshot().snapshotId(),
-        base == null ? null : base.snapshot().snapshot(), chunkSize, drive.blockSize(), started, null,
+        base == null ? null : base.snapshot().snapshot(), chunkSize, blockSize, started, null,
         request.writerMetadata(), List.of());
     long jobId = catalog.startJob(id, level, base == null ? -1 : base.id(), base == null ? -1 : base.snapshot().snapshotId(),
         request.pool(), chunkSize, started);
     ImageArchiveWriter.Result written;
+    int[] piece = {0};
     try {
-      TapeOutputStream out = new TapeOutputStream(drive);
-      try {
-        written = ImageArchiveWriter.write(out, drive.blockSize(), header, offsets, source, progress);
-        out.close();
-      } catch (EarlyWarningException | EndOfMediumException e) {
-        try {
-          drive.writeFilemarks(1);
-        } catch (IOException ignored) {
-          e.addSuppressed(ignored);
+      ImageArchiveWriter.PieceOutput out = new ImageArchiveWriter.PieceOutput() {
+        @Override
+        public Started begin(int p) throws IOException {
+          piece[0] = p;
+          return tape.begin(p);
         }
-        throw new BackupException("archive does not fit on cartridge " + cartridge + " (tape file " + fileNumber
-            + " reached the end of the medium after " + out.bytes() + " bytes); spanning cartridges is not built yet",
-            e);
+
+        @Override
+        public boolean full() {
+          return tape.full();
+        }
+
+        @Override
+        public void end() throws IOException {
+          tape.end();
+        }
+      };
+      try {
+        written = ImageArchiveWriter.write(out, blockSize, header, jobId, offsets, source, progress);
+      } catch (EndOfMediumException e) {
+        tape.abort(e);
+        throw new BackupException("archive of " + id + " does not fit: " + tape.trailerTooSmall(piece[0]), e);
+      } catch (IOException | RuntimeException e) {
+        tape.abort(e);
+        throw e;
       }
     } catch (IOException | RuntimeException e) {
       catalog.failJob(jobId, String.valueOf(e.getMessage()), Instant.ofEpochMilli(System.currentTimeMillis()));
+      if (tape.mounted()) {
+        try {
+          writeRecord(catalog, tape, jobId, List.of(), List.of());
+        } catch (IOException | RuntimeException r) {
+          e.addSuppressed(r); // the tape has no room left: the catalog alone has the failure
+        }
+      }
       throw e;
     }
     int zero = 0;
     for (ChunkEntry c : written.manifest().chunks()) {
       zero += c.zero() ? 1 : 0;
     }
-    catalog.completeJob(jobId, cartridge, fileNumber, written.archiveBytes(), written.manifestSha256(),
+    catalog.completeJob(jobId, written.pieces(), written.archiveBytes(), written.manifestSha256(),
         written.manifest().chunks(), written.dataBytes(), fallback, written.manifest().ended());
+    try {
+      writeRecord(catalog, tape, jobId, written.pieces(), written.manifest().chunks());
+    } catch (IOException | RuntimeException e) {
+      // the archive is on tape and in the catalog; only a rebuild from the tapes would miss the job
+      notes.accept("the record of job " + jobId + " could not be written on tape (" + e.getMessage()
+          + "); a catalog rebuilt from the tapes will not have it");
+    }
     long bytesRead = 0;
     for (long o : offsets) {
       bytesRead += Math.min(chunkSize, id.size() - o);
     }
+    PieceEntry first = written.pieces().get(0);
+    List<String> labelled = tape.labelled();
     return new Result(jobId, id, level, request.level(), fallback, header.baseSnapshotId(), header.baseSnapshot(),
-        cartridge, labelled, fileNumber, written.archiveBytes(), written.dataBytes(),
-        written.manifest().chunks().size() - zero, zero, bytesRead, (System.nanoTime() - t0) / 1e9);
+        first.cartridge(), labelled.isEmpty() ? null : labelled.get(0), first.fileNumber(), written.archiveBytes(),
+        written.dataBytes(), written.manifest().chunks().size() - zero, zero, bytesRead,
+        (System.nanoTime() - t0) / 1e9, written.pieces(), labelled);
+  }
+
+  /** Writes job {@code jobId}'s record, as the catalog has it now, after its archive, and notes where. */
+  private static void writeRecord(Catalog catalog, TapePieces tape, long jobId, List<PieceEntry> pieces,
+      List<ChunkEntry> chunks) throws IOException {
+    Catalog.JobRecord job = catalog.job(jobId).orElseThrow();
+    Catalog.RecordLocation at = tape.writeRecord(new JobRecordFile(job, pieces, chunks,
+        Instant.ofEpochMilli(System.currentTimeMillis())));
+    catalog.setRecordLocation(jobId, at.cartridge(), at.fileNumber());
   }
 
   /**
@@ -188,16 +206,17 @@ public final class BackupService {
     if (blank >= 0) {
       return blank;
     }
+    StringBuilder others = new StringBuilder();
+    for (CartridgeInfo c : library.list()) {
+      if (!c.blank() && !c.pool().equals(pool) && !c.earlyWarning()) {
+        others.append(others.length() == 0 ? "" : ", ").append(c.label()).append(" (slot ").append(c.slot())
+            .append(", pool ").append(c.pool()).append(')');
+      }
+    }
     throw new BackupException("no cartridge for pool " + pool + " in " + library
-        + ": every cartridge of the pool is full and none is blank");
+        + ": every cartridge of the pool is full and none is blank"
+        + (others.length() == 0 ? "" : "; cartridges of other pools are not taken: " + others));
   }
 
-  /** {@code SHD} and the slot in three digits (as 'shade tape label --all-blank --label SHD'), or a free variant. */
-  private static String newLabel(VirtualTapeLibrary library, int slot) throws IOException {
-    String label = String.format("SHD%03d", slot);
-    for (int n = 2; library.find(label).isPresent(); n++) {
-      label = String.format("SHD%03d-%d", slot, n);
-    }
-    return label;
-  }
+
 }

@@ -17,12 +17,14 @@ import java.util.Optional;
 
 /**
  * The backup catalog: jobs (one per backup run), the archive each successful job wrote
- * (cartridge, tape file, size, SHA-256 of its manifest), that archive's chunks, the
- * verifications of archives read back from tape and the fire drills, in an SQLite file
- * ({@value #FILE} in the tape library's directory, the default) or in a PostgreSQL database
- * that several backup servers share ({@link CatalogLocation}). The schema is versioned in
- * {@code schema_version (version, applied)}; {@link #open} applies the missing steps of
- * {@code MIGRATIONS} and refuses a catalog newer than this code.
+ * (cartridge, tape file, size, SHA-256 of its manifest), that archive's pieces (one tape file
+ * each, on one or more cartridges) and its chunks, the verifications of archives read back from
+ * tape and the fire drills, in an SQLite file ({@value #FILE} in the tape library's directory,
+ * the default) or in a PostgreSQL database that several backup servers share ({@link
+ * CatalogLocation}). The schema is versioned in {@code schema_version (version, applied)};
+ * {@link #open} applies the missing steps of {@code MIGRATIONS} and refuses a catalog newer than
+ * this code. Step 3 added the pieces and where each job's record is on tape ({@link
+ * JobRecordFile}), so that {@link CatalogRebuild} can recreate every row from the tapes alone.
  *
  * <p>Not thread-safe: one connection, used by one thread. Several catalogs (threads, processes,
  * backup servers) may use one database at once: ids come from the database, and migrations take
@@ -64,7 +66,7 @@ public final class Catalog implements Closeable {
   /** The file in the library's directory. */
   public static final String FILE = "catalog.db";
   /** The schema this version writes: its highest migration step. */
-  public static final int SCHEMA_VERSION = 2;
+  public static final int SCHEMA_VERSION = 3;
   public static final String RUNNING = "running";
   public static final String OK = "ok";
   public static final String FAILED = "failed";
@@ -105,7 +107,15 @@ public final class Catalog implements Closeable {
         + " snapshot_id INTEGER, job_chain TEXT NOT NULL, started TEXT NOT NULL, ended TEXT NOT NULL,"
         + " outcome TEXT NOT NULL, failed_step TEXT, error TEXT, first_byte_millis INTEGER, restore_millis INTEGER,"
         + " bytes_restored INTEGER NOT NULL, fsck TEXT, database_check TEXT, steps TEXT NOT NULL);"
-        + "CREATE INDEX drills_volume ON drills(volume_uuid);"
+        + "CREATE INDEX drills_volume ON drills(volume_uuid);",
+    // 3: archives in pieces (one tape file each, spanning cartridges), the chunks each piece holds, and where
+    // the job's record was written on tape
+    "CREATE TABLE pieces (archive_id INTEGER NOT NULL REFERENCES archives(id), piece INTEGER NOT NULL,"
+        + " cartridge TEXT NOT NULL, file_number INTEGER NOT NULL, bytes INTEGER NOT NULL, first_offset INTEGER NOT NULL,"
+        + " end_offset INTEGER NOT NULL, chunks INTEGER NOT NULL, PRIMARY KEY (archive_id, piece));"
+        + "ALTER TABLE chunks ADD COLUMN piece INTEGER NOT NULL DEFAULT 0;"
+        + "ALTER TABLE jobs ADD COLUMN record_cartridge TEXT;"
+        + "ALTER TABLE jobs ADD COLUMN record_file INTEGER;"
   };
 
   /** The schema steps, oldest first (for the tests that check them against the rules above). */
@@ -347,6 +357,242 @@ public final class Catalog implements Closeable {
       throw failure("read the jobs", e);
     }
     return out;
+  }
+
+  // ---- schema step 3: pieces, job records on tape, rebuilding -------------------------------
+
+  /** Where a job's record was written on tape; see {@link JobRecordFile}. */
+  public record RecordLocation(String cartridge, int fileNumber) {}
+
+  /**
+   * Records, in one transaction, job {@code jobId}'s archive (its first piece's cartridge and
+   * tape file in {@code archives}, {@code archiveBytes} the sum of its pieces), its pieces and its
+   * chunks (each with the piece that holds it), and the job's success; returns the archive's id.
+   */
+  public long completeJob(long jobId, List<PieceEntry> pieces, long archiveBytes, String manifestSha256,
+      List<ChunkEntry> chunks, long dataBytes, String message, Instant ended) throws IOException {
+    if (pieces.isEmpty()) {
+      throw new IllegalArgumentException("an archive has at least one piece: job " + jobId);
+    }
+    try {
+      db.setAutoCommit(false);
+      try {
+        long archiveId = insertArchive(-1, jobId, pieces.get(0).cartridge(), pieces.get(0).fileNumber(),
+            archiveBytes, manifestSha256);
+        insertPiecesAndChunks(archiveId, pieces, chunks);
+        try (PreparedStatement p = db.prepareStatement("UPDATE jobs SET outcome = ?, message = ?, ended = ?, bytes = ?"
+            + " WHERE id = ?")) {
+          p.setString(1, OK);
+          p.setString(2, message);
+          p.setString(3, ended.toString());
+          p.setLong(4, dataBytes);
+          p.setLong(5, jobId);
+          p.executeUpdate();
+        }
+        db.commit();
+        return archiveId;
+      } catch (SQLException | RuntimeException e) {
+        db.rollback();
+        throw e;
+      } finally {
+        db.setAutoCommit(true);
+      }
+    } catch (SQLException e) {
+      throw failure("record the archive of job " + jobId, e);
+    }
+  }
+
+  /** Records that job {@code jobId}'s record is tape file {@code fileNumber} of {@code cartridge}. */
+  public void setRecordLocation(long jobId, String cartridge, int fileNumber) throws IOException {
+    try (PreparedStatement p = db.prepareStatement("UPDATE jobs SET record_cartridge = ?, record_file = ? WHERE id = ?")) {
+      p.setString(1, cartridge);
+      p.setInt(2, fileNumber);
+      p.setLong(3, jobId);
+      p.executeUpdate();
+    } catch (SQLException e) {
+      throw failure("record where the record of job " + jobId + " is on tape", e);
+    }
+  }
+
+  /** Where job {@code jobId}'s record is on tape, if it was written. */
+  public Optional<RecordLocation> recordLocation(long jobId) throws IOException {
+    try (PreparedStatement p = db.prepareStatement("SELECT record_cartridge, record_file FROM jobs WHERE id = ?")) {
+      p.setLong(1, jobId);
+      try (ResultSet r = p.executeQuery()) {
+        if (r.next() && r.getString(1) != null) {
+          return Optional.of(new RecordLocation(r.getString(1), r.getInt(2)));
+        }
+        return Optional.empty();
+      }
+    } catch (SQLException e) {
+      throw failure("read where the record of job " + jobId + " is on tape", e);
+    }
+  }
+
+  /**
+   * The pieces of archive {@code archive}, in order; an archive recorded before pieces were
+   * (schema version 1) is one piece, its tape file.
+   */
+  public List<PieceEntry> pieces(ArchiveRecord archive) throws IOException {
+    List<PieceEntry> out = new ArrayList<>();
+    try (PreparedStatement p = db.prepareStatement("SELECT piece, cartridge, file_number, bytes, first_offset,"
+        + " end_offset, chunks FROM pieces WHERE archive_id = ? ORDER BY piece")) {
+      p.setLong(1, archive.id());
+      try (ResultSet r = p.executeQuery()) {
+        while (r.next()) {
+          out.add(new PieceEntry(r.getInt(1), r.getString(2), r.getInt(3), r.getLong(4), r.getLong(5), r.getLong(6),
+              r.getInt(7)));
+        }
+      }
+    } catch (SQLException e) {
+      throw failure("read the pieces of archive " + archive.id(), e);
+    }
+    if (out.isEmpty()) {
+      List<ChunkEntry> chunks = chunks(archive.id());
+      out.add(new PieceEntry(0, archive.cartridge(), archive.fileNumber(), archive.bytes(),
+          chunks.isEmpty() ? -1 : chunks.get(0).offset(),
+          chunks.isEmpty() ? -1 : chunks.get(chunks.size() - 1).offset() + chunks.get(chunks.size() - 1).length(),
+          chunks.size()));
+    }
+    return out;
+  }
+
+  /**
+   * Inserts a job as its record on tape describes it, with its own ids (a catalog being rebuilt
+   * from the tapes): the job, and when it has an archive, the archive, its pieces and chunks.
+   */
+  public void insertRecorded(JobRecord job, List<PieceEntry> pieces, List<ChunkEntry> chunks,
+      RecordLocation record) throws IOException {
+    SnapshotIdentity s = job.snapshot();
+    try {
+      db.setAutoCommit(false);
+      try {
+        try (PreparedStatement p = db.prepareStatement("INSERT INTO jobs (id, volume, volume_uuid, snapshot,"
+            + " snapshot_id, snapshot_created, size, level, base_job, base_snapshot_id, pool, chunk_size, started, ended,"
+            + " outcome, message, bytes, record_cartridge, record_file) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")) {
+          p.setLong(1, job.id());
+          p.setString(2, s.volume());
+          p.setString(3, s.volumeUuid());
+          p.setString(4, s.snapshot());
+          p.setLong(5, s.snapshotId());
+          p.setString(6, s.created().toString());
+          p.setLong(7, s.size());
+          p.setString(8, job.level());
+          if (job.baseJobId() >= 0) {
+            p.setLong(9, job.baseJobId());
+          } else {
+            p.setNull(9, java.sql.Types.INTEGER);
+          }
+          if (job.baseSnapshotId() >= 0) {
+            p.setLong(10, job.baseSnapshotId());
+          } else {
+            p.setNull(10, java.sql.Types.INTEGER);
+          }
+          p.setString(11, job.pool());
+          p.setInt(12, job.chunkSize());
+          p.setString(13, job.started().toString());
+          p.setString(14, job.ended() == null ? null : job.ended().toString());
+          p.setString(15, job.outcome());
+          p.setString(16, job.message());
+          p.setLong(17, job.bytes());
+          p.setString(18, record == null ? null : record.cartridge());
+          if (record != null) {
+            p.setInt(19, record.fileNumber());
+          } else {
+            p.setNull(19, java.sql.Types.INTEGER);
+          }
+          p.executeUpdate();
+        }
+        ArchiveRecord a = job.archive();
+        if (a != null) {
+          insertArchive(a.id(), job.id(), a.cartridge(), a.fileNumber(), a.bytes(), a.manifestSha256());
+          insertPiecesAndChunks(a.id(), pieces, chunks);
+        }
+        if (location.dialect() == CatalogDialect.POSTGRESQL) {
+          // explicit ids leave the identity columns behind: the next job must not take a rebuilt one's id
+          try (java.sql.Statement st = db.createStatement()) {
+            for (String table : List.of("jobs", "archives")) {
+              st.executeQuery("SELECT setval(pg_get_serial_sequence('" + table + "', 'id'), max(id)) FROM " + table
+                  + " HAVING max(id) IS NOT NULL").close();
+            }
+          }
+        }
+        db.commit();
+      } catch (SQLException | RuntimeException e) {
+        db.rollback();
+        throw e;
+      } finally {
+        db.setAutoCommit(true);
+      }
+    } catch (SQLException e) {
+      throw failure("insert job " + job.id() + " from its record on tape", e);
+    }
+  }
+
+  /** Inserts an archive row, with {@code id} or (when -1) a new one; returns its id. */
+  private long insertArchive(long id, long jobId, String cartridge, int fileNumber, long bytes, String manifestSha256)
+      throws SQLException {
+    String cols = id >= 0 ? "id, job_id, cartridge, file_number, bytes, manifest_sha256" : "job_id, cartridge,"
+        + " file_number, bytes, manifest_sha256";
+    try (PreparedStatement p = db.prepareStatement("INSERT INTO archives (" + cols + ") VALUES (?,?,?,?,?"
+        + (id >= 0 ? ",?)" : ") RETURNING id"))) {
+      int i = 1;
+      if (id >= 0) {
+        p.setLong(i++, id);
+      }
+      p.setLong(i++, jobId);
+      p.setString(i++, cartridge);
+      p.setInt(i++, fileNumber);
+      p.setLong(i++, bytes);
+      p.setString(i, manifestSha256);
+      if (id >= 0) {
+        p.executeUpdate();
+        return id;
+      }
+      return insertReturningId(p);
+    }
+  }
+
+  private void insertPiecesAndChunks(long archiveId, List<PieceEntry> pieces, List<ChunkEntry> chunks)
+      throws SQLException {
+    try (PreparedStatement p = db.prepareStatement("INSERT INTO pieces (archive_id, piece, cartridge, file_number,"
+        + " bytes, first_offset, end_offset, chunks) VALUES (?,?,?,?,?,?,?,?)")) {
+      for (PieceEntry e : pieces) {
+        p.setLong(1, archiveId);
+        p.setInt(2, e.piece());
+        p.setString(3, e.cartridge());
+        p.setInt(4, e.fileNumber());
+        p.setLong(5, e.bytes());
+        p.setLong(6, e.firstOffset());
+        p.setLong(7, e.endOffset());
+        p.setInt(8, e.chunks());
+        p.addBatch();
+      }
+      p.executeBatch();
+    }
+    try (PreparedStatement p = db.prepareStatement("INSERT INTO chunks (archive_id, \"offset\", length, sha256, zero,"
+        + " piece) VALUES (?,?,?,?,?,?)")) {
+      for (ChunkEntry c : chunks) {
+        p.setLong(1, archiveId);
+        p.setLong(2, c.offset());
+        p.setLong(3, c.length());
+        p.setString(4, c.sha256());
+        p.setInt(5, c.zero() ? 1 : 0);
+        p.setInt(6, pieceOf(pieces, c.offset()));
+        p.addBatch();
+      }
+      p.executeBatch();
+    }
+  }
+
+  /** The number of the piece of {@code pieces} that holds the chunk at {@code offset}, 0 if none says so. */
+  static int pieceOf(List<PieceEntry> pieces, long offset) {
+    for (PieceEntry e : pieces) {
+      if (e.holds(offset)) {
+        return e.piece();
+      }
+    }
+    return 0;
   }
 
   private IOException failure(String what, SQLException e) {

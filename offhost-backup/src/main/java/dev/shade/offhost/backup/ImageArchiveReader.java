@@ -1,5 +1,6 @@
 package dev.shade.offhost.backup;
 
+import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
@@ -43,57 +44,112 @@ public final class ImageArchiveReader {
   /** What the archive held: its manifest and the SHA-256 of the manifest member's bytes. */
   public record Contents(ImageManifest manifest, String manifestSha256) {}
 
+  private static final ObjectMapper JSON = new ObjectMapper();
+
   private ImageArchiveReader() {}
 
-  /** Reads the archive in {@code in} to its end; returns its manifest. */
+  /** The tape files of an archive's pieces. */
+  @FunctionalInterface
+  public interface PieceInput {
+    /** The stream of piece {@code piece} (0 first), at its start; called once per piece, in order. */
+    InputStream open(int piece) throws IOException;
+  }
+
+  /** Reads the archive in {@code in} (one piece) to its end; returns its manifest. */
   public static Contents read(InputStream in, int maxChunk, Handler handler) throws IOException {
-    TarArchiveInputStream tar = new TarArchiveInputStream(in, "UTF-8");
+    return read(1, p -> in, maxChunk, handler);
+  }
+
+  /**
+   * Reads the archive of {@code pieces} pieces from {@code in}, each to its end; returns its
+   * manifest. Every piece must start with the archive's header (its {@code piece} key counting
+   * from 0), every piece but the last must end with {@link ImageArchiveWriter#CONTINUED_MEMBER},
+   * and the last must hold the manifest.
+   */
+  public static Contents read(int pieces, PieceInput in, int maxChunk, Handler handler) throws IOException {
     Map<Long, String> read = new HashMap<>();
     ImageManifest header = null;
     ImageManifest manifest = null;
     String manifestSha = null;
     byte[] buf = new byte[maxChunk];
-    String member = null;
-    try {
-      TarArchiveEntry e;
-      while ((e = tar.getNextEntry()) != null) {
-        member = e.getName();
-        if (header == null) {
-          if (!member.equals(ImageManifest.HEADER_MEMBER)) {
-            throw new ArchiveException(member, "not a shade image archive: its first member is " + member
-                + ", not " + ImageManifest.HEADER_MEMBER, null);
+    for (int piece = 0; piece < pieces; piece++) {
+      String member = null;
+      boolean continued = false;
+      boolean first = true;
+      String at = pieces > 1 ? "piece " + (piece + 1) + " of " + pieces + ": " : "";
+      try {
+        TarArchiveInputStream tar = new TarArchiveInputStream(in.open(piece), "UTF-8");
+        TarArchiveEntry e;
+        while ((e = tar.getNextEntry()) != null) {
+          member = e.getName();
+          if (continued || manifest != null) {
+            throw new ArchiveException(member, at + "member " + member + " follows the end of the piece", null);
           }
-          header = ImageManifest.parse(readAll(tar));
-        } else if (member.equals(ImageManifest.MANIFEST_MEMBER)) {
-          byte[] body = readAll(tar);
-          manifestSha = Sha256.hex(body, 0, body.length);
-          manifest = ImageManifest.parse(body);
-        } else if (member.startsWith("data/")) {
-          long offset = Long.parseUnsignedLong(member.substring(5), 16);
-          if (e.getSize() > maxChunk) {
-            throw new ArchiveException(member, "chunk " + member + " has " + e.getSize() + " bytes, more than the "
-                + maxChunk + " of a chunk", null);
-          }
-          if (handler.wants(offset)) {
-            int len = (int) e.getSize();
-            int n = tar.readNBytes(buf, 0, len);
-            if (n != len) {
-              throw new ArchiveException(member, "chunk " + member + " ends after " + n + " of " + len + " bytes", null);
+          if (first) {
+            if (!member.equals(ImageManifest.HEADER_MEMBER)) {
+              throw new ArchiveException(member, at + "not a shade image archive: its first member is " + member
+                  + ", not " + ImageManifest.HEADER_MEMBER, null);
             }
-            String sha = Sha256.hex(buf, 0, len);
-            read.put(offset, sha);
-            handler.chunk(offset, buf, len, sha);
+            byte[] body = readAll(tar);
+            ImageManifest h = ImageManifest.parse(body);
+            int number = JSON.readTree(body).path("piece").asInt(0);
+            if (number != piece) {
+              throw new ArchiveException(member, at + "this tape file is piece " + (number + 1) + " of its archive", null);
+            }
+            if (header == null) {
+              header = h;
+            } else if (!h.snapshot().equals(header.snapshot()) || !h.started().equals(header.started())) {
+              throw new ArchiveException(member, at + "this tape file is a piece of another archive (of "
+                  + h.snapshot() + ", started " + h.started() + "), not of the archive of " + header.snapshot()
+                  + " started " + header.started(), null);
+            }
+            first = false;
+          } else if (member.equals(ImageManifest.MANIFEST_MEMBER)) {
+            if (piece != pieces - 1) {
+              throw new ArchiveException(member, at + "the archive ends in this piece, but " + pieces
+                  + " pieces were expected", null);
+            }
+            byte[] body = readAll(tar);
+            manifestSha = Sha256.hex(body, 0, body.length);
+            manifest = ImageManifest.parse(body);
+          } else if (member.equals(ImageArchiveWriter.CONTINUED_MEMBER)) {
+            if (piece == pieces - 1) {
+              throw new ArchiveException(member, at + "the archive continues after its last expected piece", null);
+            }
+            readAll(tar);
+            continued = true;
+          } else if (member.startsWith("data/")) {
+            long offset = Long.parseUnsignedLong(member.substring(5), 16);
+            if (e.getSize() > maxChunk) {
+              throw new ArchiveException(member, at + "chunk " + member + " has " + e.getSize()
+                  + " bytes, more than the " + maxChunk + " of a chunk", null);
+            }
+            if (handler.wants(offset)) {
+              int len = (int) e.getSize();
+              int n = tar.readNBytes(buf, 0, len);
+              if (n != len) {
+                throw new ArchiveException(member, at + "chunk " + member + " ends after " + n + " of " + len
+                    + " bytes", null);
+              }
+              String sha = Sha256.hex(buf, 0, len);
+              read.put(offset, sha);
+              handler.chunk(offset, buf, len, sha);
+            }
           }
+          member = null;
         }
-        member = null;
+      } catch (ArchiveException | BackupException ex) {
+        throw ex; // BackupException: the piece's cartridge cannot be had, as PieceInput says
+      } catch (IOException | RuntimeException ex) {
+        throw new ArchiveException(member, at + (member != null ? "member " + member + ": " : "") + ex.getMessage(), ex);
       }
-    } catch (ArchiveException ex) {
-      throw ex;
-    } catch (IOException | RuntimeException ex) {
-      throw new ArchiveException(member, (member != null ? "member " + member + ": " : "") + ex.getMessage(), ex);
-    }
-    if (header == null) {
-      throw new ArchiveException(null, "empty archive: no " + ImageManifest.HEADER_MEMBER, null);
+      if (first) {
+        throw new ArchiveException(null, at + "empty archive: no " + ImageManifest.HEADER_MEMBER, null);
+      }
+      if (piece < pieces - 1 && !continued) {
+        throw new ArchiveException(ImageArchiveWriter.CONTINUED_MEMBER, at + "the piece ends without its "
+            + ImageArchiveWriter.CONTINUED_MEMBER + ": it is cut short", null);
+      }
     }
     if (manifest == null) {
       throw new ArchiveException(ImageManifest.MANIFEST_MEMBER, "the archive ends without its "
@@ -113,6 +169,7 @@ public final class ImageArchiveReader {
     }
     return new Contents(manifest, manifestSha);
   }
+
 
   private static byte[] readAll(InputStream in) throws IOException {
     ByteArrayOutputStream b = new ByteArrayOutputStream();

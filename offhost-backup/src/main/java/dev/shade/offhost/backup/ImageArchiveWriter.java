@@ -1,5 +1,8 @@
 package dev.shade.offhost.backup;
 
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.io.InterruptedIOException;
 import java.io.OutputStream;
@@ -16,13 +19,63 @@ import org.apache.commons.compress.archivers.tar.TarArchiveOutputStream;
 /**
  * Writes one image archive, a POSIX (PAX) tar stream: {@code shade-image.json} (the header), the
  * chunks that are not all zeros as {@code data/OFFSET} (16 hex digits), then
- * {@code manifest.json} with every chunk's SHA-256. docs/tape-format.md describes the layout.
+ * {@code manifest.json} with every chunk's SHA-256; on tape, in one or more pieces (one tape
+ * file each, each a tar of its own) when the archive reaches the end of a cartridge.
+ * docs/tape-format.md describes the layout.
  *
  * <p>Not thread-safe; one archive per instance use.
  */
 public final class ImageArchiveWriter {
-  /** What was written. */
-  public record Result(ImageManifest manifest, String manifestSha256, long archiveBytes, long dataBytes) {}
+  /** What was written: {@code archiveBytes} is the sum of the pieces' bytes. */
+  public record Result(ImageManifest manifest, String manifestSha256, long archiveBytes, long dataBytes,
+      List<PieceEntry> pieces) {}
+
+  /**
+   * Where the pieces of an archive go, one tape file each, in order.
+   *
+   * <p>Implementations need not be thread-safe: one writer uses one from one thread.
+   */
+  public interface PieceOutput {
+    /** Where a piece was started, and the stream its tar goes to. */
+    record Started(OutputStream stream, String cartridge, int fileNumber) {}
+
+    /** Starts piece {@code piece} (0 first), after the previous one ended. */
+    Started begin(int piece) throws IOException;
+
+    /**
+     * True once the current piece's medium passed its early warning: the writer ends the piece at
+     * the next member boundary, within the room the medium keeps for a trailer.
+     */
+    boolean full();
+
+    /** Ends the current piece, whose tar is finished (on tape: its last record and a filemark). */
+    void end() throws IOException;
+
+    /** One piece into {@code out}, never full; {@code end} leaves the stream open. */
+    static PieceOutput single(OutputStream out) {
+      return new PieceOutput() {
+        @Override
+        public Started begin(int piece) {
+          return new Started(out, "-", 0);
+        }
+
+        @Override
+        public boolean full() {
+          return false;
+        }
+
+        @Override
+        public void end() {}
+      };
+    }
+  }
+
+  /** The last member of every piece but the last: what the piece held, and that the archive goes on. */
+  public static final String CONTINUED_MEMBER = "continued.json";
+  /** The format of {@link #CONTINUED_MEMBER}. */
+  public static final String PIECE_FORMAT = "shade-piece-1";
+
+  private static final ObjectMapper JSON = new ObjectMapper();
 
   /** Chunks read ahead of the one being written. */
   static final int READ_AHEAD = 4;
@@ -42,20 +95,30 @@ public final class ImageArchiveWriter {
   }
 
   /**
-   * Writes the archive of {@code header}'s snapshot to {@code out} (which the caller closes),
-   * reading the chunks at {@code chunkOffsets} from {@code source}. A chunk that reads as zeros
-   * is left out of the archive; an incremental lists it in the manifest as a zero chunk.
+   * Writes the archive of {@code header}'s snapshot to {@code out} (which the caller closes) as
+   * one piece, reading the chunks at {@code chunkOffsets} from {@code source}. A chunk that reads
+   * as zeros is left out of the archive; an incremental lists it in the manifest as a zero chunk.
    */
   public static Result write(OutputStream out, int tarBlockSize, ImageManifest header, List<Long> chunkOffsets,
       SnapshotSource source, BackupProgress progress) throws IOException {
+    return write(PieceOutput.single(out), tarBlockSize, header, -1, chunkOffsets, source, progress);
+  }
+
+  /**
+   * Writes the archive of {@code header}'s snapshot, for job {@code jobId} (-1: none), to the
+   * pieces of {@code out}: a piece ends at the first member boundary after {@code out} says it
+   * is {@link PieceOutput#full() full}, with a {@link #CONTINUED_MEMBER} that says what it held,
+   * and the archive continues in the next piece, which starts with the header again (its
+   * {@code piece} key counting from 0). The manifest, in the last piece, lists every piece.
+   */
+  public static Result write(PieceOutput out, int tarBlockSize, ImageManifest header, long jobId,
+      List<Long> chunkOffsets, SnapshotSource source, BackupProgress progress) throws IOException {
     long size = header.snapshot().size();
     int chunkSize = header.chunkSize();
     boolean incremental = ImageManifest.INCREMENTAL.equals(header.level());
     long mtime = header.snapshot().created().toEpochMilli();
-    TarArchiveOutputStream tar = new TarArchiveOutputStream(out, tarBlockSize, "UTF-8");
-    tar.setLongFileMode(TarArchiveOutputStream.LONGFILE_POSIX);
-    tar.setBigNumberMode(TarArchiveOutputStream.BIGNUMBER_POSIX);
-    member(tar, ImageManifest.HEADER_MEMBER, header.bytes(), mtime, true);
+    Pieces pieces = new Pieces(out, tarBlockSize, header, jobId, mtime);
+    pieces.begin();
     List<ChunkEntry> chunks = new ArrayList<>();
     long total = (long) chunkOffsets.size() * chunkSize;
     long done = 0;
@@ -89,9 +152,14 @@ public final class ImageArchiveWriter {
         throw new IOException("cannot read chunk " + ChunkEntry.memberName(offset) + " (offset " + offset + ", "
             + len + " bytes) of " + header.snapshot() + ": " + c.getMessage(), c);
       }
+      if (out.full()) {
+        pieces.next(); // a member boundary past the early warning: continue in the next piece
+      }
       if (isZero(buf, len)) {
         if (incremental) {
-          chunks.add(new ChunkEntry(offset, len, null, true));
+          ChunkEntry c = new ChunkEntry(offset, len, null, true);
+          chunks.add(c);
+          pieces.holds(c);
         }
       } else {
         ChunkEntry c = new ChunkEntry(offset, len, Sha256.hex(buf, 0, len), false);
@@ -101,20 +169,131 @@ public final class ImageArchiveWriter {
         e.setModTime(mtime);
         e.setUserName("shade");
         e.setGroupName("shade");
+        TarArchiveOutputStream tar = pieces.tar;
         tar.putArchiveEntry(e);
         tar.write(buf, 0, len);
         tar.closeArchiveEntry();
         chunks.add(c);
+        pieces.holds(c);
         dataBytes += len;
       }
       done += chunkSize;
       progress.update(Math.min(done, total), total);
     }
+    if (out.full()) {
+      pieces.next(); // the manifest goes to a cartridge with room
+    }
     ImageManifest manifest = header.complete(Instant.ofEpochMilli(System.currentTimeMillis()), chunks);
-    byte[] body = manifest.bytes();
-    member(tar, ImageManifest.MANIFEST_MEMBER, body, mtime, false);
-    tar.finish();
-    return new Result(manifest, Sha256.hex(body, 0, body.length), tar.getBytesWritten(), dataBytes);
+    ObjectNode doc = manifest.toJson();
+    if (jobId >= 0) {
+      doc.put("job", jobId);
+    }
+    ArrayNode list = doc.putArray("pieces");
+    for (PieceEntry e : pieces.done) {
+      pieceJson(list.addObject(), e);
+    }
+    pieceJson(list.addObject(), pieces.current(-1)).putNull("bytes");
+    byte[] body = JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(doc);
+    member(pieces.tar, ImageManifest.MANIFEST_MEMBER, body, mtime, false);
+    PieceEntry last = pieces.end();
+    List<PieceEntry> all = new ArrayList<>(pieces.done);
+    long archiveBytes = 0;
+    for (PieceEntry e : all) {
+      archiveBytes += e.bytes();
+    }
+    return new Result(manifest, Sha256.hex(body, 0, body.length), archiveBytes, dataBytes, List.copyOf(all));
+  }
+
+  private static ObjectNode pieceJson(ObjectNode o, PieceEntry e) {
+    o.put("piece", e.piece()).put("cartridge", e.cartridge()).put("fileNumber", e.fileNumber())
+        .put("bytes", e.bytes()).put("firstOffset", e.firstOffset()).put("endOffset", e.endOffset())
+        .put("chunks", e.chunks());
+    return o;
+  }
+
+  /** The piece being written and those before it. */
+  private static final class Pieces {
+    /** Where the pieces go. */
+    private final PieceOutput out;
+    /** The tar block size. */
+    private final int blockSize;
+    /** The archive's header. */
+    private final ImageManifest header;
+    /** The job, or -1. */
+    private final long jobId;
+    /** The members' modification time. */
+    private final long mtime;
+    /** The pieces ended so far. */
+    final List<PieceEntry> done = new ArrayList<>();
+    /** The tar of the current piece. */
+    TarArchiveOutputStream tar;
+    /** Where the current piece is. */
+    private PieceOutput.Started started;
+    /** The current piece's first chunk offset, its end, and its chunk count; -1, -1, 0 while empty. */
+    private long first = -1;
+    private long end = -1;
+    private int count;
+
+    Pieces(PieceOutput out, int blockSize, ImageManifest header, long jobId, long mtime) {
+      this.out = out;
+      this.blockSize = blockSize;
+      this.header = header;
+      this.jobId = jobId;
+      this.mtime = mtime;
+    }
+
+    void begin() throws IOException {
+      int piece = done.size();
+      started = out.begin(piece);
+      tar = new TarArchiveOutputStream(started.stream(), blockSize, "UTF-8");
+      tar.setLongFileMode(TarArchiveOutputStream.LONGFILE_POSIX);
+      tar.setBigNumberMode(TarArchiveOutputStream.BIGNUMBER_POSIX);
+      ObjectNode h = header.toJson();
+      if (jobId >= 0) {
+        h.put("job", jobId);
+      }
+      h.put("piece", piece);
+      member(tar, ImageManifest.HEADER_MEMBER, JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(h), mtime, true);
+      first = -1;
+      end = -1;
+      count = 0;
+    }
+
+    void holds(ChunkEntry c) {
+      if (count == 0) {
+        first = c.offset();
+      }
+      end = c.offset() + c.length();
+      count++;
+    }
+
+    PieceEntry current(long bytes) {
+      return new PieceEntry(done.size(), started.cartridge(), started.fileNumber(), Math.max(0, bytes), first, end,
+          count);
+    }
+
+    /** Ends the current piece with its continuation member and starts the next. */
+    void next() throws IOException {
+      ObjectNode c = JSON.createObjectNode().put("format", PIECE_FORMAT).put("kind", "continued");
+      if (jobId >= 0) {
+        c.put("job", jobId);
+      }
+      c.put("volumeUuid", header.snapshot().volumeUuid()).put("snapshotId", header.snapshot().snapshotId());
+      pieceJson(c, current(0)).putNull("bytes");
+      c.put("continued", true);
+      member(tar, CONTINUED_MEMBER, JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(c), mtime, false);
+      end();
+      begin();
+    }
+
+    /** Finishes the current piece's tar and its tape file. */
+    PieceEntry end() throws IOException {
+      tar.finish();
+      out.end();
+      PieceEntry e = current(tar.getBytesWritten());
+      done.add(e);
+      return e;
+    }
   }
 
   private static void member(TarArchiveOutputStream tar, String name, byte[] body, long mtime, boolean pax)

@@ -1,8 +1,5 @@
 package dev.shade.offhost.backup;
 
-import dev.shade.offhost.tape.CartridgeInfo;
-import dev.shade.offhost.tape.TapeDrive;
-import dev.shade.offhost.tape.TapeInputStream;
 import dev.shade.offhost.tape.VirtualTapeLibrary;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -16,12 +13,14 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.function.Consumer;
 
 /**
  * Restores a snapshot's image from its backup chain (the full and the incrementals up to it):
  * each chunk is taken from the newest archive that has it and written once; only the tape files
- * of the chain are read; every chunk's SHA-256 is checked against the catalog and the archive's
- * manifest, and the manifest's against the catalog.
+ * of the chain are read, each archive's pieces in order, asking for their cartridges in that
+ * order; every chunk's SHA-256 is checked against the catalog and the archive's manifest, and
+ * the manifest's against the catalog.
  *
  * <p>Not thread-safe: one restore at a time per library.
  */
@@ -41,6 +40,15 @@ public final class RestoreService {
    */
   public static Result restore(VirtualTapeLibrary library, Catalog catalog, String volume, String snapshot, Path to,
       boolean force, BackupProgress progress) throws IOException {
+    return restore(library, catalog, volume, snapshot, to, force, progress, n -> { });
+  }
+
+  /**
+   * {@link #restore(VirtualTapeLibrary, Catalog, String, String, Path, boolean, BackupProgress)},
+   * telling {@code notes} which cartridge each piece needs, in order, as it asks for it.
+   */
+  public static Result restore(VirtualTapeLibrary library, Catalog catalog, String volume, String snapshot, Path to,
+      boolean force, BackupProgress progress, Consumer<String> notes) throws IOException {
     long t0 = System.nanoTime();
     Catalog.JobRecord target = catalog.find(volume, snapshot).orElseThrow(() -> new BackupException(
         "no backup of snapshot " + snapshot + " of volume " + volume + " in the catalog of " + library));
@@ -95,19 +103,15 @@ public final class RestoreService {
         Catalog.ArchiveRecord a = job.archive();
         String where = "cartridge " + a.cartridge() + ", tape file " + a.fileNumber() + " (the " + job.level()
             + " archive of " + job.snapshot().volume() + "@" + job.snapshot().snapshot() + ", job " + job.id() + ")";
-        Optional<CartridgeInfo> c = library.find(a.cartridge());
-        if (c.isEmpty()) {
-          throw new BackupException("restore needs cartridge " + a.cartridge() + ", which is not in " + library
-              + " (" + where + ")");
-        }
+        List<PieceEntry> pieces = catalog.pieces(a);
         final int index = i;
         int[] got = {0};
         long[] bytes = {written};
         final long totalBytes = total;
         ImageArchiveReader.Contents contents;
-        try (TapeDrive d = library.openForReading(c.get().slot())) {
-          d.seekFile(a.fileNumber());
-          contents = ImageArchiveReader.read(new TapeInputStream(d), chunkSize, new ImageArchiveReader.Handler() {
+        PieceReader reader = new PieceReader(library, job, pieces, notes);
+        try (reader) {
+          contents = ImageArchiveReader.read(pieces.size(), reader, chunkSize, new ImageArchiveReader.Handler() {
             @Override
             public boolean wants(long offset) {
               Integer w = winner.get(offset);
@@ -128,12 +132,15 @@ public final class RestoreService {
               progress.update(bytes[0], totalBytes);
             }
           });
+          reader.finish();
         } catch (ImageArchiveReader.ArchiveException e) {
-          throw new BackupException("restore of " + id.volume() + "@" + id.snapshot() + " failed: " + where
-              + (e.member() != null ? ", chunk " + e.member() : "") + ": " + e.getMessage(), e);
+          throw new BackupException("restore of " + id.volume() + "@" + id.snapshot() + " failed: " + reader.where()
+              + (e.member() != null ? ", chunk " + e.member() : "") + ": " + e.getMessage() + reader.truncation(), e);
+        } catch (BackupException e) {
+          throw new BackupException("restore of " + id.volume() + "@" + id.snapshot() + " failed: " + e.getMessage(), e);
         } catch (IOException e) {
-          throw new BackupException("restore of " + id.volume() + "@" + id.snapshot() + " failed: " + where + ": "
-              + e.getMessage(), e);
+          throw new BackupException("restore of " + id.volume() + "@" + id.snapshot() + " failed: " + reader.where()
+              + ": " + e.getMessage() + reader.truncation(), e);
         }
         if (!contents.manifestSha256().equals(a.manifestSha256())) {
           throw new BackupException("restore of " + id.volume() + "@" + id.snapshot() + " failed: " + where

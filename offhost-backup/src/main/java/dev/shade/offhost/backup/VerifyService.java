@@ -1,8 +1,5 @@
 package dev.shade.offhost.backup;
 
-import dev.shade.offhost.tape.CartridgeInfo;
-import dev.shade.offhost.tape.TapeDrive;
-import dev.shade.offhost.tape.TapeInputStream;
 import dev.shade.offhost.tape.VirtualTapeLibrary;
 import java.io.IOException;
 import java.time.Instant;
@@ -12,7 +9,6 @@ import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
-import java.util.Optional;
 import java.util.Set;
 import java.util.function.Consumer;
 
@@ -94,7 +90,8 @@ public final class VerifyService {
     List<Catalog.VerificationRecord> out = new ArrayList<>();
     long[] done = {0};
     for (Catalog.JobRecord j : jobs) {
-      Catalog.VerificationRecord r = verifyOne(library, j, chunks.get(j.id()), started, done, total, progress);
+      Catalog.VerificationRecord r = verifyOne(library, catalog, j, chunks.get(j.id()), started, done, total,
+          progress);
       long id = catalog.addVerification(r);
       r = new Catalog.VerificationRecord(id, r.runStarted(), r.jobId(), r.archiveId(), r.cartridge(), r.fileNumber(),
           r.verified(), r.outcome(), r.bytes(), r.seconds(), r.chunk(), r.error());
@@ -104,7 +101,7 @@ public final class VerifyService {
     return new Result(started, out, done[0], (System.nanoTime() - t0) / 1e9);
   }
 
-  private static Catalog.VerificationRecord verifyOne(VirtualTapeLibrary library, Catalog.JobRecord job,
+  private static Catalog.VerificationRecord verifyOne(VirtualTapeLibrary library, Catalog catalog, Catalog.JobRecord job,
       List<ChunkEntry> listed, Instant runStarted, long[] done, long total, BackupProgress progress) {
     long t0 = System.nanoTime();
     Catalog.ArchiveRecord a = job.archive();
@@ -118,23 +115,15 @@ public final class VerifyService {
     long[] bytes = {0};
     String chunk = null;
     String error = null;
-    TapeInputStream in = null;
+    PieceReader reader = null;
+    String truncated = "";
     try {
-      Optional<CartridgeInfo> c = library.find(a.cartridge());
-      if (c.isEmpty()) {
-        throw new BackupException("cartridge " + a.cartridge() + " is not in " + library);
-      }
-      try (TapeDrive d = library.openForReading(c.get().slot())) {
-        int files = c.get().files().size();
-        if (a.fileNumber() >= files) {
-          throw new ImageArchiveReader.ArchiveException(firstMissing(listed, seen), "the cartridge ends after "
-              + files + " tape file" + (files == 1 ? "" : "s") + ", before tape file " + a.fileNumber()
-              + " (truncated?)", null);
-        }
-        d.seekFile(a.fileNumber());
-        TapeInputStream tin = new TapeInputStream(d);
-        in = tin;
-        ImageArchiveReader.Contents contents = ImageArchiveReader.read(tin, job.chunkSize(),
+      List<PieceEntry> pieces = catalog.pieces(a);
+      reader = new PieceReader(library, job, pieces, n -> { }, "verify");
+      try (PieceReader r = reader) {
+        ImageArchiveReader.Contents contents;
+        try {
+          contents = ImageArchiveReader.read(pieces.size(), r, job.chunkSize(),
             new ImageArchiveReader.Handler() {
               @Override
               public boolean wants(long offset) {
@@ -160,6 +149,11 @@ public final class VerifyService {
                 progress.update(done[0], total);
               }
             });
+        } catch (ImageArchiveReader.ArchiveException e) {
+          truncated = r.truncation(); // before the reader is closed
+          throw e;
+        }
+        r.finish();
         if (!contents.manifestSha256().equals(a.manifestSha256())) {
           throw new ImageArchiveReader.ArchiveException(ImageManifest.MANIFEST_MEMBER, "its manifest has SHA-256 "
               + contents.manifestSha256() + ", the catalog says " + a.manifestSha256(), null);
@@ -172,13 +166,13 @@ public final class VerifyService {
       }
     } catch (ImageArchiveReader.ArchiveException e) {
       chunk = e.member();
-      boolean ended = in != null && in.endedAtEndOfData();
+      boolean ended = !truncated.isEmpty();
       if (ended || chunk == null || chunk.equals(ImageManifest.MANIFEST_MEMBER) && e.getMessage().contains("ends")) {
         String missing = firstMissing(listed, seen);
         chunk = missing != null ? missing : chunk;
       }
-      error = where + (chunk != null ? ", chunk " + chunk : "") + ": " + e.getMessage()
-          + (ended ? " (the cartridge's data ends inside this tape file: truncated?)" : "");
+      error = (reader == null ? where : reader.where()) + (chunk != null ? ", chunk " + chunk : "") + ": "
+          + e.getMessage() + truncated;
     } catch (IOException | RuntimeException e) {
       chunk = firstMissing(listed, seen);
       error = where + (chunk != null ? ", at chunk " + chunk : "") + ": " + e.getMessage();

@@ -1,10 +1,13 @@
 /**
  * Image backups to tape: {@link dev.shade.offhost.backup.BackupService} pulls a snapshot from a
  * {@link dev.shade.offhost.backup.SnapshotSource} (the agent's NBD export,
- * {@link dev.shade.offhost.backup.NbdSnapshotSource}), writes it as one PAX tar archive per tape
- * file ({@link dev.shade.offhost.backup.ImageArchiveWriter}, format in docs/tape-format.md),
- * records it in the library's {@link dev.shade.offhost.backup.Catalog}, and restores a snapshot
- * from its full and incremental archives ({@link dev.shade.offhost.backup.RestoreService}), and
- * reads archives back to check every checksum ({@link dev.shade.offhost.backup.VerifyService}).
+ * {@link dev.shade.offhost.backup.NbdSnapshotSource}), writes it as one PAX tar archive
+ * ({@link dev.shade.offhost.backup.ImageArchiveWriter}, format in docs/tape-format.md), in
+ * {@link dev.shade.offhost.backup.PieceEntry pieces} of one tape file each when it spans
+ * cartridges, records it in the library's {@link dev.shade.offhost.backup.Catalog} and on tape
+ * ({@link dev.shade.offhost.backup.JobRecordFile}, from which
+ * {@link dev.shade.offhost.backup.CatalogRebuild} recreates a lost catalog), and restores a
+ * snapshot from its full and incremental archives ({@link dev.shade.offhost.backup.RestoreService}),
+ * and reads archives back to check every checksum ({@link dev.shade.offhost.backup.VerifyService}).
  */
 package dev.shade.offhost.backup;

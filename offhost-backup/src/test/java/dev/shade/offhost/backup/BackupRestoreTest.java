@@ -77,7 +77,7 @@ class BackupRestoreTest {
       assertEquals(1, inc.chunks());
       assertEquals(1, inc.zeroChunks());
       assertEquals(2L * CHUNK, src2.bytesRead, "only the changed chunks are read");
-      assertEquals(2, inc.fileNumber());
+      assertEquals(3, inc.fileNumber(), "after the full (file 1) and its job record (file 2)");
       assertTrue(inc.archiveBytes() <= 256 * 1024 && inc.archiveBytes() * 3 < full.archiveBytes(),
           "incremental archive of " + inc.archiveBytes() + " bytes, full of " + full.archiveBytes());
 
@@ -142,15 +142,15 @@ class BackupRestoreTest {
   }
 
   @Test
-  void archiveLargerThanTheCartridge_failsClearly_andTheJobIsRecordedAsFailed() throws IOException {
-    byte[] s1 = image(4); // 768 KiB of data on a cartridge of 512 KiB
+  void archiveLargerThanThePool_failsClearly_andTheJobIsRecordedAsFailed() throws IOException {
+    byte[] s1 = image(4); // 768 KiB of data on the one cartridge of 512 KiB: no next cartridge to span to
     try (VirtualTapeLibrary lib = VirtualTapeLibrary.create(tmp.resolve("vtl"),
             LibraryConfig.of(1, 1, 512 * 1024, 64 * 1024));
         Catalog cat = Catalog.open(lib.directory())) {
       BackupException e = assertThrows(BackupException.class, () -> BackupService.run(lib, cat,
           new FakeSource("s1", 1, s1, Map.of()), request("full"), BackupProgress.NONE, n -> { }));
-      assertTrue(e.getMessage().contains("archive does not fit on cartridge SHD001")
-          && e.getMessage().contains("spanning cartridges is not built yet"), e.getMessage());
+      assertTrue(e.getMessage().contains("does not fit: piece 1 of the archive on cartridge SHD001 could not be ended"
+          + " within the 65536 bytes the drive allows after the early warning"), e.getMessage());
       assertEquals(Catalog.FAILED, cat.jobs().get(0).outcome());
       assertNull(cat.jobs().get(0).archive());
       assertThrows(BackupException.class,
@@ -168,6 +168,52 @@ class BackupRestoreTest {
     try (Catalog c = Catalog.open(tmp.resolve("lib"))) {
       assertEquals(1, c.jobs().size());
       assertEquals(Catalog.RUNNING, c.jobs().get(0).outcome());
+    }
+  }
+
+  @Test
+  void catalogOfSchemaVersion1_migratesToVersion2_andItsArchivesReadAsOnePiece() throws Exception {
+    Path dir = Files.createDirectories(tmp.resolve("old"));
+    try (java.sql.Connection c = java.sql.DriverManager.getConnection("jdbc:sqlite:" + dir.resolve(Catalog.FILE));
+        java.sql.Statement s = c.createStatement()) {
+      // the schema of version 1, as the first catalogs were written
+      for (String sql : List.of(
+          "CREATE TABLE schema_version (version INTEGER NOT NULL)",
+          "INSERT INTO schema_version VALUES (1)",
+          "CREATE TABLE jobs (id INTEGER PRIMARY KEY, volume TEXT NOT NULL, volume_uuid TEXT NOT NULL,"
+              + " snapshot TEXT NOT NULL, snapshot_id INTEGER NOT NULL, snapshot_created TEXT NOT NULL,"
+              + " size INTEGER NOT NULL, level TEXT NOT NULL, base_job INTEGER REFERENCES jobs(id),"
+              + " base_snapshot_id INTEGER, pool TEXT NOT NULL, chunk_size INTEGER NOT NULL, started TEXT NOT NULL,"
+              + " ended TEXT, outcome TEXT NOT NULL, message TEXT, bytes INTEGER NOT NULL DEFAULT 0)",
+          "CREATE INDEX jobs_volume ON jobs(volume_uuid, snapshot_id)",
+          "CREATE TABLE archives (id INTEGER PRIMARY KEY, job_id INTEGER NOT NULL UNIQUE REFERENCES jobs(id),"
+              + " cartridge TEXT NOT NULL, file_number INTEGER NOT NULL, bytes INTEGER NOT NULL,"
+              + " manifest_sha256 TEXT NOT NULL)",
+          "CREATE TABLE chunks (archive_id INTEGER NOT NULL REFERENCES archives(id), offset INTEGER NOT NULL,"
+              + " length INTEGER NOT NULL, sha256 TEXT, zero INTEGER NOT NULL, PRIMARY KEY (archive_id, offset))",
+          "INSERT INTO jobs VALUES (1, 'db', 'uuid-1', 's1', 1, '2026-12-01T10:00:00Z', 131072, 'full', NULL, NULL,"
+              + " 'nightly', 65536, '2026-12-01T10:00:01Z', '2026-12-01T10:00:02Z', 'ok', NULL, 131072)",
+          "INSERT INTO archives VALUES (1, 1, 'SHD001', 1, 140288, 'abc')",
+          "INSERT INTO chunks VALUES (1, 0, 65536, 'aa', 0)",
+          "INSERT INTO chunks VALUES (1, 65536, 65536, 'bb', 0)")) {
+        s.execute(sql);
+      }
+    }
+    try (Catalog c = Catalog.open(dir)) {
+      Catalog.JobRecord j = c.job(1).orElseThrow();
+      assertEquals(List.of(new PieceEntry(0, "SHD001", 1, 140288, 0, 131072, 2)), c.pieces(j.archive()));
+      assertTrue(c.recordLocation(1).isEmpty());
+      // the version-1 way of completing a job still works on the new schema
+      long id = c.startJob(j.snapshot(), "full", -1, -1, "nightly", CHUNK, java.time.Instant.now());
+      c.completeJob(id, "SHD001", 3, 1000, "def", List.of(new ChunkEntry(0, 65536, "cc", false)), 65536, null,
+          java.time.Instant.now());
+      assertEquals(1, c.pieces(c.job(id).orElseThrow().archive()).size());
+    }
+    try (java.sql.Connection c = java.sql.DriverManager.getConnection("jdbc:sqlite:" + dir.resolve(Catalog.FILE));
+        java.sql.Statement s = c.createStatement();
+        java.sql.ResultSet r = s.executeQuery("SELECT max(version) FROM schema_version")) {
+      r.next();
+      assertEquals(Catalog.SCHEMA_VERSION, r.getInt(1));
     }
   }
 

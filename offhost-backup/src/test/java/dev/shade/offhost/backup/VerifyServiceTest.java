@@ -85,7 +85,7 @@ class VerifyServiceTest {
       assertEquals("SHD001", recorded.get(0).cartridge());
       assertEquals(1, recorded.get(0).fileNumber());
       assertNull(recorded.get(0).error());
-      assertEquals(2, recorded.get(1).fileNumber());
+      assertEquals(3, recorded.get(1).fileNumber(), "after the full's archive and its job record");
 
       VerifyService.Result one = VerifyService.verify(lib, cat, new VerifyService.Selection("SHD001", 2),
           BackupProgress.NONE, v -> { });
@@ -160,7 +160,8 @@ class VerifyServiceTest {
     int at = indexOf(tape, Arrays.copyOfRange(s1, 9 * CHUNK + 1000, 9 * CHUNK + 1064));
     try (FileChannel ch = FileChannel.open(cart, StandardOpenOption.WRITE)) {
       // inside the record of chunk 9, the second of tape file 1, which begins in chunk 3: opening
-      // the cartridge cuts the torn record, so the data ends inside chunk 3, and tape file 2 is gone
+      // the cartridge cuts the torn record, so the data ends inside chunk 3, and tape files 2 (the
+      // full's job record) and 3 (the incremental) are gone
       ch.truncate(at);
     }
     try (VirtualTapeLibrary lib = VirtualTapeLibrary.open(tmp.resolve("vtl"));
@@ -174,9 +175,9 @@ class VerifyServiceTest {
       assertTrue(full.error().contains("cartridge SHD001, tape file 1") && full.error().contains("truncated"),
           full.error());
       Catalog.VerificationRecord inc = r.failures().get(1);
-      assertEquals(2, inc.fileNumber());
+      assertEquals(3, inc.fileNumber());
       assertEquals("data/00000000000a0000", inc.chunk(), inc::toString);
-      assertTrue(inc.error().contains("cartridge SHD001, tape file 2") && inc.error().contains("truncated"),
+      assertTrue(inc.error().contains("cartridge SHD001, tape file 3") && inc.error().contains("truncated"),
           inc.error());
     }
   }
@@ -217,11 +218,15 @@ class VerifyServiceTest {
       c.startJob(new FakeSource("s", 4, new byte[4096], Map.of()).identity(), "full", -1, -1, "p", CHUNK,
           Instant.now());
     }
-    // a catalog of schema version 1: without step 2's tables
+    // a catalog of schema version 1: without the tables and columns of steps 2 and 3
     try (Connection db = DriverManager.getConnection("jdbc:sqlite:" + lib.resolve(Catalog.FILE));
         Statement s = db.createStatement()) {
       s.execute("DROP TABLE verifications");
       s.execute("DROP TABLE drills");
+      s.execute("DROP TABLE pieces");
+      s.execute("ALTER TABLE chunks DROP COLUMN piece");
+      s.execute("ALTER TABLE jobs DROP COLUMN record_cartridge");
+      s.execute("ALTER TABLE jobs DROP COLUMN record_file");
       s.execute("DELETE FROM schema_version WHERE version > 1");
     }
     try (Catalog c = Catalog.open(lib)) {
@@ -233,7 +238,7 @@ class VerifyServiceTest {
         Statement s = db.createStatement();
         var r = s.executeQuery("SELECT group_concat(version) FROM (SELECT version FROM schema_version ORDER BY version)")) {
       r.next();
-      assertEquals("1,2", r.getString(1), "step 2 applied once on top of 1");
+      assertEquals("1,2,3", r.getString(1), "steps 2 and 3 applied once on top of 1");
     }
     // a catalog from a newer shade is refused
     try (Connection db = DriverManager.getConnection("jdbc:sqlite:" + lib.resolve(Catalog.FILE));

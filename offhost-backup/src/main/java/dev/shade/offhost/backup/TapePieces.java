@@ -1,0 +1,237 @@
+package dev.shade.offhost.backup;
+
+import dev.shade.offhost.tape.CartridgeInfo;
+import dev.shade.offhost.tape.EarlyWarningException;
+import dev.shade.offhost.tape.TapeDrive;
+import dev.shade.offhost.tape.TapeFileInfo;
+import dev.shade.offhost.tape.TapeLabel;
+import dev.shade.offhost.tape.TapeOutputStream;
+import dev.shade.offhost.tape.VirtualTapeLibrary;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.OptionalInt;
+import java.util.function.Consumer;
+
+/**
+ * The tape files a backup writes, in drive 0 of a virtual library: the pieces of its archive, on
+ * as many cartridges of its pool as it takes, then the job's record.
+ *
+ * <p>Not thread-safe: used by the one thread of a backup.
+ */
+final class TapePieces implements ImageArchiveWriter.PieceOutput {
+  /*
+   * Spanning follows the drive's end-of-medium rules (TapeDrive's class comment): the record
+   * that meets the early warning is refused with EarlyWarningException and stays buffered in the
+   * TapeOutputStream; Stream retries it at once, now in the trailer allowance, and remembers the
+   * warning, so the tar above never sees an exception in the middle of a member. The writer asks
+   * full() at each member boundary and ends the piece there: what is left of the member in
+   * flight, the continuation member and the tar's end go into the trailer. That needs a trailer
+   * of about a chunk and two records; a smaller one ends in EndOfMediumException, which fails the
+   * job (the message says how big the trailer must be).
+   *
+   * The next cartridge is the pool's newest one short of its early warning, else a blank one
+   * labelled into the pool, exactly as for the first piece; cartridges of other pools are never
+   * taken.
+   */
+
+  /** The library. */
+  private final VirtualTapeLibrary library;
+  /** The pool the pieces go to. */
+  private final String pool;
+  /** Told which cartridge is labelled and loaded. */
+  private final Consumer<String> notes;
+  /** Labels given to blank cartridges by this backup. */
+  private final List<String> labelled = new ArrayList<>();
+  /** The drive, once a cartridge is loaded. */
+  private TapeDrive drive;
+  /** The label of the cartridge in the drive. */
+  private String cartridge;
+  /** Its slot. */
+  private int slot;
+  /** The tape file being written, or null between files. */
+  private TapeOutputStream tape;
+  /** Set when the current tape file met the early warning. */
+  private boolean warned;
+  /** The chunk size, for the message when the trailer is too small. */
+  private final int chunkSize;
+
+  TapePieces(VirtualTapeLibrary library, String pool, int chunkSize, Consumer<String> notes) {
+    this.library = library;
+    this.pool = pool;
+    this.chunkSize = chunkSize;
+    this.notes = notes;
+  }
+
+  /** Loads the first cartridge (the pool's appendable one, else a blank one labelled into the pool). */
+  void mountFirst() throws IOException {
+    mount(BackupService.chooseCartridge(library, pool));
+  }
+
+  /** The cartridge in the drive, null before {@link #mountFirst}. */
+  String cartridge() {
+    return cartridge;
+  }
+
+  /** The labels this backup gave to blank cartridges, in order. */
+  List<String> labelled() {
+    return List.copyOf(labelled);
+  }
+
+  private void mount(int newSlot) throws IOException {
+    CartridgeInfo info = library.cartridgeInfo(newSlot);
+    if (info.blank()) {
+      TapeLabel l = library.writeLabel(newSlot, newLabel(library, newSlot), pool, false);
+      labelled.add(l.label());
+      notes.accept("labelled the blank cartridge of slot " + newSlot + " '" + l.label() + "' into pool " + pool);
+      info = library.cartridgeInfo(newSlot);
+    }
+    OptionalInt inDrive = library.loadedSlot(0);
+    if (inDrive.isPresent() && inDrive.getAsInt() != newSlot) {
+      library.unload(0);
+    }
+    int elsewhere = library.driveOf(newSlot);
+    if (elsewhere > 0) {
+      library.unload(elsewhere);
+    }
+    drive = library.load(0, newSlot);
+    drive.seekEndOfData();
+    List<TapeFileInfo> files = library.cartridgeInfo(newSlot).files();
+    if (!files.isEmpty() && !files.get(files.size() - 1).closed()) {
+      drive.writeFilemarks(1); // an archive cut short by a crash: end its file
+    }
+    cartridge = info.label();
+    slot = newSlot;
+  }
+
+  /** The tape file the next file written goes to. */
+  private int nextFileNumber() throws IOException {
+    return library.cartridgeInfo(slot).files().size();
+  }
+
+  @Override
+  public Started begin(int piece) throws IOException {
+    if (drive == null) {
+      mountFirst();
+    } else if (warned) {
+      String from = cartridge;
+      mount(BackupService.chooseCartridge(library, pool));
+      notes.accept("cartridge " + from + " is full: the archive continues with piece " + (piece + 1)
+          + " on cartridge " + cartridge + " (slot " + slot + ")");
+    }
+    return new Started(open(), cartridge, nextFileNumber());
+  }
+
+  private OutputStream open() {
+    warned = false;
+    tape = new TapeOutputStream(drive);
+    return new Stream(tape);
+  }
+
+  @Override
+  public boolean full() {
+    return warned;
+  }
+
+  @Override
+  public void end() throws IOException {
+    TapeOutputStream t = tape;
+    try {
+      t.close();
+    } catch (EarlyWarningException e) {
+      warned = true;
+      t.close(); // the last record, refused at the early warning, goes into the trailer
+    }
+    tape = null;
+  }
+
+  /** After a failure: ends the tape file being written, if any, with a filemark. */
+  void abort(Exception failure) {
+    if (tape != null && drive != null) {
+      tape = null;
+      try {
+        drive.writeFilemarks(1);
+      } catch (IOException e) {
+        failure.addSuppressed(e);
+      }
+    }
+  }
+
+  /** True if a cartridge is loaded, so that the job's record can be written. */
+  boolean mounted() {
+    return drive != null;
+  }
+
+  /**
+   * Writes {@code record} (a job record) as a tape file after the last piece, in that
+   * cartridge's trailer if it is past its early warning; if the trailer has no room left for it,
+   * on the pool's next cartridge. Returns where it went.
+   */
+  Catalog.RecordLocation writeRecord(JobRecordFile record) throws IOException {
+    for (int attempt = 0; ; attempt++) {
+      int fileNumber = nextFileNumber();
+      OutputStream out = open();
+      try {
+        record.write(out, drive.blockSize());
+        end();
+        return new Catalog.RecordLocation(cartridge, fileNumber);
+      } catch (dev.shade.offhost.tape.EndOfMediumException e) {
+        abort(e);
+        if (attempt > 0) {
+          throw e;
+        }
+        mount(BackupService.chooseCartridge(library, pool));
+      }
+    }
+  }
+
+  /** The message for a piece that could not be ended within the trailer. */
+  String trailerTooSmall(int piece) {
+    return "piece " + (piece + 1) + " of the archive on cartridge " + cartridge + " could not be ended within the "
+        + drive.trailerBytes() + " bytes the drive allows after the early warning; spanning needs at least a chunk ("
+        + chunkSize + " bytes) and two records (" + 2L * drive.blockSize() + " bytes) there";
+  }
+
+  /** {@code SHD} and the slot in three digits (as 'shade tape label --all-blank --label SHD'), or a free variant. */
+  static String newLabel(VirtualTapeLibrary library, int slot) throws IOException {
+    String label = String.format("SHD%03d", slot);
+    for (int n = 2; library.find(label).isPresent(); n++) {
+      label = String.format("SHD%03d-%d", slot, n);
+    }
+    return label;
+  }
+
+  /** The stream the tar goes to: rides over the early warning into the trailer, remembering it. */
+  private final class Stream extends OutputStream {
+    /** The tape file. */
+    private final TapeOutputStream out;
+
+    Stream(TapeOutputStream out) {
+      this.out = out;
+    }
+
+    @Override
+    public void write(int b) throws IOException {
+      write(new byte[] {(byte) b}, 0, 1);
+    }
+
+    @Override
+    public void write(byte[] b, int off, int len) throws IOException {
+      long before = out.bytes();
+      try {
+        out.write(b, off, len);
+      } catch (EarlyWarningException e) {
+        // the refused record stays buffered; the retry writes it in the trailer allowance
+        warned = true;
+        int taken = (int) (out.bytes() - before);
+        out.write(b, off + taken, len - taken);
+      }
+    }
+
+    @Override
+    public void close() {
+      // the piece's tape file ends with end()
+    }
+  }
+}
