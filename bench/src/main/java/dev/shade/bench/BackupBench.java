@@ -41,9 +41,11 @@ public final class BackupBench {
    * an NBD Unix socket. Every round then does, in this order:
    *
    *   1. snapshot-create "full-R" on the control socket;
-   *   2. nbdcopy of its export (VOLUME@full-R) into copy.img on the same file system as the
-   *      library: the transport's limit (nbdcopy's defaults: it opens 4 connections when the
-   *      server allows several, as the agent's snapshot exports do); the agent's CPU is read too;
+   *   2. nbdcopy --flush of its export (VOLUME@full-R) into copy.img on the same file system as
+   *      the library: the transport's limit (nbdcopy's defaults: it opens 4 connections when the
+   *      server allows several, as the agent's snapshot exports do); --flush makes the copy
+   *      durable at its end (fsync), as a backup's filemark makes its archive; the agent's CPU is
+   *      read too;
    *   3. a full backup (BackupService in this JVM, as `shade backup run --level full` runs it,
    *      through NbdSnapshotSource) into a new library lib-R; the agent's CPU seconds during it
    *      (/proc/PID/stat: utime + stime + cutime + cstime) are the production side's cost;
@@ -72,6 +74,12 @@ public final class BackupBench {
   static final double CHANGED = 0.01;
   /** The volume's directory name, hence its export name. */
   static final String VOLUME = "vol";
+  /** The warm-up volume's directory and export name. */
+  static final String WARM_UP = "warmup";
+  /** Size of the warm-up volume. */
+  static final long WARM_UP_BYTES = 32L << 20;
+  /** Incrementals of the warm-up round. */
+  static final int WARM_UP_INCREMENTALS = 3;
   static final long MIB = 1L << 20;
 
   /** One ratio: its name, what it divides, its target. */
@@ -131,9 +139,17 @@ public final class BackupBench {
       return 2 * volumeBytes;
     }
 
-    /** Capacity of each cartridge: a full and its incrementals fit on one. */
+    /**
+     * Capacity of each cartridge: a full and its incrementals fit on one even when every
+     * incremental touches every chunk (cartridge files grow as they are written).
+     */
     long capacity() {
-      return 2 * volumeBytes + 256 * MIB;
+      return (INCREMENTALS + 2) * volumeBytes + 256 * MIB;
+    }
+
+    /** The warm-up's settings: a small volume, the same chunks and blocks. */
+    Settings warmUp() {
+      return new Settings(baseDir, WARM_UP_BYTES, 1, chunkSize, blockSize);
     }
   }
 
@@ -181,7 +197,7 @@ public final class BackupBench {
     }
     Files.createDirectories(s.baseDir());
     // the volume and its diff area, copy.img, its tar.zst, a library, a restored image
-    long need = s.volumeBytes() + s.diffMax() / 4 + 4 * s.volumeBytes() + 512 * MIB;
+    long need = s.volumeBytes() + s.diffMax() / 4 + 6 * s.volumeBytes() + 512 * MIB;
     long available = StatVfs.of(s.baseDir()).availableBytes();
     if (available < need) {
       throw new IOException("not enough free space for the backup benchmark in " + s.baseDir() + ": "
@@ -199,12 +215,17 @@ public final class BackupBench {
           + "volume in " + volume);
       Map<String, Long> layout = new BackupVolumeData(20261201L).fill(volume, s.volumeBytes(), s.blockSize(),
           s.diffMax());
+      Path warm = work.resolve(WARM_UP);
+      new BackupVolumeData(7L).fill(warm, WARM_UP_BYTES, s.blockSize(), s.warmUp().diffMax());
       progress.accept("starting the agent on it");
-      agent = AgentProcess.start(work, volume);
+      agent = AgentProcess.start(work, List.of(volume, warm));
       List<RoundFigures> rounds = new ArrayList<>();
       try (ControlClient control = agent.connect()) {
+        // untimed: the JIT of the agent and of this JVM, on a small volume of the same data
+        new Round(s.warmUp(), tool, work, agent, control, warm, 0, WARM_UP_INCREMENTALS, s2 -> {}).run();
+        progress.accept("warm-up round done (a " + (WARM_UP_BYTES >> 20) + " MiB volume, not counted)");
         for (int r = 1; r <= s.rounds(); r++) {
-          rounds.add(new Round(s, tool, work, agent, control, volume, r, progress).run());
+          rounds.add(new Round(s, tool, work, agent, control, volume, r, INCREMENTALS, progress).run());
         }
       }
       AgentProcess stopping = agent;
@@ -220,7 +241,7 @@ public final class BackupBench {
       out.put("changed_blocks_per_incremental", changedBlocks(s));
       out.put("rounds", s.rounds());
       out.put("agent", String.join(" ", stopping.command));
-      out.put("nbdcopy_command", "nbdcopy 'nbd+unix:///" + VOLUME + "@full-R?socket=SOCK' copy.img");
+      out.put("nbdcopy_command", "nbdcopy --flush 'nbd+unix:///" + VOLUME + "@full-R?socket=SOCK' copy.img");
       out.put("tar_command", "tar -cf - copy.img | zstd -1 -q -c > copy.tar.zst");
       out.put("nbdkit_command", "nbdkit -f -U SOCK file copy.img; nbdcopy 'nbd+unix:///?socket=SOCK' null:");
       out.put("work_dir", work.toString());
@@ -323,11 +344,17 @@ public final class BackupBench {
     /** 1-based number of this round. */
     private final int number;
     private final Consumer<String> progress;
+    /** Incremental backups after the full. */
+    private final int incrementals;
+    /** The export name of the volume. */
+    private final String export;
     /** Snapshots this round made, to delete at its end. */
     private final List<String> snapshots = new ArrayList<>();
 
     Round(Settings s, Map<String, Path> tool, Path work, AgentProcess agent, ControlClient control, Path volume,
-        int number, Consumer<String> progress) {
+        int number, int incrementals, Consumer<String> progress) {
+      this.incrementals = incrementals;
+      this.export = volume.getFileName().toString();
       this.s = s;
       this.tool = tool;
       this.work = work;
@@ -349,7 +376,8 @@ public final class BackupBench {
         Files.deleteIfExists(copy);
         Files.createFile(copy);
         double cpu0 = ProcessCpu.seconds(agent.pid());
-        double nbdcopyS = timed(List.of(tool.get("nbdcopy").toString(), agent.uri(VOLUME + "@" + full), copy.toString()));
+        double nbdcopyS = timed(List.of(tool.get("nbdcopy").toString(), "--flush",
+            agent.uri(export + "@" + full), copy.toString()));
         double agentCpuNbdcopy = ProcessCpu.seconds(agent.pid()) - cpu0;
         progress.accept(String.format(Locale.ROOT, "%snbdcopy of %s to a file: %.2f s, agent CPU %.2f s", tag, full,
             nbdcopyS, agentCpuNbdcopy));
@@ -382,7 +410,7 @@ public final class BackupBench {
         List<Double> incS = new ArrayList<>();
         List<Long> incBytes = new ArrayList<>();
         String last = full;
-        for (int k = 1; k <= INCREMENTALS; k++) {
+        for (int k = 1; k <= incrementals; k++) {
           change(number * 1000L + k);
           last = snapshot("inc-" + number + "-" + k);
           BackupService.Result inc = backup(lib, last, "incremental");
@@ -394,15 +422,15 @@ public final class BackupBench {
           incBytes.add(inc.bytesRead());
         }
         progress.accept(String.format(Locale.ROOT, "%s%d incrementals, %d blocks changed before each: median %.3f s "
-                + "(%.3f-%.3f), median %d KiB read", tag, INCREMENTALS, changedBlocks(s), median(incS), min(incS),
+                + "(%.3f-%.3f), median %d KiB read", tag, incrementals, changedBlocks(s), median(incS), min(incS),
             max(incS), (long) median(incBytes.stream().map(Long::doubleValue).toList()) >> 10));
 
-        double restoreChain = restore(lib, last, restored, INCREMENTALS + 1);
+        double restoreChain = restore(lib, last, restored, incrementals + 1);
         progress.accept(String.format(Locale.ROOT, "%srestore of the chain of %d: %.2f s (%.2f x the full's)", tag,
-            INCREMENTALS + 1, restoreChain, restoreChain / restoreFull));
+            incrementals + 1, restoreChain, restoreChain / restoreFull));
         return new RoundFigures(nbdcopyS, agentCpuNbdcopy, fullR.seconds(), agentCpu, selfCpu, fullR.bytesRead(),
             fullR.archiveBytes(), fullR.chunks(), tar[0], tar[1], (long) tar[2], nbdkit[0], nbdkit[1], restoreFull,
-            incS, incBytes, restoreChain, INCREMENTALS + 1);
+            incS, incBytes, restoreChain, incrementals + 1);
       } finally {
         for (String name : snapshots) {
           try {
@@ -425,7 +453,7 @@ public final class BackupBench {
 
     /** A backup of snapshot {@code name}, opening the library, its catalog and the export as the command does. */
     private BackupService.Result backup(Path lib, String name, String level) throws IOException {
-      NbdClientConfig config = NbdClientConfig.builder(agent.uri(VOLUME + "@" + name)).build();
+      NbdClientConfig config = NbdClientConfig.builder(agent.uri(export + "@" + name)).build();
       long t0 = System.nanoTime();
       BackupService.Result r;
       try (VirtualTapeLibrary l = VirtualTapeLibrary.open(lib);
@@ -445,7 +473,7 @@ public final class BackupBench {
       long t0 = System.nanoTime();
       RestoreService.Result r;
       try (VirtualTapeLibrary l = VirtualTapeLibrary.open(lib); Catalog catalog = Catalog.open(lib)) {
-        r = RestoreService.restore(l, catalog, VOLUME, name, to, true, BackupProgress.NONE);
+        r = RestoreService.restore(l, catalog, export, name, to, true, BackupProgress.NONE);
       }
       double seconds = (System.nanoTime() - t0) / 1e9;
       if (r.chain().size() != chain) {
@@ -466,7 +494,7 @@ public final class BackupBench {
         chosen.add(random.nextLong(blocks));
       }
       byte[] data = new byte[s.blockSize()];
-      try (NbdClient c = NbdClient.connect(agent.uri(VOLUME))) {
+      try (NbdClient c = NbdClient.connect(agent.uri(export))) {
         for (long b : chosen) {
           random.nextBytes(data);
           c.write(b * s.blockSize(), data);
@@ -504,8 +532,9 @@ public final class BackupBench {
 
     /** {CPU seconds of nbdkit, wall seconds of nbdcopy} for nbdkit file serving {@code file} to nbdcopy. */
     private double[] nbdkit(Path file) throws IOException, InterruptedException {
-      Path sock = work.resolve("nbdkit.sock");
-      Path log = work.resolve("nbdkit.log");
+      Path sock = work.resolve("nbdkit-" + number + ".sock");
+      Path log = work.resolve("nbdkit-" + number + ".log");
+      Files.deleteIfExists(sock);
       Process server = new ProcessBuilder(tool.get("nbdkit").toString(), "-f", "--exit-with-parent", "-U",
           sock.toString(), "file", file.toString())
           .redirectErrorStream(true).redirectOutput(log.toFile())
@@ -529,6 +558,7 @@ public final class BackupBench {
           server.waitFor(10, TimeUnit.SECONDS);
         }
         Files.deleteIfExists(log);
+        Files.deleteIfExists(sock);
       }
     }
   }
