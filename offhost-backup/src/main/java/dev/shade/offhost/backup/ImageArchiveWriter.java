@@ -57,7 +57,7 @@ public final class ImageArchiveWriter {
   static final int HASH_THREADS = Math.max(1, Math.min(4, Runtime.getRuntime().availableProcessors() / 2));
 
   /** Adjacent chunks read in one request: {@code count} chunks from {@code first} of the offset list. */
-  private record Run(int first, int count, long offset, int length) {}
+  record Run(int first, int count, long offset, int length) {}
 
   private ImageArchiveWriter() {}
 
