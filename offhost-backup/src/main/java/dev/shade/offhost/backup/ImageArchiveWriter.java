@@ -49,8 +49,11 @@ public final class ImageArchiveWriter {
    * 0.40 x nbdcopy of the same snapshot; this pipeline is what moved it.
    */
 
-  /** Bytes of adjacent chunks asked for in one read (a run is at least one chunk). */
-  static final int READ_BYTES = 4 << 20;
+  /**
+   * Bytes of adjacent chunks asked for in one read (a run is at least one chunk); the system
+   * property {@code shade.backup.readBytes} changes it.
+   */
+  static final int READ_BYTES = Math.max(4096, Integer.getInteger("shade.backup.readBytes", 4 << 20));
   /** Bytes read ahead of the run being written: the bound of the read-ahead queue. */
   static final long READ_AHEAD_BYTES = 64L << 20;
   /** Threads that checksum runs: half the processors, at least one, at most four. */

@@ -26,9 +26,10 @@ public final class NbdSnapshotSource implements SnapshotSource {
   /**
    * Connections reads are spread over, round robin, when the export allows several
    * ({@code CAN_MULTI_CONN}, as the agent's read-only snapshot exports do): as many as nbdcopy
-   * opens by default, so the agent serves them on several threads.
+   * opens by default, so the agent serves them on several threads. The system property
+   * {@code shade.backup.connections} changes it.
    */
-  static final int CONNECTIONS = 4;
+  static final int CONNECTIONS = Math.max(1, Integer.getInteger("shade.backup.connections", 4));
   private static final ObjectMapper JSON = new ObjectMapper();
 
   private final NbdClientConfig config;
