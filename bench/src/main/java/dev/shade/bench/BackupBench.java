@@ -154,7 +154,7 @@ public final class BackupBench {
   }
 
   /** Everything one round measured. */
-  record RoundFigures(double nbdcopyS, double agentCpuNbdcopyS, double fullS, double agentCpuS, double selfCpuS,
+  record RoundFigures(double nbdcopyS, double nbdcopyCpuS, double agentCpuNbdcopyS, double fullS, double agentCpuS, double selfCpuS,
       long bytesRead, long archiveBytes, int chunks, double tarZstdCpuS, double tarZstdS, long tarZstdBytes,
       double nbdkitCpuS, double nbdkitNbdcopyS, double restoreFullS, List<Double> incrementalS,
       List<Long> incrementalBytesRead, double restoreChainS, int chainLength) {
@@ -313,6 +313,7 @@ public final class BackupBench {
       m.put("archive_bytes", f.archiveBytes());
       m.put("chunks", f.chunks());
       m.put("nbdcopy_s", round(f.nbdcopyS(), 3));
+      m.put("nbdcopy_cpu_s", round(f.nbdcopyCpuS(), 2));
       m.put("agent_cpu_nbdcopy_s", round(f.agentCpuNbdcopyS(), 2));
       m.put("full_backup_s", round(f.fullS(), 3));
       m.put("agent_cpu_s", round(f.agentCpuS(), 2));
@@ -376,11 +377,12 @@ public final class BackupBench {
         Files.deleteIfExists(copy);
         Files.createFile(copy);
         double cpu0 = ProcessCpu.seconds(agent.pid());
-        double nbdcopyS = timed(List.of(tool.get("nbdcopy").toString(), "--flush",
-            agent.uri(export + "@" + full), copy.toString()));
+        double[] nbdcopy = withCpu("'" + tool.get("nbdcopy") + "' --flush '" + agent.uri(export + "@" + full) + "' '"
+            + copy + "'");
+        double nbdcopyS = nbdcopy[1];
         double agentCpuNbdcopy = ProcessCpu.seconds(agent.pid()) - cpu0;
-        progress.accept(String.format(Locale.ROOT, "%snbdcopy of %s to a file: %.2f s, agent CPU %.2f s", tag, full,
-            nbdcopyS, agentCpuNbdcopy));
+        progress.accept(String.format(Locale.ROOT, "%snbdcopy of %s to a file: %.2f s, agent CPU %.2f s, nbdcopy CPU "
+            + "%.2f s", tag, full, nbdcopyS, agentCpuNbdcopy, nbdcopy[0]));
 
         try (VirtualTapeLibrary l = VirtualTapeLibrary.create(lib, 2, s.capacity())) {
           // created and closed: each backup opens it as 'shade backup run' does
@@ -428,7 +430,7 @@ public final class BackupBench {
         double restoreChain = restore(lib, last, restored, incrementals + 1);
         progress.accept(String.format(Locale.ROOT, "%srestore of the chain of %d: %.2f s (%.2f x the full's)", tag,
             incrementals + 1, restoreChain, restoreChain / restoreFull));
-        return new RoundFigures(nbdcopyS, agentCpuNbdcopy, fullR.seconds(), agentCpu, selfCpu, fullR.bytesRead(),
+        return new RoundFigures(nbdcopyS, nbdcopy[0], agentCpuNbdcopy, fullR.seconds(), agentCpu, selfCpu, fullR.bytesRead(),
             fullR.archiveBytes(), fullR.chunks(), tar[0], tar[1], (long) tar[2], nbdkit[0], nbdkit[1], restoreFull,
             incS, incBytes, restoreChain, incrementals + 1);
       } finally {
@@ -512,6 +514,18 @@ public final class BackupBench {
         throw new IOException(r.failure());
       }
       return seconds;
+    }
+
+    /** {CPU seconds, wall seconds} of the shell command {@code command} and what it starts (bash's times). */
+    private double[] withCpu(String command) throws IOException, InterruptedException {
+      String script = "set -o pipefail; " + command + "; rc=$?; times; exit $rc";
+      long t0 = System.nanoTime();
+      Programs.Result r = Programs.run(work, Duration.ofMinutes(30), List.of(tool.get("bash").toString(), "-c", script));
+      double wall = (System.nanoTime() - t0) / 1e9;
+      if (!r.ok()) {
+        throw new IOException(r.failure());
+      }
+      return new double[] {childrenCpu(r.stdout()), wall};
     }
 
     /** {CPU seconds, wall seconds, output bytes} of tar | zstd -1 of {@code file}. */
