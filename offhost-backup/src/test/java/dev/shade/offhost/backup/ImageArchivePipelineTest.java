@@ -59,6 +59,9 @@ class ImageArchivePipelineTest {
       // every 7th chunk is zeros and left out
       long zeros = offsets.stream().filter(o -> (o / K64) % 7 == 3).count();
       assertEquals(offsets.size() - zeros, r.manifest().chunks().size());
+      // one 512-byte ustar header per chunk (no PAX header of its own), the header and manifest members
+      long overhead = r.archiveBytes() - r.dataBytes() - r.manifest().bytes().length;
+      assertTrue(overhead <= r.manifest().chunks().size() * 512L + 64 * 1024, "overhead " + overhead + " bytes");
 
       List<Long> seen = new ArrayList<>();
       ImageArchiveReader.Contents c = ImageArchiveReader.read(new ByteArrayInputStream(tar.toByteArray()), K64,
@@ -146,7 +149,8 @@ class ImageArchivePipelineTest {
     private final SplittableRandom delays = new SplittableRandom(5);
 
     GeneratedSource(long size, ExecutorService pool) {
-      this.identity = new SnapshotIdentity("db", "uuid-1", "s1", 1, Instant.parse("2026-12-01T10:00:00Z"), size);
+      // a creation time with milliseconds, as the agent's snapshots have
+      this.identity = new SnapshotIdentity("db", "uuid-1", "s1", 1, Instant.parse("2026-12-01T10:00:00.123Z"), size);
       this.pool = pool;
     }
 
