@@ -26,7 +26,7 @@ import picocli.CommandLine.Spec;
     header = "Measure shade on this machine.",
     mixinStandardHelpOptions = true,
     subcommands = {BenchCommand.Cow.class, BenchCommand.Nbd.class, BenchCommand.Client.class, BenchCommand.Agent.class,
-        BenchCommand.Freeze.class})
+        BenchCommand.Freeze.class, BenchCommand.Backup.class})
 public final class BenchCommand implements Callable<Integer> {
   /** Exit code of a command that did what was asked. */
   private static final int OK = 0;
@@ -109,6 +109,80 @@ public final class BenchCommand implements Callable<Integer> {
         return OK;
       }
       printRows(results);
+      return OK;
+    }
+  }
+
+  /** {@code shade bench backup}. */
+  @Command(
+      name = "backup",
+      header = "Measure off-host image backups and restores against nbdcopy, tar | zstd and nbdkit.",
+      description = {
+        "Writes a volume of --size (database pages, text, incompressible blobs, holes) in a temporary "
+            + "directory under /var/tmp, serves it with 'shade agent' over NBD on a Unix socket, and in each of "
+            + "--rounds rounds: copies a snapshot with nbdcopy, backs it up in full to a virtual tape library, "
+            + "runs tar -cf - | zstd -1 and nbdkit file + nbdcopy on the same data, restores the full, then 23 "
+            + "times changes 1% of the volume's blocks through the origin export, snapshots and backs up an "
+            + "incremental, and restores the chain of 24. Prints six ratios, each with its two figures "
+            + "(min, median and max over the rounds) and whether it meets its target: full_vs_nbdcopy, "
+            + "incr1pct_vs_full, restore_chain24_vs_full, restore_vs_full_backup, prod_cpu_vs_tar, "
+            + "prod_cpu_vs_nbdkit. Needs nbdcopy (libnbd-bin), nbdkit, zstd and tar. The Java system property "
+            + "shade.bench.dir puts the directory elsewhere.",
+        "See bench/README.md and docs/performance.md."
+      },
+      mixinStandardHelpOptions = true,
+      footerHeading = "%nExamples:%n",
+      footer = {
+        "  shade bench backup",
+        "  shade bench backup --size 256M --rounds 1",
+        "  shade bench backup --json > backup.json"
+      })
+  static final class Backup extends Leaf {
+    @Option(names = "--json", description = "Print the results as one JSON object: {\"ratios\": {RATIO: {\"min\", "
+        + "\"median\", \"max\", \"target\", \"target_met\", FIGURE: {...}, FIGURE: {...}, ...}}, "
+        + "\"all_targets_met\", \"per_round\", ...}.")
+    boolean json;
+
+    @Option(names = "--size", paramLabel = "SIZE", defaultValue = "2G", converter = ByteSize.class,
+        description = "Size of the volume (K, M, G: powers of 1024); 80% of it holds data.")
+    long size;
+
+    @Option(names = "--rounds", paramLabel = "N", defaultValue = "3",
+        description = "Rounds: each measures every figure once (a full, 23 incrementals, two restores).")
+    int rounds;
+
+    @Option(names = "--chunk-size", paramLabel = "SIZE", defaultValue = "64K", converter = ByteSize.class,
+        description = "Bytes per archive chunk of the backups (shade backup run --chunk-size); the default is "
+            + "the volume's block, the unit of changed-block tracking: with 4M chunks 1% of scattered blocks "
+            + "touch most chunks, and an incremental reads most of the volume.")
+    long chunkSize;
+
+    @Option(names = "--block-size", paramLabel = "SIZE", defaultValue = "64K", converter = ByteSize.class,
+        description = "Copy-on-write block of the volume, the unit of the changed blocks (4K to 1M).")
+    long blockSize;
+
+    @Override
+    public Integer call() throws Exception {
+      if (size < (16 << 20) || size % (1 << 20) != 0) {
+        throw usage("--size must be a whole number of MiB, at least 16M: " + size);
+      }
+      if (rounds < 1 || rounds > 100) {
+        throw usage("--rounds must be from 1 to 100: " + rounds);
+      }
+      BackupBench.Settings settings;
+      try {
+        settings = new BackupBench.Settings(Path.of(System.getProperty("shade.bench.dir", "/var/tmp")), size, rounds,
+            (int) Math.min(Integer.MAX_VALUE, chunkSize), (int) Math.min(Integer.MAX_VALUE, blockSize));
+      } catch (IllegalArgumentException e) {
+        throw usage(e.getMessage());
+      }
+      Map<String, Object> results = BackupBench.run(settings, this::progress);
+      if (json) {
+        printJson(results);
+      } else {
+        BackupBench.table(results).forEach(out()::println);
+        out().flush();
+      }
       return OK;
     }
   }

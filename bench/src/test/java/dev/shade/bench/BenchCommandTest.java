@@ -51,7 +51,7 @@ class BenchCommandTest {
   void bench_alone_isUsageErrorNamingTheBenchmarks() {
     BenchCli.Result r = BenchCli.run("bench");
     assertEquals(2, r.code(), r::toString);
-    assertEquals(List.of("shade bench: missing command: choose one of cow, nbd, client, agent, freeze (see 'shade bench --help')"),
+    assertEquals(List.of("shade bench: missing command: choose one of cow, nbd, client, agent, freeze, backup (see 'shade bench --help')"),
         r.errLines(), r::toString);
   }
 

@@ -4,8 +4,14 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
-import java.util.HashMap;
+import java.io.InterruptedIOException;
+import java.util.ArrayDeque;
 import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
 import org.apache.commons.compress.archivers.tar.TarArchiveInputStream;
 
@@ -14,7 +20,9 @@ import org.apache.commons.compress.archivers.tar.TarArchiveInputStream;
  * {@link Handler} wants (each with its SHA-256 computed while reading), and the manifest, against
  * which every chunk read is checked at the end.
  *
- * <p>Not thread-safe.
+ * <p>Not thread-safe: one read per call, from the calling thread; the {@link Handler}'s
+ * {@code chunk} is called from one worker thread of that read, in archive order, and its
+ * {@code wants} from the calling thread.
  */
 public final class ImageArchiveReader {
   /** Decides which chunks to read and takes them. */
@@ -22,7 +30,10 @@ public final class ImageArchiveReader {
     /** True to read the chunk at {@code offset}; otherwise it is skipped. */
     boolean wants(long offset);
 
-    /** The chunk at {@code offset}: {@code data[0, length)}, whose SHA-256 is {@code sha256}. */
+    /**
+     * The chunk at {@code offset}: {@code data[0, length)}, whose SHA-256 is {@code sha256};
+     * {@code data} is reused once this returns. Called from the read's worker thread.
+     */
     void chunk(long offset, byte[] data, int length, String sha256) throws IOException;
   }
 
@@ -48,6 +59,20 @@ public final class ImageArchiveReader {
 
   private ImageArchiveReader() {}
 
+  /*
+   * Two stages on two threads, so that reading the tape and checksumming + handling overlap
+   * (piece by piece: a piece's chunks are all handled before the next piece is opened):
+   * the calling thread parses the tar stream and reads each wanted chunk into a free buffer of
+   * a small pool (BUFFER_BYTES in all, at least two buffers); one worker thread takes the chunks
+   * in archive order, computes each SHA-256 and hands the chunk to the Handler. So the Handler
+   * is called from that one thread, one chunk at a time, in order. A buffer is reused only once
+   * its chunk is handled; the worker's first failure ends the read with that exception.
+   */
+
+  /** Bytes of chunk buffers between the reading and the checksumming thread. */
+  static final long BUFFER_BYTES = 32L << 20;
+
+
   /** The tape files of an archive's pieces. */
   @FunctionalInterface
   public interface PieceInput {
@@ -67,11 +92,35 @@ public final class ImageArchiveReader {
    * and the last must hold the manifest.
    */
   public static Contents read(int pieces, PieceInput in, int maxChunk, Handler handler) throws IOException {
-    Map<Long, String> read = new HashMap<>();
+    ExecutorService worker = Executors.newSingleThreadExecutor(r -> {
+      Thread t = new Thread(r, "shade-restore-hash");
+      t.setDaemon(true);
+      return t;
+    });
+    try {
+      return read(pieces, in, maxChunk, handler, worker);
+    } finally {
+      worker.shutdownNow();
+      try {
+        // after a failure, chunks still queued must not reach the handler while the caller looks
+        // at what it gathered
+        worker.awaitTermination(30, java.util.concurrent.TimeUnit.SECONDS);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    }
+  }
+
+  private static Contents read(int pieces, PieceInput in, int maxChunk, Handler handler, ExecutorService worker)
+      throws IOException {
+    Map<Long, String> read = new ConcurrentHashMap<>();
+    int slots = (int) Math.max(2, Math.min(16, BUFFER_BYTES / Math.max(1, maxChunk)));
+    byte[][] bufs = new byte[slots][];
+    ArrayDeque<Future<?>> inFlight = new ArrayDeque<>();
+    int nextSlot = 0;
     ImageManifest header = null;
     ImageManifest manifest = null;
     String manifestSha = null;
-    byte[] buf = new byte[maxChunk];
     for (int piece = 0; piece < pieces; piece++) {
       String member = null;
       boolean continued = false;
@@ -126,17 +175,39 @@ public final class ImageArchiveReader {
             }
             if (handler.wants(offset)) {
               int len = (int) e.getSize();
+              if (inFlight.size() == slots) {
+                await(inFlight.poll());
+              }
+              int slot = nextSlot++ % slots;
+              if (bufs[slot] == null) {
+                bufs[slot] = new byte[maxChunk];
+              }
+              byte[] buf = bufs[slot];
               int n = tar.readNBytes(buf, 0, len);
               if (n != len) {
                 throw new ArchiveException(member, at + "chunk " + member + " ends after " + n + " of " + len
                     + " bytes", null);
               }
-              String sha = Sha256.hex(buf, 0, len);
-              read.put(offset, sha);
-              handler.chunk(offset, buf, len, sha);
+              String name = member;
+              String where = at;
+              inFlight.add(worker.submit(() -> {
+                String sha = Sha256.hex(buf, 0, len);
+                read.put(offset, sha);
+                try {
+                  handler.chunk(offset, buf, len, sha);
+                } catch (ArchiveException ex) {
+                  throw ex;
+                } catch (IOException | RuntimeException ex) {
+                  throw new ArchiveException(name, where + "member " + name + ": " + ex.getMessage(), ex);
+                }
+                return null;
+              }));
             }
           }
           member = null;
+        }
+        while (!inFlight.isEmpty()) {
+          await(inFlight.poll()); // this piece's chunks handled before the next piece is opened
         }
       } catch (ArchiveException | BackupException ex) {
         throw ex; // BackupException: the piece's cartridge cannot be had, as PieceInput says
@@ -170,6 +241,28 @@ public final class ImageArchiveReader {
     return new Contents(manifest, manifestSha);
   }
 
+
+  /** Waits for one chunk's checksum and handling; rethrows what they threw. */
+  private static void await(Future<?> f) throws IOException {
+    try {
+      f.get();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new InterruptedIOException("interrupted while a chunk was checksummed");
+    } catch (ExecutionException e) {
+      Throwable c = e.getCause();
+      if (c instanceof IOException io) {
+        throw io;
+      }
+      if (c instanceof RuntimeException r) {
+        throw r;
+      }
+      if (c instanceof Error err) {
+        throw err;
+      }
+      throw new IOException(c);
+    }
+  }
 
   private static byte[] readAll(InputStream in) throws IOException {
     ByteArrayOutputStream b = new ByteArrayOutputStream();

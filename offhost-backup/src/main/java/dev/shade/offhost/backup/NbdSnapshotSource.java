@@ -16,21 +16,35 @@ import java.util.concurrent.CompletableFuture;
 /**
  * A snapshot exported by the shade agent over NBD ({@code VOLUME@SNAPSHOT} or
  * {@code VOLUME@id=N}): its identity from the export's description (one line of JSON, docs/nbd.md),
- * allocation from {@code base:allocation}, changes from {@code shade:changed:id=N}.
+ * allocation from {@code base:allocation}, changes from {@code shade:changed:id=N}; reads go
+ * over up to {@link #CONNECTIONS} connections.
  *
- * <p>Not thread-safe (one backup at a time uses it), though the connection below is.
+ * <p>Not thread-safe (one backup at a time uses it, from one thread), though the connections below are.
  */
 public final class NbdSnapshotSource implements SnapshotSource {
   static final String ALLOCATION = "base:allocation";
+  /**
+   * Connections reads are spread over, round robin, when the export allows several
+   * ({@code CAN_MULTI_CONN}, as the agent's read-only snapshot exports do): as many as nbdcopy
+   * opens by default, so the agent serves them on several threads. The system property
+   * {@code shade.backup.connections} changes it.
+   */
+  static final int CONNECTIONS = Math.max(1, Integer.getInteger("shade.backup.connections", 4));
   private static final ObjectMapper JSON = new ObjectMapper();
 
   private final NbdClientConfig config;
+  /** The first connection: identity, allocation, reads. */
   private final NbdClient client;
+  /** Every connection, the first included; reads go round robin. */
+  private final List<NbdClient> clients;
   private final SnapshotIdentity identity;
+  /** The connection of the next read (one thread calls; see the class comment). */
+  private int next;
 
-  private NbdSnapshotSource(NbdClientConfig config, NbdClient client, SnapshotIdentity identity) {
+  private NbdSnapshotSource(NbdClientConfig config, List<NbdClient> clients, SnapshotIdentity identity) {
     this.config = config;
-    this.client = client;
+    this.client = clients.get(0);
+    this.clients = List.copyOf(clients);
     this.identity = identity;
   }
 
@@ -39,11 +53,11 @@ public final class NbdSnapshotSource implements SnapshotSource {
    * the export is not a shade snapshot (an origin, or a server that is not shade's agent).
    */
   public static NbdSnapshotSource open(NbdClientConfig config) throws IOException {
-    NbdClient c = NbdClient.connect(config.toBuilder().metaContexts(ALLOCATION).build());
+    List<NbdClient> cs = NbdClient.connectMultiConn(config.toBuilder().metaContexts(ALLOCATION).build(), CONNECTIONS);
     try {
-      return new NbdSnapshotSource(config, c, identity(c));
+      return new NbdSnapshotSource(config, cs, identity(cs.get(0)));
     } catch (IOException | RuntimeException e) {
-      c.close();
+      cs.forEach(NbdClient::close);
       throw e;
     }
   }
@@ -108,17 +122,28 @@ public final class NbdSnapshotSource implements SnapshotSource {
 
   @Override
   public void read(long offset, ByteBuffer dst) throws IOException {
-    client.read(offset, dst);
+    nextClient().read(offset, dst);
   }
 
   @Override
   public CompletableFuture<Void> readAsync(long offset, ByteBuffer dst) throws IOException {
-    return client.readAsync(offset, dst);
+    return nextClient().readAsync(offset, dst);
+  }
+
+  private NbdClient nextClient() {
+    NbdClient c = clients.get(next);
+    next = (next + 1) % clients.size();
+    return c;
+  }
+
+  /** Connections open for reads (several when the export allows it). */
+  public int connections() {
+    return clients.size();
   }
 
   @Override
   public void close() {
-    client.close();
+    clients.forEach(NbdClient::close);
   }
 
   @Override

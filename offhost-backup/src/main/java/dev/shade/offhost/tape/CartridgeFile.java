@@ -83,6 +83,22 @@ final class CartridgeFile implements Closeable {
   private long[] bytesBefore = new long[64];
   /** Whether writes since the last fdatasync are not yet durable. */
   private boolean dirty;
+  /**
+   * A frame (header and payload) on its way to or from the file, reused and grown as records
+   * need: direct, so the file's pread and pwrite use it without a copy into native memory and
+   * CRC-32C reads it in place (a new heap buffer per 256 KiB record cost an allocation and two
+   * copies each; docs/performance.md, "Off-host backup").
+   */
+  private ByteBuffer frameBuffer = ByteBuffer.allocateDirect(FRAME_HEADER + 256 * 1024);
+  /** File offset from which appended frames have not had their writeback started. */
+  private long unstarted = -1;
+
+  /**
+   * Appended bytes after which their writeback is started (sync_file_range WRITE), so the
+   * filemark's fdatasync finds little left to write: the disk writes while the archive is still
+   * being made, instead of all of it at its end.
+   */
+  static final long WRITEBACK_BYTES = 8L << 20;
 
   private CartridgeFile(Path path, FileHandle file, long capacity, long earlyWarningZone, Instant created) {
     this.path = path;
@@ -257,15 +273,22 @@ final class CartridgeFile implements Closeable {
   /** Reads the record at {@code frame} into {@code dst} (which has room) and checks its CRC. */
   void readRecord(int frame, ByteBuffer dst) throws IOException {
     int length = length(frame);
-    ByteBuffer h = ByteBuffer.allocate(FRAME_HEADER);
-    file.readFully(offsets[frame], h);
-    ByteBuffer payload = ByteBuffer.allocate(length);
-    file.readFully(offsets[frame] + FRAME_HEADER, payload);
-    if (crc(payload.array(), 0, length) != h.getInt(8)) {
+    ByteBuffer f = frameBuffer(FRAME_HEADER + length);
+    file.readFully(offsets[frame], f);
+    f.flip();
+    if (crc(f, FRAME_HEADER, length) != f.getInt(8)) {
       throw new TapeException("medium error: record at block " + frame + " fails its CRC (offset "
           + offsets[frame] + "): " + this);
     }
-    dst.put(payload.flip());
+    dst.put(f.position(FRAME_HEADER));
+  }
+
+  /** {@link #frameBuffer}, cleared, with room for {@code bytes} and its limit there. */
+  private ByteBuffer frameBuffer(int bytes) {
+    if (frameBuffer.capacity() < bytes) {
+      frameBuffer = ByteBuffer.allocateDirect(bytes);
+    }
+    return frameBuffer.clear().limit(bytes);
   }
 
   /** Cuts the tape at {@code frame}: it and everything after it are gone. */
@@ -284,13 +307,22 @@ final class CartridgeFile implements Closeable {
   /** Appends a record of {@code src}'s remaining bytes at the end of data; advances {@code src}. */
   void appendRecord(ByteBuffer src) throws IOException {
     int length = src.remaining();
-    ByteBuffer frame = ByteBuffer.allocate(FRAME_HEADER + length);
+    ByteBuffer frame = frameBuffer(FRAME_HEADER + length);
     frame.put(RECORD).put((byte) 0).put((byte) 0).put((byte) 0).putInt(length).putInt(0).putInt(0);
     frame.put(src.duplicate());
-    frame.putInt(8, crc(frame.array(), FRAME_HEADER, length));
-    frame.putInt(12, crc(frame.array(), 0, 12));
-    file.writeFully(offsets[frames], frame.flip());
+    frame.putInt(8, crc(frame, FRAME_HEADER, length));
+    frame.putInt(12, crc(frame, 0, 12));
+    long at = offsets[frames];
+    file.writeFully(at, frame.flip());
     append(length);
+    if (unstarted < 0 || unstarted > at) {
+      unstarted = at;
+    }
+    long end = at + FRAME_HEADER + length;
+    if (end - unstarted >= WRITEBACK_BYTES) {
+      file.startWriteBack(unstarted, end - unstarted);
+      unstarted = end;
+    }
     src.position(src.limit());
     dirty = true;
   }
@@ -319,6 +351,13 @@ final class CartridgeFile implements Closeable {
       file.fdatasync();
       dirty = false;
     }
+  }
+
+  /** CRC-32C of {@code b[off, off + len)}, whatever its position and limit. */
+  private static int crc(ByteBuffer b, int off, int len) {
+    CRC32C c = new CRC32C();
+    c.update(b.duplicate().limit(off + len).position(off));
+    return (int) c.getValue();
   }
 
   private static int crc(byte[] b, int off, int len) {

@@ -46,6 +46,17 @@ public final class TapeOutputStream extends OutputStream {
       if (!record.hasRemaining()) {
         emit();
       }
+      if (record.position() == 0 && len >= record.capacity()) {
+        // a whole record with nothing buffered (tar writes in blocks of the record size): to the
+        // drive as it is, without a copy into the record buffer
+        int n = record.capacity();
+        drive.write(ByteBuffer.wrap(b, off, n));
+        records++;
+        off += n;
+        len -= n;
+        bytes += n;
+        continue;
+      }
       int n = Math.min(len, record.remaining());
       record.put(b, off, n);
       off += n;
