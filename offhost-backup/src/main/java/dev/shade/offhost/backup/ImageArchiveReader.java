@@ -176,7 +176,7 @@ public final class ImageArchiveReader {
             if (handler.wants(offset)) {
               int len = (int) e.getSize();
               if (inFlight.size() == slots) {
-                await(inFlight.poll());
+                take(inFlight);
               }
               int slot = nextSlot++ % slots;
               if (bufs[slot] == null) {
@@ -207,11 +207,15 @@ public final class ImageArchiveReader {
           member = null;
         }
         while (!inFlight.isEmpty()) {
-          await(inFlight.poll()); // this piece's chunks handled before the next piece is opened
+          take(inFlight); // this piece's chunks handled before the next piece is opened
         }
+      } catch (HandlingFailed f) {
+        throw f.failure; // the first chunk, in archive order, that its handling refused
       } catch (ArchiveException | BackupException ex) {
+        failEarlier(inFlight); // a chunk read before this failure, and refused, is named first
         throw ex; // BackupException: the piece's cartridge cannot be had, as PieceInput says
       } catch (IOException | RuntimeException ex) {
+        failEarlier(inFlight);
         throw new ArchiveException(member, at + (member != null ? "member " + member + ": " : "") + ex.getMessage(), ex);
       }
       if (first) {
@@ -242,25 +246,44 @@ public final class ImageArchiveReader {
   }
 
 
-  /** Waits for one chunk's checksum and handling; rethrows what they threw. */
-  private static void await(Future<?> f) throws IOException {
+  /** A chunk's checksum or handling failed on the worker: {@code failure} says how. */
+  private static final class HandlingFailed extends RuntimeException {
+    private static final long serialVersionUID = 1L;
+    final IOException failure;
+
+    HandlingFailed(IOException failure) {
+      super(failure.getMessage(), failure, false, false);
+      this.failure = failure;
+    }
+  }
+
+  /** Waits for the oldest chunk in flight to be checksummed and handled; a failure comes as {@link HandlingFailed}. */
+  private static void take(ArrayDeque<Future<?>> inFlight) throws InterruptedIOException {
     try {
-      f.get();
+      inFlight.poll().get();
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw new InterruptedIOException("interrupted while a chunk was checksummed");
     } catch (ExecutionException e) {
       Throwable c = e.getCause();
-      if (c instanceof IOException io) {
-        throw io;
-      }
-      if (c instanceof RuntimeException r) {
-        throw r;
-      }
       if (c instanceof Error err) {
         throw err;
       }
-      throw new IOException(c);
+      throw new HandlingFailed(c instanceof IOException io ? io : new IOException(c.getMessage(), c));
+    }
+  }
+
+  /**
+   * After a failure of the reading thread: waits for the chunks read before it, and throws the
+   * first of their failures, so that the archive's first bad chunk is the one named.
+   */
+  private static void failEarlier(ArrayDeque<Future<?>> inFlight) throws IOException {
+    while (!inFlight.isEmpty()) {
+      try {
+        take(inFlight);
+      } catch (HandlingFailed f) {
+        throw f.failure;
+      }
     }
   }
 

@@ -323,13 +323,14 @@ class SpanningTest {
   }
 
   /** A source whose reads fail after {@code reads} of them, as when the NBD connection is cut. */
+  /** Reads as {@code in} does, and fails every read that reaches past chunk {@code chunks} (the cable is pulled there). */
   private static final class FailingSource implements SnapshotSource {
     private final SnapshotSource in;
-    private int left;
+    private final long failFrom;
 
-    FailingSource(SnapshotSource in, int reads) {
+    FailingSource(SnapshotSource in, int chunks) {
       this.in = in;
-      this.left = reads;
+      this.failFrom = (long) chunks * CHUNK;
     }
 
     @Override
@@ -349,7 +350,7 @@ class SpanningTest {
 
     @Override
     public void read(long offset, ByteBuffer dst) throws IOException {
-      if (left-- <= 0) {
+      if (offset + dst.remaining() > failFrom) {
         throw new IOException("cable pulled");
       }
       in.read(offset, dst);
