@@ -26,7 +26,11 @@ public final class Catalog implements Closeable {
   /** The file in the library's directory. */
   public static final String FILE = "catalog.db";
   /** The schema this version writes. */
-  public static final int SCHEMA_VERSION = 1;
+  public static final int SCHEMA_VERSION = 4;
+  /** The format of a job that wrote a block image archive ({@code shade-image-1}). */
+  public static final String FORMAT_IMAGE = "image";
+  /** The format of a job that wrote a files archive ({@code shade-files-1}). */
+  public static final String FORMAT_FILES = "files";
   public static final String RUNNING = "running";
   public static final String OK = "ok";
   public static final String FAILED = "failed";
@@ -40,10 +44,11 @@ public final class Catalog implements Closeable {
    * @param baseJobId the job of the base snapshot for an incremental, else -1
    * @param baseSnapshotId the base snapshot's id for an incremental, else -1
    * @param archive what it wrote, when it succeeded
+   * @param format what kind of archive: {@link #FORMAT_IMAGE} or {@link #FORMAT_FILES}
    */
   public record JobRecord(long id, SnapshotIdentity snapshot, String level, long baseJobId, long baseSnapshotId,
       String pool, int chunkSize, Instant started, Instant ended, String outcome, String message, long bytes,
-      ArchiveRecord archive) {}
+      ArchiveRecord archive, String format) {}
 
   private static final String[] MIGRATIONS = {
     // 1
@@ -56,7 +61,12 @@ public final class Catalog implements Closeable {
         + "CREATE TABLE archives (id INTEGER PRIMARY KEY, job_id INTEGER NOT NULL UNIQUE REFERENCES jobs(id),"
         + " cartridge TEXT NOT NULL, file_number INTEGER NOT NULL, bytes INTEGER NOT NULL, manifest_sha256 TEXT NOT NULL);"
         + "CREATE TABLE chunks (archive_id INTEGER NOT NULL REFERENCES archives(id), offset INTEGER NOT NULL,"
-        + " length INTEGER NOT NULL, sha256 TEXT, zero INTEGER NOT NULL, PRIMARY KEY (archive_id, offset));"
+        + " length INTEGER NOT NULL, sha256 TEXT, zero INTEGER NOT NULL, PRIMARY KEY (archive_id, offset));",
+    // 2 and 3: steps of other parts of the catalog
+    "",
+    "",
+    // 4: what kind of archive a job wrote (every job before this step wrote an image)
+    "ALTER TABLE jobs ADD COLUMN format TEXT NOT NULL DEFAULT 'image'"
   };
 
   private final Path file;
@@ -120,12 +130,18 @@ public final class Catalog implements Closeable {
     }
   }
 
-  /** Records a job that is starting; returns its id. */
+  /** Records an image backup job that is starting; returns its id. */
   public long startJob(SnapshotIdentity s, String level, long baseJobId, long baseSnapshotId, String pool, int chunkSize,
       Instant started) throws IOException {
+    return startJob(s, level, baseJobId, baseSnapshotId, pool, chunkSize, started, FORMAT_IMAGE);
+  }
+
+  /** Records a job of {@code format} ({@link #FORMAT_IMAGE}, {@link #FORMAT_FILES}) that is starting; returns its id. */
+  public long startJob(SnapshotIdentity s, String level, long baseJobId, long baseSnapshotId, String pool, int chunkSize,
+      Instant started, String format) throws IOException {
     try (PreparedStatement p = db.prepareStatement("INSERT INTO jobs (volume, volume_uuid, snapshot, snapshot_id,"
-        + " snapshot_created, size, level, base_job, base_snapshot_id, pool, chunk_size, started, outcome)"
-        + " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", Statement.RETURN_GENERATED_KEYS)) {
+        + " snapshot_created, size, level, base_job, base_snapshot_id, pool, chunk_size, started, outcome, format)"
+        + " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", Statement.RETURN_GENERATED_KEYS)) {
       p.setString(1, s.volume());
       p.setString(2, s.volumeUuid());
       p.setString(3, s.snapshot());
@@ -144,6 +160,7 @@ public final class Catalog implements Closeable {
       p.setInt(11, chunkSize);
       p.setString(12, started.toString());
       p.setString(13, RUNNING);
+      p.setString(14, format);
       p.executeUpdate();
       try (ResultSet r = p.getGeneratedKeys()) {
         r.next();
@@ -229,25 +246,30 @@ public final class Catalog implements Closeable {
     return query("j.id = ?", List.of(id)).stream().findFirst();
   }
 
-  /** The newest successful backup of the volume of uuid {@code volumeUuid}. */
+  /** The newest successful image backup of the volume of uuid {@code volumeUuid} (files archives are no base). */
   public Optional<JobRecord> lastBackup(String volumeUuid) throws IOException {
-    List<JobRecord> all = query("j.volume_uuid = ? AND j.outcome = 'ok'", List.of(volumeUuid));
+    List<JobRecord> all = query("j.volume_uuid = ? AND j.outcome = 'ok' AND j.format = 'image'", List.of(volumeUuid));
     return all.isEmpty() ? Optional.empty() : Optional.of(all.get(all.size() - 1));
   }
 
   /**
-   * The newest successful backup of snapshot {@code snapshot} (a name, an id, or {@code id=N}) of
-   * the volume {@code volume} (a uuid or a name).
+   * The newest successful image backup of snapshot {@code snapshot} (a name, an id, or {@code id=N})
+   * of the volume {@code volume} (a uuid or a name).
    */
   public Optional<JobRecord> find(String volume, String snapshot) throws IOException {
+    return find(volume, snapshot, FORMAT_IMAGE);
+  }
+
+  /** The same for the archives of {@code format} ({@link #FORMAT_IMAGE}, {@link #FORMAT_FILES}). */
+  public Optional<JobRecord> find(String volume, String snapshot, String format) throws IOException {
     String idText = snapshot.startsWith("id=") ? snapshot.substring(3) : snapshot;
     List<JobRecord> all;
     if (idText.matches("[0-9]{1,18}")) {
-      all = query("(j.volume_uuid = ? OR j.volume = ?) AND j.outcome = 'ok' AND (j.snapshot_id = ? OR j.snapshot = ?)",
-          List.of(volume, volume, Long.parseLong(idText), snapshot));
+      all = query("(j.volume_uuid = ? OR j.volume = ?) AND j.outcome = 'ok' AND (j.snapshot_id = ? OR j.snapshot = ?)"
+          + " AND j.format = ?", List.of(volume, volume, Long.parseLong(idText), snapshot, format));
     } else {
-      all = query("(j.volume_uuid = ? OR j.volume = ?) AND j.outcome = 'ok' AND j.snapshot = ?",
-          List.of(volume, volume, snapshot));
+      all = query("(j.volume_uuid = ? OR j.volume = ?) AND j.outcome = 'ok' AND j.snapshot = ? AND j.format = ?",
+          List.of(volume, volume, snapshot, format));
     }
     return all.isEmpty() ? Optional.empty() : Optional.of(all.get(all.size() - 1));
   }
@@ -273,7 +295,7 @@ public final class Catalog implements Closeable {
     List<JobRecord> out = new ArrayList<>();
     try (PreparedStatement p = db.prepareStatement("SELECT j.id, j.volume, j.volume_uuid, j.snapshot, j.snapshot_id,"
         + " j.snapshot_created, j.size, j.level, j.base_job, j.base_snapshot_id, j.pool, j.chunk_size, j.started, j.ended,"
-        + " j.outcome, j.message, j.bytes, a.id, a.cartridge, a.file_number, a.bytes, a.manifest_sha256"
+        + " j.outcome, j.message, j.bytes, a.id, a.cartridge, a.file_number, a.bytes, a.manifest_sha256, j.format"
         + " FROM jobs j LEFT JOIN archives a ON a.job_id = j.id WHERE " + where + " ORDER BY j.id")) {
       for (int i = 0; i < args.size(); i++) {
         p.setObject(i + 1, args.get(i));
@@ -292,7 +314,7 @@ public final class Catalog implements Closeable {
               : new ArchiveRecord(archiveId, r.getLong(1), r.getString(19), r.getInt(20), r.getLong(21), r.getString(22));
           out.add(new JobRecord(r.getLong(1), s, r.getString(8), baseJob, baseSnap, r.getString(11), r.getInt(12),
               Instant.parse(r.getString(13)), ended == null ? null : Instant.parse(ended), r.getString(15),
-              r.getString(16), r.getLong(17), a));
+              r.getString(16), r.getLong(17), a, r.getString(23)));
         }
       }
     } catch (SQLException e) {
