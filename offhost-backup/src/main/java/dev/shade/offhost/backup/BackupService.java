@@ -193,7 +193,7 @@ public final class BackupService {
   }
 
   /** {@code SHD} and the slot in three digits (as 'shade tape label --all-blank --label SHD'), or a free variant. */
-  private static String newLabel(VirtualTapeLibrary library, int slot) throws IOException {
+  static String newLabel(VirtualTapeLibrary library, int slot) throws IOException {
     String label = String.format("SHD%03d", slot);
     for (int n = 2; library.find(label).isPresent(); n++) {
       label = String.format("SHD%03d-%d", slot, n);
