@@ -81,7 +81,8 @@ final class TarReader {
       byte[] h = new byte[512];
       int n = readFully(h);
       if (n == 0) {
-        return null; // no end-of-archive blocks; the stream simply ends (as GNU tar accepts, with a warning)
+        // GNU tar accepts this with a warning; for a restore it means a truncated tape file
+        throw fail(null, at, "the archive ends without its end-of-archive blocks (is the tape file truncated?)");
       }
       if (n < 512) {
         throw fail(null, at, "the archive ends inside a header (" + n + " of 512 bytes)");
