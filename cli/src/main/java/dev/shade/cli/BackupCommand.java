@@ -6,7 +6,10 @@ import dev.shade.nbd.client.NbdClientConfig;
 import dev.shade.nbd.client.NbdUri;
 import dev.shade.offhost.backup.BackupService;
 import dev.shade.offhost.backup.Catalog;
+import dev.shade.offhost.backup.FilesBackupService;
 import dev.shade.offhost.backup.NbdSnapshotSource;
+import dev.shade.offhost.backup.SnapshotIdentity;
+import dev.shade.offhost.files.FilesManifest;
 import dev.shade.offhost.tape.VirtualTapeLibrary;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -27,7 +30,7 @@ final class BackupCommand extends CommandGroup {
   /** {@code shade backup run}. */
   @Command(
       name = "run",
-      header = "Back up one snapshot as an image archive on tape.",
+      header = "Back up one snapshot as an image or a files archive on tape.",
       description = {
         "Reads the snapshot export URI (nbd://HOST:PORT/VOLUME@SNAPSHOT, nbd+unix:///VOLUME@SNAPSHOT?socket=PATH, "
             + "nbds:// with TLS) and appends one PAX tar archive to a cartridge of POOL in drive 0 of the library LIB, "
@@ -37,13 +40,20 @@ final class BackupCommand extends CommandGroup {
         "A full reads every allocated chunk (holes skipped with base:allocation); an incremental reads only the "
             + "chunks changed since the last backed-up snapshot of the volume (shade:changed:id=N). With "
             + "--level incremental or auto (the default), a full is written instead, and the command says so, when "
-            + "there is no earlier backup or its snapshot no longer exists on the production host."
+            + "there is no earlier backup or its snapshot no longer exists on the production host.",
+        "",
+        "--format files archives the snapshot's filesystem tree instead (always whole): the snapshot is attached "
+            + "read-only on this server (nbdfuse -r, a read-only loop device, mount -o ro,noload for ext4, "
+            + "ro,norecovery for xfs) and its files go to tape as a PAX tar that GNU tar extracts file by file, with "
+            + "owners, modes, times, xattrs and ACLs (tar -x --xattrs --acls); the chain is taken down afterwards, also "
+            + "on failure. Needs root, nbdfuse and, for ACLs, getfacl (the acl package)."
       },
       mixinStandardHelpOptions = true,
       footerHeading = "%nExamples:%n",
       footer = {
         "  shade backup run --source nbd://db1:10809/db@nightly --library /srv/vtl --pool nightly",
-        "  shade backup run --source 'nbd+unix:///db@id=7?socket=/run/shade/nbd.sock' --library /srv/vtl --json"
+        "  shade backup run --source 'nbd+unix:///db@id=7?socket=/run/shade/nbd.sock' --library /srv/vtl --json",
+        "  shade backup run --source nbd://db1:10809/db@nightly --library /srv/vtl --format files"
       })
   static final class Run extends ShadeCommand {
     @Option(names = "--source", paramLabel = "URI", required = true, description = "The snapshot's NBD export.")
@@ -59,6 +69,11 @@ final class BackupCommand extends CommandGroup {
     @Option(names = "--level", paramLabel = "LEVEL", defaultValue = "auto",
         description = "full, incremental or auto (default: ${DEFAULT-VALUE}: incremental when there is a base).")
     String level;
+
+    @Option(names = "--format", paramLabel = "FORMAT", defaultValue = Catalog.FORMAT_IMAGE,
+        description = "image (the block image) or files (the filesystem tree, for single-file restores) "
+            + "(default: ${DEFAULT-VALUE}).")
+    String format;
 
     @Option(names = "--chunk-size", paramLabel = "SIZE", converter = Sizes.class, defaultValue = "4M",
         description = "Bytes per archive chunk, a power of two from 4K to 64M (default: ${DEFAULT-VALUE}); an "
@@ -86,6 +101,12 @@ final class BackupCommand extends CommandGroup {
 
     @Override
     public Integer call() throws Exception {
+      if (format.equals(Catalog.FORMAT_FILES)) {
+        return files();
+      }
+      if (!format.equals(Catalog.FORMAT_IMAGE)) {
+        throw usage("--format must be image or files: " + format);
+      }
       BackupService.Request request;
       NbdClientConfig config;
       try {
@@ -145,6 +166,123 @@ final class BackupCommand extends CommandGroup {
           Sizes.format((long) (r.bytesRead() / Math.max(1e-9, r.seconds()))));
       out().flush();
       return ExitCodes.OK;
+    }
+
+    /** {@code --format files}. */
+    private Integer files() throws Exception {
+      if (level.equals("incremental")) {
+        throw usage("a files archive is always a whole tree: --level incremental does not go with --format files");
+      }
+      if (!List.of("full", "auto").contains(level)) {
+        throw usage("level must be full, incremental or auto: " + level);
+      }
+      FilesBackupService.Request request;
+      NbdClientConfig config;
+      String fuseUri;
+      try {
+        request = new FilesBackupService.Request(pool, writerMetadata(metadata));
+        config = clientConfig();
+        fuseUri = libnbdUri();
+      } catch (IllegalArgumentException e) {
+        throw usage(e.getMessage());
+      }
+      SnapshotIdentity id;
+      try (NbdSnapshotSource src = NbdSnapshotSource.open(config)) {
+        id = src.identity();
+      }
+      List<String> notes = new ArrayList<>();
+      FilesBackupService.Result r;
+      try (VirtualTapeLibrary lib = TapeCommand.open(library);
+          Catalog catalog = Catalog.open(library);
+          ProgressLine progress = progress("backup")) {
+        r = FilesBackupService.run(lib, catalog, id, fuseUri, request, progress::update, n -> {
+          notes.add(n);
+          if (!json) {
+            err().println("shade backup: " + n);
+            err().flush();
+          }
+        });
+      } finally {
+        deleteTlsDir();
+      }
+      FilesManifest.Counts c = r.counts();
+      if (json) {
+        ObjectNode o = JSON.createObjectNode().put("jobId", r.jobId()).put("format", Catalog.FORMAT_FILES)
+            .put("volume", r.snapshot().volume()).put("volumeUuid", r.snapshot().volumeUuid())
+            .put("snapshot", r.snapshot().snapshot()).put("snapshotId", r.snapshot().snapshotId())
+            .put("size", r.snapshot().size()).put("level", "full").put("filesystem", r.filesystem())
+            .put("cartridge", r.cartridge()).put("labelled", r.labelled()).put("fileNumber", r.fileNumber())
+            .put("archiveBytes", r.archiveBytes()).put("files", c.entries()).put("directories", c.directories())
+            .put("regularFiles", c.regularFiles()).put("hardLinks", c.hardLinks()).put("symlinks", c.symlinks())
+            .put("specialFiles", c.specialFiles()).put("sparseFiles", c.sparseFiles())
+            .put("skippedSockets", c.skipped()).put("bytes", c.bytes()).put("dataBytes", c.dataBytes())
+            .put("acls", r.acls()).put("seconds", r.seconds());
+        o.putArray("notes").addAll(notes.stream().map(JSON.getNodeFactory()::textNode).toList());
+        printJson(o);
+        return ExitCodes.OK;
+      }
+      out().printf("Backed up the files of %s@%s (id %d, %s) to cartridge %s, tape file %d: %d entries, %s in files "
+              + "(%s stored, holes left out), archive %s, in %s.%n",
+          r.snapshot().volume(), r.snapshot().snapshot(), r.snapshot().snapshotId(), r.filesystem(), r.cartridge(),
+          r.fileNumber(), c.entries(), Sizes.format(c.bytes()), Sizes.format(c.dataBytes()),
+          Sizes.format(r.archiveBytes()), ProgressLine.duration(r.seconds()));
+      out().flush();
+      return ExitCodes.OK;
+    }
+
+    /** The client configuration of --source and the --tls-* files. */
+    private NbdClientConfig clientConfig() {
+      NbdClientConfig.Builder b = NbdClientConfig.builder(NbdUri.parse(source));
+      if (tlsCa != null) {
+        b.tlsCa(tlsCa);
+      }
+      if (tlsCert != null || tlsKey != null) {
+        if (tlsCert == null || tlsKey == null) {
+          throw new IllegalArgumentException("--tls-cert and --tls-key go together");
+        }
+        b.tlsClientCertificate(tlsCert, tlsKey);
+      }
+      return b.build();
+    }
+
+    /** A directory of the --tls-* files under the names libnbd looks for, while a files backup runs. */
+    private Path tlsDir;
+
+    /**
+     * --source as nbdfuse (libnbd) takes it: the same URI, and for nbds:// with --tls-* files a
+     * tls-certificates directory holding them as ca-cert.pem, client-cert.pem and client-key.pem.
+     */
+    private String libnbdUri() throws java.io.IOException {
+      if (!source.startsWith("nbds") || (tlsCa == null && tlsCert == null)) {
+        return source;
+      }
+      tlsDir = Files.createTempDirectory("shade-tls-");
+      if (tlsCa != null) {
+        Files.createSymbolicLink(tlsDir.resolve("ca-cert.pem"), tlsCa.toAbsolutePath());
+      }
+      if (tlsCert != null) {
+        Files.createSymbolicLink(tlsDir.resolve("client-cert.pem"), tlsCert.toAbsolutePath());
+        Files.createSymbolicLink(tlsDir.resolve("client-key.pem"), tlsKey.toAbsolutePath());
+      }
+      return source + (source.contains("?") ? "&" : "?") + "tls-certificates=" + tlsDir;
+    }
+
+    private void deleteTlsDir() {
+      if (tlsDir == null) {
+        return;
+      }
+      for (String f : List.of("ca-cert.pem", "client-cert.pem", "client-key.pem")) {
+        try {
+          Files.deleteIfExists(tlsDir.resolve(f));
+        } catch (java.io.IOException ignored) {
+          // a temporary directory of links: harmless if left
+        }
+      }
+      try {
+        Files.deleteIfExists(tlsDir);
+      } catch (java.io.IOException ignored) {
+        // as above
+      }
     }
 
     /** The writer metadata of a snapshot-show document: its attributes' shade.writers, parsed if JSON. */
