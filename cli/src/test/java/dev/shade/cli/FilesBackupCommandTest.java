@@ -87,6 +87,9 @@ class FilesBackupCommandTest {
     assertTrue(b.get("bytes").asLong() > TreeFixture.BIG, b::toString);
     assertTrue(b.get("archiveBytes").asLong() < 32 << 20, "holes stay out of the archive: " + b);
     assertTrue(b.get("acls").asBoolean());
+    System.out.printf("files backup: %d entries, %d bytes in files, %d stored, archive %d bytes, in %.2f s%n",
+        b.get("files").asLong(), b.get("bytes").asLong(), b.get("dataBytes").asLong(), b.get("archiveBytes").asLong(),
+        b.get("seconds").asDouble());
     JsonNode job = Cli.run("catalog", "list", lib, "--json").ok().json().get("jobs").get(0);
     assertEquals("files", job.get("format").asText(), job::toString);
     assertEquals("ok", job.get("outcome").asText(), job::toString);
