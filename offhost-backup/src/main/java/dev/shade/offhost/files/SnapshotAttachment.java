@@ -15,7 +15,10 @@ import java.util.concurrent.TimeUnit;
  * and {@code mount -o ro,noload} (ext2/3/4; {@code ro,norecovery} for xfs). {@link #close}
  * takes the chain down in order, also after a failure halfway up.
  *
- * <p>Not thread-safe: one backup attaches, reads and closes it. Needs root (loop devices, mount).
+ * <p>One backup attaches, reads and closes it; {@link #close} is synchronized because a JVM
+ * shutdown hook may call it too (the chain comes down on Ctrl-C or SIGTERM; after a SIGKILL the
+ * operator unmounts the work directory's {@code root}, detaches the loop device and stops
+ * nbdfuse). Needs root (loop devices, mount).
  */
 public final class SnapshotAttachment implements AutoCloseable {
   /*
@@ -50,6 +53,8 @@ public final class SnapshotAttachment implements AutoCloseable {
   private String type;
   /** True while mounted. */
   private boolean mounted;
+  /** Takes the chain down when the JVM exits without {@link #close} (Ctrl-C, SIGTERM; not SIGKILL). */
+  private final Thread hook = new Thread(this::closeQuietly, "shade-snapshot-attachment-teardown");
 
   private SnapshotAttachment(String uri, Path workDir) {
     this.uri = uri;
@@ -65,6 +70,7 @@ public final class SnapshotAttachment implements AutoCloseable {
    */
   public static SnapshotAttachment attach(String uri, Path workDir) throws IOException {
     SnapshotAttachment a = new SnapshotAttachment(uri, workDir.toAbsolutePath());
+    Runtime.getRuntime().addShutdownHook(a.hook);
     try {
       a.up();
       return a;
@@ -129,7 +135,12 @@ public final class SnapshotAttachment implements AutoCloseable {
 
   /** Unmounts, detaches the loop device and stops nbdfuse: whatever of that is up. */
   @Override
-  public void close() throws IOException {
+  public synchronized void close() throws IOException {
+    try {
+      Runtime.getRuntime().removeShutdownHook(hook);
+    } catch (IllegalStateException | IllegalArgumentException e) {
+      // the JVM is exiting (this is the hook), or the hook is gone already
+    }
     IOException first = null;
     if (mounted) {
       try {
@@ -168,6 +179,14 @@ public final class SnapshotAttachment implements AutoCloseable {
     }
     if (first != null) {
       throw first;
+    }
+  }
+
+  private void closeQuietly() {
+    try {
+      close();
+    } catch (IOException e) {
+      System.err.println("shade: could not take down " + this + ": " + e.getMessage());
     }
   }
 
