@@ -16,7 +16,8 @@ import java.util.Optional;
 
 /**
  * The backup catalog of one tape library: an SQLite database, {@code catalog.db} in the
- * library's directory, of jobs (one per backup run), the archive each successful job wrote
+ * library's directory, of jobs (one per backup run, each of a format: {@link #FORMAT_IMAGE} or
+ * {@link #FORMAT_FILES}), the archive each successful job wrote
  * (cartridge, tape file, size, SHA-256 of its manifest) and that archive's chunks. The schema is
  * versioned in {@code schema_version}; {@link #open} migrates an older one.
  *
