@@ -66,7 +66,8 @@ class FilesBackupCommandTest {
     Path db = TestVolumes.create(tmp.resolve("db"), "512M");
     Path control = tmp.resolve("control.sock");
     Path nbd = tmp.resolve("nbd.sock");
-    agent = AgentProcess.start(tmp, List.of(db, "--control-socket", control, "--socket", nbd), control);
+    Path raw = TestVolumes.create(tmp.resolve("raw"), "64M"); // no filesystem on it
+    agent = AgentProcess.start(tmp, List.of(db, raw, "--control-socket", control, "--socket", nbd), control);
     mount = NbdMount.open("nbd+unix:///db?socket=" + nbd, tmp.resolve("nbd-origin"), tmp.resolve("mnt"), true);
     Path mnt = mount.mountPoint();
     TreeFixture.populate(mnt);
@@ -77,6 +78,18 @@ class FilesBackupCommandTest {
 
     Path lib = tmp.resolve("vtl");
     Cli.run("tape", "library", "create", lib, "--slots", "2", "--capacity", "1G").ok();
+    // a snapshot without a filesystem: the job fails, recorded as failed, and the attachment comes down
+    Cli.run("snapshot", "create", raw, "--name", "r1").ok();
+    Cli.Result noFs = Cli.run("backup", "run", "--source", "nbd+unix:///raw@r1?socket=" + nbd, "--library", lib,
+        "--format", "files");
+    assertEquals(ExitCodes.FAILURE, noFs.code(), noFs::toString);
+    assertTrue(noFs.err().contains("no filesystem found on nbd+unix:///raw@r1"), noFs::toString);
+    assertEquals("failed", Cli.run("catalog", "list", lib, "--json").ok().json().get("jobs").get(0).get("outcome")
+        .asText());
+    assertAttachmentsGone();
+    assertEquals(ExitCodes.USAGE, Cli.run("backup", "run", "--source", "nbd+unix:///db@s1?socket=" + nbd, "--library",
+        lib, "--format", "files", "--level", "incremental").code());
+
     JsonNode b = Cli.run("backup", "run", "--source", "nbd+unix:///db@s1?socket=" + nbd, "--library", lib, "--format",
         "files", "--json").ok().json();
     assertEquals("files", b.get("format").asText(), b::toString);
@@ -90,14 +103,13 @@ class FilesBackupCommandTest {
     System.out.printf("files backup: %d entries, %d bytes in files, %d stored, archive %d bytes, in %.2f s%n",
         b.get("files").asLong(), b.get("bytes").asLong(), b.get("dataBytes").asLong(), b.get("archiveBytes").asLong(),
         b.get("seconds").asDouble());
-    JsonNode job = Cli.run("catalog", "list", lib, "--json").ok().json().get("jobs").get(0);
+    JsonNode job = Cli.run("catalog", "list", lib, "--json").ok().json().get("jobs").get(1);
     assertEquals("files", job.get("format").asText(), job::toString);
     assertEquals("ok", job.get("outcome").asText(), job::toString);
     assertTrue(Cli.run("catalog", "list", lib).ok().out().contains("files"));
     assertEquals("files", Cli.run("tape", "list", lib, "--json").ok().json().get("cartridges").get(0).get("files")
         .get(1).get("kind").asText());
-    assertTrue(sh("grep -c ' /.*shade-files-' /proc/self/mountinfo || true").strip().equals("0"),
-        "the attachment is taken down");
+    assertAttachmentsGone();
 
     // GNU tar lists the tape file and extracts one file identical to the original
     String listing = shell("tape cat '" + lib + "' SHD001 1 | tar -t");
@@ -143,6 +155,12 @@ class FilesBackupCommandTest {
         evil::toString);
     assertEquals("root:x:0:0\n", Files.readString(outside.resolve("passwd")));
     assertEquals(List.of("passwd"), Files.list(outside).map(p -> p.getFileName().toString()).toList());
+  }
+
+  /** No mount, FUSE mount or loop device of a files backup's attachment is left. */
+  private static void assertAttachmentsGone() throws Exception {
+    assertEquals("", sh("grep 'shade-files-' /proc/self/mountinfo || true").strip(), "mounts left");
+    assertEquals("", sh("losetup -a | grep 'shade-files-' || true").strip(), "loop devices left");
   }
 
   /** Appends a crafted files archive of snapshot "evil" to SHD001 and records it in the catalog. */

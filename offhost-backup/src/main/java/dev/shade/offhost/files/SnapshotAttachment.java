@@ -108,10 +108,11 @@ public final class SnapshotAttachment implements AutoCloseable {
         fuseDir.resolve(FILE).toString()), "attach a read-only loop device to " + fuseDir.resolve(FILE)
         + " (root is needed, and a free loop device)");
     device = out.strip();
+    // blkid exits with 2 when it finds nothing it knows
     type = run(List.of("blkid", "-p", "-o", "value", "-s", "TYPE", device), "find the filesystem on " + uri
-        + " (" + device + ")").strip();
+        + " (" + device + ")", 2).strip();
     if (type.isEmpty()) {
-      throw new IOException("no filesystem found on " + uri + " (" + device + ")");
+      throw new IOException("no filesystem found on " + uri + " (" + device + "): blkid knows no signature on it");
     }
     String options = switch (type) {
       case "ext3", "ext4" -> "ro,noload";
@@ -236,6 +237,11 @@ public final class SnapshotAttachment implements AutoCloseable {
   }
 
   private static String run(List<String> cmd, String what) throws IOException {
+    return run(cmd, what, 0);
+  }
+
+  /** Runs {@code cmd}; its output, when it exits with 0 or {@code alsoOk}. */
+  private static String run(List<String> cmd, String what, int alsoOk) throws IOException {
     Process p;
     try {
       p = new ProcessBuilder(new ArrayList<>(cmd)).redirectErrorStream(true).start();
@@ -249,11 +255,11 @@ public final class SnapshotAttachment implements AutoCloseable {
         p.destroyForcibly();
         throw new IOException("cannot " + what + ": " + cmd.get(0) + " did not finish in 120 s");
       }
-      if (p.exitValue() != 0) {
+      if (p.exitValue() != 0 && p.exitValue() != alsoOk) {
         throw new IOException("cannot " + what + ": " + String.join(" ", cmd) + " exited with " + p.exitValue() + ": "
             + out.strip());
       }
-      return out;
+      return p.exitValue() == 0 ? out : "";
     } catch (InterruptedException e) {
       p.destroyForcibly();
       Thread.currentThread().interrupt();
