@@ -56,7 +56,7 @@ public final class FilesBackupService {
       Request request, BackupProgress progress, Consumer<String> notes) throws IOException {
     long t0 = System.nanoTime();
     Instant started = Instant.ofEpochMilli(System.currentTimeMillis());
-    boolean acls = aclToolsPresent();
+    boolean acls = FilesArchiveWriter.aclToolsInstalled();
     if (!acls) {
       notes.accept("ACLs are not archived: getfacl and setfacl (the acl package) are not installed");
     }
@@ -130,15 +130,6 @@ public final class FilesBackupService {
         m.counts().dataBytes(), acls ? null : "ACLs not archived (no getfacl)", m.ended());
     return new Result(jobId, id, filesystem, cartridge, labelled, fileNumber, written.archiveBytes(), m.counts(), acls,
         (System.nanoTime() - t0) / 1e9);
-  }
-
-  private static boolean aclToolsPresent() {
-    for (String d : (System.getenv().getOrDefault("PATH", "") + ":/usr/bin:/bin").split(":")) {
-      if (!d.isEmpty() && Files.isExecutable(Path.of(d, "getfacl")) && Files.isExecutable(Path.of(d, "setfacl"))) {
-        return true;
-      }
-    }
-    return false;
   }
 
   /** Removes the attachment's work directory when the chain left it empty (a lazy unmount may not have). */

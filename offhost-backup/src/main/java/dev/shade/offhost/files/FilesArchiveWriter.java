@@ -112,6 +112,11 @@ public final class FilesArchiveWriter {
     this.metaTime = metaTime;
   }
 
+  /** True when getfacl and setfacl (the acl package) are installed, so that ACLs can be archived and restored. */
+  public static boolean aclToolsInstalled() {
+    return PosixAcls.available();
+  }
+
   /**
    * Writes the archive of the tree under {@code root} to {@code out} (which the caller closes),
    * with {@code header} as its first member and the completed manifest as its last. ACLs are
