@@ -10,8 +10,11 @@ import dev.shade.offhost.agent.AgentSnapshots;
 import dev.shade.offhost.agent.BackupCompleteOutcome;
 import dev.shade.offhost.backup.BackupService;
 import dev.shade.offhost.backup.Catalog;
+import dev.shade.offhost.backup.FilesBackupService;
 import dev.shade.offhost.backup.VerifyService;
 import dev.shade.offhost.backup.NbdSnapshotSource;
+import dev.shade.offhost.backup.SnapshotIdentity;
+import dev.shade.offhost.files.FilesManifest;
 import dev.shade.offhost.tape.VirtualTapeLibrary;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -35,7 +38,7 @@ final class BackupCommand extends CommandGroup {
   /** {@code shade backup run}. */
   @Command(
       name = "run",
-      header = "Back up one snapshot as an image archive on tape.",
+      header = "Back up one snapshot as an image or a files archive on tape.",
       description = {
         "Reads the snapshot export URI (nbd://HOST:PORT/VOLUME@SNAPSHOT, nbd+unix:///VOLUME@SNAPSHOT?socket=PATH, "
             + "nbds:// with TLS) and appends one PAX tar archive to a cartridge of POOL in drive 0 of the library LIB, "
@@ -53,7 +56,13 @@ final class BackupCommand extends CommandGroup {
             + "control socket's path on the same host), the snapshot's identity and writer metadata (snapshot-show, "
             + "shade.writers) are fetched from the agent and stored in the archive's manifest; once the archive is "
             + "written and read back with every checksum good, the agent is told (snapshot-backup-complete), so its "
-            + "writers may release logs. A failed backup-complete does not fail the backup: it is reported."
+            + "writers may release logs. A failed backup-complete does not fail the backup: it is reported.",
+        "",
+        "--format files archives the snapshot's filesystem tree instead (always whole): the snapshot is attached "
+            + "read-only on this server (nbdfuse -r, a read-only loop device, mount -o ro,noload for ext4, "
+            + "ro,norecovery for xfs) and its files go to tape as a PAX tar that GNU tar extracts file by file, with "
+            + "owners, modes, times, xattrs and ACLs (tar -x --xattrs --acls); the chain is taken down afterwards, also "
+            + "on failure. Needs root, nbdfuse and, for ACLs, getfacl (the acl package)."
       },
       mixinStandardHelpOptions = true,
       footerHeading = "%nExamples:%n",
@@ -63,7 +72,8 @@ final class BackupCommand extends CommandGroup {
         "  shade backup run --source nbd://db1:10809/db@nightly --library /srv/vtl \\",
         "      --catalog 'jdbc:postgresql://cat1/shade?user=shade&password=PW'",
         "  shade backup run --source nbds://db1:10809/db@nightly --agent db1:10810 --tls-cert backup.pem \\",
-        "      --tls-key backup.key --tls-ca ca.pem --library /srv/vtl"
+        "      --tls-key backup.key --tls-ca ca.pem --library /srv/vtl",
+        "  shade backup run --source nbd://db1:10809/db@nightly --library /srv/vtl --format files"
       })
   static final class Run extends ShadeCommand {
     @Option(names = "--source", paramLabel = "URI", required = true, description = "The snapshot's NBD export.")
@@ -81,6 +91,11 @@ final class BackupCommand extends CommandGroup {
     @Option(names = "--level", paramLabel = "LEVEL", defaultValue = "auto",
         description = "full, incremental or auto (default: ${DEFAULT-VALUE}: incremental when there is a base).")
     String level;
+
+    @Option(names = "--format", paramLabel = "FORMAT", defaultValue = Catalog.FORMAT_IMAGE,
+        description = "image (the block image) or files (the filesystem tree, for single-file restores) "
+            + "(default: ${DEFAULT-VALUE}).")
+    String format;
 
     @Option(names = "--chunk-size", paramLabel = "SIZE", converter = Sizes.class, defaultValue = "4M",
         description = "Bytes per archive chunk, a power of two from 4K to 64M (default: ${DEFAULT-VALUE}); an "
@@ -120,6 +135,12 @@ final class BackupCommand extends CommandGroup {
 
     @Override
     public Integer call() throws Exception {
+      if (format.equals(Catalog.FORMAT_FILES)) {
+        return files();
+      }
+      if (!format.equals(Catalog.FORMAT_IMAGE)) {
+        throw usage("--format must be image or files: " + format);
+      }
       BackupService.Request request;
       NbdClientConfig config;
       AgentEndpoint endpoint = null;
@@ -260,6 +281,123 @@ final class BackupCommand extends CommandGroup {
       }
       out().flush();
       return ExitCodes.OK;
+    }
+
+    /** {@code --format files}. */
+    private Integer files() throws Exception {
+      if (level.equals("incremental")) {
+        throw usage("a files archive is always a whole tree: --level incremental does not go with --format files");
+      }
+      if (!List.of("full", "auto").contains(level)) {
+        throw usage("level must be full, incremental or auto: " + level);
+      }
+      FilesBackupService.Request request;
+      NbdClientConfig config;
+      String fuseUri;
+      try {
+        request = new FilesBackupService.Request(pool, writerMetadata(metadata));
+        config = clientConfig();
+        fuseUri = libnbdUri();
+      } catch (IllegalArgumentException e) {
+        throw usage(e.getMessage());
+      }
+      SnapshotIdentity id;
+      try (NbdSnapshotSource src = NbdSnapshotSource.open(config)) {
+        id = src.identity();
+      }
+      List<String> notes = new ArrayList<>();
+      FilesBackupService.Result r;
+      try (VirtualTapeLibrary lib = TapeCommand.open(library);
+          Catalog catalog = Catalog.open(catalogOption.location(library));
+          ProgressLine progress = progress("backup")) {
+        r = FilesBackupService.run(lib, catalog, id, fuseUri, request, progress::update, n -> {
+          notes.add(n);
+          if (!json) {
+            err().println("shade backup: " + n);
+            err().flush();
+          }
+        });
+      } finally {
+        deleteTlsDir();
+      }
+      FilesManifest.Counts c = r.counts();
+      if (json) {
+        ObjectNode o = JSON.createObjectNode().put("jobId", r.jobId()).put("format", Catalog.FORMAT_FILES)
+            .put("volume", r.snapshot().volume()).put("volumeUuid", r.snapshot().volumeUuid())
+            .put("snapshot", r.snapshot().snapshot()).put("snapshotId", r.snapshot().snapshotId())
+            .put("size", r.snapshot().size()).put("level", "full").put("filesystem", r.filesystem())
+            .put("cartridge", r.cartridge()).put("labelled", r.labelled()).put("fileNumber", r.fileNumber())
+            .put("archiveBytes", r.archiveBytes()).put("files", c.entries()).put("directories", c.directories())
+            .put("regularFiles", c.regularFiles()).put("hardLinks", c.hardLinks()).put("symlinks", c.symlinks())
+            .put("specialFiles", c.specialFiles()).put("sparseFiles", c.sparseFiles())
+            .put("skippedSockets", c.skipped()).put("bytes", c.bytes()).put("dataBytes", c.dataBytes())
+            .put("acls", r.acls()).put("seconds", r.seconds());
+        o.putArray("notes").addAll(notes.stream().map(JSON.getNodeFactory()::textNode).toList());
+        printJson(o);
+        return ExitCodes.OK;
+      }
+      out().printf("Backed up the files of %s@%s (id %d, %s) to cartridge %s, tape file %d: %d entries, %s in files "
+              + "(%s stored, holes left out), archive %s, in %s.%n",
+          r.snapshot().volume(), r.snapshot().snapshot(), r.snapshot().snapshotId(), r.filesystem(), r.cartridge(),
+          r.fileNumber(), c.entries(), Sizes.format(c.bytes()), Sizes.format(c.dataBytes()),
+          Sizes.format(r.archiveBytes()), ProgressLine.duration(r.seconds()));
+      out().flush();
+      return ExitCodes.OK;
+    }
+
+    /** The client configuration of --source and the --tls-* files. */
+    private NbdClientConfig clientConfig() {
+      NbdClientConfig.Builder b = NbdClientConfig.builder(NbdUri.parse(source));
+      if (tlsCa != null) {
+        b.tlsCa(tlsCa);
+      }
+      if (tlsCert != null || tlsKey != null) {
+        if (tlsCert == null || tlsKey == null) {
+          throw new IllegalArgumentException("--tls-cert and --tls-key go together");
+        }
+        b.tlsClientCertificate(tlsCert, tlsKey);
+      }
+      return b.build();
+    }
+
+    /** A directory of the --tls-* files under the names libnbd looks for, while a files backup runs. */
+    private Path tlsDir;
+
+    /**
+     * --source as nbdfuse (libnbd) takes it: the same URI, and for nbds:// with --tls-* files a
+     * tls-certificates directory holding them as ca-cert.pem, client-cert.pem and client-key.pem.
+     */
+    private String libnbdUri() throws java.io.IOException {
+      if (!source.startsWith("nbds") || (tlsCa == null && tlsCert == null)) {
+        return source;
+      }
+      tlsDir = Files.createTempDirectory("shade-tls-");
+      if (tlsCa != null) {
+        Files.createSymbolicLink(tlsDir.resolve("ca-cert.pem"), tlsCa.toAbsolutePath());
+      }
+      if (tlsCert != null) {
+        Files.createSymbolicLink(tlsDir.resolve("client-cert.pem"), tlsCert.toAbsolutePath());
+        Files.createSymbolicLink(tlsDir.resolve("client-key.pem"), tlsKey.toAbsolutePath());
+      }
+      return source + (source.contains("?") ? "&" : "?") + "tls-certificates=" + tlsDir;
+    }
+
+    private void deleteTlsDir() {
+      if (tlsDir == null) {
+        return;
+      }
+      for (String f : List.of("ca-cert.pem", "client-cert.pem", "client-key.pem")) {
+        try {
+          Files.deleteIfExists(tlsDir.resolve(f));
+        } catch (java.io.IOException ignored) {
+          // a temporary directory of links: harmless if left
+        }
+      }
+      try {
+        Files.deleteIfExists(tlsDir);
+      } catch (java.io.IOException ignored) {
+        // as above
+      }
     }
 
     /** The writer metadata of a snapshot-show document in {@code file} (AgentSnapshots#writerMetadata), or null. */

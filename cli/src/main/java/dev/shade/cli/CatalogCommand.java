@@ -32,7 +32,8 @@ final class CatalogCommand extends CommandGroup {
   static ObjectNode jobJson(Catalog.JobRecord j) {
     ObjectNode o = ShadeCommand.JSON.createObjectNode().put("jobId", j.id()).put("volume", j.snapshot().volume())
         .put("volumeUuid", j.snapshot().volumeUuid()).put("snapshot", j.snapshot().snapshot())
-        .put("snapshotId", j.snapshot().snapshotId()).put("size", j.snapshot().size()).put("level", j.level());
+        .put("snapshotId", j.snapshot().snapshotId()).put("size", j.snapshot().size()).put("format", j.format())
+        .put("level", j.level());
     if (j.baseSnapshotId() >= 0) {
       o.put("baseSnapshotId", j.baseSnapshotId()).put("baseJobId", j.baseJobId());
     } else {
@@ -199,7 +200,8 @@ final class CatalogCommand extends CommandGroup {
     @Mixin CatalogOption catalogOption;
 
     @Option(names = "--json", description = "Print one JSON object: {library, catalog, jobs: [{jobId, volume, volumeUuid, "
-        + "snapshot, snapshotId, size, level, baseSnapshotId, baseJobId, pool, chunkSize, started, ended, outcome, "
+        + "snapshot, snapshotId, size, format (image or files), level, baseSnapshotId, baseJobId, pool, chunkSize, "
+        + "started, ended, outcome, "
         + "message, bytes, archive: {cartridge, fileNumber, bytes, manifestSha256}}]}.")
     boolean json;
 
@@ -241,12 +243,12 @@ final class CatalogCommand extends CommandGroup {
         out().println("No backups in the catalog of " + library + (catalogOption.given() ? " (" + where + ")" : "")
             + ".");
       } else {
-        out().printf("%5s  %-24s %-8s %-12s %-7s  %-14s %s%n", "job", "snapshot", "id", "level", "outcome", "tape",
-            "data");
+        out().printf("%5s  %-24s %-8s %-6s %-12s %-7s  %-14s %s%n", "job", "snapshot", "id", "format", "level",
+            "outcome", "tape", "data");
       }
       for (Catalog.JobRecord j : jobs) {
-        out().printf("%5d  %-24s %-8d %-12s %-7s  %-14s %s%s%n", j.id(), j.snapshot().volume() + "@"
-                + j.snapshot().snapshot(), j.snapshot().snapshotId(),
+        out().printf("%5d  %-24s %-8d %-6s %-12s %-7s  %-14s %s%s%n", j.id(), j.snapshot().volume() + "@"
+                + j.snapshot().snapshot(), j.snapshot().snapshotId(), j.format(),
             j.level() + (j.baseSnapshotId() >= 0 ? "<" + j.baseSnapshotId() : ""), j.outcome(),
             j.archive() == null ? "-" : j.archive().cartridge() + ":" + j.archive().fileNumber(),
             Sizes.format(j.bytes()), j.message() == null ? "" : "  (" + j.message() + ")");

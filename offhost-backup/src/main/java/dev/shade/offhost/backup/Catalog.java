@@ -16,7 +16,8 @@ import java.util.List;
 import java.util.Optional;
 
 /**
- * The backup catalog: jobs (one per backup run), the archive each successful job wrote
+ * The backup catalog: jobs (one per backup run, each of a format: {@link #FORMAT_IMAGE} or
+ * {@link #FORMAT_FILES}), the archive each successful job wrote
  * (cartridge, tape file, size, SHA-256 of its manifest), that archive's pieces (one tape file
  * each, on one or more cartridges) and its chunks, the verifications of archives read back from
  * tape and the fire drills, in an SQLite file ({@value #FILE} in the tape library's directory,
@@ -66,7 +67,11 @@ public final class Catalog implements Closeable {
   /** The file in the library's directory. */
   public static final String FILE = "catalog.db";
   /** The schema this version writes: its highest migration step. */
-  public static final int SCHEMA_VERSION = 3;
+  public static final int SCHEMA_VERSION = 4;
+  /** The format of a job that wrote a block image archive ({@code shade-image-1}). */
+  public static final String FORMAT_IMAGE = "image";
+  /** The format of a job that wrote a files archive ({@code shade-files-1}). */
+  public static final String FORMAT_FILES = "files";
   public static final String RUNNING = "running";
   public static final String OK = "ok";
   public static final String FAILED = "failed";
@@ -80,10 +85,11 @@ public final class Catalog implements Closeable {
    * @param baseJobId the job of the base snapshot for an incremental, else -1
    * @param baseSnapshotId the base snapshot's id for an incremental, else -1
    * @param archive what it wrote, when it succeeded
+   * @param format what kind of archive: {@link #FORMAT_IMAGE} or {@link #FORMAT_FILES}
    */
   public record JobRecord(long id, SnapshotIdentity snapshot, String level, long baseJobId, long baseSnapshotId,
       String pool, int chunkSize, Instant started, Instant ended, String outcome, String message, long bytes,
-      ArchiveRecord archive) {}
+      ArchiveRecord archive, String format) {}
 
   /** The schema steps: element {@code i} makes version {@code i + 1}; the rules are in the class comment. */
   private static final String[] MIGRATIONS = {
@@ -115,7 +121,9 @@ public final class Catalog implements Closeable {
         + " end_offset INTEGER NOT NULL, chunks INTEGER NOT NULL, PRIMARY KEY (archive_id, piece));"
         + "ALTER TABLE chunks ADD COLUMN piece INTEGER NOT NULL DEFAULT 0;"
         + "ALTER TABLE jobs ADD COLUMN record_cartridge TEXT;"
-        + "ALTER TABLE jobs ADD COLUMN record_file INTEGER;"
+        + "ALTER TABLE jobs ADD COLUMN record_file INTEGER;",
+    // 4: what kind of archive a job wrote (every job before this step wrote an image)
+    "ALTER TABLE jobs ADD COLUMN format TEXT NOT NULL DEFAULT 'image'"
   };
 
   /** The schema steps, oldest first (for the tests that check them against the rules above). */
@@ -185,12 +193,18 @@ public final class Catalog implements Closeable {
     }
   }
 
-  /** Records a job that is starting; returns its id. */
+  /** Records an image backup job that is starting; returns its id. */
   public long startJob(SnapshotIdentity s, String level, long baseJobId, long baseSnapshotId, String pool, int chunkSize,
       Instant started) throws IOException {
+    return startJob(s, level, baseJobId, baseSnapshotId, pool, chunkSize, started, FORMAT_IMAGE);
+  }
+
+  /** Records a job of {@code format} ({@link #FORMAT_IMAGE}, {@link #FORMAT_FILES}) that is starting; returns its id. */
+  public long startJob(SnapshotIdentity s, String level, long baseJobId, long baseSnapshotId, String pool, int chunkSize,
+      Instant started, String format) throws IOException {
     try (PreparedStatement p = db.prepareStatement("INSERT INTO jobs (volume, volume_uuid, snapshot, snapshot_id,"
-        + " snapshot_created, size, level, base_job, base_snapshot_id, pool, chunk_size, started, outcome)"
-        + " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id")) {
+        + " snapshot_created, size, level, base_job, base_snapshot_id, pool, chunk_size, started, outcome, format)"
+        + " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id")) {
       p.setString(1, s.volume());
       p.setString(2, s.volumeUuid());
       p.setString(3, s.snapshot());
@@ -209,6 +223,7 @@ public final class Catalog implements Closeable {
       p.setInt(11, chunkSize);
       p.setString(12, started.toString());
       p.setString(13, RUNNING);
+      p.setString(14, format);
       return insertReturningId(p);
     } catch (SQLException e) {
       throw failure("record the start of a backup of " + s, e);
@@ -287,25 +302,30 @@ public final class Catalog implements Closeable {
     return query("j.id = ?", List.of(id)).stream().findFirst();
   }
 
-  /** The newest successful backup of the volume of uuid {@code volumeUuid}. */
+  /** The newest successful image backup of the volume of uuid {@code volumeUuid} (files archives are no base). */
   public Optional<JobRecord> lastBackup(String volumeUuid) throws IOException {
-    List<JobRecord> all = query("j.volume_uuid = ? AND j.outcome = 'ok'", List.of(volumeUuid));
+    List<JobRecord> all = query("j.volume_uuid = ? AND j.outcome = 'ok' AND j.format = 'image'", List.of(volumeUuid));
     return all.isEmpty() ? Optional.empty() : Optional.of(all.get(all.size() - 1));
   }
 
   /**
-   * The newest successful backup of snapshot {@code snapshot} (a name, an id, or {@code id=N}) of
-   * the volume {@code volume} (a uuid or a name).
+   * The newest successful image backup of snapshot {@code snapshot} (a name, an id, or {@code id=N})
+   * of the volume {@code volume} (a uuid or a name).
    */
   public Optional<JobRecord> find(String volume, String snapshot) throws IOException {
+    return find(volume, snapshot, FORMAT_IMAGE);
+  }
+
+  /** The same for the archives of {@code format} ({@link #FORMAT_IMAGE}, {@link #FORMAT_FILES}). */
+  public Optional<JobRecord> find(String volume, String snapshot, String format) throws IOException {
     String idText = snapshot.startsWith("id=") ? snapshot.substring(3) : snapshot;
     List<JobRecord> all;
     if (idText.matches("[0-9]{1,18}")) {
-      all = query("(j.volume_uuid = ? OR j.volume = ?) AND j.outcome = 'ok' AND (j.snapshot_id = ? OR j.snapshot = ?)",
-          List.of(volume, volume, Long.parseLong(idText), snapshot));
+      all = query("(j.volume_uuid = ? OR j.volume = ?) AND j.outcome = 'ok' AND (j.snapshot_id = ? OR j.snapshot = ?)"
+          + " AND j.format = ?", List.of(volume, volume, Long.parseLong(idText), snapshot, format));
     } else {
-      all = query("(j.volume_uuid = ? OR j.volume = ?) AND j.outcome = 'ok' AND j.snapshot = ?",
-          List.of(volume, volume, snapshot));
+      all = query("(j.volume_uuid = ? OR j.volume = ?) AND j.outcome = 'ok' AND j.snapshot = ? AND j.format = ?",
+          List.of(volume, volume, snapshot, format));
     }
     return all.isEmpty() ? Optional.empty() : Optional.of(all.get(all.size() - 1));
   }
@@ -331,7 +351,7 @@ public final class Catalog implements Closeable {
     List<JobRecord> out = new ArrayList<>();
     try (PreparedStatement p = db.prepareStatement("SELECT j.id, j.volume, j.volume_uuid, j.snapshot, j.snapshot_id,"
         + " j.snapshot_created, j.size, j.level, j.base_job, j.base_snapshot_id, j.pool, j.chunk_size, j.started, j.ended,"
-        + " j.outcome, j.message, j.bytes, a.id, a.cartridge, a.file_number, a.bytes, a.manifest_sha256"
+        + " j.outcome, j.message, j.bytes, a.id, a.cartridge, a.file_number, a.bytes, a.manifest_sha256, j.format"
         + " FROM jobs j LEFT JOIN archives a ON a.job_id = j.id WHERE " + where + " ORDER BY j.id")) {
       for (int i = 0; i < args.size(); i++) {
         p.setObject(i + 1, args.get(i));
@@ -350,7 +370,7 @@ public final class Catalog implements Closeable {
               : new ArchiveRecord(archiveId, r.getLong(1), r.getString(19), r.getInt(20), r.getLong(21), r.getString(22));
           out.add(new JobRecord(r.getLong(1), s, r.getString(8), baseJob, baseSnap, r.getString(11), r.getInt(12),
               Instant.parse(r.getString(13)), ended == null ? null : Instant.parse(ended), r.getString(15),
-              r.getString(16), r.getLong(17), a));
+              r.getString(16), r.getLong(17), a, r.getString(23)));
         }
       }
     } catch (SQLException e) {
@@ -469,7 +489,8 @@ public final class Catalog implements Closeable {
       try {
         try (PreparedStatement p = db.prepareStatement("INSERT INTO jobs (id, volume, volume_uuid, snapshot,"
             + " snapshot_id, snapshot_created, size, level, base_job, base_snapshot_id, pool, chunk_size, started, ended,"
-            + " outcome, message, bytes, record_cartridge, record_file) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")) {
+            + " outcome, message, bytes, record_cartridge, record_file, format)"
+            + " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")) {
           p.setLong(1, job.id());
           p.setString(2, s.volume());
           p.setString(3, s.volumeUuid());
@@ -501,6 +522,7 @@ public final class Catalog implements Closeable {
           } else {
             p.setNull(19, java.sql.Types.INTEGER);
           }
+          p.setString(20, job.format());
           p.executeUpdate();
         }
         ArchiveRecord a = job.archive();

@@ -154,7 +154,8 @@ public final class CatalogRebuild {
         problem.accept("job " + job.id() + " (" + job.snapshot() + ") is an incremental on job " + job.baseJobId()
             + ", whose record is on none of the cartridges; it is recreated without its base");
         job = new Catalog.JobRecord(job.id(), job.snapshot(), job.level(), -1, job.baseSnapshotId(), job.pool(),
-            job.chunkSize(), job.started(), job.ended(), job.outcome(), job.message(), job.bytes(), job.archive());
+            job.chunkSize(), job.started(), job.ended(), job.outcome(), job.message(), job.bytes(), job.archive(),
+            job.format());
       }
       if (job.archive() != null) {
         for (PieceEntry p : r.pieces()) {

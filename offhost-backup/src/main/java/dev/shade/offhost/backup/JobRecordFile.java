@@ -48,7 +48,8 @@ public record JobRecordFile(Catalog.JobRecord job, List<PieceEntry> pieces, List
     ObjectNode o = JSON.createObjectNode().put("format", FORMAT).put("kind", "job");
     ObjectNode jo = o.putObject("job").put("id", j.id()).put("volume", s.volume()).put("volumeUuid", s.volumeUuid())
         .put("snapshot", s.snapshot()).put("snapshotId", s.snapshotId())
-        .put("snapshotCreated", s.created().toString()).put("size", s.size()).put("level", j.level());
+        .put("snapshotCreated", s.created().toString()).put("size", s.size()).put("level", j.level())
+        .put("format", j.format());
     if (j.baseJobId() >= 0) {
       jo.put("baseJob", j.baseJobId());
     } else {
@@ -153,7 +154,8 @@ public record JobRecordFile(Catalog.JobRecord job, List<PieceEntry> pieces, List
           j.path("baseSnapshotId").isNull() ? -1 : j.path("baseSnapshotId").asLong(), j.path("pool").asText(),
           j.path("chunkSize").asInt(), Instant.parse(j.path("started").asText()),
           j.path("ended").isNull() ? null : Instant.parse(j.path("ended").asText()), j.path("outcome").asText(),
-          j.path("message").isNull() ? null : j.path("message").asText(), j.path("bytes").asLong(), archive);
+          j.path("message").isNull() ? null : j.path("message").asText(), j.path("bytes").asLong(), archive,
+          j.path("format").asText(Catalog.FORMAT_IMAGE));
       return new JobRecordFile(job, pieces, chunks, Instant.parse(d.path("written").asText()));
     } catch (RuntimeException e) {
       throw new IOException("job record is damaged: " + e.getMessage(), e);
