@@ -57,6 +57,9 @@ public final class CatalogRebuild {
   /** The header of an archive piece as found on tape. */
   private record Seen(long jobId, int piece, long bytes, boolean closed) {}
 
+  /** The job of a files archive's tape file: its header does not name it, its job record does. */
+  private static final long ANY_JOB = Long.MIN_VALUE;
+
   private static final ObjectMapper JSON = new ObjectMapper();
 
   private CatalogRebuild() {}
@@ -124,6 +127,8 @@ public final class CatalogRebuild {
               JsonNode h = JSON.readTree(firstMember(d, f.fileNumber(), ImageManifest.HEADER_MEMBER));
               pieces.put(f.fileNumber(), new Seen(h.path("job").asLong(-1), h.path("piece").asInt(0), f.bytes(),
                   f.closed()));
+            } else if (f.kind().equals("files")) {
+              pieces.put(f.fileNumber(), new Seen(ANY_JOB, 0, f.bytes(), f.closed()));
             } else if (f.kind().equals("job")) {
               JobRecordFile r = JobRecordFile.parse(firstMember(d, f.fileNumber(), JobRecordFile.MEMBER));
               Found old = records.get(r.job().id());
@@ -143,6 +148,7 @@ public final class CatalogRebuild {
       progress.update(slot, slots);
     }
 
+    java.util.Set<String> claimed = new java.util.HashSet<>();
     int jobs = 0;
     int archives = 0;
     int pieceCount = 0;
@@ -168,8 +174,15 @@ public final class CatalogRebuild {
           } else if (s == null) {
             problem.accept(what + ": cartridge " + p.cartridge() + " has no such archive piece there"
                 + " (the cartridge is truncated or was overwritten)");
-          } else if (s.jobId() != job.id() || s.piece() != p.piece()) {
+          } else if (s.jobId() == ANY_JOB ? !Catalog.FORMAT_FILES.equals(job.format())
+              : s.jobId() != job.id() || s.piece() != p.piece()) {
             problem.accept(what + ": that tape file holds piece " + (s.piece() + 1) + " of job " + s.jobId());
+          } else if (s.jobId() == ANY_JOB && (!s.closed() || s.bytes() != p.bytes())) {
+            problem.accept(what + ": the files archive's tape file has " + s.bytes() + " bytes"
+                + (s.closed() ? "" : " without a filemark") + ", the record says " + p.bytes() + ": cartridge "
+                + p.cartridge() + " is truncated");
+          } else if (s.jobId() == ANY_JOB) {
+            claimed.add(p.cartridge() + ":" + p.fileNumber());
           } else if (!s.closed() || s.bytes() != p.bytes()) {
             problem.accept(what + ": the tape file has " + s.bytes() + " bytes" + (s.closed() ? "" : " without a filemark")
                 + ", the record says " + p.bytes() + ": cartridge " + p.cartridge() + " is truncated");
@@ -186,6 +199,13 @@ public final class CatalogRebuild {
     for (Map.Entry<String, Map<Integer, Seen>> e : seen.entrySet()) {
       for (Map.Entry<Integer, Seen> p : new TreeMap<>(e.getValue()).entrySet()) {
         Seen s = p.getValue();
+        if (s.jobId() == ANY_JOB) {
+          if (!claimed.contains(e.getKey() + ":" + p.getKey())) {
+            problem.accept("cartridge " + e.getKey() + ", tape file " + p.getKey() + " holds a files archive which no "
+                + "job record on the cartridges names (a backup cut short, or its record was lost): not recreated");
+          }
+          continue;
+        }
         Found f = records.get(s.jobId());
         if (f == null) {
           problem.accept("cartridge " + e.getKey() + ", tape file " + p.getKey() + " holds piece " + (s.piece() + 1)

@@ -126,10 +126,40 @@ public final class FilesBackupService {
       deleteEmpty(work);
     }
     FilesManifest m = written.manifest();
-    catalog.completeJob(jobId, cartridge, fileNumber, written.archiveBytes(), written.manifestSha256(), List.of(),
+    // one piece, holding no chunks: what the job record on tape says, so that a rebuilt catalog has the job
+    List<PieceEntry> pieces = List.of(new PieceEntry(0, cartridge, fileNumber, written.archiveBytes(), -1, -1, 0));
+    catalog.completeJob(jobId, pieces, written.archiveBytes(), written.manifestSha256(), List.of(),
         m.counts().dataBytes(), acls ? null : "ACLs not archived (no getfacl)", m.ended());
+    writeRecord(catalog, drive, jobId, cartridge, pieces, notes);
     return new Result(jobId, id, filesystem, cartridge, labelled, fileNumber, written.archiveBytes(), m.counts(), acls,
         (System.nanoTime() - t0) / 1e9);
+  }
+
+  /**
+   * Writes job {@code jobId}'s record, as the catalog has it now, as the tape file after its
+   * archive (docs/tape-format.md, "Job records"), and notes where. A record that does not fit is
+   * said, not fatal: the archive is on tape and catalogued; only a rebuild would miss the job.
+   */
+  private static void writeRecord(Catalog catalog, TapeDrive drive, long jobId, String cartridge,
+      List<PieceEntry> pieces, Consumer<String> notes) throws IOException {
+    Catalog.JobRecord job = catalog.job(jobId).orElseThrow();
+    int fileNumber = pieces.get(0).fileNumber() + 1;
+    TapeOutputStream out = new TapeOutputStream(drive);
+    try {
+      new JobRecordFile(job, pieces, List.of(), Instant.ofEpochMilli(System.currentTimeMillis()))
+          .write(out, drive.blockSize());
+      out.close();
+    } catch (EarlyWarningException | EndOfMediumException e) {
+      try {
+        drive.writeFilemarks(1);
+      } catch (IOException ignored) {
+        e.addSuppressed(ignored);
+      }
+      notes.accept("the record of job " + jobId + " did not fit on cartridge " + cartridge + " after its archive: "
+          + "the backup is good and catalogued, but a catalog rebuilt from the tapes would miss it");
+      return;
+    }
+    catalog.setRecordLocation(jobId, cartridge, fileNumber);
   }
 
   /** Removes the attachment's work directory when the chain left it empty (a lazy unmount may not have). */
