@@ -143,6 +143,22 @@ class FilesBackupCommandTest {
     TreeFixture.assertSameTree(want, got);
     assertTrue(TreeFixture.allocated(r2.resolve("data/db/big.img")) < 16 << 20, "the restored big file is sparse");
 
+    // the catalog lost: rebuilt from the tapes alone, the files job is back (its record follows its
+    // archive on tape) and restores as before
+    for (String f : List.of("catalog.db", "catalog.db-wal", "catalog.db-shm")) {
+      Files.deleteIfExists(lib.resolve(f));
+    }
+    Cli.Result rebuilt = Cli.run("catalog", "rebuild", "--library", lib, "--json").ok();
+    assertEquals(0, rebuilt.json().get("problems").size(), rebuilt::toString);
+    JsonNode back = Cli.run("catalog", "list", lib, "--json").ok().json().get("jobs");
+    assertEquals(1, back.size(), back::toString);
+    assertEquals(job.get("jobId"), back.get(0).get("jobId"), back::toString);
+    assertEquals("files", back.get(0).get("format").asText(), back::toString);
+    assertEquals(job.get("archive"), back.get(0).get("archive"), back::toString);
+    Path r4 = tmp.resolve("r4");
+    Cli.run("restore", "--volume", "db", "--snapshot", "s1", "--library", lib, "--files", "etc/hosts", "--to", r4).ok();
+    assertEquals(original.get("etc/hosts"), TreeFixture.describe(r4).get("etc/hosts"));
+
     // a crafted archive on a cartridge: a symbolic link out, then a file through it; a '..' name
     Path outside = Files.createDirectories(tmp.resolve("outside"));
     Files.writeString(outside.resolve("passwd"), "root:x:0:0\n");
