@@ -101,6 +101,17 @@ final class CatalogCommand extends CommandGroup {
     return Catalog.open(option.location(library));
   }
 
+  /**
+   * Marks failed the jobs of {@code library} that a backup process of this host left running when
+   * it died, telling stderr (docs/backup.md, "When a backup is interrupted").
+   */
+  static void markInterrupted(Catalog catalog, Path library, ShadeCommand command) throws java.io.IOException {
+    dev.shade.offhost.backup.InterruptedJobs.mark(catalog, library, n -> {
+      command.err().println("shade: " + n);
+      command.err().flush();
+    });
+  }
+
   /** Prints the drills and verifications as lines. */
   static void printHistory(java.io.PrintWriter out, List<Catalog.DrillRecord> drills,
       List<Catalog.VerificationRecord> verifications) {
@@ -217,6 +228,7 @@ final class CatalogCommand extends CommandGroup {
       List<Catalog.VerificationRecord> verifications = List.of();
       CatalogLocation where = catalogOption.location(library);
       try (Catalog c = Catalog.open(where)) {
+        markInterrupted(c, library, this);
         jobs = c.jobs();
         if (drills) {
           drillList = c.drills(null);
@@ -301,6 +313,7 @@ final class CatalogCommand extends CommandGroup {
             + "--library " + library + "' makes one from the tapes");
       }
       try (Catalog c = Catalog.open(catalogOption.location(library))) {
+        markInterrupted(c, library, this);
         Catalog.JobRecord j = find(c).orElseThrow(() -> new CommandException("no backup job " + what
             + " in the catalog of " + library));
         List<PieceEntry> pieces = j.archive() == null ? List.of() : c.pieces(j.archive());

@@ -63,6 +63,8 @@ public final class BackupService {
   public static Result run(VirtualTapeLibrary library, Catalog catalog, SnapshotSource source, Request request,
       BackupProgress progress, Consumer<String> notes) throws IOException {
     long t0 = System.nanoTime();
+    // a job an earlier process of this library left running is failed before this one starts
+    InterruptedJobs.mark(catalog, library.directory(), notes);
     Instant started = Instant.ofEpochMilli(System.currentTimeMillis());
     SnapshotIdentity id = source.identity();
     String level = ImageManifest.FULL;
@@ -109,7 +111,7 @@ public final class BackupService {
         base == null ? null : base.snapshot().snapshot(), chunkSize, blockSize, started, null,
         request.writerMetadata(), List.of());
     long jobId = catalog.startJob(id, level, base == null ? -1 : base.id(), base == null ? -1 : base.snapshot().snapshotId(),
-        request.pool(), chunkSize, started);
+        request.pool(), chunkSize, started, JobOwner.current(library.directory()));
     ImageArchiveWriter.Result written;
     int[] piece = {0};
     try {

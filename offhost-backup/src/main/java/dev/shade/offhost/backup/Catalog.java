@@ -66,7 +66,7 @@ public final class Catalog implements Closeable {
   /** The file in the library's directory. */
   public static final String FILE = "catalog.db";
   /** The schema this version writes: its highest migration step. */
-  public static final int SCHEMA_VERSION = 3;
+  public static final int SCHEMA_VERSION = 4;
   public static final String RUNNING = "running";
   public static final String OK = "ok";
   public static final String FAILED = "failed";
@@ -115,7 +115,13 @@ public final class Catalog implements Closeable {
         + " end_offset INTEGER NOT NULL, chunks INTEGER NOT NULL, PRIMARY KEY (archive_id, piece));"
         + "ALTER TABLE chunks ADD COLUMN piece INTEGER NOT NULL DEFAULT 0;"
         + "ALTER TABLE jobs ADD COLUMN record_cartridge TEXT;"
-        + "ALTER TABLE jobs ADD COLUMN record_file INTEGER;"
+        + "ALTER TABLE jobs ADD COLUMN record_file INTEGER;",
+    // 4: which process on which host runs a job, for which library, so that a job left running by a process that is
+    // gone can be told from one still running on another backup server
+    "ALTER TABLE jobs ADD COLUMN host TEXT;"
+        + "ALTER TABLE jobs ADD COLUMN pid INTEGER;"
+        + "ALTER TABLE jobs ADD COLUMN process_started TEXT;"
+        + "ALTER TABLE jobs ADD COLUMN library TEXT"
   };
 
   /** The schema steps, oldest first (for the tests that check them against the rules above). */
@@ -213,6 +219,84 @@ public final class Catalog implements Closeable {
     } catch (SQLException e) {
       throw failure("record the start of a backup of " + s, e);
     }
+  }
+
+  /**
+   * Records a job that is starting, run by {@code owner} (this process, for its library); returns
+   * its id.
+   */
+  public long startJob(SnapshotIdentity s, String level, long baseJobId, long baseSnapshotId, String pool, int chunkSize,
+      Instant started, JobOwner owner) throws IOException {
+    long id = startJob(s, level, baseJobId, baseSnapshotId, pool, chunkSize, started);
+    try (PreparedStatement p = db.prepareStatement("UPDATE jobs SET host = ?, pid = ?, process_started = ?, library = ?"
+        + " WHERE id = ?")) {
+      p.setString(1, owner.host());
+      p.setLong(2, owner.pid());
+      p.setString(3, owner.processStarted() == null ? null : owner.processStarted().toString());
+      p.setString(4, owner.library());
+      p.setLong(5, id);
+      p.executeUpdate();
+    } catch (SQLException e) {
+      throw failure("record the process of job " + id, e);
+    }
+    return id;
+  }
+
+  /**
+   * The message of a job found interrupted: its process is gone and the job never ended; the
+   * message of a failed job starts with this when it was marked so.
+   */
+  public static final String INTERRUPTED = "interrupted: ";
+
+  /**
+   * Marks failed ({@link #INTERRUPTED}) every job still {@code running} that {@code self}'s host
+   * ran for {@code self}'s library in a process that {@code alive} says is gone; returns them as
+   * they now are. Jobs of other hosts or libraries, and jobs recorded before schema step 4 (no
+   * host), are never touched: on a catalog several backup servers share, only the server that
+   * ran a job can tell that its process is gone.
+   */
+  public List<JobRecord> markInterrupted(JobOwner self, java.util.function.Predicate<JobOwner> alive, Instant now)
+      throws IOException {
+    List<Long> dead = new ArrayList<>();
+    List<String> why = new ArrayList<>();
+    try (PreparedStatement p = db.prepareStatement("SELECT id, pid, process_started FROM jobs WHERE outcome = ?"
+        + " AND host = ? AND library = ? ORDER BY id")) {
+      p.setString(1, RUNNING);
+      p.setString(2, self.host());
+      p.setString(3, self.library());
+      try (ResultSet r = p.executeQuery()) {
+        while (r.next()) {
+          String st = r.getString(3);
+          JobOwner o = new JobOwner(self.host(), r.getLong(2), st == null ? null : Instant.parse(st), self.library());
+          if (!alive.test(o)) {
+            dead.add(r.getLong(1));
+            why.add(INTERRUPTED + "the backup process (pid " + o.pid() + " on host " + o.host()
+                + (st == null ? "" : ", started " + st) + ") ended before the job did, so nothing of it is good;"
+                + " found at " + now);
+          }
+        }
+      }
+    } catch (SQLException e) {
+      throw failure("find the jobs left running in library " + self.library() + " on host " + self.host(), e);
+    }
+    List<JobRecord> marked = new ArrayList<>();
+    for (int i = 0; i < dead.size(); i++) {
+      // only while still running: another server (or command) may have marked it meanwhile
+      try (PreparedStatement p = db.prepareStatement("UPDATE jobs SET outcome = ?, message = ?, ended = ?"
+          + " WHERE id = ? AND outcome = ?")) {
+        p.setString(1, FAILED);
+        p.setString(2, why.get(i));
+        p.setString(3, now.toString());
+        p.setLong(4, dead.get(i));
+        p.setString(5, RUNNING);
+        if (p.executeUpdate() == 1) {
+          job(dead.get(i)).ifPresent(marked::add);
+        }
+      } catch (SQLException e) {
+        throw failure("mark job " + dead.get(i) + " interrupted", e);
+      }
+    }
+    return marked;
   }
 
   /** Records that job {@code jobId} failed with {@code message}. */

@@ -132,7 +132,12 @@ public final class ImageArchiveWriter {
       while (next < chunkOffsets.size() && next < i + window) {
         long o = chunkOffsets.get(next);
         int l = (int) Math.max(0, Math.min(chunkSize, size - o));
-        pending.add(source.readAsync(o, ByteBuffer.wrap(bufs[next % window], 0, l)));
+        try {
+          pending.add(source.readAsync(o, ByteBuffer.wrap(bufs[next % window], 0, l)));
+        } catch (IOException e) {
+          // a connection that failed under an earlier read refuses new ones at once
+          throw readFailure(o, l, source, e);
+        }
         next++;
       }
       long offset = chunkOffsets.get(i);
@@ -148,9 +153,7 @@ public final class ImageArchiveWriter {
         Thread.currentThread().interrupt();
         throw new InterruptedIOException("interrupted reading chunk " + ChunkEntry.memberName(offset));
       } catch (ExecutionException e) {
-        Throwable c = e.getCause();
-        throw new IOException("cannot read chunk " + ChunkEntry.memberName(offset) + " (offset " + offset + ", "
-            + len + " bytes) of " + header.snapshot() + ": " + c.getMessage(), c);
+        throw readFailure(offset, len, source, e.getCause());
       }
       if (out.full()) {
         pieces.next(); // a member boundary past the early warning: continue in the next piece
@@ -311,6 +314,22 @@ public final class ImageArchiveWriter {
     tar.putArchiveEntry(e);
     tar.write(body);
     tar.closeArchiveEntry();
+  }
+
+  /**
+   * The failure to read the chunk at {@code offset} from {@code source}, naming both and every
+   * cause down the chain (a connection refusing reads after it failed says why it failed).
+   */
+  private static IOException readFailure(long offset, int len, SnapshotSource source, Throwable failure) {
+    StringBuilder why = new StringBuilder();
+    for (Throwable t = failure; t != null && why.length() < 1000; t = t.getCause()) {
+      String m = String.valueOf(t.getMessage());
+      if (why.indexOf(m) < 0) {
+        why.append(why.length() == 0 ? "" : ": ").append(m);
+      }
+    }
+    return new IOException("cannot read chunk " + ChunkEntry.memberName(offset) + " (offset " + offset + ", " + len
+        + " bytes) of " + source + ": " + why, failure);
   }
 
   static boolean isZero(byte[] b, int len) {
