@@ -299,6 +299,29 @@ public final class Catalog implements Closeable {
     return marked;
   }
 
+  /**
+   * The jobs of {@code self}'s host and library marked {@link #INTERRUPTED} whose record is not
+   * on tape yet, oldest first.
+   */
+  public List<Long> interruptedWithoutRecord(JobOwner self) throws IOException {
+    List<Long> ids = new ArrayList<>();
+    try (PreparedStatement p = db.prepareStatement("SELECT id FROM jobs WHERE outcome = ? AND host = ? AND library = ?"
+        + " AND record_cartridge IS NULL AND message LIKE ? ORDER BY id")) {
+      p.setString(1, FAILED);
+      p.setString(2, self.host());
+      p.setString(3, self.library());
+      p.setString(4, INTERRUPTED + "%");
+      try (ResultSet r = p.executeQuery()) {
+        while (r.next()) {
+          ids.add(r.getLong(1));
+        }
+      }
+    } catch (SQLException e) {
+      throw failure("find the interrupted jobs of library " + self.library() + " without a record on tape", e);
+    }
+    return ids;
+  }
+
   /** Records that job {@code jobId} failed with {@code message}. */
   public void failJob(long jobId, String message, Instant ended) throws IOException {
     try (PreparedStatement p = db.prepareStatement("UPDATE jobs SET outcome = ?, message = ?, ended = ? WHERE id = ?")) {
