@@ -192,7 +192,7 @@ public final class BackupService {
       List<ChunkEntry> chunks) throws IOException {
     Catalog.JobRecord job = catalog.job(jobId).orElseThrow();
     Catalog.RecordLocation at = tape.writeRecord(new JobRecordFile(job, pieces, chunks,
-        Instant.ofEpochMilli(System.currentTimeMillis())));
+        Instant.ofEpochMilli(System.currentTimeMillis()), catalog.owner(jobId).orElse(null)));
     catalog.setRecordLocation(jobId, at.cartridge(), at.fileNumber());
   }
 

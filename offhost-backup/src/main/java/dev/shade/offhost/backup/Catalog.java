@@ -242,6 +242,23 @@ public final class Catalog implements Closeable {
     return id;
   }
 
+  /** The process that ran job {@code jobId}, when the catalog has it (jobs recorded since schema step 4). */
+  public Optional<JobOwner> owner(long jobId) throws IOException {
+    try (PreparedStatement p = db.prepareStatement("SELECT host, pid, process_started, library FROM jobs WHERE id = ?")) {
+      p.setLong(1, jobId);
+      try (ResultSet r = p.executeQuery()) {
+        if (!r.next() || r.getString(1) == null) {
+          return Optional.empty();
+        }
+        String st = r.getString(3);
+        return Optional.of(new JobOwner(r.getString(1), r.getLong(2), st == null ? null : Instant.parse(st),
+            r.getString(4)));
+      }
+    } catch (SQLException e) {
+      throw failure("read the process of job " + jobId, e);
+    }
+  }
+
   /**
    * The message of a job found interrupted: its process is gone and the job never ended; the
    * message of a failed job starts with this when it was marked so.
@@ -570,13 +587,23 @@ public final class Catalog implements Closeable {
    */
   public void insertRecorded(JobRecord job, List<PieceEntry> pieces, List<ChunkEntry> chunks,
       RecordLocation record) throws IOException {
+    insertRecorded(job, pieces, chunks, record, null);
+  }
+
+  /**
+   * {@link #insertRecorded(JobRecord, List, List, RecordLocation)} with the process that ran the
+   * job ({@code owner}, null when unknown).
+   */
+  public void insertRecorded(JobRecord job, List<PieceEntry> pieces, List<ChunkEntry> chunks,
+      RecordLocation record, JobOwner owner) throws IOException {
     SnapshotIdentity s = job.snapshot();
     try {
       db.setAutoCommit(false);
       try {
         try (PreparedStatement p = db.prepareStatement("INSERT INTO jobs (id, volume, volume_uuid, snapshot,"
             + " snapshot_id, snapshot_created, size, level, base_job, base_snapshot_id, pool, chunk_size, started, ended,"
-            + " outcome, message, bytes, record_cartridge, record_file) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")) {
+            + " outcome, message, bytes, record_cartridge, record_file, host, pid, process_started, library)"
+            + " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")) {
           p.setLong(1, job.id());
           p.setString(2, s.volume());
           p.setString(3, s.volumeUuid());
@@ -608,6 +635,14 @@ public final class Catalog implements Closeable {
           } else {
             p.setNull(19, java.sql.Types.INTEGER);
           }
+          p.setString(20, owner == null ? null : owner.host());
+          if (owner != null) {
+            p.setLong(21, owner.pid());
+          } else {
+            p.setNull(21, java.sql.Types.BIGINT);
+          }
+          p.setString(22, owner == null || owner.processStarted() == null ? null : owner.processStarted().toString());
+          p.setString(23, owner == null ? null : owner.library());
           p.executeUpdate();
         }
         ArchiveRecord a = job.archive();

@@ -180,7 +180,7 @@ public final class CatalogRebuild {
         pieceCount += r.pieces().size();
         chunks += r.chunks().size();
       }
-      catalog.insertRecorded(job, r.pieces(), r.chunks(), found.at());
+      catalog.insertRecorded(job, r.pieces(), r.chunks(), found.at(), r.owner());
       jobs++;
     }
     // pieces no record accounts for

@@ -218,7 +218,7 @@ class VerifyServiceTest {
       c.startJob(new FakeSource("s", 4, new byte[4096], Map.of()).identity(), "full", -1, -1, "p", CHUNK,
           Instant.now());
     }
-    // a catalog of schema version 1: without the tables and columns of steps 2 and 3
+    // a catalog of schema version 1: without the tables and columns of steps 2 to 4
     try (Connection db = DriverManager.getConnection("jdbc:sqlite:" + lib.resolve(Catalog.FILE));
         Statement s = db.createStatement()) {
       s.execute("DROP TABLE verifications");
@@ -227,6 +227,9 @@ class VerifyServiceTest {
       s.execute("ALTER TABLE chunks DROP COLUMN piece");
       s.execute("ALTER TABLE jobs DROP COLUMN record_cartridge");
       s.execute("ALTER TABLE jobs DROP COLUMN record_file");
+      for (String column : List.of("host", "pid", "process_started", "library")) {
+        s.execute("ALTER TABLE jobs DROP COLUMN " + column);
+      }
       s.execute("DELETE FROM schema_version WHERE version > 1");
     }
     try (Catalog c = Catalog.open(lib)) {
@@ -238,7 +241,7 @@ class VerifyServiceTest {
         Statement s = db.createStatement();
         var r = s.executeQuery("SELECT group_concat(version) FROM (SELECT version FROM schema_version ORDER BY version)")) {
       r.next();
-      assertEquals("1,2,3", r.getString(1), "steps 2 and 3 applied once on top of 1");
+      assertEquals("1,2,3,4", r.getString(1), "steps 2 to 4 applied once on top of 1");
     }
     // a catalog from a newer shade is refused
     try (Connection db = DriverManager.getConnection("jdbc:sqlite:" + lib.resolve(Catalog.FILE));
