@@ -70,6 +70,11 @@ public final class Catalog implements Closeable {
   public static final String RUNNING = "running";
   public static final String OK = "ok";
   public static final String FAILED = "failed";
+  /**
+   * How the message of a job found interrupted starts (its process gone before the job ended; it
+   * is then {@link #FAILED}).
+   */
+  public static final String INTERRUPTED = "interrupted: ";
 
   /** One archive on tape. */
   public record ArchiveRecord(long id, long jobId, String cartridge, int fileNumber, long bytes, String manifestSha256) {}
@@ -191,12 +196,21 @@ public final class Catalog implements Closeable {
     }
   }
 
-  /** Records a job that is starting; returns its id. */
+  /** Records a job that is starting, without the process that runs it; returns its id. */
   public long startJob(SnapshotIdentity s, String level, long baseJobId, long baseSnapshotId, String pool, int chunkSize,
       Instant started) throws IOException {
+    return startJob(s, level, baseJobId, baseSnapshotId, pool, chunkSize, started, null);
+  }
+
+  /**
+   * Records a job that is starting, run by {@code owner} (this process, for its library; null:
+   * unknown, and the job is then never found interrupted); returns its id.
+   */
+  public long startJob(SnapshotIdentity s, String level, long baseJobId, long baseSnapshotId, String pool, int chunkSize,
+      Instant started, JobOwner owner) throws IOException {
     try (PreparedStatement p = db.prepareStatement("INSERT INTO jobs (volume, volume_uuid, snapshot, snapshot_id,"
-        + " snapshot_created, size, level, base_job, base_snapshot_id, pool, chunk_size, started, outcome)"
-        + " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id")) {
+        + " snapshot_created, size, level, base_job, base_snapshot_id, pool, chunk_size, started, outcome, host, pid,"
+        + " process_started, library) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id")) {
       p.setString(1, s.volume());
       p.setString(2, s.volumeUuid());
       p.setString(3, s.snapshot());
@@ -215,31 +229,18 @@ public final class Catalog implements Closeable {
       p.setInt(11, chunkSize);
       p.setString(12, started.toString());
       p.setString(13, RUNNING);
+      p.setString(14, owner == null ? null : owner.host());
+      if (owner != null) {
+        p.setLong(15, owner.pid());
+      } else {
+        p.setNull(15, java.sql.Types.BIGINT);
+      }
+      p.setString(16, owner == null || owner.processStarted() == null ? null : owner.processStarted().toString());
+      p.setString(17, owner == null ? null : owner.library());
       return insertReturningId(p);
     } catch (SQLException e) {
       throw failure("record the start of a backup of " + s, e);
     }
-  }
-
-  /**
-   * Records a job that is starting, run by {@code owner} (this process, for its library); returns
-   * its id.
-   */
-  public long startJob(SnapshotIdentity s, String level, long baseJobId, long baseSnapshotId, String pool, int chunkSize,
-      Instant started, JobOwner owner) throws IOException {
-    long id = startJob(s, level, baseJobId, baseSnapshotId, pool, chunkSize, started);
-    try (PreparedStatement p = db.prepareStatement("UPDATE jobs SET host = ?, pid = ?, process_started = ?, library = ?"
-        + " WHERE id = ?")) {
-      p.setString(1, owner.host());
-      p.setLong(2, owner.pid());
-      p.setString(3, owner.processStarted() == null ? null : owner.processStarted().toString());
-      p.setString(4, owner.library());
-      p.setLong(5, id);
-      p.executeUpdate();
-    } catch (SQLException e) {
-      throw failure("record the process of job " + id, e);
-    }
-    return id;
   }
 
   /** The process that ran job {@code jobId}, when the catalog has it (jobs recorded since schema step 4). */
@@ -258,12 +259,6 @@ public final class Catalog implements Closeable {
       throw failure("read the process of job " + jobId, e);
     }
   }
-
-  /**
-   * The message of a job found interrupted: its process is gone and the job never ended; the
-   * message of a failed job starts with this when it was marked so.
-   */
-  public static final String INTERRUPTED = "interrupted: ";
 
   /**
    * Marks failed ({@link #INTERRUPTED}) every job still {@code running} that {@code self}'s host
