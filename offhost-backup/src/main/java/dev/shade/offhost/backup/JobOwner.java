@@ -14,17 +14,30 @@ import java.util.Optional;
  * its pid and start time (a pid alone may be reused), and the absolute path of the tape library
  * it writes to.
  *
+ * <p>Immutable, so thread-safe.
+ *
  * @param processStarted when the process started, or null when the system does not say
  */
 public record JobOwner(String host, long pid, Instant processStarted, String library) {
   /** Start times within this of each other are one process (they come from clock ticks since boot). */
   private static final Duration SAME_START = Duration.ofSeconds(2);
 
-  /** This process, writing to the library in {@code libraryDir}. */
+  /**
+   * This process, writing to the library in {@code libraryDir} (named by its real path, so that
+   * every spelling of it, through links or relative, is one library).
+   */
   public static JobOwner current(Path libraryDir) {
     ProcessHandle self = ProcessHandle.current();
-    return new JobOwner(hostName(), self.pid(), self.info().startInstant().orElse(null),
-        libraryDir.toAbsolutePath().normalize().toString());
+    return new JobOwner(hostName(), self.pid(), self.info().startInstant().orElse(null), libraryPath(libraryDir));
+  }
+
+  /** The real path of {@code dir}, or its absolute normalized path when it cannot be resolved. */
+  static String libraryPath(Path dir) {
+    try {
+      return dir.toRealPath().toString();
+    } catch (IOException e) {
+      return dir.toAbsolutePath().normalize().toString();
+    }
   }
 
   /**
