@@ -319,8 +319,17 @@ final class CatalogCommand extends CommandGroup {
         List<PieceEntry> pieces = j.archive() == null ? List.of() : c.pieces(j.archive());
         List<ChunkEntry> chunks = j.archive() == null ? List.of() : c.chunks(j.archive().id());
         Optional<Catalog.RecordLocation> record = c.recordLocation(j.id());
+        Optional<dev.shade.offhost.backup.JobOwner> owner = c.owner(j.id());
         if (json) {
           ObjectNode o = jobJson(j);
+          if (owner.isPresent()) {
+            dev.shade.offhost.backup.JobOwner w = owner.get();
+            o.putObject("process").put("host", w.host()).put("pid", w.pid())
+                .put("started", w.processStarted() == null ? null : w.processStarted().toString())
+                .put("library", w.library());
+          } else {
+            o.putNull("process");
+          }
           if (record.isPresent()) {
             o.putObject("record").put("cartridge", record.get().cartridge()).put("fileNumber", record.get().fileNumber());
           } else {
@@ -348,6 +357,8 @@ final class CatalogCommand extends CommandGroup {
         out().printf("  outcome:   %s%s%n", j.outcome(), j.message() == null ? "" : " (" + j.message() + ")");
         out().printf("  record:    %s%n", record.map(r -> r.cartridge() + ", tape file " + r.fileNumber())
             .orElse("not on tape"));
+        owner.ifPresent(w -> out().printf("  process:   pid %d on host %s%s, library %s%n", w.pid(), w.host(),
+            w.processStarted() == null ? "" : " (started " + w.processStarted() + ")", w.library()));
         if (j.archive() != null) {
           int zero = 0;
           for (ChunkEntry ch : chunks) {

@@ -103,6 +103,10 @@ class BackupKillTest {
             killed::toString);
         assertTrue(list.err().contains("job " + killed.get("jobId").asLong() + " (db@" + snap), list::toString);
         assertTrue(killed.path("archive").isMissingNode() || killed.path("archive").isNull(), killed::toString);
+        JsonNode process = Cli.run("catalog", "show", killed.get("jobId").asText(), "--library", lib, "--json").ok()
+            .json().get("process");
+        assertEquals(p.pid(), process.get("pid").asLong(), process::toString);
+        assertEquals(lib.toRealPath().toString(), process.get("library").asText());
         Cli.Result again = Cli.run("catalog", "list", lib);
         assertTrue(!again.err().contains("left running"), "marked once: " + again);
 
