@@ -20,7 +20,7 @@ import org.junit.jupiter.api.io.TempDir;
  * tape library. The job fails naming the source, the catalog keeps nothing of it as good, and the
  * cartridge goes on: the next backup appends after the torn tape file and restores byte for byte,
  * the earlier job still restores, verify passes, and a catalog rebuilt from the tapes has the same
- * good jobs and not the torn one.
+ * good jobs and not the torn one. The same with the agent itself killed with SIGKILL mid-archive.
  */
 class BackupConnectionCutTest {
   private static final int MiB = 1024 * 1024;
@@ -66,6 +66,7 @@ class BackupConnectionCutTest {
       assertEquals(1, proxy.cuts(), "the proxy cut the connection once: " + cut);
     }
     assertEquals(1, cut.code(), cut::toString);
+    System.out.println("connection cut by the proxy: " + cut.errLines().get(cut.errLines().size() - 1));
     assertTrue(cut.err().contains("db@s2") && cut.err().contains(proxySocket.toString()),
         () -> "the error names the snapshot and its export: " + cut);
     assertTrue(cut.err().contains("cannot read chunk data/"), cut::toString);
@@ -107,6 +108,61 @@ class BackupConnectionCutTest {
     assertImagesEqual(s2, restore(lib, "s2", "s2.again"));
     assertEquals(0, Cli.run("verify", "--library", lib).code());
     assertFalse(Files.size(cartridge) == 0);
+    agent.stop();
+  }
+
+  @Test
+  void agentKilledMidArchive_jobFailsNamingTheSource_theBackupAfterItsRestartIsGood() throws Exception {
+    Path db = TestVolumes.create(tmp.resolve("db"), "32M");
+    Cli.run("volume", "import", db, TestVolumes.file(tmp, "a.bin", TestVolumes.random(3, 16 * MiB))).ok();
+    Path lib = tmp.resolve("vtl");
+    Cli.run("tape", "library", "create", lib, "--slots", "2", "--capacity", "256M").ok();
+    Path control = tmp.resolve("control.sock");
+    Path nbd = tmp.resolve("nbd.sock");
+    List<Object> agentArgs = List.of(db, "--control-socket", control, "--socket", nbd);
+    AgentProcess agent = AgentProcess.start(tmp, agentArgs, control);
+    started.add(agent.process());
+    Cli.run("snapshot", "create", db, "--name", "s1").ok();
+    Path s1 = export(db, "s1");
+
+    // the backup reads through a proxy held to 16 MiB/s; the agent is killed with SIGKILL 4 MiB into the archive
+    Path slow = tmp.resolve("slow.sock");
+    Cli.Result[] result = new Cli.Result[1];
+    try (CuttingProxy proxy = CuttingProxy.throttled(slow, nbd, 16L * MiB)) {
+      Thread backup = new Thread(() -> result[0] = Cli.run("backup", "run", "--source", source(slow, "s1"), "--library",
+          lib, "--chunk-size", "1M"));
+      backup.start();
+      Path cartridge = lib.resolve("slot-0001.tape");
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+      while (Files.size(cartridge) < 4L * MiB) {
+        assertTrue(backup.isAlive(), () -> "the backup ended before the agent was killed: " + result[0]);
+        assertTrue(System.nanoTime() < deadline, "the cartridge did not grow to 4 MiB within 30 s");
+        Thread.sleep(2);
+      }
+      agent.kill();
+      backup.join(TimeUnit.SECONDS.toMillis(60));
+      assertFalse(backup.isAlive(), "the backup ends once its source is gone");
+    }
+    Cli.Result cut = result[0];
+    assertEquals(1, cut.code(), cut::toString);
+    System.out.println("agent killed: " + cut.errLines().get(cut.errLines().size() - 1));
+    assertTrue(cut.err().contains("cannot read chunk data/") && cut.err().contains("db@s1")
+        && cut.err().contains(slow.toString()), cut::toString);
+    JsonNode jobs = jobs(lib);
+    assertEquals(1, jobs.size(), jobs::toString);
+    assertEquals("failed", jobs.get(0).get("outcome").asText());
+
+    // the agent restarted (a SIGKILL leaves its sockets behind, which the operator removes): the same
+    // snapshot backs up and restores
+    Files.deleteIfExists(nbd);
+    Files.deleteIfExists(control);
+    agent = AgentProcess.start(tmp, agentArgs, control);
+    started.add(agent.process());
+    JsonNode again = Cli.run("backup", "run", "--source", source(nbd, "s1"), "--library", lib, "--json").ok().json();
+    assertEquals("full", again.get("level").asText(), "no good backup before it: " + again);
+    assertImagesEqual(s1, restore(lib, "s1", "s1.restored"));
+    assertEquals(0, Cli.run("verify", "--library", lib).code());
+    assertEquals(List.of(2L), okJobs(jobs(lib)));
     agent.stop();
   }
 

@@ -321,15 +321,19 @@ public final class ImageArchiveWriter {
    * cause down the chain (a connection refusing reads after it failed says why it failed).
    */
   private static IOException readFailure(long offset, int len, SnapshotSource source, Throwable failure) {
+    String what = "cannot read chunk " + ChunkEntry.memberName(offset) + " (offset " + offset + ", " + len
+        + " bytes) of " + source;
     StringBuilder why = new StringBuilder();
+    java.util.Set<String> said = new java.util.HashSet<>();
     for (Throwable t = failure; t != null && why.length() < 1000; t = t.getCause()) {
-      String m = String.valueOf(t.getMessage());
-      if (why.indexOf(m) < 0) {
-        why.append(why.length() == 0 ? "" : ": ").append(m);
+      // each cause's parts once: the connection's messages repeat the export's URI, which 'what' names already
+      for (String part : String.valueOf(t.getMessage()).split(": ")) {
+        if (said.add(part) && !(part.length() >= 8 && what.contains(part))) {
+          why.append(why.length() == 0 ? "" : ": ").append(part);
+        }
       }
     }
-    return new IOException("cannot read chunk " + ChunkEntry.memberName(offset) + " (offset " + offset + ", " + len
-        + " bytes) of " + source + ": " + why, failure);
+    return new IOException(what + ": " + (why.length() == 0 ? String.valueOf(failure) : why), failure);
   }
 
   static boolean isZero(byte[] b, int len) {
