@@ -102,6 +102,17 @@ final class CatalogCommand extends CommandGroup {
     return Catalog.open(option.location(library));
   }
 
+  /**
+   * Marks failed the jobs of {@code library} that a backup process of this host left running when
+   * it died, telling stderr (docs/backup.md, "When a backup is interrupted").
+   */
+  static void markInterrupted(Catalog catalog, Path library, ShadeCommand command) throws java.io.IOException {
+    dev.shade.offhost.backup.InterruptedJobs.mark(catalog, library, n -> {
+      command.err().println("shade: " + n);
+      command.err().flush();
+    });
+  }
+
   /** Prints the drills and verifications as lines. */
   static void printHistory(java.io.PrintWriter out, List<Catalog.DrillRecord> drills,
       List<Catalog.VerificationRecord> verifications) {
@@ -219,6 +230,7 @@ final class CatalogCommand extends CommandGroup {
       List<Catalog.VerificationRecord> verifications = List.of();
       CatalogLocation where = catalogOption.location(library);
       try (Catalog c = Catalog.open(where)) {
+        markInterrupted(c, library, this);
         jobs = c.jobs();
         if (drills) {
           drillList = c.drills(null);
@@ -303,13 +315,23 @@ final class CatalogCommand extends CommandGroup {
             + "--library " + library + "' makes one from the tapes");
       }
       try (Catalog c = Catalog.open(catalogOption.location(library))) {
+        markInterrupted(c, library, this);
         Catalog.JobRecord j = find(c).orElseThrow(() -> new CommandException("no backup job " + what
             + " in the catalog of " + library));
         List<PieceEntry> pieces = j.archive() == null ? List.of() : c.pieces(j.archive());
         List<ChunkEntry> chunks = j.archive() == null ? List.of() : c.chunks(j.archive().id());
         Optional<Catalog.RecordLocation> record = c.recordLocation(j.id());
+        Optional<dev.shade.offhost.backup.JobOwner> owner = c.owner(j.id());
         if (json) {
           ObjectNode o = jobJson(j);
+          if (owner.isPresent()) {
+            dev.shade.offhost.backup.JobOwner w = owner.get();
+            o.putObject("process").put("host", w.host()).put("pid", w.pid())
+                .put("started", w.processStarted() == null ? null : w.processStarted().toString())
+                .put("library", w.library());
+          } else {
+            o.putNull("process");
+          }
           if (record.isPresent()) {
             o.putObject("record").put("cartridge", record.get().cartridge()).put("fileNumber", record.get().fileNumber());
           } else {
@@ -337,6 +359,8 @@ final class CatalogCommand extends CommandGroup {
         out().printf("  outcome:   %s%s%n", j.outcome(), j.message() == null ? "" : " (" + j.message() + ")");
         out().printf("  record:    %s%n", record.map(r -> r.cartridge() + ", tape file " + r.fileNumber())
             .orElse("not on tape"));
+        owner.ifPresent(w -> out().printf("  process:   pid %d on host %s%s, library %s%n", w.pid(), w.host(),
+            w.processStarted() == null ? "" : " (started " + w.processStarted() + ")", w.library()));
         if (j.archive() != null) {
           int zero = 0;
           for (ChunkEntry ch : chunks) {

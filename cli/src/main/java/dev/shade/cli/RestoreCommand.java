@@ -80,6 +80,7 @@ final class RestoreCommand extends ShadeCommand {
     try (VirtualTapeLibrary lib = TapeCommand.open(library);
         Catalog catalog = Catalog.open(catalogOption.location(library));
         ProgressLine progress = progress("restore")) {
+      CatalogCommand.markInterrupted(catalog, library, this);
       r = RestoreService.restore(lib, catalog, volume, snapshot, to, force, progress::update, n -> {
         if (!json) {
           err().println("shade restore: " + n);

@@ -54,6 +54,7 @@ final class VerifyCommand extends ShadeCommand {
     try (VirtualTapeLibrary lib = TapeCommand.open(library);
         Catalog catalog = Catalog.open(catalogOption.location(library));
         ProgressLine progress = progress("verify")) {
+      CatalogCommand.markInterrupted(catalog, library, this);
       r = VerifyService.verify(lib, catalog, new VerifyService.Selection(cartridge, job == null ? -1 : job), progress::update, v -> {
         if (!json) {
           progress.close();

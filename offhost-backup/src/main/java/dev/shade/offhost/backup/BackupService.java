@@ -63,6 +63,9 @@ public final class BackupService {
   public static Result run(VirtualTapeLibrary library, Catalog catalog, SnapshotSource source, Request request,
       BackupProgress progress, Consumer<String> notes) throws IOException {
     long t0 = System.nanoTime();
+    // a job an earlier process of this library left running is failed before this one starts
+    JobOwner owner = JobOwner.current(library.directory());
+    InterruptedJobs.mark(catalog, library.directory(), notes);
     Instant started = Instant.ofEpochMilli(System.currentTimeMillis());
     SnapshotIdentity id = source.identity();
     String level = ImageManifest.FULL;
@@ -103,13 +106,22 @@ public final class BackupService {
 
     TapePieces tape = new TapePieces(library, request.pool(), chunkSize, notes);
     tape.mountFirst();
+    // the records of interrupted jobs go on tape first, so that a catalog rebuilt from the tapes knows them as failed
+    for (long interrupted : catalog.interruptedWithoutRecord(owner)) {
+      try {
+        writeRecord(catalog, tape, interrupted, List.of(), List.of());
+      } catch (IOException | RuntimeException e) {
+        notes.accept("the record of the interrupted job " + interrupted + " could not be written on tape ("
+            + e.getMessage() + "); a catalog rebuilt from the tapes will not have it");
+      }
+    }
     int blockSize = library.config().blockSize();
 
     ImageManifest header = new ImageManifest(id, level, base == null ? -1 : base.snapshot().snapshotId(),
         base == null ? null : base.snapshot().snapshot(), chunkSize, blockSize, started, null,
         request.writerMetadata(), List.of());
     long jobId = catalog.startJob(id, level, base == null ? -1 : base.id(), base == null ? -1 : base.snapshot().snapshotId(),
-        request.pool(), chunkSize, started);
+        request.pool(), chunkSize, started, owner);
     ImageArchiveWriter.Result written;
     int[] piece = {0};
     try {
@@ -180,7 +192,7 @@ public final class BackupService {
       List<ChunkEntry> chunks) throws IOException {
     Catalog.JobRecord job = catalog.job(jobId).orElseThrow();
     Catalog.RecordLocation at = tape.writeRecord(new JobRecordFile(job, pieces, chunks,
-        Instant.ofEpochMilli(System.currentTimeMillis())));
+        Instant.ofEpochMilli(System.currentTimeMillis()), catalog.owner(jobId).orElse(null)));
     catalog.setRecordLocation(jobId, at.cartridge(), at.fileNumber());
   }
 

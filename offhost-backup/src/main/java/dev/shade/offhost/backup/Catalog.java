@@ -67,7 +67,7 @@ public final class Catalog implements Closeable {
   /** The file in the library's directory. */
   public static final String FILE = "catalog.db";
   /** The schema this version writes: its highest migration step. */
-  public static final int SCHEMA_VERSION = 4;
+  public static final int SCHEMA_VERSION = 5;
   /** The format of a job that wrote a block image archive ({@code shade-image-1}). */
   public static final String FORMAT_IMAGE = "image";
   /** The format of a job that wrote a files archive ({@code shade-files-1}). */
@@ -75,6 +75,11 @@ public final class Catalog implements Closeable {
   public static final String RUNNING = "running";
   public static final String OK = "ok";
   public static final String FAILED = "failed";
+  /**
+   * How the message of a job found interrupted starts (its process gone before the job ended; it
+   * is then {@link #FAILED}).
+   */
+  public static final String INTERRUPTED = "interrupted: ";
 
   /** One archive on tape. */
   public record ArchiveRecord(long id, long jobId, String cartridge, int fileNumber, long bytes, String manifestSha256) {}
@@ -123,7 +128,13 @@ public final class Catalog implements Closeable {
         + "ALTER TABLE jobs ADD COLUMN record_cartridge TEXT;"
         + "ALTER TABLE jobs ADD COLUMN record_file INTEGER;",
     // 4: what kind of archive a job wrote (every job before this step wrote an image)
-    "ALTER TABLE jobs ADD COLUMN format TEXT NOT NULL DEFAULT 'image'"
+    "ALTER TABLE jobs ADD COLUMN format TEXT NOT NULL DEFAULT 'image'",
+    // 5: which process on which host runs a job, for which library, so that a job left running by a process that is
+    // gone can be told from one still running on another backup server
+    "ALTER TABLE jobs ADD COLUMN host TEXT;"
+        + "ALTER TABLE jobs ADD COLUMN pid INTEGER;"
+        + "ALTER TABLE jobs ADD COLUMN process_started TEXT;"
+        + "ALTER TABLE jobs ADD COLUMN library TEXT"
   };
 
   /** The schema steps, oldest first (for the tests that check them against the rules above). */
@@ -193,18 +204,33 @@ public final class Catalog implements Closeable {
     }
   }
 
-  /** Records an image backup job that is starting; returns its id. */
+  /** Records an image backup job that is starting, without the process that runs it; returns its id. */
   public long startJob(SnapshotIdentity s, String level, long baseJobId, long baseSnapshotId, String pool, int chunkSize,
       Instant started) throws IOException {
-    return startJob(s, level, baseJobId, baseSnapshotId, pool, chunkSize, started, FORMAT_IMAGE);
+    return startJob(s, level, baseJobId, baseSnapshotId, pool, chunkSize, started, FORMAT_IMAGE, null);
   }
 
   /** Records a job of {@code format} ({@link #FORMAT_IMAGE}, {@link #FORMAT_FILES}) that is starting; returns its id. */
   public long startJob(SnapshotIdentity s, String level, long baseJobId, long baseSnapshotId, String pool, int chunkSize,
       Instant started, String format) throws IOException {
+    return startJob(s, level, baseJobId, baseSnapshotId, pool, chunkSize, started, format, null);
+  }
+
+  /** Records an image backup job that is starting, run by {@code owner}; returns its id. */
+  public long startJob(SnapshotIdentity s, String level, long baseJobId, long baseSnapshotId, String pool, int chunkSize,
+      Instant started, JobOwner owner) throws IOException {
+    return startJob(s, level, baseJobId, baseSnapshotId, pool, chunkSize, started, FORMAT_IMAGE, owner);
+  }
+
+  /**
+   * Records a job of {@code format} that is starting, run by {@code owner} (this process, for its
+   * library; null: unknown, and the job is then never found interrupted); returns its id.
+   */
+  public long startJob(SnapshotIdentity s, String level, long baseJobId, long baseSnapshotId, String pool, int chunkSize,
+      Instant started, String format, JobOwner owner) throws IOException {
     try (PreparedStatement p = db.prepareStatement("INSERT INTO jobs (volume, volume_uuid, snapshot, snapshot_id,"
-        + " snapshot_created, size, level, base_job, base_snapshot_id, pool, chunk_size, started, outcome, format)"
-        + " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id")) {
+        + " snapshot_created, size, level, base_job, base_snapshot_id, pool, chunk_size, started, outcome, format, host,"
+        + " pid, process_started, library) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id")) {
       p.setString(1, s.volume());
       p.setString(2, s.volumeUuid());
       p.setString(3, s.snapshot());
@@ -224,10 +250,109 @@ public final class Catalog implements Closeable {
       p.setString(12, started.toString());
       p.setString(13, RUNNING);
       p.setString(14, format);
+      p.setString(15, owner == null ? null : owner.host());
+      if (owner != null) {
+        p.setLong(16, owner.pid());
+      } else {
+        p.setNull(16, java.sql.Types.BIGINT);
+      }
+      p.setString(17, owner == null || owner.processStarted() == null ? null : owner.processStarted().toString());
+      p.setString(18, owner == null ? null : owner.library());
       return insertReturningId(p);
     } catch (SQLException e) {
       throw failure("record the start of a backup of " + s, e);
     }
+  }
+
+  /** The process that ran job {@code jobId}, when the catalog has it (jobs recorded since schema step 5). */
+  public Optional<JobOwner> owner(long jobId) throws IOException {
+    try (PreparedStatement p = db.prepareStatement("SELECT host, pid, process_started, library FROM jobs WHERE id = ?")) {
+      p.setLong(1, jobId);
+      try (ResultSet r = p.executeQuery()) {
+        if (!r.next() || r.getString(1) == null) {
+          return Optional.empty();
+        }
+        String st = r.getString(3);
+        return Optional.of(new JobOwner(r.getString(1), r.getLong(2), st == null ? null : Instant.parse(st),
+            r.getString(4)));
+      }
+    } catch (SQLException e) {
+      throw failure("read the process of job " + jobId, e);
+    }
+  }
+
+  /**
+   * Marks failed ({@link #INTERRUPTED}) every job still {@code running} that {@code self}'s host
+   * ran for {@code self}'s library in a process that {@code alive} says is gone; returns them as
+   * they now are. Jobs of other hosts or libraries, and jobs recorded before schema step 5 (no
+   * host), are never touched: on a catalog several backup servers share, only the server that
+   * ran a job can tell that its process is gone.
+   */
+  public List<JobRecord> markInterrupted(JobOwner self, java.util.function.Predicate<JobOwner> alive, Instant now)
+      throws IOException {
+    List<Long> dead = new ArrayList<>();
+    List<String> why = new ArrayList<>();
+    try (PreparedStatement p = db.prepareStatement("SELECT id, pid, process_started FROM jobs WHERE outcome = ?"
+        + " AND host = ? AND library = ? ORDER BY id")) {
+      p.setString(1, RUNNING);
+      p.setString(2, self.host());
+      p.setString(3, self.library());
+      try (ResultSet r = p.executeQuery()) {
+        while (r.next()) {
+          String st = r.getString(3);
+          JobOwner o = new JobOwner(self.host(), r.getLong(2), st == null ? null : Instant.parse(st), self.library());
+          if (!alive.test(o)) {
+            dead.add(r.getLong(1));
+            why.add(INTERRUPTED + "the backup process (pid " + o.pid() + " on host " + o.host()
+                + (st == null ? "" : ", started " + st) + ") ended before the job did, so nothing of it is good;"
+                + " found at " + now);
+          }
+        }
+      }
+    } catch (SQLException e) {
+      throw failure("find the jobs left running in library " + self.library() + " on host " + self.host(), e);
+    }
+    List<JobRecord> marked = new ArrayList<>();
+    for (int i = 0; i < dead.size(); i++) {
+      // only while still running: another server (or command) may have marked it meanwhile
+      try (PreparedStatement p = db.prepareStatement("UPDATE jobs SET outcome = ?, message = ?, ended = ?"
+          + " WHERE id = ? AND outcome = ?")) {
+        p.setString(1, FAILED);
+        p.setString(2, why.get(i));
+        p.setString(3, now.toString());
+        p.setLong(4, dead.get(i));
+        p.setString(5, RUNNING);
+        if (p.executeUpdate() == 1) {
+          job(dead.get(i)).ifPresent(marked::add);
+        }
+      } catch (SQLException e) {
+        throw failure("mark job " + dead.get(i) + " interrupted", e);
+      }
+    }
+    return marked;
+  }
+
+  /**
+   * The jobs of {@code self}'s host and library marked {@link #INTERRUPTED} whose record is not
+   * on tape yet, oldest first.
+   */
+  public List<Long> interruptedWithoutRecord(JobOwner self) throws IOException {
+    List<Long> ids = new ArrayList<>();
+    try (PreparedStatement p = db.prepareStatement("SELECT id FROM jobs WHERE outcome = ? AND host = ? AND library = ?"
+        + " AND record_cartridge IS NULL AND message LIKE ? ORDER BY id")) {
+      p.setString(1, FAILED);
+      p.setString(2, self.host());
+      p.setString(3, self.library());
+      p.setString(4, INTERRUPTED + "%");
+      try (ResultSet r = p.executeQuery()) {
+        while (r.next()) {
+          ids.add(r.getLong(1));
+        }
+      }
+    } catch (SQLException e) {
+      throw failure("find the interrupted jobs of library " + self.library() + " without a record on tape", e);
+    }
+    return ids;
   }
 
   /** Records that job {@code jobId} failed with {@code message}. */
@@ -483,14 +608,23 @@ public final class Catalog implements Closeable {
    */
   public void insertRecorded(JobRecord job, List<PieceEntry> pieces, List<ChunkEntry> chunks,
       RecordLocation record) throws IOException {
+    insertRecorded(job, pieces, chunks, record, null);
+  }
+
+  /**
+   * {@link #insertRecorded(JobRecord, List, List, RecordLocation)} with the process that ran the
+   * job ({@code owner}, null when unknown).
+   */
+  public void insertRecorded(JobRecord job, List<PieceEntry> pieces, List<ChunkEntry> chunks,
+      RecordLocation record, JobOwner owner) throws IOException {
     SnapshotIdentity s = job.snapshot();
     try {
       db.setAutoCommit(false);
       try {
         try (PreparedStatement p = db.prepareStatement("INSERT INTO jobs (id, volume, volume_uuid, snapshot,"
             + " snapshot_id, snapshot_created, size, level, base_job, base_snapshot_id, pool, chunk_size, started, ended,"
-            + " outcome, message, bytes, record_cartridge, record_file, format)"
-            + " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")) {
+            + " outcome, message, bytes, record_cartridge, record_file, format, host, pid, process_started, library)"
+            + " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")) {
           p.setLong(1, job.id());
           p.setString(2, s.volume());
           p.setString(3, s.volumeUuid());
@@ -523,6 +657,14 @@ public final class Catalog implements Closeable {
             p.setNull(19, java.sql.Types.INTEGER);
           }
           p.setString(20, job.format());
+          p.setString(21, owner == null ? null : owner.host());
+          if (owner != null) {
+            p.setLong(22, owner.pid());
+          } else {
+            p.setNull(22, java.sql.Types.BIGINT);
+          }
+          p.setString(23, owner == null || owner.processStarted() == null ? null : owner.processStarted().toString());
+          p.setString(24, owner == null ? null : owner.library());
           p.executeUpdate();
         }
         ArchiveRecord a = job.archive();

@@ -27,7 +27,25 @@ enum CatalogDialect {
         // the wait first: switching to WAL needs a moment alone with the file
         s.execute("PRAGMA busy_timeout = 10000");
         s.execute("PRAGMA foreign_keys = ON");
-        s.execute("PRAGMA journal_mode = WAL");
+        // SQLite does not always call the busy handler for this switch (several catalogs opening a new file at
+        // once): retry it within the same 10 s
+        long deadline = System.nanoTime() + 10_000_000_000L;
+        while (true) {
+          try {
+            s.execute("PRAGMA journal_mode = WAL");
+            return;
+          } catch (SQLException e) {
+            if (!String.valueOf(e.getMessage()).contains("SQLITE_BUSY") || System.nanoTime() > deadline) {
+              throw e;
+            }
+          }
+          try {
+            Thread.sleep(10);
+          } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new SQLException("interrupted while waiting to switch the catalog to WAL", e);
+          }
+        }
       }
     }
 

@@ -37,7 +37,9 @@ public final class CatalogRebuild {
    * What is reported (problems) and still rebuilt: a job record listing a piece that is not
    * where it says (the cartridge missing, truncated, or that tape file holding something else).
    * What is reported and not rebuilt: pieces of a job without a record (a backup cut short, or an
-   * archive written before job records existed), records that cannot be read.
+   * archive written before job records existed), records that cannot be read. What is only noted:
+   * pieces of a job whose record says it failed (the tape file a failed or interrupted backup left
+   * behind); the job is recreated as failed, without an archive.
    */
 
   /**
@@ -192,7 +194,7 @@ public final class CatalogRebuild {
         pieceCount += r.pieces().size();
         chunks += r.chunks().size();
       }
-      catalog.insertRecorded(job, r.pieces(), r.chunks(), found.at());
+      catalog.insertRecorded(job, r.pieces(), r.chunks(), found.at(), r.owner());
       jobs++;
     }
     // pieces no record accounts for
@@ -211,6 +213,11 @@ public final class CatalogRebuild {
           problem.accept("cartridge " + e.getKey() + ", tape file " + p.getKey() + " holds piece " + (s.piece() + 1)
               + " of " + (s.jobId() < 0 ? "an archive without a job number" : "job " + s.jobId())
               + ", which has no job record on the cartridges (a backup cut short, or its record was lost): not"
+              + " recreated");
+        } else if (f.record().job().archive() == null) {
+          // a failed job's torn archive (an interrupted one's record is written by the next backup): not a problem
+          notes.accept("cartridge " + e.getKey() + ", tape file " + p.getKey() + " holds piece " + (s.piece() + 1)
+              + " of job " + s.jobId() + ", which failed (" + f.record().job().message() + "): its archive is not"
               + " recreated");
         }
       }

@@ -60,6 +60,7 @@ public final class FilesBackupService {
     if (!acls) {
       notes.accept("ACLs are not archived: getfacl and setfacl (the acl package) are not installed");
     }
+    InterruptedJobs.mark(catalog, library.directory(), notes);
     // the cartridge, as BackupService picks one: the pool's newest with room, else a blank one labelled
     int slot = BackupService.chooseCartridge(library, request.pool());
     String labelled = null;
@@ -88,7 +89,8 @@ public final class FilesBackupService {
     }
     int fileNumber = files.size();
 
-    long jobId = catalog.startJob(id, "full", -1, -1, request.pool(), 0, started, Catalog.FORMAT_FILES);
+    long jobId = catalog.startJob(id, "full", -1, -1, request.pool(), 0, started, Catalog.FORMAT_FILES,
+        JobOwner.current(library.directory()));
     FilesArchiveWriter.Result written;
     String filesystem;
     Path work = Files.createTempDirectory("shade-files-");

@@ -209,8 +209,13 @@ public final class ImageArchiveWriter {
             bufs[slot] = new byte[runBytes];
           }
           byte[] buf = bufs[slot];
-          pending.add(source.readAsync(run.offset(), ByteBuffer.wrap(buf, 0, run.length()))
-              .thenApplyAsync(v -> hash(buf, run, chunkSize), hasher));
+          try {
+            pending.add(source.readAsync(run.offset(), ByteBuffer.wrap(buf, 0, run.length()))
+                .thenApplyAsync(v -> hash(buf, run, chunkSize), hasher));
+          } catch (IOException e) {
+            // a connection that failed under an earlier read refuses new ones at once
+            throw readFailure(run.offset(), run.length(), source, e);
+          }
           next++;
         }
         Run run = runs.get(i);
@@ -224,9 +229,7 @@ public final class ImageArchiveWriter {
         } catch (ExecutionException e) {
           Throwable c = e.getCause() instanceof CompletionException && e.getCause().getCause() != null
               ? e.getCause().getCause() : e.getCause();
-          throw new IOException("cannot read chunk " + ChunkEntry.memberName(run.offset()) + (run.count() > 1
-              ? " or the " + (run.count() - 1) + " after it" : "") + " (offset " + run.offset() + ", " + run.length()
-              + " bytes) of " + header.snapshot() + ": " + c.getMessage(), c);
+          throw readFailure(run.offset(), run.length(), source, c);
         }
         for (int k = 0; k < run.count(); k++) {
           long offset = run.offset() + (long) k * chunkSize;
@@ -411,6 +414,26 @@ public final class ImageArchiveWriter {
     tar.putArchiveEntry(e);
     tar.write(body);
     tar.closeArchiveEntry();
+  }
+
+  /**
+   * The failure to read the chunk at {@code offset} from {@code source}, naming both and every
+   * cause down the chain (a connection refusing reads after it failed says why it failed).
+   */
+  private static IOException readFailure(long offset, int len, SnapshotSource source, Throwable failure) {
+    String what = "cannot read chunk " + ChunkEntry.memberName(offset) + " (offset " + offset + ", " + len
+        + " bytes) of " + source;
+    StringBuilder why = new StringBuilder();
+    java.util.Set<String> said = new java.util.HashSet<>();
+    for (Throwable t = failure; t != null && why.length() < 1000; t = t.getCause()) {
+      // each cause's parts once: the connection's messages repeat the export's URI, which 'what' names already
+      for (String part : String.valueOf(t.getMessage()).split(": ")) {
+        if (said.add(part) && !(part.length() >= 8 && what.contains(part))) {
+          why.append(why.length() == 0 ? "" : ": ").append(part);
+        }
+      }
+    }
+    return new IOException(what + ": " + (why.length() == 0 ? String.valueOf(failure) : why), failure);
   }
 
   static boolean isZero(byte[] b, int len) {

@@ -26,9 +26,10 @@ import org.apache.commons.compress.archivers.tar.TarArchiveOutputStream;
  * @param pieces the archive's pieces, empty without an archive
  * @param chunks the archive's chunks, empty without an archive
  * @param written when the record was written
+ * @param owner the process that ran the job (schema step 5), or null when the catalog has none
  */
 public record JobRecordFile(Catalog.JobRecord job, List<PieceEntry> pieces, List<ChunkEntry> chunks,
-    Instant written) {
+    Instant written, JobOwner owner) {
   /** The format this version writes; a reader refuses others. */
   public static final String FORMAT = "shade-job-1";
   /** The one member (its name gives the tape file the kind {@code job} in {@code shade tape list}). */
@@ -39,6 +40,11 @@ public record JobRecordFile(Catalog.JobRecord job, List<PieceEntry> pieces, List
   public JobRecordFile {
     pieces = List.copyOf(pieces);
     chunks = List.copyOf(chunks);
+  }
+
+  /** A record without the process that ran the job. */
+  public JobRecordFile(Catalog.JobRecord job, List<PieceEntry> pieces, List<ChunkEntry> chunks, Instant written) {
+    this(job, pieces, chunks, written, null);
   }
 
   /** The JSON document. */
@@ -63,6 +69,12 @@ public record JobRecordFile(Catalog.JobRecord job, List<PieceEntry> pieces, List
     jo.put("pool", j.pool()).put("chunkSize", j.chunkSize()).put("started", j.started().toString())
         .put("ended", j.ended() == null ? null : j.ended().toString()).put("outcome", j.outcome())
         .put("message", j.message()).put("bytes", j.bytes());
+    if (owner != null) {
+      // added after the keys of shade-job-1's first version, which readers that do not know them ignore
+      jo.put("host", owner.host()).put("pid", owner.pid())
+          .put("processStarted", owner.processStarted() == null ? null : owner.processStarted().toString())
+          .put("library", owner.library());
+    }
     Catalog.ArchiveRecord a = j.archive();
     if (a == null) {
       o.putNull("archive");
@@ -156,7 +168,13 @@ public record JobRecordFile(Catalog.JobRecord job, List<PieceEntry> pieces, List
           j.path("ended").isNull() ? null : Instant.parse(j.path("ended").asText()), j.path("outcome").asText(),
           j.path("message").isNull() ? null : j.path("message").asText(), j.path("bytes").asLong(), archive,
           j.path("format").asText(Catalog.FORMAT_IMAGE));
-      return new JobRecordFile(job, pieces, chunks, Instant.parse(d.path("written").asText()));
+      JobOwner owner = null;
+      if (j.hasNonNull("host")) {
+        owner = new JobOwner(j.path("host").asText(), j.path("pid").asLong(),
+            j.path("processStarted").isNull() ? null : Instant.parse(j.path("processStarted").asText()),
+            j.path("library").isNull() ? null : j.path("library").asText());
+      }
+      return new JobRecordFile(job, pieces, chunks, Instant.parse(d.path("written").asText()), owner);
     } catch (RuntimeException e) {
       throw new IOException("job record is damaged: " + e.getMessage(), e);
     }

@@ -9,5 +9,8 @@
  * {@link dev.shade.offhost.backup.CatalogRebuild} recreates a lost catalog), and restores a
  * snapshot from its full and incremental archives ({@link dev.shade.offhost.backup.RestoreService}),
  * and reads archives back to check every checksum ({@link dev.shade.offhost.backup.VerifyService}).
+ * A job whose process died is found and marked failed by
+ * {@link dev.shade.offhost.backup.InterruptedJobs}, from the process each job records
+ * ({@link dev.shade.offhost.backup.JobOwner}).
  */
 package dev.shade.offhost.backup;

@@ -282,6 +282,56 @@ final class CatalogScenarios {
   }
 
   /**
+   * Jobs left running: only those of this host and library whose process is gone are marked
+   * interrupted, each once, however many catalogs (servers, commands) look at once; jobs of other
+   * hosts or libraries, of live processes, and those recorded before step 5 are left alone.
+   */
+  static void interruptedJobs_onlyThisHostsAndLibrarysDeadOnes(CatalogLocation where) throws Exception {
+    JobOwner self = new JobOwner("backup1", 4242, Instant.parse("2026-12-01T09:00:00Z"), "/srv/vtl");
+    try (Catalog c = Catalog.open(where); Catalog other = Catalog.open(where)) {
+      Map<String, Long> ids = new java.util.LinkedHashMap<>();
+      ids.put("dead", start(c, 1, new JobOwner("backup1", 100, Instant.parse("2026-12-01T08:00:00Z"), "/srv/vtl")));
+      ids.put("alive", start(c, 2, self));
+      ids.put("otherHost", start(c, 3, new JobOwner("backup2", 100, null, "/srv/vtl")));
+      ids.put("otherLibrary", start(c, 4, new JobOwner("backup1", 100, null, "/srv/vtl2")));
+      ids.put("noOwner", c.startJob(identity(5), "full", -1, -1, "pool", 65536, Instant.now()));
+      long done = start(c, 6, new JobOwner("backup1", 100, null, "/srv/vtl"));
+      c.failJob(done, "the source failed", Instant.now());
+      java.util.function.Predicate<JobOwner> alive = o -> o.pid() == self.pid();
+
+      Instant now = Instant.parse("2026-12-01T10:00:00Z");
+      List<Catalog.JobRecord> marked = c.markInterrupted(self, alive, now);
+      assertEquals(List.of(ids.get("dead")), marked.stream().map(Catalog.JobRecord::id).toList());
+      Catalog.JobRecord j = marked.get(0);
+      assertEquals(Catalog.FAILED, j.outcome());
+      assertEquals(now, j.ended());
+      assertEquals(Catalog.INTERRUPTED + "the backup process (pid 100 on host backup1, started 2026-12-01T08:00:00Z)"
+          + " ended before the job did, so nothing of it is good; found at " + now, j.message());
+      assertEquals(List.of(), other.markInterrupted(self, alive, now), "marked once");
+      for (String k : List.of("alive", "otherHost", "otherLibrary", "noOwner")) {
+        assertEquals(Catalog.RUNNING, c.job(ids.get(k)).orElseThrow().outcome(), k);
+      }
+      assertEquals("the source failed", c.job(done).orElseThrow().message());
+
+      assertEquals(List.of(ids.get("dead")), other.interruptedWithoutRecord(self));
+      c.setRecordLocation(ids.get("dead"), "SHD001", 7);
+      assertEquals(List.of(), other.interruptedWithoutRecord(self));
+      // the other host's server finds its own dead job
+      JobOwner backup2 = new JobOwner("backup2", 1, null, "/srv/vtl");
+      assertEquals(List.of(ids.get("otherHost")),
+          other.markInterrupted(backup2, o -> false, now).stream().map(Catalog.JobRecord::id).toList());
+    }
+  }
+
+  private static long start(Catalog c, int n, JobOwner owner) throws IOException {
+    return c.startJob(identity(n), "full", -1, -1, "pool", 65536, Instant.now(), owner);
+  }
+
+  private static SnapshotIdentity identity(int n) {
+    return new SnapshotIdentity("db", "uuid-db", "s" + n, n, Instant.parse("2026-12-01T07:00:00Z"), 65536L);
+  }
+
+  /**
    * The child of {@link #twoProcessesMigrating_applyEachStepOnce}: connects, says READY, waits
    * for GO on stdin, migrates through the synthetic steps, says {@code DONE found=V}.
    */

@@ -142,4 +142,9 @@ class PostgresCatalogTest {
   void twoWriters_neverCollide() throws Exception {
     CatalogScenarios.twoWriters_neverCollide(where, 40);
   }
+
+  @Test
+  void interruptedJobs_onlyThisHostsAndLibrarysDeadOnes() throws Exception {
+    CatalogScenarios.interruptedJobs_onlyThisHostsAndLibrarysDeadOnes(where);
+  }
 }

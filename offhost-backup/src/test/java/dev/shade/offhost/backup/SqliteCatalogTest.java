@@ -61,6 +61,11 @@ class SqliteCatalogTest {
     CatalogScenarios.twoWriters_neverCollide(where, 40);
   }
 
+  @Test
+  void interruptedJobs_onlyThisHostsAndLibrarysDeadOnes() throws Exception {
+    CatalogScenarios.interruptedJobs_onlyThisHostsAndLibrarysDeadOnes(where);
+  }
+
   /** The schema and bookkeeping of version 1 exactly as shade wrote them before steps were timed. */
   private static final String VERSION_1 =
       "CREATE TABLE jobs (id INTEGER PRIMARY KEY, volume TEXT NOT NULL, volume_uuid TEXT NOT NULL,"

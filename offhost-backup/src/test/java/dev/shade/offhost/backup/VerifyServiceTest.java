@@ -228,6 +228,9 @@ class VerifyServiceTest {
       s.execute("ALTER TABLE jobs DROP COLUMN record_cartridge");
       s.execute("ALTER TABLE jobs DROP COLUMN record_file");
       s.execute("ALTER TABLE jobs DROP COLUMN format");
+      for (String column : List.of("host", "pid", "process_started", "library")) {
+        s.execute("ALTER TABLE jobs DROP COLUMN " + column);
+      }
       s.execute("DELETE FROM schema_version WHERE version > 1");
     }
     try (Catalog c = Catalog.open(lib)) {

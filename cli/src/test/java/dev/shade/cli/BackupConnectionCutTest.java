@@ -1,0 +1,207 @@
+package dev.shade.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * A backup whose NBD connection is cut while its archive is being written: a real agent serving a
+ * volume on a Unix socket, a proxy in front of it that closes both sides after 6 MiB, a virtual
+ * tape library. The job fails naming the source, the catalog keeps nothing of it as good, and the
+ * cartridge goes on: the next backup appends after the torn tape file and restores byte for byte,
+ * the earlier job still restores, verify passes, and a catalog rebuilt from the tapes has the same
+ * good jobs and not the torn one. The same with the agent itself killed with SIGKILL mid-archive.
+ */
+class BackupConnectionCutTest {
+  private static final int MiB = 1024 * 1024;
+  @TempDir Path tmp;
+  private final List<Process> started = new ArrayList<>();
+
+  @AfterEach
+  void killLeftovers() throws InterruptedException {
+    for (Process p : started) {
+      if (p.isAlive()) {
+        p.destroyForcibly();
+        p.waitFor(10, TimeUnit.SECONDS);
+      }
+    }
+  }
+
+  @Test
+  void connectionCutMidArchive_jobFailsNamingTheSource_cartridgeGoesOn_rebuildKeepsOnlyGoodJobs() throws Exception {
+    Path db = TestVolumes.create(tmp.resolve("db"), "32M");
+    Cli.run("volume", "import", db, TestVolumes.file(tmp, "a.bin", TestVolumes.random(1, 16 * MiB))).ok();
+    Path lib = tmp.resolve("vtl");
+    Cli.run("tape", "library", "create", lib, "--slots", "2", "--capacity", "256M").ok();
+    Path control = tmp.resolve("control.sock");
+    Path nbd = tmp.resolve("nbd.sock");
+    AgentProcess agent = AgentProcess.start(tmp, List.of(db, "--control-socket", control, "--socket", nbd), control);
+    started.add(agent.process());
+
+    // job 1: a good full of s1
+    Cli.run("snapshot", "create", db, "--name", "s1").ok();
+    Cli.run("backup", "run", "--source", source(nbd, "s1"), "--library", lib, "--chunk-size", "1M").ok();
+
+    // job 2: a full of s2 through a proxy that cuts the connection after 6 MiB of replies
+    Cli.run("volume", "import", db, TestVolumes.file(tmp, "b.bin", TestVolumes.random(2, 4 * MiB)), "--offset",
+        "20M").ok();
+    Cli.run("snapshot", "create", db, "--name", "s2").ok();
+    Path cartridge = lib.resolve("slot-0001.tape");
+    long before = cartridgeSize(lib);
+    Cli.Result cut;
+    Path proxySocket = tmp.resolve("cut.sock");
+    try (CuttingProxy proxy = CuttingProxy.cutting(proxySocket, nbd, 6L * MiB)) {
+      cut = Cli.run("backup", "run", "--source", source(proxySocket, "s2"), "--library", lib, "--level", "full",
+          "--chunk-size", "1M");
+      assertEquals(1, proxy.cuts(), "the proxy cut the connection once: " + cut);
+    }
+    assertEquals(1, cut.code(), cut::toString);
+    System.out.println("connection cut by the proxy: " + cut.errLines().get(cut.errLines().size() - 1));
+    assertTrue(cut.err().contains("db@s2") && cut.err().contains(proxySocket.toString()),
+        () -> "the error names the snapshot and its export: " + cut);
+    assertTrue(cut.err().contains("cannot read chunk data/"), cut::toString);
+    assertTrue(cartridgeSize(lib) > before + 2L * MiB, "part of the archive was on tape before the cut");
+
+    JsonNode jobs = jobs(lib);
+    assertEquals(2, jobs.size(), jobs::toString);
+    JsonNode torn = jobs.get(1);
+    assertEquals("failed", torn.get("outcome").asText(), torn::toString);
+    assertTrue(torn.get("message").asText().contains("cannot read chunk"), torn::toString);
+    assertTrue(torn.get("archive") == null || torn.get("archive").isNull(), "no archive recorded: " + torn);
+    JsonNode shown = Cli.run("catalog", "show", "2", "--library", lib, "--json").ok().json();
+    assertTrue(shown.path("chunks").isMissingNode() || shown.path("chunks").isEmpty(), shown::toString);
+
+    // job 3: s2 again, straight from the agent: an incremental since s1, appended after the torn file
+    JsonNode again = Cli.run("backup", "run", "--source", source(nbd, "s2"), "--library", lib, "--json").ok().json();
+    assertEquals("SHD001", again.get("cartridge").asText());
+    assertEquals("incremental", again.get("level").asText(), again::toString);
+    assertTrue(again.get("fileNumber").asInt() > 3, "after job 1's archive and record and the torn file: " + again);
+    Path s1 = export(db, "s1");
+    Path s2 = export(db, "s2");
+    assertImagesEqual(s2, restore(lib, "s2", "s2.restored"));
+    assertImagesEqual(s1, restore(lib, "s1", "s1.restored"));
+
+    Cli.Result verify = Cli.run("verify", "--library", lib, "--json");
+    assertEquals(0, verify.code(), verify::toString);
+
+    // the tapes alone: the same good jobs, the torn one not good
+    Cli.Result rebuilt = Cli.run("catalog", "rebuild", "--library", lib, "--force");
+    assertEquals(0, rebuilt.code(), () -> "the failed job has its record on tape: " + rebuilt);
+    JsonNode after = jobs(lib);
+    assertEquals(okJobs(jobs(lib)), List.of(1L, 3L), () -> "rebuilt: " + rebuilt + " jobs: " + after);
+    for (JsonNode j : after) {
+      if (j.get("jobId").asLong() == 2) {
+        assertEquals("failed", j.get("outcome").asText(), j::toString);
+        assertTrue(j.path("archive").isMissingNode() || j.path("archive").isNull(), j::toString);
+      }
+    }
+    assertImagesEqual(s2, restore(lib, "s2", "s2.again"));
+    assertEquals(0, Cli.run("verify", "--library", lib).code());
+    assertFalse(Files.size(cartridge) == 0);
+    agent.stop();
+  }
+
+  @Test
+  void agentKilledMidArchive_jobFailsNamingTheSource_theBackupAfterItsRestartIsGood() throws Exception {
+    Path db = TestVolumes.create(tmp.resolve("db"), "32M");
+    Cli.run("volume", "import", db, TestVolumes.file(tmp, "a.bin", TestVolumes.random(3, 16 * MiB))).ok();
+    Path lib = tmp.resolve("vtl");
+    Cli.run("tape", "library", "create", lib, "--slots", "2", "--capacity", "256M").ok();
+    Path control = tmp.resolve("control.sock");
+    Path nbd = tmp.resolve("nbd.sock");
+    List<Object> agentArgs = List.of(db, "--control-socket", control, "--socket", nbd);
+    AgentProcess agent = AgentProcess.start(tmp, agentArgs, control);
+    started.add(agent.process());
+    Cli.run("snapshot", "create", db, "--name", "s1").ok();
+    Path s1 = export(db, "s1");
+
+    // the backup reads through a proxy held to 16 MiB/s; the agent is killed with SIGKILL 4 MiB into the archive
+    Path slow = tmp.resolve("slow.sock");
+    Cli.Result[] result = new Cli.Result[1];
+    try (CuttingProxy proxy = CuttingProxy.throttled(slow, nbd, 16L * MiB)) {
+      Thread backup = new Thread(() -> result[0] = Cli.run("backup", "run", "--source", source(slow, "s1"), "--library",
+          lib, "--chunk-size", "1M"));
+      backup.start();
+      Path cartridge = lib.resolve("slot-0001.tape");
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+      while (Files.size(cartridge) < 4L * MiB) {
+        assertTrue(backup.isAlive(), () -> "the backup ended before the agent was killed: " + result[0]);
+        assertTrue(System.nanoTime() < deadline, "the cartridge did not grow to 4 MiB within 30 s");
+        Thread.sleep(2);
+      }
+      agent.kill();
+      backup.join(TimeUnit.SECONDS.toMillis(60));
+      assertFalse(backup.isAlive(), "the backup ends once its source is gone");
+    }
+    Cli.Result cut = result[0];
+    assertEquals(1, cut.code(), cut::toString);
+    System.out.println("agent killed: " + cut.errLines().get(cut.errLines().size() - 1));
+    assertTrue(cut.err().contains("cannot read chunk data/") && cut.err().contains("db@s1")
+        && cut.err().contains(slow.toString()), cut::toString);
+    JsonNode jobs = jobs(lib);
+    assertEquals(1, jobs.size(), jobs::toString);
+    assertEquals("failed", jobs.get(0).get("outcome").asText());
+
+    // the agent restarted (a SIGKILL leaves its sockets behind, which the operator removes): the same
+    // snapshot backs up and restores
+    Files.deleteIfExists(nbd);
+    Files.deleteIfExists(control);
+    agent = AgentProcess.start(tmp, agentArgs, control);
+    started.add(agent.process());
+    JsonNode again = Cli.run("backup", "run", "--source", source(nbd, "s1"), "--library", lib, "--json").ok().json();
+    assertEquals("full", again.get("level").asText(), "no good backup before it: " + again);
+    assertImagesEqual(s1, restore(lib, "s1", "s1.restored"));
+    assertEquals(0, Cli.run("verify", "--library", lib).code());
+    assertEquals(List.of(2L), okJobs(jobs(lib)));
+    agent.stop();
+  }
+
+  static List<Long> okJobs(JsonNode jobs) {
+    List<Long> ok = new ArrayList<>();
+    for (JsonNode j : jobs) {
+      if (j.get("outcome").asText().equals("ok")) {
+        ok.add(j.get("jobId").asLong());
+      }
+    }
+    return ok;
+  }
+
+  static JsonNode jobs(Path lib) {
+    return Cli.run("catalog", "list", lib, "--json").ok().json().get("jobs");
+  }
+
+  private Path export(Path db, String snapshot) {
+    Path p = tmp.resolve(snapshot + ".export");
+    Cli.run("snapshot", "export", db, snapshot, p).ok();
+    return p;
+  }
+
+  private Path restore(Path lib, String snapshot, String name) {
+    Path p = tmp.resolve(name);
+    Cli.run("restore", "--volume", "db", "--snapshot", snapshot, "--library", lib, "--to", p).ok();
+    return p;
+  }
+
+  private static long cartridgeSize(Path lib) throws Exception {
+    return Files.size(lib.resolve("slot-0001.tape"));
+  }
+
+  static String source(Path socket, String snapshot) {
+    return "nbd+unix:///db@" + snapshot + "?socket=" + socket;
+  }
+
+  static void assertImagesEqual(Path expected, Path actual) throws Exception {
+    assertEquals(Files.size(expected), Files.size(actual), actual::toString);
+    assertEquals(-1L, Files.mismatch(expected, actual), () -> actual + " differs from " + expected);
+  }
+}

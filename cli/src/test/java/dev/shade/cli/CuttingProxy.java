@@ -1,0 +1,161 @@
+package dev.shade.cli;
+
+import java.io.Closeable;
+import java.io.IOException;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * A Unix-socket proxy in front of an NBD server's socket that can cut its connections: once the
+ * server has sent {@code cutAfter} bytes to the client in one connection, both sides of that
+ * connection are closed, as a network that fails mid-transfer does; it can also hold the
+ * server-to-client direction to {@code bytesPerSecond}, so a reader takes a known time.
+ *
+ * <p>Thread-safe: one acceptor thread and two copier threads per connection.
+ */
+final class CuttingProxy implements Closeable {
+  /** The socket clients connect to. */
+  private final Path listen;
+  /** The server's socket. */
+  private final Path target;
+  /** Server-to-client bytes after which a connection is cut; Long.MAX_VALUE: never. */
+  private final long cutAfter;
+  /** Server-to-client rate limit; 0: none. */
+  private final long bytesPerSecond;
+  /** The listening channel. */
+  private final ServerSocketChannel server;
+  /** Every channel opened, to close them all. */
+  private final List<SocketChannel> channels = new CopyOnWriteArrayList<>();
+  /** Connections cut so far. */
+  private final AtomicLong cuts = new AtomicLong();
+  /** The acceptor. */
+  private final Thread acceptor;
+
+  private CuttingProxy(Path listen, Path target, long cutAfter, long bytesPerSecond) throws IOException {
+    this.listen = listen;
+    this.target = target;
+    this.cutAfter = cutAfter;
+    this.bytesPerSecond = bytesPerSecond;
+    Files.deleteIfExists(listen);
+    server = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
+    server.bind(UnixDomainSocketAddress.of(listen));
+    acceptor = new Thread(this::accept, "proxy " + listen);
+    acceptor.setDaemon(true);
+    acceptor.start();
+  }
+
+  /** A proxy on {@code listen} to {@code target} that cuts each connection after {@code cutAfter} bytes from the server. */
+  static CuttingProxy cutting(Path listen, Path target, long cutAfter) throws IOException {
+    return new CuttingProxy(listen, target, cutAfter, 0);
+  }
+
+  /** A proxy on {@code listen} to {@code target} that never cuts, sending at most {@code bytesPerSecond} to clients. */
+  static CuttingProxy throttled(Path listen, Path target, long bytesPerSecond) throws IOException {
+    return new CuttingProxy(listen, target, Long.MAX_VALUE, bytesPerSecond);
+  }
+
+  /** The connections cut so far. */
+  long cuts() {
+    return cuts.get();
+  }
+
+  private void accept() {
+    while (server.isOpen()) {
+      try {
+        SocketChannel client = server.accept();
+        SocketChannel upstream = SocketChannel.open(UnixDomainSocketAddress.of(target));
+        channels.add(client);
+        channels.add(upstream);
+        start(() -> copy(client, upstream, Long.MAX_VALUE, 0), client, upstream);
+        start(() -> copy(upstream, client, cutAfter, bytesPerSecond), client, upstream);
+      } catch (IOException e) {
+        return; // closed
+      }
+    }
+  }
+
+  private void start(Copy copy, SocketChannel a, SocketChannel b) {
+    Thread t = new Thread(() -> {
+      try {
+        if (copy.run()) {
+          cuts.incrementAndGet();
+        }
+      } catch (IOException e) {
+        // the other side went away
+      } finally {
+        closeQuietly(a);
+        closeQuietly(b);
+      }
+    }, "proxy copier " + listen);
+    t.setDaemon(true);
+    t.start();
+  }
+
+  /** Copies until EOF (false) or until {@code limit} bytes went across (true: cut). */
+  private static boolean copy(SocketChannel from, SocketChannel to, long limit, long rate) throws IOException {
+    ByteBuffer b = ByteBuffer.allocate(64 * 1024);
+    long sent = 0;
+    long t0 = System.nanoTime();
+    while (true) {
+      b.clear();
+      if (limit - sent < b.capacity()) {
+        b.limit((int) (limit - sent));
+      }
+      if (b.remaining() == 0) {
+        return true;
+      }
+      if (from.read(b) < 0) {
+        return false;
+      }
+      b.flip();
+      while (b.hasRemaining()) {
+        sent += to.write(b);
+      }
+      if (rate > 0) {
+        long due = t0 + (long) (sent * 1e9 / rate);
+        long wait = due - System.nanoTime();
+        if (wait > 0) {
+          try {
+            Thread.sleep(wait / 1_000_000, (int) (wait % 1_000_000));
+          } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return false;
+          }
+        }
+      }
+    }
+  }
+
+  private static void closeQuietly(SocketChannel c) {
+    try {
+      c.close();
+    } catch (IOException e) {
+      // closing anyway
+    }
+  }
+
+  @Override
+  public void close() throws IOException {
+    server.close();
+    channels.forEach(CuttingProxy::closeQuietly);
+    Files.deleteIfExists(listen);
+  }
+
+  @Override
+  public String toString() {
+    return "proxy " + listen + " -> " + target;
+  }
+
+  /** One direction's copy loop. */
+  private interface Copy {
+    boolean run() throws IOException;
+  }
+}
