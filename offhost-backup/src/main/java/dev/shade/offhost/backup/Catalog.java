@@ -368,53 +368,16 @@ public final class Catalog implements Closeable {
     }
   }
 
-  /** Records, in one transaction, job {@code jobId}'s archive and its chunks and the job's success. */
+  /**
+   * Records, in one transaction, job {@code jobId}'s archive of one piece (tape file
+   * {@code fileNumber} of {@code cartridge}) and its chunks and the job's success.
+   */
   public void completeJob(long jobId, String cartridge, int fileNumber, long archiveBytes, String manifestSha256,
       List<ChunkEntry> chunks, long dataBytes, String message, Instant ended) throws IOException {
-    try {
-      db.setAutoCommit(false);
-      try {
-        long archiveId;
-        try (PreparedStatement p = db.prepareStatement("INSERT INTO archives (job_id, cartridge, file_number, bytes,"
-            + " manifest_sha256) VALUES (?,?,?,?,?) RETURNING id")) {
-          p.setLong(1, jobId);
-          p.setString(2, cartridge);
-          p.setInt(3, fileNumber);
-          p.setLong(4, archiveBytes);
-          p.setString(5, manifestSha256);
-          archiveId = insertReturningId(p);
-        }
-        try (PreparedStatement p = db.prepareStatement("INSERT INTO chunks (archive_id, \"offset\", length, sha256, zero)"
-            + " VALUES (?,?,?,?,?)")) {
-          for (ChunkEntry c : chunks) {
-            p.setLong(1, archiveId);
-            p.setLong(2, c.offset());
-            p.setLong(3, c.length());
-            p.setString(4, c.sha256());
-            p.setInt(5, c.zero() ? 1 : 0);
-            p.addBatch();
-          }
-          p.executeBatch();
-        }
-        try (PreparedStatement p = db.prepareStatement("UPDATE jobs SET outcome = ?, message = ?, ended = ?, bytes = ?"
-            + " WHERE id = ?")) {
-          p.setString(1, OK);
-          p.setString(2, message);
-          p.setString(3, ended.toString());
-          p.setLong(4, dataBytes);
-          p.setLong(5, jobId);
-          p.executeUpdate();
-        }
-        db.commit();
-      } catch (SQLException | RuntimeException e) {
-        db.rollback();
-        throw e;
-      } finally {
-        db.setAutoCommit(true);
-      }
-    } catch (SQLException e) {
-      throw failure("record the archive of job " + jobId, e);
-    }
+    long first = chunks.isEmpty() ? -1 : chunks.get(0).offset();
+    long end = chunks.isEmpty() ? -1 : chunks.get(chunks.size() - 1).offset() + chunks.get(chunks.size() - 1).length();
+    completeJob(jobId, List.of(new PieceEntry(0, cartridge, fileNumber, archiveBytes, first, end, chunks.size())),
+        archiveBytes, manifestSha256, chunks, dataBytes, message, ended);
   }
 
   /** Every job, oldest first. */

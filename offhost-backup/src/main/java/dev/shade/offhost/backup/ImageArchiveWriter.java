@@ -214,7 +214,7 @@ public final class ImageArchiveWriter {
                 .thenApplyAsync(v -> hash(buf, run, chunkSize), hasher));
           } catch (IOException e) {
             // a connection that failed under an earlier read refuses new ones at once
-            throw readFailure(run.offset(), run.length(), source, e);
+            throw readFailure(run, source, e);
           }
           next++;
         }
@@ -229,7 +229,7 @@ public final class ImageArchiveWriter {
         } catch (ExecutionException e) {
           Throwable c = e.getCause() instanceof CompletionException && e.getCause().getCause() != null
               ? e.getCause().getCause() : e.getCause();
-          throw readFailure(run.offset(), run.length(), source, c);
+          throw readFailure(run, source, c);
         }
         for (int k = 0; k < run.count(); k++) {
           long offset = run.offset() + (long) k * chunkSize;
@@ -420,9 +420,10 @@ public final class ImageArchiveWriter {
    * The failure to read the chunk at {@code offset} from {@code source}, naming both and every
    * cause down the chain (a connection refusing reads after it failed says why it failed).
    */
-  private static IOException readFailure(long offset, int len, SnapshotSource source, Throwable failure) {
-    String what = "cannot read chunk " + ChunkEntry.memberName(offset) + " (offset " + offset + ", " + len
-        + " bytes) of " + source;
+  private static IOException readFailure(Run run, SnapshotSource source, Throwable failure) {
+    String what = "cannot read chunk " + ChunkEntry.memberName(run.offset()) + (run.count() > 1 ? " or the "
+        + (run.count() - 1) + " after it" : "") + " (offset " + run.offset() + ", " + run.length() + " bytes) of "
+        + source.describe();
     StringBuilder why = new StringBuilder();
     java.util.Set<String> said = new java.util.HashSet<>();
     for (Throwable t = failure; t != null && why.length() < 1000; t = t.getCause()) {

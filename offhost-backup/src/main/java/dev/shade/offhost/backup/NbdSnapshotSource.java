@@ -148,6 +148,11 @@ public final class NbdSnapshotSource implements SnapshotSource {
 
   @Override
   public String toString() {
+    return describe();
+  }
+
+  @Override
+  public String describe() {
     return identity + " at " + config.uri();
   }
 }

@@ -17,6 +17,11 @@ public interface SnapshotSource extends Closeable {
   /** The snapshot served. */
   SnapshotIdentity identity();
 
+  /** What messages name: the snapshot, and where it is read from when the source knows. */
+  default String describe() {
+    return identity().toString();
+  }
+
   /** The ranges that may hold data, in order (holes and known-zero ranges left out). */
   List<Range> allocated() throws IOException;
 

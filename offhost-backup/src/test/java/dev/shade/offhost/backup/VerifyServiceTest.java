@@ -218,7 +218,7 @@ class VerifyServiceTest {
       c.startJob(new FakeSource("s", 4, new byte[4096], Map.of()).identity(), "full", -1, -1, "p", CHUNK,
           Instant.now());
     }
-    // a catalog of schema version 1: without the tables and columns of steps 2 to 4
+    // a catalog of schema version 1: without the tables and columns of steps 2 to 5
     try (Connection db = DriverManager.getConnection("jdbc:sqlite:" + lib.resolve(Catalog.FILE));
         Statement s = db.createStatement()) {
       s.execute("DROP TABLE verifications");
@@ -242,7 +242,7 @@ class VerifyServiceTest {
         Statement s = db.createStatement();
         var r = s.executeQuery("SELECT group_concat(version) FROM (SELECT version FROM schema_version ORDER BY version)")) {
       r.next();
-      assertEquals("1,2,3,4", r.getString(1), "steps 2 to 4 applied once on top of 1");
+      assertEquals("1,2,3,4,5", r.getString(1), "steps 2 to 5 applied once on top of 1");
     }
     // a catalog from a newer shade is refused
     try (Connection db = DriverManager.getConnection("jdbc:sqlite:" + lib.resolve(Catalog.FILE));
