@@ -17,7 +17,8 @@ import java.util.concurrent.atomic.AtomicLong;
  * A Unix-socket proxy in front of an NBD server's socket that can cut its connections: once the
  * server has sent {@code cutAfter} bytes to the client in one connection, both sides of that
  * connection are closed, as a network that fails mid-transfer does; it can also hold the
- * server-to-client direction to {@code bytesPerSecond}, so a reader takes a known time.
+ * server-to-client direction of all its connections together to {@code bytesPerSecond}, so a
+ * reader takes a known time however many connections it opens.
  *
  * <p>Thread-safe: one acceptor thread and two copier threads per connection.
  */
@@ -36,6 +37,10 @@ final class CuttingProxy implements Closeable {
   private final List<SocketChannel> channels = new CopyOnWriteArrayList<>();
   /** Connections cut so far. */
   private final AtomicLong cuts = new AtomicLong();
+  /** Server-to-client bytes of all connections, for the rate limit. */
+  private final AtomicLong sentToClients = new AtomicLong();
+  /** When the rate limit's clock started. */
+  private final long startNanos = System.nanoTime();
   /** The acceptor. */
   private final Thread acceptor;
 
@@ -62,6 +67,11 @@ final class CuttingProxy implements Closeable {
     return new CuttingProxy(listen, target, Long.MAX_VALUE, bytesPerSecond);
   }
 
+  /** Bytes sent to clients so far, over every connection (counted where a rate limit is set). */
+  long sentToClients() {
+    return sentToClients.get();
+  }
+
   /** The connections cut so far. */
   long cuts() {
     return cuts.get();
@@ -74,8 +84,8 @@ final class CuttingProxy implements Closeable {
         SocketChannel upstream = SocketChannel.open(UnixDomainSocketAddress.of(target));
         channels.add(client);
         channels.add(upstream);
-        start(() -> copy(client, upstream, Long.MAX_VALUE, 0), client, upstream);
-        start(() -> copy(upstream, client, cutAfter, bytesPerSecond), client, upstream);
+        start(() -> copy(client, upstream, Long.MAX_VALUE, 0, null), client, upstream);
+        start(() -> copy(upstream, client, cutAfter, bytesPerSecond, sentToClients), client, upstream);
       } catch (IOException e) {
         return; // closed
       }
@@ -99,11 +109,14 @@ final class CuttingProxy implements Closeable {
     t.start();
   }
 
-  /** Copies until EOF (false) or until {@code limit} bytes went across (true: cut). */
-  private static boolean copy(SocketChannel from, SocketChannel to, long limit, long rate) throws IOException {
+  /**
+   * Copies until EOF (false) or until {@code limit} bytes went across (true: cut), at most
+   * {@code rate} bytes a second counted over every connection in {@code shared}.
+   */
+  private boolean copy(SocketChannel from, SocketChannel to, long limit, long rate, AtomicLong shared)
+      throws IOException {
     ByteBuffer b = ByteBuffer.allocate(64 * 1024);
     long sent = 0;
-    long t0 = System.nanoTime();
     while (true) {
       b.clear();
       if (limit - sent < b.capacity()) {
@@ -116,11 +129,13 @@ final class CuttingProxy implements Closeable {
         return false;
       }
       b.flip();
+      long n = 0;
       while (b.hasRemaining()) {
-        sent += to.write(b);
+        n += to.write(b);
       }
+      sent += n;
       if (rate > 0) {
-        long due = t0 + (long) (sent * 1e9 / rate);
+        long due = startNanos + (long) (shared.addAndGet(n) * 1e9 / rate);
         long wait = due - System.nanoTime();
         if (wait > 0) {
           try {
