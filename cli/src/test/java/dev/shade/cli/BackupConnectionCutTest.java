@@ -57,7 +57,6 @@ class BackupConnectionCutTest {
         "20M").ok();
     Cli.run("snapshot", "create", db, "--name", "s2").ok();
     Path cartridge = lib.resolve("slot-0001.tape");
-    long before = cartridgeSize(lib);
     Cli.Result cut;
     Path proxySocket = tmp.resolve("cut.sock");
     try (CuttingProxy proxy = CuttingProxy.cutting(proxySocket, nbd, 6L * MiB)) {
@@ -70,7 +69,8 @@ class BackupConnectionCutTest {
     assertTrue(cut.err().contains("db@s2") && cut.err().contains(proxySocket.toString()),
         () -> "the error names the snapshot and its export: " + cut);
     assertTrue(cut.err().contains("cannot read chunk data/"), cut::toString);
-    assertTrue(cartridgeSize(lib) > before + 2L * MiB, "part of the archive was on tape before the cut");
+    // how much of the cut archive reached the cartridge depends on how far the reads ran ahead of
+    // the writing (up to 64 MiB), so none of it may have: what follows holds either way
 
     JsonNode jobs = jobs(lib);
     assertEquals(2, jobs.size(), jobs::toString);
@@ -191,10 +191,6 @@ class BackupConnectionCutTest {
     Path p = tmp.resolve(name);
     Cli.run("restore", "--volume", "db", "--snapshot", snapshot, "--library", lib, "--to", p).ok();
     return p;
-  }
-
-  private static long cartridgeSize(Path lib) throws Exception {
-    return Files.size(lib.resolve("slot-0001.tape"));
   }
 
   static String source(Path socket, String snapshot) {
