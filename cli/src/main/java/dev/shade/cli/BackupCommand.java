@@ -147,17 +147,7 @@ final class BackupCommand extends CommandGroup {
       JsonNode fileMetadata;
       try {
         fileMetadata = writerMetadata(metadata);
-        NbdClientConfig.Builder b = NbdClientConfig.builder(NbdUri.parse(source));
-        if (tlsCa != null) {
-          b.tlsCa(tlsCa);
-        }
-        if (tlsCert != null || tlsKey != null) {
-          if (tlsCert == null || tlsKey == null) {
-            throw usage("--tls-cert and --tls-key go together");
-          }
-          b.tlsClientCertificate(tlsCert, tlsKey);
-        }
-        config = b.build();
+        config = clientConfig();
         if (agent != null) {
           endpoint = AgentEndpoint.parse(agent, tlsCa, tlsCert, tlsKey);
         }

@@ -231,12 +231,7 @@ public final class Catalog implements Closeable {
     try (PreparedStatement p = db.prepareStatement("INSERT INTO jobs (volume, volume_uuid, snapshot, snapshot_id,"
         + " snapshot_created, size, level, base_job, base_snapshot_id, pool, chunk_size, started, outcome, format, host,"
         + " pid, process_started, library) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id")) {
-      p.setString(1, s.volume());
-      p.setString(2, s.volumeUuid());
-      p.setString(3, s.snapshot());
-      p.setLong(4, s.snapshotId());
-      p.setString(5, s.created().toString());
-      p.setLong(6, s.size());
+      setSnapshot(p, 1, s);
       p.setString(7, level);
       if (baseJobId >= 0) {
         p.setLong(8, baseJobId);
@@ -250,14 +245,7 @@ public final class Catalog implements Closeable {
       p.setString(12, started.toString());
       p.setString(13, RUNNING);
       p.setString(14, format);
-      p.setString(15, owner == null ? null : owner.host());
-      if (owner != null) {
-        p.setLong(16, owner.pid());
-      } else {
-        p.setNull(16, java.sql.Types.BIGINT);
-      }
-      p.setString(17, owner == null || owner.processStarted() == null ? null : owner.processStarted().toString());
-      p.setString(18, owner == null ? null : owner.library());
+      setOwner(p, 15, owner);
       return insertReturningId(p);
     } catch (SQLException e) {
       throw failure("record the start of a backup of " + s, e);
@@ -589,12 +577,7 @@ public final class Catalog implements Closeable {
             + " outcome, message, bytes, record_cartridge, record_file, format, host, pid, process_started, library)"
             + " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")) {
           p.setLong(1, job.id());
-          p.setString(2, s.volume());
-          p.setString(3, s.volumeUuid());
-          p.setString(4, s.snapshot());
-          p.setLong(5, s.snapshotId());
-          p.setString(6, s.created().toString());
-          p.setLong(7, s.size());
+          setSnapshot(p, 2, s);
           p.setString(8, job.level());
           if (job.baseJobId() >= 0) {
             p.setLong(9, job.baseJobId());
@@ -620,14 +603,7 @@ public final class Catalog implements Closeable {
             p.setNull(19, java.sql.Types.INTEGER);
           }
           p.setString(20, job.format());
-          p.setString(21, owner == null ? null : owner.host());
-          if (owner != null) {
-            p.setLong(22, owner.pid());
-          } else {
-            p.setNull(22, java.sql.Types.BIGINT);
-          }
-          p.setString(23, owner == null || owner.processStarted() == null ? null : owner.processStarted().toString());
-          p.setString(24, owner == null ? null : owner.library());
+          setOwner(p, 21, owner);
           p.executeUpdate();
         }
         ArchiveRecord a = job.archive();
@@ -710,6 +686,28 @@ public final class Catalog implements Closeable {
       }
       p.executeBatch();
     }
+  }
+
+  /** Sets the jobs columns volume, volume_uuid, snapshot, snapshot_id, snapshot_created, size from parameter {@code first}. */
+  private static void setSnapshot(PreparedStatement p, int first, SnapshotIdentity s) throws SQLException {
+    p.setString(first, s.volume());
+    p.setString(first + 1, s.volumeUuid());
+    p.setString(first + 2, s.snapshot());
+    p.setLong(first + 3, s.snapshotId());
+    p.setString(first + 4, s.created().toString());
+    p.setLong(first + 5, s.size());
+  }
+
+  /** Sets the jobs columns host, pid, process_started, library from parameter {@code first}; all null without {@code owner}. */
+  private static void setOwner(PreparedStatement p, int first, JobOwner owner) throws SQLException {
+    p.setString(first, owner == null ? null : owner.host());
+    if (owner != null) {
+      p.setLong(first + 1, owner.pid());
+    } else {
+      p.setNull(first + 1, java.sql.Types.BIGINT);
+    }
+    p.setString(first + 2, owner == null || owner.processStarted() == null ? null : owner.processStarted().toString());
+    p.setString(first + 3, owner == null ? null : owner.library());
   }
 
   /** The number of the piece of {@code pieces} that holds the chunk at {@code offset}, 0 if none says so. */
