@@ -1,6 +1,7 @@
 package dev.shade.cli;
 
 import dev.shade.nativeio.SdNotify;
+import dev.shade.nbd.server.UnixSocketPaths;
 import dev.shade.requestor.agent.Agent;
 import dev.shade.requestor.agent.AgentConfig;
 import dev.shade.provider.SnapshotInfo;
@@ -248,9 +249,8 @@ class ServeCommand extends ShadeCommand {
         throw new CommandException("socket path is an existing " + (Files.isDirectory(socket) ? "directory" : "file")
             + ", not a socket: " + socket + " (choose another path)");
       }
-      if (Files.exists(socket, LinkOption.NOFOLLOW_LINKS)) {
-        throw new CommandException("socket path already exists: " + socket
-            + " (another server listens there, or a stopped one left it: remove it if none does)");
+      if (Files.exists(socket, LinkOption.NOFOLLOW_LINKS) && UnixSocketPaths.answers(socket)) {
+        throw new CommandException("another server is listening on NBD socket " + socket + " (choose another path)");
       }
     }
     return new AgentConfig.Nbd(listen, socket, tlsCert, tlsKey, tlsCa, allowRemoteWrite, maxConnections, idleTimeout);

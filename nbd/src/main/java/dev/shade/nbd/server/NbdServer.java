@@ -164,6 +164,8 @@ public final class NbdServer implements Closeable {
   private final CountDownLatch stopped = new CountDownLatch(1);
   private volatile boolean closing;
   private InetSocketAddress boundTcp;
+  /** Set once this server's Unix socket is in place: only then does close remove the path. */
+  private volatile boolean boundUnix;
 
   private NbdServer(ExportCatalog catalog, Config config, SSLContext tls) {
     this.config = config;
@@ -213,6 +215,7 @@ public final class NbdServer implements Closeable {
       }
       if (config.socket != null) {
         ServerSocketChannel unix = bindUnix(config.socket);
+        s.boundUnix = true;
         s.listeners.add(unix);
         s.acceptors.add(s.acceptLoop(unix, true, false));
       }
@@ -233,9 +236,7 @@ public final class NbdServer implements Closeable {
     Path dir = path.toAbsolutePath().getParent();
     Path tmp = dir.resolve("." + path.getFileName() + "." + ProcessHandle.current().pid() + ".tmp");
     Files.deleteIfExists(tmp);
-    if (Files.exists(path)) {
-      throw new IOException("socket path already exists: " + path + " (another server, or a leftover: remove it)");
-    }
+    UnixSocketPaths.removeStale(path, "NBD socket");
     ServerSocketChannel ch = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
     try {
       ch.bind(UnixDomainSocketAddress.of(tmp), 64);
@@ -482,7 +483,7 @@ public final class NbdServer implements Closeable {
           LOG.debug("closing a listener: {}", e.toString());
         }
       }
-      if (config.socket != null) {
+      if (boundUnix) {
         Files.deleteIfExists(config.socket);
       }
       for (Connection c : connections) {

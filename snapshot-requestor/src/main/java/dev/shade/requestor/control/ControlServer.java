@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.shade.nbd.server.UnixSocketPaths;
 import java.io.Closeable;
 import java.io.IOException;
 import java.net.InetAddress;
@@ -147,7 +148,7 @@ public final class ControlServer implements Closeable {
   public static ControlServer start(Path socket, ControlHandler handler, Map<String, Object> greeting,
       Duration handshakeLimit, Duration idleLimit) throws IOException {
     Path abs = socket.toAbsolutePath().normalize();
-    removeStale(abs);
+    UnixSocketPaths.removeStale(abs, "control socket");
     ServerSocketChannel ch = bind(abs);
     ControlServer server;
     try {
@@ -250,31 +251,6 @@ public final class ControlServer implements Closeable {
   }
 
   // ------------------------------------------------------------------ listening
-
-  private static void removeStale(Path socket) throws IOException {
-    if (!Files.exists(socket, LinkOption.NOFOLLOW_LINKS)) {
-      return;
-    }
-    if (Files.isDirectory(socket, LinkOption.NOFOLLOW_LINKS) || Files.isRegularFile(socket, LinkOption.NOFOLLOW_LINKS)) {
-      throw new IOException("control socket path is an existing " + (Files.isDirectory(socket) ? "directory" : "file")
-          + ", not a socket: " + socket);
-    }
-    if (answers(socket)) {
-      throw new IOException("another agent is listening on control socket " + socket);
-    }
-    // nobody answers: a process that is gone left it
-    LOG.info("removing stale control socket {}", socket);
-    Files.deleteIfExists(socket);
-  }
-
-  /** Whether a server accepts connections on {@code socket}. */
-  private static boolean answers(Path socket) {
-    try (SocketChannel probe = SocketChannel.open(UnixDomainSocketAddress.of(socket))) {
-      return true;
-    } catch (IOException e) {
-      return false;
-    }
-  }
 
   /** Binds under a temporary name, restricts it to mode 0600, then renames it into place. */
   private static ServerSocketChannel bind(Path socket) throws IOException {

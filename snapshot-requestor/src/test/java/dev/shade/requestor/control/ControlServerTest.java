@@ -205,7 +205,7 @@ class ControlServerTest {
   void staleSocket_isReplacedButALiveOneIsNot() throws IOException {
     IOException e = assertThrows(IOException.class,
         () -> ControlServer.start(server.socket(), (c, a, s) -> null, Map.of(), Duration.ofSeconds(1), Duration.ofSeconds(1)));
-    assertTrue(e.getMessage().contains("another agent is listening"), e.getMessage());
+    assertTrue(e.getMessage().contains("another server is listening on control socket"), e.getMessage());
     // a socket file nobody listens on, as a killed agent leaves it
     Path stale = tmp.resolve("stale.sock");
     try (var ch = java.nio.channels.ServerSocketChannel.open(StandardProtocolFamily.UNIX)) {
