@@ -25,6 +25,10 @@ final class BenchPostgres implements Closeable {
   static final Path BIN = Path.of("/usr/lib/postgresql/15/bin");
   /** The programs the benchmark runs from {@link #BIN}. */
   static final List<String> PROGRAMS = List.of("initdb", "pg_ctl", "postgres", "pgbench");
+  /** A pgbench client's abort line or pgbench's own error line. */
+  private static final Pattern ABORT = Pattern.compile("aborted|error:");
+  /** An error, a fatal error or a panic in the server's log. */
+  private static final Pattern SERVER_ERROR = Pattern.compile("(ERROR|FATAL|PANIC):");
   /** pgbench's result line. */
   private static final Pattern TPS = Pattern.compile("tps = ([0-9.]+) \\(without initial connection time\\)");
   /** Bounds initdb, pg_ctl and pgbench -i. */
@@ -82,9 +86,17 @@ final class BenchPostgres implements Closeable {
     String out = Files.readString(log);
     Matcher m = TPS.matcher(out);
     if (load.exitValue() != 0 || !m.find()) {
-      throw new IOException("pgbench (" + label + ") exited " + load.exitValue() + ": " + Programs.tail(log, 5));
+      throw new IOException("pgbench (" + label + ") exited " + load.exitValue() + ": " + Programs.tail(log, 5)
+          + why(log));
     }
     return Double.parseDouble(m.group(1));
+  }
+
+  /** Why a pgbench run failed: its clients' abort lines and the server's errors, when there are any. */
+  private String why(Path log) {
+    String clients = Programs.matching(log, ABORT, 4);
+    String server = Programs.matching(runDir.resolve("postgresql.log"), SERVER_ERROR, 4);
+    return (clients.isEmpty() ? "" : "; its clients: " + clients) + (server.isEmpty() ? "" : "; the server: " + server);
   }
 
   /** The pgbench command line on this server, with {@code args}. */

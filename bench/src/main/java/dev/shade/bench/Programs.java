@@ -118,6 +118,21 @@ final class Programs {
     }
   }
 
+  /** Up to {@code max} lines of {@code log} that contain {@code word} (case-sensitive), joined; "" when none. */
+  static String matching(Path log, java.util.regex.Pattern word, int max) {
+    try {
+      List<String> hits = new ArrayList<>();
+      for (String line : Files.readAllLines(log, StandardCharsets.UTF_8)) {
+        if (word.matcher(line).find() && hits.size() < max) {
+          hits.add(line.strip());
+        }
+      }
+      return String.join("; ", hits);
+    } catch (IOException | RuntimeException e) {
+      return "";
+    }
+  }
+
   private static ProcessBuilder builder(Path dir, List<String> command) {
     ProcessBuilder pb = new ProcessBuilder(new ArrayList<>(command)).directory(dir.toFile());
     pb.redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")));
