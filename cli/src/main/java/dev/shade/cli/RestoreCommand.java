@@ -54,7 +54,8 @@ import picocli.CommandLine.Option;
     footerHeading = "%nExamples:%n",
     footer = {
       "  shade restore --volume db --snapshot nightly --library /srv/vtl --to /tmp/db.img",
-      "  shade restore --volume db --snapshot nightly --library /srv/vtl --to /var/lib/shade/db-restored/",
+      "  shade restore --volume db --snapshot nightly --library /srv/vtl \\",
+      "      --to /var/lib/shade/db-restored/            # a new volume",
       "  shade restore --volume db --snapshot nightly --library /srv/vtl --to nbd://db2:10809/db",
       "  shade restore --volume db --snapshot nightly --library /srv/vtl --to nbds://db2/db \\",
       "      --tls-cert backup.pem --tls-key backup.key --tls-ca ca.pem",
@@ -90,7 +91,7 @@ final class RestoreCommand extends ShadeCommand {
   boolean force;
 
   @Option(names = "--block-size", paramLabel = "SIZE", converter = Sizes.class, defaultValue = "64K",
-      description = "Block size of a new volume (--to DIR): a power of two from 4K to 1M. Default: ${DEFAULT-VALUE}.")
+      description = "Block size of a new volume (--to DIR): a power of two from 4K to 1M.")
   long blockSize;
 
   @Option(names = "--tls-cert", paramLabel = "FILE", description = "Client certificate (PEM) for nbds://.")
@@ -103,8 +104,7 @@ final class RestoreCommand extends ShadeCommand {
   Path tlsCa;
 
   @Option(names = "--connections", paramLabel = "N", defaultValue = "4",
-      description = "NBD connections to write through, when the server allows several (CAN_MULTI_CONN). "
-          + "Default: ${DEFAULT-VALUE}.")
+      description = "NBD connections to write through, when the server allows several (CAN_MULTI_CONN).")
   int connections;
 
   @Option(names = "--json", description = "Print one JSON object: volume, volumeUuid, snapshot, snapshotId, size, "
