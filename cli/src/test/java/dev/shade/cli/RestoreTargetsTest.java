@@ -11,8 +11,9 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -26,12 +27,12 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class RestoreTargetsTest {
   private static final int MiB = 1024 * 1024;
-  @TempDir Path tmp;
-  private final List<AgentProcess> agents = new ArrayList<>();
-  private Path lib;
-  private Path db;
+  /** Shared by the tests (backed up once); each test uses names of its own in it. */
+  @TempDir static Path tmp;
+  private static final List<AgentProcess> agents = new ArrayList<>();
+  private static Path lib;
   /** The incremental's snapshot, as 'shade snapshot export' wrote it. */
-  private byte[] s2;
+  private static byte[] s2;
 
   @AfterEach
   void stopAgents() throws Exception {
@@ -40,12 +41,18 @@ class RestoreTargetsTest {
         a.kill();
       }
     }
+    agents.clear();
+  }
+
+  @AfterAll
+  static void stopAll() throws Exception {
+    new RestoreTargetsTest().stopAgents();
   }
 
   /** db (8 MiB): s1 with data at [0, 3) MiB and [5, 6) MiB; s2 with [1, 2) MiB zeroed and 64 KiB at 6 MiB. */
-  @BeforeEach
-  void backUp() throws Exception {
-    db = TestVolumes.create(tmp.resolve("db"), "8M");
+  @BeforeAll
+  static void backUp() throws Exception {
+    Path db = TestVolumes.create(tmp.resolve("db"), "8M");
     Cli.run("volume", "import", db, TestVolumes.file(tmp, "a.bin", TestVolumes.random(1, 3 * MiB))).ok();
     Cli.run("volume", "import", db, TestVolumes.file(tmp, "b.bin", TestVolumes.random(2, MiB)), "--offset", "5M").ok();
     lib = tmp.resolve("vtl");
@@ -69,7 +76,7 @@ class RestoreTargetsTest {
     agents.get(0).stop();
   }
 
-  private Cli.Result restore(Object to, Object... more) {
+  private static Cli.Result restore(Object to, Object... more) {
     List<Object> args = new ArrayList<>(List.of("restore", "--volume", "db", "--snapshot", "s2", "--library", lib,
         "--to", to));
     args.addAll(Arrays.asList(more));
@@ -83,7 +90,7 @@ class RestoreTargetsTest {
   }
 
   /** A new volume of {@code size} whose whole origin holds 0xAA. */
-  private Path filledVolume(String name, String size, int bytes) throws Exception {
+  private static Path filledVolume(String name, String size, int bytes) throws Exception {
     Path v = TestVolumes.create(tmp.resolve(name), size);
     byte[] fill = new byte[bytes];
     Arrays.fill(fill, (byte) 0xAA);
