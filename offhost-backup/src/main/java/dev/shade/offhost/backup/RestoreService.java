@@ -168,8 +168,11 @@ public final class RestoreService {
     } catch (BackupException e) {
       throw e;
     } catch (IOException e) {
-      throw new BackupException("restore of " + id.volume() + "@" + id.snapshot() + " to " + out + " failed: "
-          + e.getMessage(), e);
+      // a FileSystemException's message is only its path: say what happened to it too
+      String why = e instanceof java.nio.file.FileSystemException ? e.getClass().getSimpleName() + ": " + e.getMessage()
+          : e.getMessage();
+      throw new BackupException("restore of " + id.volume() + "@" + id.snapshot() + " to " + out + " failed: " + why,
+          e);
     } finally {
       if (!ok) {
         out.abort();
