@@ -140,6 +140,27 @@ class NbdRestoreTest {
   }
 
   @Test
+  void imageWithAShortZeroLastChunk_isZeroedToItsEnd_andNotPast() throws Exception {
+    byte[] s3 = new byte[MIB + 12 * 1024];
+    new Random(9).nextBytes(s3);
+    Arrays.fill(s3, MIB, s3.length, (byte) 0); // the short last chunk: zeros
+    try (VirtualTapeLibrary lib = VirtualTapeLibrary.open(vtl);
+        Catalog cat = Catalog.open(CatalogLocation.inLibrary(vtl))) {
+      BackupService.run(lib, cat, new FakeSource("s3", 3, s3, Map.of()),
+          new BackupService.Request("nightly", "auto", CHUNK, null), BackupProgress.NONE, n -> { });
+    }
+    Path target = filled("short.raw", 2 * MIB);
+    try (NbdServerProcess s = NbdServerProcess.qemuNbd(tmp, "-f", "raw", "-x", "img", target.toString())) {
+      restore("s3", nbd(s.uri("img")), new ArrayList<>());
+    }
+    byte[] got = Files.readAllBytes(target);
+    assertArrayEquals(s3, Arrays.copyOf(got, s3.length));
+    for (int i = s3.length; i < got.length; i++) {
+      assertEquals(FILL, got[i], "offset " + i + ", past the image");
+    }
+  }
+
+  @Test
   void smallerExport_isRefused_namingBothSizes_andLeftUntouched() throws Exception {
     Path target = filled("small.raw", MIB / 2);
     BackupException e;
