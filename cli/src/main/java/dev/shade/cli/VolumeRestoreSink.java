@@ -93,8 +93,8 @@ final class VolumeRestoreSink implements RestoreSink {
       throw e;
     }
     created = true;
-    notes.accept("created volume '" + volume.name() + "' (" + volume.uuid() + ") in " + dir + ": " + size
-        + " bytes, block size " + blockSize);
+    notes.accept("created volume '" + volume.name() + "' (" + volume.uuid() + ") in " + dir + ": " + Sizes.format(size)
+        + " (" + size + " bytes), block size " + Sizes.format(blockSize));
   }
 
   private Volume openExisting() throws IOException {

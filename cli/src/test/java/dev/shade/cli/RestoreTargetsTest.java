@@ -144,6 +144,27 @@ class RestoreTargetsTest {
   }
 
   @Test
+  void failedRestore_removesTheVolumeItCreated() throws Exception {
+    // a copy of the library whose cartridge holds only the first 2 MiB of the full
+    Path broken = Files.createDirectories(tmp.resolve("vtl-broken"));
+    for (String f : List.of("catalog.db", "library.properties", "slot-0001.tape", "slot-0002.tape")) {
+      Files.copy(lib.resolve(f), broken.resolve(f));
+    }
+    try (var ch = java.nio.channels.FileChannel.open(broken.resolve("slot-0001.tape"),
+        java.nio.file.StandardOpenOption.WRITE)) {
+      ch.truncate(2L * MiB);
+    }
+    Path fresh = tmp.resolve("fresh");
+    Cli.Result r = Cli.run("restore", "--volume", "db", "--snapshot", "s2", "--library", broken, "--to", fresh + "/");
+    assertEquals(ExitCodes.FAILURE, r.code(), r::toString);
+    assertFalse(Files.exists(fresh), "the directory the restore made is gone: " + r);
+    Path empty = Files.createDirectories(tmp.resolve("was-empty"));
+    assertEquals(ExitCodes.FAILURE, Cli.run("restore", "--volume", "db", "--snapshot", "s2", "--library", broken,
+        "--to", empty).code());
+    assertEquals(List.of(), Files.list(empty).toList(), "an empty directory given is left empty");
+  }
+
+  @Test
   void smallerVolume_isRefusedNamingBothSizes() throws Exception {
     Path v = TestVolumes.create(tmp.resolve("small"), "4M");
     Cli.Result r = restore(v, "--force");
