@@ -4,18 +4,25 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.shade.offhost.backup.Catalog;
 import dev.shade.offhost.backup.FilesRestoreService;
+import dev.shade.nbd.client.NbdClientConfig;
+import dev.shade.nbd.client.NbdUri;
 import dev.shade.offhost.backup.RestoreService;
+import dev.shade.offhost.backup.RestoreSink;
 import dev.shade.offhost.tape.VirtualTapeLibrary;
+import dev.shade.provider.VolumeConfig;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Locale;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
-/** {@code shade restore}: a snapshot's image back from tape. */
+/** {@code shade restore}: a snapshot's image back from tape, into a file, a volume or an NBD export. */
 @Command(
     name = "restore",
-    header = "Restore a backed-up snapshot's image to a file, or some of its files to a directory.",
+    header = "Restore a backed-up snapshot's image to a file, a volume or an NBD export, or some of its files to a "
+        + "directory.",
     description = {
       "Finds the newest successful backup of the snapshot in the library's catalog and reads its chain, the "
           + "full and every incremental up to it, writing each chunk once (the newest piece wins) and checking "
@@ -23,6 +30,16 @@ import picocli.CommandLine.Option;
           + "archive that spans cartridges is read piece by piece, and each cartridge needed is named on stderr as "
           + "it is asked for. The file is sparse, of the snapshot's size; it equals 'shade snapshot export' of the "
           + "snapshot.",
+      "",
+      "What --to names: an nbd://HOST[:PORT]/EXPORT, nbds://... (TLS, with --tls-cert, --tls-key and --tls-ca as "
+          + "for 'backup run') or nbd+unix:///EXPORT?socket=PATH URI is a writable NBD export, at least the "
+          + "snapshot's size (a larger one keeps its bytes past the image); its whole image is written, the zero "
+          + "ranges as NBD WRITE_ZEROES, so it holds exactly the snapshot whatever it held before, and it is flushed "
+          + "at the end. An existing directory, or a path ending in '/', is a volume directory: a missing or empty "
+          + "one gets a new shade volume of the snapshot's size (block size --block-size), an existing volume is "
+          + "written into only with --force (through copy-on-write, so its snapshots keep what they hold; it must be "
+          + "at least the snapshot's size and not held by an agent), and a directory holding anything else is "
+          + "refused. Anything else is a FILE (replaced only with --force).",
       "",
       "With --files, restores from the snapshot's files archive (shade backup run --format files) the members "
           + "that match a glob PATTERN, on their path in the volume (etc/hosts, srv/app/*) or in the archive "
@@ -37,6 +54,11 @@ import picocli.CommandLine.Option;
     footerHeading = "%nExamples:%n",
     footer = {
       "  shade restore --volume db --snapshot nightly --library /srv/vtl --to /tmp/db.img",
+      "  shade restore --volume db --snapshot nightly --library /srv/vtl \\",
+      "      --to /var/lib/shade/db-restored/            # a new volume",
+      "  shade restore --volume db --snapshot nightly --library /srv/vtl --to nbd://db2:10809/db",
+      "  shade restore --volume db --snapshot nightly --library /srv/vtl --to nbds://db2/db \\",
+      "      --tls-cert backup.pem --tls-key backup.key --tls-ca ca.pem",
       "  shade restore --volume 4f0c... --snapshot id=7 --library /srv/vtl --to /tmp/db.img --json",
       "  shade restore --volume db --snapshot nightly --library /srv/vtl --to /tmp/db.img \\",
       "      --catalog 'jdbc:postgresql://cat1/shade?user=shade&password=PW'",
@@ -56,19 +78,38 @@ final class RestoreCommand extends ShadeCommand {
 
   @Mixin CatalogOption catalogOption;
 
-  @Option(names = "--to", paramLabel = "FILE|DIR", required = true,
-      description = "The image file to write; with --files, the directory to restore into.")
-  Path to;
+  @Option(names = "--to", paramLabel = "FILE|DIR/|nbd://...", required = true,
+      description = "Where the image goes: a FILE, a volume directory (an existing directory or a path ending in "
+          + "'/'), or an NBD URI (nbd://, nbds://, nbd+unix://); with --files, the directory to restore into.")
+  String to;
 
   @Option(names = "--files", paramLabel = "PATTERN",
       description = "Restore the members matching this glob from the files archive (repeatable).")
   List<String> files;
 
-  @Option(names = "--force", description = "Replace FILE if it exists.")
+  @Option(names = "--force", description = "Replace FILE if it exists; restore into an existing volume.")
   boolean force;
 
+  @Option(names = "--block-size", paramLabel = "SIZE", converter = Sizes.class, defaultValue = "64K",
+      description = "Block size of a new volume (--to DIR): a power of two from 4K to 1M.")
+  long blockSize;
+
+  @Option(names = "--tls-cert", paramLabel = "FILE", description = "Client certificate (PEM) for nbds://.")
+  Path tlsCert;
+
+  @Option(names = "--tls-key", paramLabel = "FILE", description = "Its private key (PEM).")
+  Path tlsKey;
+
+  @Option(names = "--tls-ca", paramLabel = "FILE", description = "CA certificates (PEM) to trust for nbds://.")
+  Path tlsCa;
+
+  @Option(names = "--connections", paramLabel = "N", defaultValue = "4",
+      description = "NBD connections to write through, when the server allows several (CAN_MULTI_CONN).")
+  int connections;
+
   @Option(names = "--json", description = "Print one JSON object: volume, volumeUuid, snapshot, snapshotId, size, "
-      + "file, bytesWritten, chunks, seconds, chain: [{jobId, level, snapshot, snapshotId, cartridge, fileNumber}].")
+      + "target (file, volume or nbd), file | directory | export, bytesWritten, chunks, seconds, chain: [{jobId, "
+      + "level, snapshot, snapshotId, cartridge, fileNumber}].")
   boolean json;
 
   @Override
@@ -76,12 +117,13 @@ final class RestoreCommand extends ShadeCommand {
     if (files != null && !files.isEmpty()) {
       return restoreFiles();
     }
+    Target target = target();
     RestoreService.Result r;
     try (VirtualTapeLibrary lib = TapeCommand.open(library);
         Catalog catalog = Catalog.open(catalogOption.location(library));
         ProgressLine progress = progress("restore")) {
       CatalogCommand.markInterrupted(catalog, library, this);
-      r = RestoreService.restore(lib, catalog, volume, snapshot, to, force, progress::update, n -> {
+      r = RestoreService.restore(lib, catalog, volume, snapshot, target.sink(), progress::update, n -> {
         if (!json) {
           err().println("shade restore: " + n);
           err().flush();
@@ -92,7 +134,7 @@ final class RestoreCommand extends ShadeCommand {
       ObjectNode o = JSON.createObjectNode().put("volume", r.snapshot().volume())
           .put("volumeUuid", r.snapshot().volumeUuid()).put("snapshot", r.snapshot().snapshot())
           .put("snapshotId", r.snapshot().snapshotId()).put("size", r.snapshot().size())
-          .put("file", r.file().toAbsolutePath().toString()).put("bytesWritten", r.bytesWritten())
+          .put("target", target.kind()).put(target.key(), target.where()).put("bytesWritten", r.bytesWritten())
           .put("chunks", r.chunksWritten()).put("seconds", r.seconds());
       ArrayNode chain = o.putArray("chain");
       for (Catalog.JobRecord j : r.chain()) {
@@ -109,7 +151,7 @@ final class RestoreCommand extends ShadeCommand {
           .append(" (").append(j.archive().cartridge()).append(':').append(j.archive().fileNumber()).append(')');
     }
     out().printf("Restored %s@%s (id %d) to %s: %s, %s in %d chunk%s from %s, in %s.%n", r.snapshot().volume(),
-        r.snapshot().snapshot(), r.snapshot().snapshotId(), to, Sizes.format(r.snapshot().size()),
+        r.snapshot().snapshot(), r.snapshot().snapshotId(), target.text(), Sizes.format(r.snapshot().size()),
         Sizes.format(r.bytesWritten()), r.chunksWritten(), r.chunksWritten() == 1 ? "" : "s", chain,
         ProgressLine.duration(r.seconds()));
     out().flush();
@@ -120,10 +162,14 @@ final class RestoreCommand extends ShadeCommand {
     if (force) {
       throw usage("--force is for image restores; a files restore replaces files under DIR anyway");
     }
+    if (isNbd(to)) {
+      throw usage("--files restores into a directory, not an NBD export: " + to);
+    }
+    Path dir = Path.of(to);
     FilesRestoreService.Result r;
     try (VirtualTapeLibrary lib = TapeCommand.open(library);
         Catalog catalog = Catalog.open(catalogOption.location(library))) {
-      r = FilesRestoreService.restore(lib, catalog, volume, snapshot, files, to, p -> {});
+      r = FilesRestoreService.restore(lib, catalog, volume, snapshot, files, dir, p -> {});
     }
     var x = r.extracted();
     if (json) {
@@ -131,7 +177,7 @@ final class RestoreCommand extends ShadeCommand {
           .put("volumeUuid", r.job().snapshot().volumeUuid()).put("snapshot", r.job().snapshot().snapshot())
           .put("snapshotId", r.job().snapshot().snapshotId()).put("jobId", r.job().id())
           .put("cartridge", r.job().archive().cartridge()).put("fileNumber", r.job().archive().fileNumber())
-          .put("dir", to.toAbsolutePath().toString()).put("restored", x.restored().size()).put("files", x.files())
+          .put("dir", dir.toAbsolutePath().toString()).put("restored", x.restored().size()).put("files", x.files())
           .put("bytes", x.bytes()).put("seconds", r.seconds());
       ArrayNode paths = o.putArray("paths");
       x.restored().forEach(paths::add);
@@ -147,8 +193,61 @@ final class RestoreCommand extends ShadeCommand {
     out().printf("Restored %d path%s (%d file%s, %s) of %s@%s (id %d) from %s:%d to %s, in %s.%n", x.restored().size(),
         x.restored().size() == 1 ? "" : "s", x.files(), x.files() == 1 ? "" : "s", Sizes.format(x.bytes()),
         r.job().snapshot().volume(), r.job().snapshot().snapshot(), r.job().snapshot().snapshotId(),
-        r.job().archive().cartridge(), r.job().archive().fileNumber(), to, ProgressLine.duration(r.seconds()));
+        r.job().archive().cartridge(), r.job().archive().fileNumber(), dir, ProgressLine.duration(r.seconds()));
     out().flush();
     return ExitCodes.OK;
+  }
+
+  /**
+   * What --to names, and its sink. {@code kind}: file, volume or nbd; {@code key}, {@code where}:
+   * its --json field and value; {@code text}: how the summary line names it.
+   */
+  private record Target(String kind, String key, String where, String text, RestoreSink sink) {}
+
+  /** True for the NBD URI schemes (nbd, nbds, nbd+unix, nbds+unix). */
+  static boolean isNbd(String to) {
+    String t = to.toLowerCase(Locale.ROOT);
+    return t.startsWith("nbd://") || t.startsWith("nbds://") || t.startsWith("nbd+unix://")
+        || t.startsWith("nbds+unix://");
+  }
+
+  /** Tells an NBD export, a volume directory and a file apart, and refuses what cannot be one. */
+  private Target target() throws Exception {
+    if (isNbd(to)) {
+      NbdClientConfig config;
+      try {
+        NbdClientConfig.Builder b = NbdClientConfig.builder(NbdUri.parse(to));
+        if (tlsCa != null) {
+          b.tlsCa(tlsCa);
+        }
+        if (tlsCert != null || tlsKey != null) {
+          if (tlsCert == null || tlsKey == null) {
+            throw usage("--tls-cert and --tls-key go together");
+          }
+          b.tlsClientCertificate(tlsCert, tlsKey);
+        }
+        config = b.build();
+      } catch (IllegalArgumentException e) {
+        throw usage(e.getMessage());
+      }
+      if (connections < 1) {
+        throw usage("--connections must be at least 1: " + connections);
+      }
+      return new Target("nbd", "export", to, "NBD export " + to, RestoreSink.nbd(config, connections));
+    }
+    if (tlsCert != null || tlsKey != null || tlsCa != null) {
+      throw usage("--tls-cert, --tls-key and --tls-ca are for an nbds:// target: " + to);
+    }
+    Path path = Path.of(to);
+    if (Files.isDirectory(path) || to.endsWith("/")) {
+      if (blockSize < VolumeConfig.MIN_BLOCK_SIZE || blockSize > VolumeConfig.MAX_BLOCK_SIZE
+          || Long.bitCount(blockSize) != 1) {
+        throw usage("block size must be a power of two between 4K and 1M: " + blockSize);
+      }
+      VolumeRestoreSink.check(path, force);
+      return new Target("volume", "directory", path.toAbsolutePath().toString(), "volume " + path,
+          new VolumeRestoreSink(path, (int) blockSize));
+    }
+    return new Target("file", "file", path.toAbsolutePath().toString(), to, RestoreSink.file(path, force));
   }
 }

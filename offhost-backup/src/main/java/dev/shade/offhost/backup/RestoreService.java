@@ -3,10 +3,7 @@ package dev.shade.offhost.backup;
 import dev.shade.offhost.tape.VirtualTapeLibrary;
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.HashMap;
@@ -27,7 +24,8 @@ import java.util.function.Consumer;
 public final class RestoreService {
   /**
    * What a restore did. {@code chain}: the jobs read, full first; {@code writerMetadata}: the
-   * writer metadata in the manifest of the snapshot's own archive (the last of the chain), or null.
+   * writer metadata in the manifest of the snapshot's own archive (the last of the chain), or null;
+   * {@code file}: the file written, null when the target was not a file ({@link RestoreSink#file()}).
    */
   public record Result(SnapshotIdentity snapshot, List<Catalog.JobRecord> chain, Path file, long bytesWritten,
       int chunksWritten, double seconds, com.fasterxml.jackson.databind.JsonNode writerMetadata) {}
@@ -49,6 +47,23 @@ public final class RestoreService {
    */
   public static Result restore(VirtualTapeLibrary library, Catalog catalog, String volume, String snapshot, Path to,
       boolean force, BackupProgress progress, Consumer<String> notes) throws IOException {
+    return restore(library, catalog, volume, snapshot, RestoreSink.file(to, force), progress, notes);
+  }
+
+  /**
+   * Restores snapshot {@code snapshot} (name, id or {@code id=N}) of volume {@code volume} (uuid or
+   * name) into {@code sink}: started with the image's size, every chunk of the image written or
+   * zeroed, finished when all checked out, aborted on any failure, and closed.
+   */
+  public static Result restore(VirtualTapeLibrary library, Catalog catalog, String volume, String snapshot,
+      RestoreSink sink, BackupProgress progress, Consumer<String> notes) throws IOException {
+    try (sink) {
+      return restoreInto(library, catalog, volume, snapshot, sink, progress, notes);
+    }
+  }
+
+  private static Result restoreInto(VirtualTapeLibrary library, Catalog catalog, String volume, String snapshot,
+      RestoreSink out, BackupProgress progress, Consumer<String> notes) throws IOException {
     long t0 = System.nanoTime();
     Catalog.JobRecord target = catalog.find(volume, snapshot).orElseThrow(() -> new BackupException(
         "no backup of snapshot " + snapshot + " of volume " + volume + " in the catalog of " + library));
@@ -85,19 +100,13 @@ public final class RestoreService {
     }
     SnapshotIdentity id = target.snapshot();
     int chunkSize = target.chunkSize();
-    if (Files.exists(to) && !force) {
-      throw new BackupException("restore target exists (replace it with --force): " + to);
-    }
     long written = 0;
     int chunks = 0;
     com.fasterxml.jackson.databind.JsonNode writerMetadata = null;
     boolean ok = false;
-    try (FileChannel out = FileChannel.open(to, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
-        StandardOpenOption.TRUNCATE_EXISTING)) {
-      out.truncate(0);
-      if (id.size() > 0) {
-        out.write(ByteBuffer.allocate(1), id.size() - 1); // the size; zeros stay holes
-      }
+    try {
+      out.start(id.size(), notes);
+      zeroRanges(out, id.size(), entries);
       for (int i = 0; i < chain.size(); i++) {
         Catalog.JobRecord job = chain.get(i);
         Catalog.ArchiveRecord a = job.archive();
@@ -154,13 +163,39 @@ public final class RestoreService {
         chunks += got[0];
         writerMetadata = contents.manifest().writerMetadata();
       }
-      out.force(true);
+      out.finish();
       ok = true;
+    } catch (BackupException e) {
+      throw e;
+    } catch (IOException e) {
+      // a FileSystemException's message is only its path: say what happened to it too
+      String why = e instanceof java.nio.file.FileSystemException ? e.getClass().getSimpleName() + ": " + e.getMessage()
+          : e.getMessage();
+      throw new BackupException("restore of " + id.volume() + "@" + id.snapshot() + " to " + out + " failed: " + why,
+          e);
     } finally {
       if (!ok) {
-        Files.deleteIfExists(to);
+        out.abort();
       }
     }
-    return new Result(id, chain, to, written, chunks, (System.nanoTime() - t0) / 1e9, writerMetadata);
+    return new Result(id, chain, out.file(), written, chunks, (System.nanoTime() - t0) / 1e9, writerMetadata);
+  }
+
+  /**
+   * Zeros every range of the image that no winning chunk holds data for: zero chunks of the
+   * incrementals, and what the full left out as zeros. The target may hold anything there.
+   */
+  private static void zeroRanges(RestoreSink out, long size, Map<Long, ChunkEntry> winners) throws IOException {
+    long[] data = winners.values().stream().filter(c -> !c.zero()).mapToLong(ChunkEntry::offset).sorted().toArray();
+    long at = 0;
+    for (long offset : data) {
+      if (offset > at) {
+        out.zero(at, offset - at);
+      }
+      at = Math.max(at, offset + winners.get(offset).length());
+    }
+    if (at < size) {
+      out.zero(at, size - at);
+    }
   }
 }

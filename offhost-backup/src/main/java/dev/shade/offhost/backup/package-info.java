@@ -7,7 +7,8 @@
  * cartridges, records it in the library's {@link dev.shade.offhost.backup.Catalog} and on tape
  * ({@link dev.shade.offhost.backup.JobRecordFile}, from which
  * {@link dev.shade.offhost.backup.CatalogRebuild} recreates a lost catalog), and restores a
- * snapshot from its full and incremental archives ({@link dev.shade.offhost.backup.RestoreService}),
+ * snapshot from its full and incremental archives ({@link dev.shade.offhost.backup.RestoreService})
+ * into a {@link dev.shade.offhost.backup.RestoreSink} (a sparse file, or a writable NBD export),
  * and reads archives back to check every checksum ({@link dev.shade.offhost.backup.VerifyService}).
  * A job whose process died is found and marked failed by
  * {@link dev.shade.offhost.backup.InterruptedJobs}, from the process each job records
