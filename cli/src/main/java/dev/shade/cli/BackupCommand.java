@@ -193,6 +193,7 @@ final class BackupCommand extends CommandGroup {
             verified = VerifyService.verify(lib, catalog, new VerifyService.Selection(null, r.jobId()), progress::update,
                 v -> { });
             bad = verified.ok() ? null : verified.failures().get(0).error();
+            verified.records().notWritten().forEach(note);
           } catch (java.io.IOException e) {
             bad = e.getMessage();
           }
