@@ -8,6 +8,7 @@ import dev.shade.offhost.backup.CatalogRebuild;
 import dev.shade.offhost.backup.ChunkEntry;
 import dev.shade.offhost.backup.PieceEntry;
 import dev.shade.offhost.backup.TapeRecords;
+import dev.shade.offhost.tape.CartridgeInfo;
 import dev.shade.offhost.tape.VirtualTapeLibrary;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -507,9 +508,24 @@ final class CatalogCommand extends CommandGroup {
         }
         int slots = lib.config().slots();
         int[] slot = {0};
-        try (Catalog c = Catalog.open(library)) {
-          r = CatalogRebuild.rebuild(lib, c, (done, total) -> slot[0] = (int) done, n -> {
+        // the progress in bytes of the cartridges scanned so far, of all of them: a real drive winds through them
+        long[] upTo = new long[slots + 1];
+        for (CartridgeInfo info : lib.list()) {
+          if (info.slot() >= 1 && info.slot() <= slots) {
+            upTo[info.slot()] = info.usedBytes();
+          }
+        }
+        for (int i = 1; i <= slots; i++) {
+          upTo[i] += upTo[i - 1];
+        }
+        try (Catalog c = Catalog.open(library);
+            ProgressLine progress = progress("rebuild")) {
+          r = CatalogRebuild.rebuild(lib, c, (done, total) -> {
+            slot[0] = (int) done;
+            progress.update(upTo[(int) Math.max(0, Math.min(slots, done))], upTo[slots]);
+          }, n -> {
             if (!json) {
+              progress.close();
               err().println("shade catalog rebuild: [" + Math.min(slots, slot[0] + 1) + "/" + slots + "] " + n);
               err().flush();
             }

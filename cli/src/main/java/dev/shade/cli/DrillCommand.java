@@ -96,6 +96,7 @@ final class DrillCommand extends ShadeCommand {
         }
       }, n -> {
         if (!json) {
+          progress.close();
           err().println("shade drill: " + n);
           err().flush();
         }

@@ -83,6 +83,7 @@ final class RestoreCommand extends ShadeCommand {
       CatalogCommand.markInterrupted(catalog, library, this);
       r = RestoreService.restore(lib, catalog, volume, snapshot, to, force, progress::update, n -> {
         if (!json) {
+          progress.close(); // a note starts on a clean line; the bar is drawn again on the next update
           err().println("shade restore: " + n);
           err().flush();
         }

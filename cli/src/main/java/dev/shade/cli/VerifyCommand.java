@@ -69,6 +69,7 @@ final class VerifyCommand extends ShadeCommand {
         }
       }, n -> {
         if (!json) {
+          progress.close();
           err().println("shade verify: " + n);
           err().flush();
         }
