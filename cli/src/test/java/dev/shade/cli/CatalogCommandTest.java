@@ -73,6 +73,8 @@ class CatalogCommandTest {
     assertTrue(tapes.out().contains("\"verify\""), tapes::toString);
     JsonNode history = Cli.run("catalog", "drills", lib, "--json").ok().json();
     assertEquals(1, history.get("verifications").size(), history::toString);
+    JsonNode verified = Cli.run("catalog", "show", "1", "--library", lib, "--json").ok().json();
+    assertEquals(1, verified.get("verifications").size(), verified::toString);
 
     // the catalog is lost: rebuilt from the tapes, it says the same
     JsonNode list = Cli.run("catalog", "list", lib, "--json").ok().json();
@@ -85,7 +87,7 @@ class CatalogCommandTest {
         + "1 verification, 0 drills"), rebuild::toString);
     assertTrue(rebuild.err().contains("[2/5] scanning cartridge SHD002 (slot 2, pool default)"), rebuild::toString);
     assertEquals(list, Cli.run("catalog", "list", lib, "--json").ok().json());
-    assertEquals(show, Cli.run("catalog", "show", "1", "--library", lib, "--json").ok().json());
+    assertEquals(verified, Cli.run("catalog", "show", "1", "--library", lib, "--json").ok().json());
     assertEquals(history, Cli.run("catalog", "drills", lib, "--json").ok().json(), "the verification, id and times");
 
     Path export = tmp.resolve("s1.export");

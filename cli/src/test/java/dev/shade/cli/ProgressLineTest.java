@@ -68,7 +68,7 @@ class ProgressLineTest {
       p.update(300L * MiB, 600L * MiB);
       String second = err.toString().substring(first.length());
       assertEquals("\rrestore [############------------]  50%  300 MiB of 600 MiB  3 MiB/s  ETA 1 min 40 s", second);
-      now[0] += SECOND / 2; // too soon for a redraw
+      now[0] += SECOND / 20; // too soon for a redraw
       p.update(301L * MiB, 600L * MiB);
       assertEquals(first.length() + second.length(), err.toString().length());
       now[0] += SECOND;
