@@ -25,7 +25,9 @@ import java.util.Optional;
  * CatalogLocation}). The schema is versioned in {@code schema_version (version, applied)};
  * {@link #open} applies the missing steps of {@code MIGRATIONS} and refuses a catalog newer than
  * this code. Step 3 added the pieces and where each job's record is on tape ({@link
- * JobRecordFile}), so that {@link CatalogRebuild} can recreate every row from the tapes alone.
+ * JobRecordFile}), so that {@link CatalogRebuild} can recreate every row from the tapes alone;
+ * step 6 where the record of each verification and drill is on tape ({@link VerifyRecordFile},
+ * {@link DrillRecordFile}, written by {@link TapeRecords}).
  *
  * <p>Not thread-safe: one connection, used by one thread. Several catalogs (threads, processes,
  * backup servers) may use one database at once: ids come from the database, and migrations take
