@@ -123,8 +123,9 @@ final class RestoreCommand extends ShadeCommand {
     }
     FilesRestoreService.Result r;
     try (VirtualTapeLibrary lib = TapeCommand.open(library);
-        Catalog catalog = Catalog.open(catalogOption.location(library))) {
-      r = FilesRestoreService.restore(lib, catalog, volume, snapshot, files, to, p -> {});
+        Catalog catalog = Catalog.open(catalogOption.location(library));
+        ProgressLine progress = progress("restore")) {
+      r = FilesRestoreService.restore(lib, catalog, volume, snapshot, files, to, p -> {}, progress::update);
     }
     var x = r.extracted();
     if (json) {
