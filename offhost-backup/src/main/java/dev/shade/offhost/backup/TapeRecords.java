@@ -3,13 +3,16 @@ package dev.shade.offhost.backup;
 import dev.shade.offhost.tape.CartridgeInfo;
 import dev.shade.offhost.tape.VirtualTapeLibrary;
 import java.io.IOException;
+import UncheckedIOException;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.function.Consumer;
+import java.util.function.Function;
 
 /**
  * Puts the records of verifications and drills on tape ({@link VerifyRecordFile},
@@ -70,12 +73,12 @@ public final class TapeRecords {
    */
   public static Result writePending(VirtualTapeLibrary library, Catalog catalog, Consumer<String> notes)
       throws IOException {
-    Map<Long, Optional<String>> poolOfJob = new java.util.HashMap<>();
-    java.util.function.Function<Long, Optional<String>> pool = id -> poolOfJob.computeIfAbsent(id, j -> {
+    Map<Long, Optional<String>> poolOfJob = new HashMap<>();
+    Function<Long, Optional<String>> pool = id -> poolOfJob.computeIfAbsent(id, j -> {
       try {
         return catalog.job(j).map(Catalog.JobRecord::pool);
       } catch (IOException e) {
-        throw new java.io.UncheckedIOException(e);
+        throw new UncheckedIOException(e);
       }
     });
     Map<String, Pending> byPool = new LinkedHashMap<>();
@@ -102,7 +105,7 @@ public final class TapeRecords {
         }
         byPool.computeIfAbsent(p, k -> new Pending()).drills.add(d);
       }
-    } catch (java.io.UncheckedIOException e) {
+    } catch (UncheckedIOException e) {
       throw e.getCause();
     }
     List<Catalog.RecordLocation> written = new ArrayList<>();
