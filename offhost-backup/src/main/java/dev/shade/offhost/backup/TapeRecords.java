@@ -3,7 +3,7 @@ package dev.shade.offhost.backup;
 import dev.shade.offhost.tape.CartridgeInfo;
 import dev.shade.offhost.tape.VirtualTapeLibrary;
 import java.io.IOException;
-import UncheckedIOException;
+import java.io.UncheckedIOException;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.HashMap;
