@@ -157,9 +157,13 @@ final class BackupCommand extends CommandGroup {
         throw usage(e.getMessage());
       }
       List<String> notes = new ArrayList<>();
+      ProgressLine[] onScreen = {null}; // the progress line on screen, closed before a note so that it starts clean
       java.util.function.Consumer<String> note = n -> {
         notes.add(n);
         if (!json) {
+          if (onScreen[0] != null) {
+            onScreen[0].close();
+          }
           err().println("shade backup: " + n);
           err().flush();
         }
@@ -184,7 +188,10 @@ final class BackupCommand extends CommandGroup {
           }
         }
         try (ProgressLine progress = progress("backup")) {
+          onScreen[0] = progress;
           r = BackupService.run(lib, catalog, src, request, progress::update, note);
+        } finally {
+          onScreen[0] = null;
         }
         if (endpoint != null) {
           // read back as shade verify does (and recorded as its verification), before the agent is told
@@ -193,6 +200,7 @@ final class BackupCommand extends CommandGroup {
             verified = VerifyService.verify(lib, catalog, new VerifyService.Selection(null, r.jobId()), progress::update,
                 v -> { });
             bad = verified.ok() ? null : verified.failures().get(0).error();
+            verified.records().notWritten().forEach(note);
           } catch (java.io.IOException e) {
             bad = e.getMessage();
           }
@@ -303,6 +311,7 @@ final class BackupCommand extends CommandGroup {
         r = FilesBackupService.run(lib, catalog, id, fuseUri, request, progress::update, n -> {
           notes.add(n);
           if (!json) {
+            progress.close();
             err().println("shade backup: " + n);
             err().flush();
           }

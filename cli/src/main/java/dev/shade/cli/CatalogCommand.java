@@ -7,6 +7,8 @@ import dev.shade.offhost.backup.CatalogLocation;
 import dev.shade.offhost.backup.CatalogRebuild;
 import dev.shade.offhost.backup.ChunkEntry;
 import dev.shade.offhost.backup.PieceEntry;
+import dev.shade.offhost.backup.TapeRecords;
+import dev.shade.offhost.tape.CartridgeInfo;
 import dev.shade.offhost.tape.VirtualTapeLibrary;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -84,6 +86,16 @@ final class CatalogCommand extends CommandGroup {
   }
 
   /** A verification as one JSON object. */
+  /** Where the records of a verify or a drill went on tape: {written: [{cartridge, fileNumber}], notWritten: [text]}. */
+  static ObjectNode tapeRecordsJson(TapeRecords.Result r) {
+    ObjectNode o = ShadeCommand.JSON.createObjectNode();
+    ArrayNode w = o.putArray("written");
+    r.written().forEach(at -> w.addObject().put("cartridge", at.cartridge()).put("fileNumber", at.fileNumber()));
+    ArrayNode n = o.putArray("notWritten");
+    r.notWritten().forEach(n::add);
+    return o;
+  }
+
   static ObjectNode verificationJson(Catalog.VerificationRecord v) {
     return ShadeCommand.JSON.createObjectNode().put("id", v.id()).put("runStarted", v.runStarted().toString())
         .put("jobId", v.jobId()).put("archiveId", v.archiveId()).put("cartridge", v.cartridge())
@@ -438,8 +450,9 @@ final class CatalogCommand extends CommandGroup {
       header = "Recreate a library's catalog from its tapes alone.",
       description = {
         "Scans every cartridge of LIB: its label, its tape files, the job record each backup writes after its "
-            + "archive, and the header of every archive piece; recreates every job, archive, piece and chunk row, "
-            + "with their ids and times, and checks every piece a record lists against the tape. What does not "
+            + "archive, the records each verify and drill writes after it, and the header of every archive piece; "
+            + "recreates every job, archive, piece, chunk, verification and drill row, with their ids and times, and "
+            + "checks every piece a record lists against the tape. What does not "
             + "add up (a truncated cartridge, a missing one, pieces without a job record) is reported, naming the "
             + "cartridge and tape file, and makes the exit code 1.",
         "",
@@ -458,7 +471,7 @@ final class CatalogCommand extends CommandGroup {
     boolean force;
 
     @Option(names = "--json", description = "Print one JSON object: library, cartridges, blank, jobs, archives, "
-        + "pieces, chunks, problems: [text], seconds.")
+        + "pieces, chunks, verifications, drills, problems: [text], seconds.")
     boolean json;
 
     @Override
@@ -467,14 +480,17 @@ final class CatalogCommand extends CommandGroup {
       try (VirtualTapeLibrary lib = TapeCommand.open(library)) {
         if (Files.isRegularFile(library.resolve(Catalog.FILE))) {
           int jobs;
+          int others;
           try (Catalog c = Catalog.open(library)) {
             jobs = c.jobs().size();
+            others = c.verifications().size() + c.drills(null).size();
           }
-          if (jobs > 0) {
+          if (jobs > 0 || others > 0) {
             if (!force) {
-              throw new CommandException("the library already has a catalog with " + jobs + " job"
-                  + (jobs == 1 ? "" : "s") + " (" + library.resolve(Catalog.FILE) + "); --force moves it to "
-                  + Catalog.FILE + ".old and rebuilds");
+              String what = jobs > 0 ? jobs + " job" + (jobs == 1 ? "" : "s")
+                  : others + " verification and drill row" + (others == 1 ? "" : "s");
+              throw new CommandException("the library already has a catalog with " + what + " ("
+                  + library.resolve(Catalog.FILE) + "); --force moves it to " + Catalog.FILE + ".old and rebuilds");
             }
             for (String suffix : List.of("", "-wal", "-shm")) {
               Path f = library.resolve(Catalog.FILE + suffix);
@@ -492,9 +508,24 @@ final class CatalogCommand extends CommandGroup {
         }
         int slots = lib.config().slots();
         int[] slot = {0};
-        try (Catalog c = Catalog.open(library)) {
-          r = CatalogRebuild.rebuild(lib, c, (done, total) -> slot[0] = (int) done, n -> {
+        // the progress in bytes of the cartridges scanned so far, of all of them: a real drive winds through them
+        long[] upTo = new long[slots + 1];
+        for (CartridgeInfo info : lib.list()) {
+          if (info.slot() >= 1 && info.slot() <= slots) {
+            upTo[info.slot()] = info.usedBytes();
+          }
+        }
+        for (int i = 1; i <= slots; i++) {
+          upTo[i] += upTo[i - 1];
+        }
+        try (Catalog c = Catalog.open(library);
+            ProgressLine progress = progress("rebuild")) {
+          r = CatalogRebuild.rebuild(lib, c, (done, total) -> {
+            slot[0] = (int) done;
+            progress.update(upTo[(int) Math.max(0, Math.min(slots, done))], upTo[slots]);
+          }, n -> {
             if (!json) {
+              progress.close();
               err().println("shade catalog rebuild: [" + Math.min(slots, slot[0] + 1) + "/" + slots + "] " + n);
               err().flush();
             }
@@ -504,16 +535,18 @@ final class CatalogCommand extends CommandGroup {
       if (json) {
         ObjectNode o = JSON.createObjectNode().put("library", library.toAbsolutePath().toString())
             .put("cartridges", r.cartridges()).put("blank", r.blank()).put("jobs", r.jobs())
-            .put("archives", r.archives()).put("pieces", r.pieces()).put("chunks", r.chunks());
+            .put("archives", r.archives()).put("pieces", r.pieces()).put("chunks", r.chunks())
+            .put("verifications", r.verifications()).put("drills", r.drills());
         ArrayNode p = o.putArray("problems");
         r.problems().forEach(p::add);
         o.put("seconds", r.seconds());
         printJson(o);
       } else {
         out().printf("Rebuilt the catalog of %s from %d cartridge%s (%d blank): %d job%s, %d archive%s in %d piece%s, "
-                + "%d chunks, in %s%s%n", library, r.cartridges(), r.cartridges() == 1 ? "" : "s", r.blank(), r.jobs(),
+                + "%d chunks, %d verification%s, %d drill%s, in %s%s%n", library, r.cartridges(), r.cartridges() == 1 ? "" : "s", r.blank(), r.jobs(),
             r.jobs() == 1 ? "" : "s", r.archives(), r.archives() == 1 ? "" : "s", r.pieces(),
-            r.pieces() == 1 ? "" : "s", r.chunks(), ProgressLine.duration(r.seconds()),
+            r.pieces() == 1 ? "" : "s", r.chunks(), r.verifications(), r.verifications() == 1 ? "" : "s", r.drills(),
+            r.drills() == 1 ? "" : "s", ProgressLine.duration(r.seconds()),
             r.problems().isEmpty() ? "." : "; " + r.problems().size() + " problem" + (r.problems().size() == 1 ? "" : "s")
                 + ":");
         for (String problem : r.problems()) {

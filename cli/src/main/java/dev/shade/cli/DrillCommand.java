@@ -27,7 +27,11 @@ import picocli.CommandLine.Parameters;
           + "absolute as on the production host).",
       "The copy is then unmounted, detached and deleted (also when a step failed; --keep keeps the image). The "
           + "drill, every step with its result and time (time to first byte, restore time, bytes restored, fsck's "
-          + "and the databases' verdicts), is recorded in the catalog: shade catalog drills. Needs root. To run "
+          + "and the databases' verdicts), is recorded in the catalog (shade catalog drills) and on tape: a tape "
+          + "file shade-drill.json on the newest cartridge of the restored backup's pool that has room (a blank "
+          + "one labelled into the pool when none has), so that shade catalog rebuild brings it back; when it "
+          + "cannot go on tape, the drill says so on stderr (and in records.notWritten with --json) and its exit "
+          + "code stays the drill's. Needs root. To run "
           + "drills on a schedule, see docs/backup.md (a systemd timer). A drill with a failed step exits with 1, "
           + "naming the step."
     },
@@ -66,7 +70,8 @@ final class DrillCommand extends ShadeCommand {
   @Option(names = "--json", description = "Print the drill as one JSON object, as shade catalog drills --json does "
       + "(id, volume, volumeUuid, snapshot, snapshotId, jobChain, started, ended, outcome, failedStep, error, "
       + "firstByteSeconds, restoreSeconds, bytesRestored, fsck, databaseCheck, steps: [{name, outcome, seconds, "
-      + "detail}]).")
+      + "detail}]), with records: {written: [{cartridge, fileNumber}], notWritten: [text]}, where its record went "
+      + "on tape.")
   boolean json;
 
   @Override
@@ -79,20 +84,31 @@ final class DrillCommand extends ShadeCommand {
     } catch (IllegalArgumentException e) {
       throw usage(e.getMessage());
     }
-    Catalog.DrillRecord d;
+    DrillService.Outcome outcome;
     try (VirtualTapeLibrary lib = TapeCommand.open(library);
         Catalog catalog = Catalog.open(catalogOption.location(library));
         ProgressLine progress = progress("restore")) {
-      d = DrillService.run(lib, catalog, request, progress::update, s -> {
+      outcome = DrillService.run(lib, catalog, request, progress::update, s -> {
         if (!json) {
           progress.close();
           out().println(stepLine(s));
           out().flush();
         }
+      }, n -> {
+        if (!json) {
+          progress.close();
+          err().println("shade drill: " + n);
+          err().flush();
+        }
       });
     }
+    Catalog.DrillRecord d = outcome.drill();
+    for (String n : outcome.records().notWritten()) {
+      err().println("shade drill: warning: " + n);
+    }
+    err().flush();
     if (json) {
-      printJson(CatalogCommand.drillJson(d));
+      printJson(CatalogCommand.drillJson(d).set("records", CatalogCommand.tapeRecordsJson(outcome.records())));
     } else {
       out().printf(Locale.ROOT, "Drill %d of %s: %s%s.%n", d.id(), d.snapshot() == null ? d.volume()
               : d.volume() + "@" + d.snapshot() + " (id " + d.snapshotId() + ")",

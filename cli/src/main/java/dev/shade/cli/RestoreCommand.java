@@ -125,6 +125,7 @@ final class RestoreCommand extends ShadeCommand {
       CatalogCommand.markInterrupted(catalog, library, this);
       r = RestoreService.restore(lib, catalog, volume, snapshot, target.sink(), progress::update, n -> {
         if (!json) {
+          progress.close(); // a note starts on a clean line; the bar is drawn again on the next update
           err().println("shade restore: " + n);
           err().flush();
         }
@@ -168,8 +169,9 @@ final class RestoreCommand extends ShadeCommand {
     Path dir = Path.of(to);
     FilesRestoreService.Result r;
     try (VirtualTapeLibrary lib = TapeCommand.open(library);
-        Catalog catalog = Catalog.open(catalogOption.location(library))) {
-      r = FilesRestoreService.restore(lib, catalog, volume, snapshot, files, dir, p -> {});
+        Catalog catalog = Catalog.open(catalogOption.location(library));
+        ProgressLine progress = progress("restore")) {
+      r = FilesRestoreService.restore(lib, catalog, volume, snapshot, files, dir, p -> {}, progress::update);
     }
     var x = r.extracted();
     if (json) {

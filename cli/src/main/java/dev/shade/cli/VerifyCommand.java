@@ -19,8 +19,13 @@ import picocli.CommandLine.Option;
           + "tape file and checks each chunk's SHA-256 against the catalog and the archive's manifest, the "
           + "manifest's own SHA-256 against the one recorded when the archive was written, and that no chunk is "
           + "missing. A damaged or truncated archive is named by cartridge, tape file and chunk. Each archive's "
-          + "result is recorded in the catalog (shade catalog drills shows them). When an archive fails, the "
-          + "command exits with 1 after checking the others."
+          + "result is recorded in the catalog (shade catalog drills shows them) and, after the run, on tape: a "
+          + "tape file shade-verify.json on the newest cartridge of the archives' pool that has room (a blank one "
+          + "labelled into the pool when none has), so that shade catalog rebuild brings it back. When an archive "
+          + "fails, the command exits with 1 after checking the others. When the record cannot go on tape (no "
+          + "cartridge of the pool has room and none is blank), the verify still stands: it says so on stderr "
+          + "(and in records.notWritten with --json), the exit code is that of the verify, and the next verify or "
+          + "drill that finds room writes the record."
     },
     mixinStandardHelpOptions = true,
     footerHeading = "%nExamples:%n",
@@ -42,7 +47,8 @@ final class VerifyCommand extends ShadeCommand {
   Long job;
 
   @Option(names = "--json", description = "Print one JSON object: library, started, ok, bytes, seconds, archives: "
-      + "[{id, jobId, archiveId, cartridge, fileNumber, verified, outcome, bytes, seconds, chunk, error}].")
+      + "[{id, jobId, archiveId, cartridge, fileNumber, verified, outcome, bytes, seconds, chunk, error}], records: "
+      + "{written: [{cartridge, fileNumber}], notWritten: [text]}.")
   boolean json;
 
   @Override
@@ -61,6 +67,12 @@ final class VerifyCommand extends ShadeCommand {
           out().println(line(v));
           out().flush();
         }
+      }, n -> {
+        if (!json) {
+          progress.close();
+          err().println("shade verify: " + n);
+          err().flush();
+        }
       });
     }
     if (json) {
@@ -68,6 +80,7 @@ final class VerifyCommand extends ShadeCommand {
           .put("started", r.started().toString()).put("ok", r.ok()).put("bytes", r.bytes()).put("seconds", r.seconds());
       ArrayNode a = o.putArray("archives");
       r.archives().forEach(v -> a.add(CatalogCommand.verificationJson(v)));
+      o.set("records", CatalogCommand.tapeRecordsJson(r.records()));
       printJson(o);
     } else {
       out().printf("Verified %d archive%s, %s of chunk data in %s: %s.%n", r.archives().size(),
@@ -75,6 +88,10 @@ final class VerifyCommand extends ShadeCommand {
           r.ok() ? "all passed" : r.failures().size() + " failed");
       out().flush();
     }
+    for (String n : r.records().notWritten()) {
+      err().println("shade verify: warning: " + n);
+    }
+    err().flush();
     if (!r.ok()) {
       for (Catalog.VerificationRecord f : r.failures()) {
         err().println("shade verify: " + f.error());

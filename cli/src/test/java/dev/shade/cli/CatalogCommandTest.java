@@ -65,6 +65,17 @@ class CatalogCommandTest {
     assertTrue(text.out().contains("full backup of db@s1") && text.out().contains("manifest SHA-256 "
         + show.get("archive").get("manifestSha256").asText()) && text.out().contains("SHD003"), text::toString);
 
+    // a verify: its record goes on the pool's newest cartridge, after the job's record
+    JsonNode verify = Cli.run("verify", "--library", lib, "--json").ok().json();
+    assertEquals("SHD003", verify.get("records").get("written").get(0).get("cartridge").asText(), verify::toString);
+    assertEquals(0, verify.get("records").get("notWritten").size());
+    Cli.Result tapes = Cli.run("tape", "list", lib, "--json").ok();
+    assertTrue(tapes.out().contains("\"verify\""), tapes::toString);
+    JsonNode history = Cli.run("catalog", "drills", lib, "--json").ok().json();
+    assertEquals(1, history.get("verifications").size(), history::toString);
+    JsonNode verified = Cli.run("catalog", "show", "1", "--library", lib, "--json").ok().json();
+    assertEquals(1, verified.get("verifications").size(), verified::toString);
+
     // the catalog is lost: rebuilt from the tapes, it says the same
     JsonNode list = Cli.run("catalog", "list", lib, "--json").ok().json();
     for (String suffix : List.of("", "-wal", "-shm")) {
@@ -72,11 +83,12 @@ class CatalogCommandTest {
     }
     Cli.Result rebuild = Cli.run("catalog", "rebuild", "--library", lib);
     rebuild.ok();
-    assertTrue(rebuild.out().contains("from 3 cartridges (2 blank): 1 job, 1 archive in 3 pieces, 28 chunks"),
-        rebuild::toString);
+    assertTrue(rebuild.out().contains("from 3 cartridges (2 blank): 1 job, 1 archive in 3 pieces, 28 chunks, "
+        + "1 verification, 0 drills"), rebuild::toString);
     assertTrue(rebuild.err().contains("[2/5] scanning cartridge SHD002 (slot 2, pool default)"), rebuild::toString);
     assertEquals(list, Cli.run("catalog", "list", lib, "--json").ok().json());
-    assertEquals(show, Cli.run("catalog", "show", "1", "--library", lib, "--json").ok().json());
+    assertEquals(verified, Cli.run("catalog", "show", "1", "--library", lib, "--json").ok().json());
+    assertEquals(history, Cli.run("catalog", "drills", lib, "--json").ok().json(), "the verification, id and times");
 
     Path export = tmp.resolve("s1.export");
     Cli.run("snapshot", "export", db, "s1", export).ok();
@@ -92,6 +104,7 @@ class CatalogCommandTest {
     assertTrue(again.err().contains("already has a catalog with 1 job"), again::toString);
     JsonNode forced = Cli.run("catalog", "rebuild", "--library", lib, "--force", "--json").ok().json();
     assertEquals(1, forced.get("jobs").asInt());
+    assertEquals(1, forced.get("verifications").asInt());
     assertEquals(0, forced.get("problems").size());
     assertTrue(Files.exists(lib.resolve("catalog.db.old")));
     agent.stop();

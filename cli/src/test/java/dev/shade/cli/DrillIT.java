@@ -164,6 +164,24 @@ class DrillIT {
     Cli.Result ok = Cli.run("verify", "--library", lib);
     assertEquals(0, ok.code(), ok::toString);
     assertTrue(ok.out().contains("all passed"), ok::toString);
+    assertTrue(ok.err().contains("shade verify: wrote the record of 2 verifications on cartridge SHD001"),
+        ok::toString);
+
+    // the drills' and the verify's records are on tape: a catalog lost and rebuilt from the tapes has them all,
+    // ids and times included
+    assertEquals("SHD001", d2.get("records").get("written").get(0).get("cartridge").asText(), d2::toPrettyString);
+    JsonNode before = Cli.run("catalog", "drills", lib, "--json").ok().json();
+    JsonNode jobsBefore = Cli.run("catalog", "list", lib, "--json").ok().json();
+    assertEquals(2, before.get("drills").size());
+    assertEquals(2, before.get("verifications").size());
+    for (String suffix : List.of("", "-wal", "-shm")) {
+      Files.deleteIfExists(lib.resolve("catalog.db" + suffix));
+    }
+    JsonNode rebuilt = Cli.run("catalog", "rebuild", "--library", lib, "--json").ok().json();
+    assertEquals(2, rebuilt.get("drills").asInt(), rebuilt::toPrettyString);
+    assertEquals(2, rebuilt.get("verifications").asInt(), rebuilt::toPrettyString);
+    assertEquals(before, Cli.run("catalog", "drills", lib, "--json").ok().json());
+    assertEquals(jobsBefore, Cli.run("catalog", "list", lib, "--json").ok().json());
 
     // a flipped byte in a chunk of the blob, the cartridge's record CRC made to match
     Path export = tmp.resolve("s1.export");

@@ -4,6 +4,10 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.shade.offhost.tape.EarlyWarningException;
+import dev.shade.offhost.tape.TapeDrive;
+import dev.shade.offhost.tape.VirtualTapeLibrary;
+import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -92,6 +96,37 @@ class VerifyCommandTest {
     assertEquals(1, list.get("drills").size());
     assertEquals(2, list.get("verifications").size());
     assertTrue(Cli.run("catalog", "list", lib, "--json").ok().json().path("drills").isMissingNode());
+    assertEquals(2, history.get("verifications").get(1).get("id").asLong());
+
+    // the byte flipped back, and the library full (its one cartridge past its early warning): the verify
+    // stands, exit 0, and says its record could not go on tape
+    byte[] again = Files.readAllBytes(cart);
+    again[at + 1] ^= 0x40;
+    Files.write(cart, again);
+    try (VirtualTapeLibrary l = VirtualTapeLibrary.open(lib)) {
+      TapeDrive d = l.load(0, 1);
+      d.seekEndOfData();
+      try {
+        while (true) {
+          d.write(ByteBuffer.allocate(l.config().blockSize()));
+        }
+      } catch (EarlyWarningException e) {
+        d.writeFilemarks(1);
+      }
+      l.unload(0);
+    }
+    Cli.Result full = Cli.run("verify", "--library", lib, "--json");
+    assertEquals(ExitCodes.OK, full.code(), full::toString);
+    JsonNode records = full.json().get("records");
+    assertEquals(0, records.get("written").size(), records::toString);
+    assertTrue(records.get("notWritten").get(0).asText().contains("none is blank"), records::toString);
+    assertTrue(full.err().contains("shade verify: warning: the records of 1 verification (pool default) could not go"
+        + " on tape"), full::toString);
+    Cli.Result text2 = Cli.run("verify", "--library", lib);
+    assertEquals(ExitCodes.OK, text2.code(), text2::toString);
+    assertTrue(text2.out().contains("all passed")
+        && text2.err().contains("warning: the records of 2 verifications (pool default) could not go on tape"),
+        text2::toString);
   }
 
   private static int indexOf(byte[] hay, byte[] needle) {

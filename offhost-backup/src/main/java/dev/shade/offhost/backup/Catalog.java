@@ -25,7 +25,9 @@ import java.util.Optional;
  * CatalogLocation}). The schema is versioned in {@code schema_version (version, applied)};
  * {@link #open} applies the missing steps of {@code MIGRATIONS} and refuses a catalog newer than
  * this code. Step 3 added the pieces and where each job's record is on tape ({@link
- * JobRecordFile}), so that {@link CatalogRebuild} can recreate every row from the tapes alone.
+ * JobRecordFile}), so that {@link CatalogRebuild} can recreate every row from the tapes alone;
+ * step 6 where the record of each verification and drill is on tape ({@link VerifyRecordFile},
+ * {@link DrillRecordFile}, written by {@link TapeRecords}).
  *
  * <p>Not thread-safe: one connection, used by one thread. Several catalogs (threads, processes,
  * backup servers) may use one database at once: ids come from the database, and migrations take
@@ -67,7 +69,7 @@ public final class Catalog implements Closeable {
   /** The file in the library's directory. */
   public static final String FILE = "catalog.db";
   /** The schema this version writes: its highest migration step. */
-  public static final int SCHEMA_VERSION = 5;
+  public static final int SCHEMA_VERSION = 6;
   /** The format of a job that wrote a block image archive ({@code shade-image-1}). */
   public static final String FORMAT_IMAGE = "image";
   /** The format of a job that wrote a files archive ({@code shade-files-1}). */
@@ -134,7 +136,13 @@ public final class Catalog implements Closeable {
     "ALTER TABLE jobs ADD COLUMN host TEXT;"
         + "ALTER TABLE jobs ADD COLUMN pid INTEGER;"
         + "ALTER TABLE jobs ADD COLUMN process_started TEXT;"
-        + "ALTER TABLE jobs ADD COLUMN library TEXT"
+        + "ALTER TABLE jobs ADD COLUMN library TEXT",
+    // 6: where the record of each verification and drill was written on tape (VerifyRecordFile, DrillRecordFile),
+    // so that a rebuilt catalog has them too, and those not on tape yet can be found
+    "ALTER TABLE verifications ADD COLUMN record_cartridge TEXT;"
+        + "ALTER TABLE verifications ADD COLUMN record_file INTEGER;"
+        + "ALTER TABLE drills ADD COLUMN record_cartridge TEXT;"
+        + "ALTER TABLE drills ADD COLUMN record_file INTEGER"
   };
 
   /** The schema steps, oldest first (for the tests that check them against the rules above). */
@@ -815,9 +823,13 @@ public final class Catalog implements Closeable {
 
   /** Every verification, oldest first. */
   public List<VerificationRecord> verifications() throws IOException {
+    return verificationsWhere("1 = 1");
+  }
+
+  private List<VerificationRecord> verificationsWhere(String where) throws IOException {
     List<VerificationRecord> out = new ArrayList<>();
     try (PreparedStatement p = db.prepareStatement("SELECT id, run_started, job_id, archive_id, cartridge, file_number,"
-        + " verified, outcome, bytes, millis, chunk, error FROM verifications ORDER BY id");
+        + " verified, outcome, bytes, millis, chunk, error FROM verifications WHERE " + where + " ORDER BY id");
         ResultSet r = p.executeQuery()) {
       while (r.next()) {
         out.add(new VerificationRecord(r.getLong(1), Instant.parse(r.getString(2)), r.getLong(3), r.getLong(4),
@@ -836,30 +848,7 @@ public final class Catalog implements Closeable {
         + " job_chain, started, ended, outcome, failed_step, error, first_byte_millis, restore_millis, bytes_restored,"
         + " fsck, database_check, steps) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
         + " RETURNING id")) {
-      p.setString(1, d.volume());
-      p.setString(2, d.volumeUuid());
-      p.setString(3, d.snapshot());
-      if (d.snapshotId() >= 0) {
-        p.setLong(4, d.snapshotId());
-      } else {
-        p.setNull(4, java.sql.Types.BIGINT);
-      }
-      StringBuilder chain = new StringBuilder();
-      for (long j : d.jobChain()) {
-        chain.append(chain.length() == 0 ? "" : ",").append(j);
-      }
-      p.setString(5, chain.toString());
-      p.setString(6, d.started().toString());
-      p.setString(7, d.ended().toString());
-      p.setString(8, d.outcome());
-      p.setString(9, d.failedStep());
-      p.setString(10, d.error());
-      setMillis(p, 11, d.firstByteSeconds());
-      setMillis(p, 12, d.restoreSeconds());
-      p.setLong(13, d.bytesRestored());
-      p.setString(14, d.fsck());
-      p.setString(15, d.databaseCheck());
-      p.setString(16, STEPS_JSON.writeValueAsString(d.steps()));
+      setDrill(p, 1, d);
       return insertReturningId(p);
     } catch (SQLException | com.fasterxml.jackson.core.JsonProcessingException e) {
       throw new IOException("backup catalog " + location + ": cannot record the drill of " + d.volume() + ": "
@@ -867,16 +856,49 @@ public final class Catalog implements Closeable {
     }
   }
 
+  /** Sets the drills columns volume ... steps (16 of them, in the order of addDrill) from parameter {@code first}. */
+  private static void setDrill(PreparedStatement p, int first, DrillRecord d)
+      throws SQLException, com.fasterxml.jackson.core.JsonProcessingException {
+    int i = first;
+    p.setString(i++, d.volume());
+    p.setString(i++, d.volumeUuid());
+    p.setString(i++, d.snapshot());
+    if (d.snapshotId() >= 0) {
+      p.setLong(i++, d.snapshotId());
+    } else {
+      p.setNull(i++, java.sql.Types.BIGINT);
+    }
+    StringBuilder chain = new StringBuilder();
+    for (long j : d.jobChain()) {
+      chain.append(chain.length() == 0 ? "" : ",").append(j);
+    }
+    p.setString(i++, chain.toString());
+    p.setString(i++, d.started().toString());
+    p.setString(i++, d.ended().toString());
+    p.setString(i++, d.outcome());
+    p.setString(i++, d.failedStep());
+    p.setString(i++, d.error());
+    setMillis(p, i++, d.firstByteSeconds());
+    setMillis(p, i++, d.restoreSeconds());
+    p.setLong(i++, d.bytesRestored());
+    p.setString(i++, d.fsck());
+    p.setString(i++, d.databaseCheck());
+    p.setString(i, STEPS_JSON.writeValueAsString(d.steps()));
+  }
+
   /** The drills of the volume {@code volume} (name or uuid), or of every volume when null; oldest first. */
   public List<DrillRecord> drills(String volume) throws IOException {
+    return volume == null ? drillsWhere("1 = 1", List.of()) : drillsWhere("volume = ? OR volume_uuid = ?",
+        List.of(volume, volume));
+  }
+
+  private List<DrillRecord> drillsWhere(String where, List<Object> args) throws IOException {
     List<DrillRecord> out = new ArrayList<>();
     try (PreparedStatement p = db.prepareStatement("SELECT id, volume, volume_uuid, snapshot, snapshot_id, job_chain,"
         + " started, ended, outcome, failed_step, error, first_byte_millis, restore_millis, bytes_restored, fsck,"
-        + " database_check, steps FROM drills" + (volume == null ? "" : " WHERE volume = ? OR volume_uuid = ?")
-        + " ORDER BY id")) {
-      if (volume != null) {
-        p.setString(1, volume);
-        p.setString(2, volume);
+        + " database_check, steps FROM drills WHERE " + where + " ORDER BY id")) {
+      for (int i = 0; i < args.size(); i++) {
+        p.setObject(i + 1, args.get(i));
       }
       try (ResultSet r = p.executeQuery()) {
         while (r.next()) {
@@ -910,6 +932,127 @@ public final class Catalog implements Closeable {
       p.setLong(index, Math.round(seconds * 1000));
     } else {
       p.setNull(index, java.sql.Types.BIGINT);
+    }
+  }
+
+  // ---- schema step 6: verification and drill records on tape ----------------------------------
+
+  /** The verifications whose record is not on tape yet (none written, or it could not be), oldest first. */
+  public List<VerificationRecord> verificationsWithoutRecord() throws IOException {
+    return verificationsWhere("record_cartridge IS NULL");
+  }
+
+  /** The drills whose record is not on tape yet, oldest first. */
+  public List<DrillRecord> drillsWithoutRecord() throws IOException {
+    return drillsWhere("record_cartridge IS NULL", List.of());
+  }
+
+  /** Records that the records of the verifications {@code ids} are tape file {@code at}. */
+  public void setVerificationRecordLocation(List<Long> ids, RecordLocation at) throws IOException {
+    setRecordLocation("verifications", ids, at);
+  }
+
+  /** Records that the records of the drills {@code ids} are tape file {@code at}. */
+  public void setDrillRecordLocation(List<Long> ids, RecordLocation at) throws IOException {
+    setRecordLocation("drills", ids, at);
+  }
+
+  /** Where the record of verification {@code id} is on tape, if it was written. */
+  public Optional<RecordLocation> verificationRecordLocation(long id) throws IOException {
+    return recordLocation("verifications", id);
+  }
+
+  /** Where the record of drill {@code id} is on tape, if it was written. */
+  public Optional<RecordLocation> drillRecordLocation(long id) throws IOException {
+    return recordLocation("drills", id);
+  }
+
+  private void setRecordLocation(String table, List<Long> ids, RecordLocation at) throws IOException {
+    try (PreparedStatement p = db.prepareStatement("UPDATE " + table + " SET record_cartridge = ?, record_file = ?"
+        + " WHERE id = ?")) {
+      for (long id : ids) {
+        p.setString(1, at.cartridge());
+        p.setInt(2, at.fileNumber());
+        p.setLong(3, id);
+        p.addBatch();
+      }
+      p.executeBatch();
+    } catch (SQLException e) {
+      throw failure("record where the records of " + table + " " + ids + " are on tape", e);
+    }
+  }
+
+  private Optional<RecordLocation> recordLocation(String table, long id) throws IOException {
+    try (PreparedStatement p = db.prepareStatement("SELECT record_cartridge, record_file FROM " + table
+        + " WHERE id = ?")) {
+      p.setLong(1, id);
+      try (ResultSet r = p.executeQuery()) {
+        if (r.next() && r.getString(1) != null) {
+          return Optional.of(new RecordLocation(r.getString(1), r.getInt(2)));
+        }
+        return Optional.empty();
+      }
+    } catch (SQLException e) {
+      throw failure("read where the record of " + table + " " + id + " is on tape", e);
+    }
+  }
+
+  /**
+   * Inserts a verification as its record on tape ({@link VerifyRecordFile}) describes it, with
+   * its own id (a catalog being rebuilt from the tapes), and where that record is.
+   */
+  public void insertRecordedVerification(VerificationRecord v, RecordLocation record) throws IOException {
+    try (PreparedStatement p = db.prepareStatement("INSERT INTO verifications (id, run_started, job_id, archive_id,"
+        + " cartridge, file_number, verified, outcome, bytes, millis, chunk, error, record_cartridge, record_file)"
+        + " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)")) {
+      p.setLong(1, v.id());
+      p.setString(2, v.runStarted().toString());
+      p.setLong(3, v.jobId());
+      p.setLong(4, v.archiveId());
+      p.setString(5, v.cartridge());
+      p.setInt(6, v.fileNumber());
+      p.setString(7, v.verified().toString());
+      p.setString(8, v.outcome());
+      p.setLong(9, v.bytes());
+      p.setLong(10, Math.round(v.seconds() * 1000));
+      p.setString(11, v.chunk());
+      p.setString(12, v.error());
+      p.setString(13, record.cartridge());
+      p.setInt(14, record.fileNumber());
+      p.executeUpdate();
+      moveIdentityPastRebuiltIds("verifications");
+    } catch (SQLException e) {
+      throw failure("insert verification " + v.id() + " from its record on tape", e);
+    }
+  }
+
+  /**
+   * Inserts a drill as its record on tape ({@link DrillRecordFile}) describes it, with its own id,
+   * and where that record is.
+   */
+  public void insertRecordedDrill(DrillRecord d, RecordLocation record) throws IOException {
+    try (PreparedStatement p = db.prepareStatement("INSERT INTO drills (id, volume, volume_uuid, snapshot, snapshot_id,"
+        + " job_chain, started, ended, outcome, failed_step, error, first_byte_millis, restore_millis, bytes_restored,"
+        + " fsck, database_check, steps, record_cartridge, record_file) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")) {
+      p.setLong(1, d.id());
+      setDrill(p, 2, d);
+      p.setString(18, record.cartridge());
+      p.setInt(19, record.fileNumber());
+      p.executeUpdate();
+      moveIdentityPastRebuiltIds("drills");
+    } catch (SQLException | com.fasterxml.jackson.core.JsonProcessingException e) {
+      throw new IOException("backup catalog " + location + ": cannot insert drill " + d.id() + " from its record on"
+          + " tape: " + e.getMessage(), e);
+    }
+  }
+
+  /** On PostgreSQL, moves {@code table}'s identity past its largest id, which a row inserted with its own id took. */
+  private void moveIdentityPastRebuiltIds(String table) throws SQLException {
+    if (location.dialect() == CatalogDialect.POSTGRESQL) {
+      try (java.sql.Statement st = db.createStatement()) {
+        st.executeQuery("SELECT setval(pg_get_serial_sequence('" + table + "', 'id'), max(id)) FROM " + table
+            + " HAVING max(id) IS NOT NULL").close();
+      }
     }
   }
 }

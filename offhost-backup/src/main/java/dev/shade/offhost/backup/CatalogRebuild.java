@@ -20,7 +20,8 @@ import org.apache.commons.compress.archivers.tar.TarArchiveInputStream;
 
 /**
  * Recreates a library's catalog from its tapes alone: every cartridge's label and tape files,
- * the job records ({@link JobRecordFile}) that every backup writes after its archive, and the
+ * the job records ({@link JobRecordFile}) that every backup writes after its archive, the
+ * records of verifications and drills ({@link VerifyRecordFile}, {@link DrillRecordFile}), and the
  * first member of every archive piece, which names its job and piece number; the records give
  * every catalog row back with its own ids and times, and each piece they list is checked
  * against what is on tape.
@@ -49,9 +50,14 @@ public final class CatalogRebuild {
    * @param blank blank cartridges
    * @param jobs jobs recreated (with archives, pieces and chunks)
    * @param problems what does not add up, each naming the cartridge (and tape file)
+   * @param verifications verifications recreated from their records ({@link VerifyRecordFile})
+   * @param drills drills recreated from their records ({@link DrillRecordFile})
    */
   public record Result(int cartridges, int blank, int jobs, int archives, int pieces, long chunks,
-      List<String> problems, double seconds) {}
+      List<String> problems, double seconds, int verifications, int drills) {}
+
+  /** A verification or drill as its record on tape has it, and where that record was found. */
+  private record Row<T>(T row, java.time.Instant written, Catalog.RecordLocation at) {}
 
   /** A job record and where it was found. */
   private record Found(JobRecordFile record, Catalog.RecordLocation at) {}
@@ -78,12 +84,19 @@ public final class CatalogRebuild {
       throw new BackupException("the catalog to rebuild already has " + existing + " job" + (existing == 1 ? "" : "s")
           + "; a rebuild starts from an empty one (" + library + ")");
     }
+    int rows = catalog.verifications().size() + catalog.drills(null).size();
+    if (rows > 0) {
+      throw new BackupException("the catalog to rebuild already has " + rows + " verification and drill row"
+          + (rows == 1 ? "" : "s") + "; a rebuild starts from an empty one (" + library + ")");
+    }
     List<String> problems = new ArrayList<>();
     Consumer<String> problem = p -> {
       problems.add(p);
       notes.accept("problem: " + p);
     };
     Map<Long, Found> records = new TreeMap<>();
+    Map<Long, Row<Catalog.VerificationRecord>> verifications = new TreeMap<>();
+    Map<Long, Row<Catalog.DrillRecord>> drills = new TreeMap<>();
     Map<String, Map<Integer, Seen>> seen = new HashMap<>();
     Map<String, Integer> slotOf = new HashMap<>();
     int slots = library.config().slots();
@@ -141,6 +154,18 @@ public final class CatalogRebuild {
               if (old == null || r.written().isAfter(old.record().written())) {
                 records.put(r.job().id(), new Found(r, new Catalog.RecordLocation(c.label(), f.fileNumber())));
               }
+            } else if (f.kind().equals("verify")) {
+              VerifyRecordFile r = VerifyRecordFile.parse(firstMember(d, f.fileNumber(), VerifyRecordFile.MEMBER));
+              Catalog.RecordLocation here = new Catalog.RecordLocation(c.label(), f.fileNumber());
+              for (Catalog.VerificationRecord v : r.verifications()) {
+                keepLater(verifications, v.id(), new Row<>(v, r.written(), here), "verification", at, problem);
+              }
+            } else if (f.kind().equals("drill")) {
+              DrillRecordFile r = DrillRecordFile.parse(firstMember(d, f.fileNumber(), DrillRecordFile.MEMBER));
+              Catalog.RecordLocation here = new Catalog.RecordLocation(c.label(), f.fileNumber());
+              for (Catalog.DrillRecord dr : r.drills()) {
+                keepLater(drills, dr.id(), new Row<>(dr, r.written(), here), "drill", at, problem);
+              }
             }
           } catch (IOException | RuntimeException e) {
             problem.accept(at + " cannot be read: " + e.getMessage());
@@ -197,6 +222,18 @@ public final class CatalogRebuild {
       catalog.insertRecorded(job, r.pieces(), r.chunks(), found.at(), r.owner());
       jobs++;
     }
+    // verifications and drills after the jobs they name
+    for (Row<Catalog.VerificationRecord> v : verifications.values()) {
+      if (!records.containsKey(v.row().jobId())) {
+        notes.accept("verification " + v.row().id() + " (cartridge " + v.at().cartridge() + ", tape file "
+            + v.at().fileNumber() + ") is of job " + v.row().jobId() + ", whose record is on none of the cartridges;"
+            + " it is recreated all the same");
+      }
+      catalog.insertRecordedVerification(v.row(), v.at());
+    }
+    for (Row<Catalog.DrillRecord> dr : drills.values()) {
+      catalog.insertRecordedDrill(dr.row(), dr.at());
+    }
     // pieces no record accounts for
     for (Map.Entry<String, Map<Integer, Seen>> e : seen.entrySet()) {
       for (Map.Entry<Integer, Seen> p : new TreeMap<>(e.getValue()).entrySet()) {
@@ -223,7 +260,23 @@ public final class CatalogRebuild {
       }
     }
     return new Result(labelled, blank, jobs, archives, pieceCount, chunks, List.copyOf(problems),
-        (System.nanoTime() - t0) / 1e9);
+        (System.nanoTime() - t0) / 1e9, verifications.size(), drills.size());
+  }
+
+  /**
+   * Keeps {@code row} as the one of {@code id} unless an earlier-found record of it was written
+   * later; a second record of one row is a problem (the row is kept once).
+   */
+  private static <T> void keepLater(Map<Long, Row<T>> rows, long id, Row<T> row, String what, String at,
+      Consumer<String> problem) {
+    Row<T> old = rows.get(id);
+    if (old != null) {
+      problem.accept(at + " is a second record of " + what + " " + id + " (the other is cartridge "
+          + old.at().cartridge() + ", tape file " + old.at().fileNumber() + "); the later one is kept");
+    }
+    if (old == null || row.written().isAfter(old.written())) {
+      rows.put(id, row);
+    }
   }
 
   /** The body of the first member of tape file {@code fileNumber}, which must be {@code name}. */

@@ -32,6 +32,12 @@ public final class FilesRestoreService {
    */
   public static Result restore(VirtualTapeLibrary library, Catalog catalog, String volume, String snapshot,
       List<String> patterns, Path dir, Consumer<String> progress) throws IOException {
+    return restore(library, catalog, volume, snapshot, patterns, dir, progress, BackupProgress.NONE);
+  }
+
+  /** The same, {@code bytes} hearing how much of the archive's tape file was read. */
+  public static Result restore(VirtualTapeLibrary library, Catalog catalog, String volume, String snapshot,
+      List<String> patterns, Path dir, Consumer<String> progress, BackupProgress bytes) throws IOException {
     long t0 = System.nanoTime();
     Catalog.JobRecord job = catalog.find(volume, snapshot, Catalog.FORMAT_FILES).orElseThrow(() -> new BackupException(
         "no files backup of snapshot " + snapshot + " of volume " + volume + " in the catalog of " + library
@@ -53,7 +59,8 @@ public final class FilesRestoreService {
     FilesExtractor.Result r;
     try (TapeDrive d = library.openForReading(c.get().slot())) {
       d.seekFile(a.fileNumber());
-      r = FilesExtractor.extract(new TapeInputStream(d), where, limit, patterns, dir, progress);
+      r = FilesExtractor.extract(new ProgressInputStream(new TapeInputStream(d), limit == Long.MAX_VALUE ? 0 : limit,
+          bytes), where, limit, patterns, dir, progress);
     } catch (IOException e) {
       throw new BackupException("restore of files of " + job.snapshot().volume() + "@" + job.snapshot().snapshot()
           + " failed: " + where + ": " + e.getMessage(), e);

@@ -169,6 +169,14 @@ final class TapePieces implements ImageArchiveWriter.PieceOutput {
    * on the pool's next cartridge. Returns where it went.
    */
   Catalog.RecordLocation writeRecord(JobRecordFile record) throws IOException {
+    return writeRecord((TapeRecord) record::write);
+  }
+
+  /** {@link #writeRecord(JobRecordFile)} for any record (verifications, drills), on the pool's cartridge. */
+  Catalog.RecordLocation writeRecord(TapeRecord record) throws IOException {
+    if (drive == null) {
+      mountFirst();
+    }
     for (int attempt = 0; ; attempt++) {
       int fileNumber = nextFileNumber();
       OutputStream out = open();

@@ -16,7 +16,8 @@ import java.util.function.Consumer;
  * Reads archives back from tape and checks every checksum: each chunk's SHA-256 against the
  * catalog and the archive's manifest, the manifest's own SHA-256 against the one the catalog
  * recorded when the archive was written, and that every chunk the catalog lists is there. The
- * result of each archive is recorded in the catalog's {@code verifications}.
+ * result of each archive is recorded in the catalog's {@code verifications}, and on tape after the
+ * run ({@link VerifyRecordFile}).
  *
  * <p>Not thread-safe: one verify at a time per library.
  */
@@ -37,10 +38,19 @@ public final class VerifyService {
     public static final Selection ALL = new Selection(null, -1);
   }
 
-  /** What a verify run found: one record per archive, as the catalog now holds them. */
-  public record Result(Instant started, List<Catalog.VerificationRecord> archives, long bytes, double seconds) {
+  /**
+   * What a verify run found: one record per archive, as the catalog now holds them, and where
+   * their record went on tape ({@code records}).
+   */
+  public record Result(Instant started, List<Catalog.VerificationRecord> archives, long bytes, double seconds,
+      TapeRecords.Result records) {
     public Result {
       archives = List.copyOf(archives);
+    }
+
+    /** A result whose records were not put on tape. */
+    public Result(Instant started, List<Catalog.VerificationRecord> archives, long bytes, double seconds) {
+      this(started, archives, bytes, seconds, new TapeRecords.Result(List.of(), List.of()));
     }
 
     /** True when every archive passed (and there was at least one). */
@@ -63,6 +73,17 @@ public final class VerifyService {
    */
   public static Result verify(VirtualTapeLibrary library, Catalog catalog, Selection selection, BackupProgress progress,
       Consumer<Catalog.VerificationRecord> each) throws IOException {
+    return verify(library, catalog, selection, progress, each, n -> { });
+  }
+
+  /**
+   * {@link #verify(VirtualTapeLibrary, Catalog, Selection, BackupProgress, Consumer)}, then the
+   * run's record (and any earlier one not on tape yet) written on tape ({@link TapeRecords});
+   * {@code notes} hears where it went; why it could not go on tape is in the result's {@code
+   * records}, and does not fail the run.
+   */
+  public static Result verify(VirtualTapeLibrary library, Catalog catalog, Selection selection, BackupProgress progress,
+      Consumer<Catalog.VerificationRecord> each, Consumer<String> notes) throws IOException {
     long t0 = System.nanoTime();
     Instant started = Instant.ofEpochMilli(System.currentTimeMillis());
     List<Catalog.JobRecord> jobs = new ArrayList<>();
@@ -100,7 +121,8 @@ public final class VerifyService {
       out.add(r);
       each.accept(r);
     }
-    return new Result(started, out, done[0], (System.nanoTime() - t0) / 1e9);
+    double seconds = (System.nanoTime() - t0) / 1e9;
+    return new Result(started, out, done[0], seconds, TapeRecords.writePending(library, catalog, notes));
   }
 
   private static Catalog.VerificationRecord verifyOne(VirtualTapeLibrary library, Catalog catalog, Catalog.JobRecord job,

@@ -10,6 +10,8 @@
  * snapshot from its full and incremental archives ({@link dev.shade.offhost.backup.RestoreService})
  * into a {@link dev.shade.offhost.backup.RestoreSink} (a sparse file, or a writable NBD export),
  * and reads archives back to check every checksum ({@link dev.shade.offhost.backup.VerifyService}).
+ * The records of verifications and drills go on tape too ({@link dev.shade.offhost.backup.TapeRecords},
+ * {@link dev.shade.offhost.backup.VerifyRecordFile}, {@link dev.shade.offhost.backup.DrillRecordFile}).
  * A job whose process died is found and marked failed by
  * {@link dev.shade.offhost.backup.InterruptedJobs}, from the process each job records
  * ({@link dev.shade.offhost.backup.JobOwner}).

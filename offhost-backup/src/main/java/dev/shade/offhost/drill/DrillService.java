@@ -4,6 +4,7 @@ import dev.shade.offhost.backup.BackupException;
 import dev.shade.offhost.backup.BackupProgress;
 import dev.shade.offhost.backup.Catalog;
 import dev.shade.offhost.backup.RestoreService;
+import dev.shade.offhost.backup.TapeRecords;
 import dev.shade.offhost.tape.VirtualTapeLibrary;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -22,7 +23,8 @@ import java.util.function.Consumer;
  * The fire drill: restores the newest backed-up snapshot of a volume from tape to a scratch
  * image, attaches it to a loop device, checks its filesystem ({@code fsck -n}), mounts it, puts
  * back the writer metadata its archive holds, runs each database's own check, and records the
- * drill, every step with its result and time, in the catalog. The scratch copy is unmounted,
+ * drill, every step with its result and time, in the catalog and on tape ({@link
+ * dev.shade.offhost.backup.DrillRecordFile}). The scratch copy is unmounted,
  * detached and deleted afterwards, also when a step failed.
  *
  * <p>Needs root (loop devices, mount). Not thread-safe: one drill at a time per library.
@@ -71,13 +73,33 @@ public final class DrillService {
    */
   public static Catalog.DrillRecord run(VirtualTapeLibrary library, Catalog catalog, Request request,
       BackupProgress progress, Consumer<Catalog.DrillStep> steps) throws IOException {
+    return run(library, catalog, request, progress, steps, n -> { }).drill();
+  }
+
+  /**
+   * A drill and where its record went on tape.
+   *
+   * @param drill the drill as the catalog now holds it
+   * @param records the drill's record on tape (and any earlier record not on tape yet), or why it
+   *     could not go there
+   */
+  public record Outcome(Catalog.DrillRecord drill, TapeRecords.Result records) {}
+
+  /**
+   * {@link #run(VirtualTapeLibrary, Catalog, Request, BackupProgress, Consumer)}, then the drill's
+   * record written on tape ({@link TapeRecords}); {@code notes} hears where it went; why it could
+   * not go on tape is in the outcome's {@code records}, and does not change the drill's outcome.
+   */
+  public static Outcome run(VirtualTapeLibrary library, Catalog catalog, Request request, BackupProgress progress,
+      Consumer<Catalog.DrillStep> steps, Consumer<String> notes) throws IOException {
     Drill d = new Drill(library, catalog, request, progress, steps);
     d.run();
     Catalog.DrillRecord r = d.record();
     long id = catalog.addDrill(r);
-    return new Catalog.DrillRecord(id, r.volume(), r.volumeUuid(), r.snapshot(), r.snapshotId(), r.jobChain(),
-        r.started(), r.ended(), r.outcome(), r.failedStep(), r.error(), r.firstByteSeconds(), r.restoreSeconds(),
-        r.bytesRestored(), r.fsck(), r.databaseCheck(), r.steps());
+    Catalog.DrillRecord recorded = new Catalog.DrillRecord(id, r.volume(), r.volumeUuid(), r.snapshot(),
+        r.snapshotId(), r.jobChain(), r.started(), r.ended(), r.outcome(), r.failedStep(), r.error(),
+        r.firstByteSeconds(), r.restoreSeconds(), r.bytesRestored(), r.fsck(), r.databaseCheck(), r.steps());
+    return new Outcome(recorded, TapeRecords.writePending(library, catalog, notes));
   }
 
   /** The newest successful backup of the volume {@code volume} (name or uuid): the highest snapshot id. */

@@ -323,6 +323,52 @@ final class CatalogScenarios {
     }
   }
 
+  /**
+   * Verifications and drills as their records on tape give them back (schema step 6): each row
+   * keeps its id and every column through the tape file's JSON, the next new rows take the ids
+   * after them (PostgreSQL's identity moved past them), and only rows without a record on tape
+   * are pending.
+   */
+  static void recordedVerificationsAndDrills_keepTheirIds_andNewOnesFollow(CatalogLocation where) throws Exception {
+    Catalog.VerificationRecord v = new Catalog.VerificationRecord(7, Instant.parse("2026-12-01T10:00:00.123Z"), 3, 2,
+        "SHD001", 4, Instant.parse("2026-12-01T10:00:01.456Z"), Catalog.FAILED, 1048576, 1.333, "data/0000000000100000",
+        "cartridge SHD001, tape file 4: chunk data/0000000000100000 is damaged");
+    Catalog.DrillRecord d = new Catalog.DrillRecord(5, "db", null, null, -1, List.of(),
+        Instant.parse("2026-12-01T11:00:00.001Z"), Instant.parse("2026-12-01T11:00:00.010Z"), Catalog.FAILED, "find",
+        "find: no backup", -1, -1, 0, null, null, List.of(new Catalog.DrillStep("find", Catalog.FAILED, 0.000123,
+            "no backup"), new Catalog.DrillStep("restore", "skipped", 0, null)));
+    // through the tape file and back
+    java.io.ByteArrayOutputStream tape = new java.io.ByteArrayOutputStream();
+    new VerifyRecordFile(List.of(v), Instant.parse("2026-12-01T10:00:02Z")).write(tape, 10240);
+    Catalog.VerificationRecord readV = VerifyRecordFile.read(new java.io.ByteArrayInputStream(tape.toByteArray()))
+        .verifications().get(0);
+    tape.reset();
+    new DrillRecordFile(List.of(d), Instant.parse("2026-12-01T11:00:01Z")).write(tape, 10240);
+    Catalog.DrillRecord readD = DrillRecordFile.read(new java.io.ByteArrayInputStream(tape.toByteArray())).drills()
+        .get(0);
+    assertEquals(v, readV);
+    assertEquals(d, readD);
+    try (Catalog c = Catalog.open(where)) {
+      c.insertRecordedVerification(readV, new Catalog.RecordLocation("SHD001", 5));
+      c.insertRecordedDrill(readD, new Catalog.RecordLocation("SHD001", 6));
+      assertEquals(List.of(v), c.verifications());
+      assertEquals(List.of(d), c.drills(null));
+      assertEquals(java.util.Optional.of(new Catalog.RecordLocation("SHD001", 6)), c.drillRecordLocation(5));
+      assertEquals(List.of(), c.verificationsWithoutRecord());
+      long nextV = c.addVerification(v);
+      long nextD = c.addDrill(d);
+      assertEquals(8, nextV, "the next verification follows the rebuilt ones");
+      assertEquals(6, nextD, "the next drill follows the rebuilt ones");
+      assertEquals(List.of(nextV), c.verificationsWithoutRecord().stream().map(Catalog.VerificationRecord::id).toList());
+      assertEquals(List.of(nextD), c.drillsWithoutRecord().stream().map(Catalog.DrillRecord::id).toList());
+      c.setVerificationRecordLocation(List.of(nextV), new Catalog.RecordLocation("SHD002", 1));
+      c.setDrillRecordLocation(List.of(nextD), new Catalog.RecordLocation("SHD002", 2));
+      assertEquals(List.of(), c.verificationsWithoutRecord());
+      assertEquals(List.of(), c.drillsWithoutRecord());
+      assertEquals(java.util.Optional.of(new Catalog.RecordLocation("SHD002", 1)), c.verificationRecordLocation(8));
+    }
+  }
+
   private static long start(Catalog c, int n, JobOwner owner) throws IOException {
     return c.startJob(identity(n), "full", -1, -1, "pool", 65536, Instant.now(), owner);
   }

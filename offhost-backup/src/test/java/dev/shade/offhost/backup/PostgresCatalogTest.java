@@ -147,4 +147,9 @@ class PostgresCatalogTest {
   void interruptedJobs_onlyThisHostsAndLibrarysDeadOnes() throws Exception {
     CatalogScenarios.interruptedJobs_onlyThisHostsAndLibrarysDeadOnes(where);
   }
+
+  @Test
+  void recordedVerificationsAndDrills_keepTheirIds_andNewOnesFollow() throws Exception {
+    CatalogScenarios.recordedVerificationsAndDrills_keepTheirIds_andNewOnesFollow(where);
+  }
 }

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.shade.offhost.drill.DrillService;
 import dev.shade.offhost.tape.CartridgeInfo;
 import dev.shade.offhost.tape.LibraryConfig;
 import dev.shade.offhost.tape.TapeDrive;
@@ -149,8 +150,32 @@ class SpanningTest {
         assertEquals(3, cat.jobs().size());
         assertEquals(Catalog.FAILED, cat.jobs().get(1).outcome());
         assertTrue(cat.recordLocation(2).isPresent(), "the failed job's record is on tape");
+        // a verify of both archives, and two drills (of nothing, and of db, which fails without a filesystem
+        // or without root): their records go on tape, on the newest cartridge of the pool
+        VerifyService.Result v = VerifyService.verify(lib, cat, VerifyService.Selection.ALL, BackupProgress.NONE,
+            x -> { });
+        assertTrue(v.ok(), v::toString);
+        assertEquals(List.of(), v.records().notWritten());
+        assertEquals(1, v.records().written().size(), "one pool, one tape file");
+        Catalog.RecordLocation verifyAt = v.records().written().get(0);
+        assertEquals(inc.pieces().get(inc.pieces().size() - 1).cartridge(), verifyAt.cartridge());
+        assertEquals(Optional.of(verifyAt), cat.verificationRecordLocation(v.archives().get(1).id()));
+        Path scratch = Files.createDirectories(tmp.resolve("scratch"));
+        for (String volume : List.of("nosuchvolume", "db")) {
+          DrillService.Outcome d = DrillService.run(lib, cat, new DrillService.Request(volume, List.of(), List.of(),
+              scratch, false), BackupProgress.NONE, x -> { }, n -> { });
+          assertEquals(List.of(), d.records().notWritten(), volume);
+          Catalog.RecordLocation at = d.records().written().get(0);
+          assertEquals(Optional.of(at), cat.drillRecordLocation(d.drill().id()));
+          String kind = lib.find(at.cartridge()).orElseThrow().files().get(at.fileNumber()).kind();
+          assertEquals("drill", kind, "shade tape list shows the drill record's kind");
+        }
+        assertEquals(2, cat.drills(null).size());
+        assertEquals("restore", cat.drills("db").get(0).steps().get(1).name());
       }
       Map<String, List<String>> lost = dump(lib().resolve(Catalog.FILE));
+      assertEquals(2, lost.get("verifications").size());
+      assertEquals(2, lost.get("drills").size());
       assertEquals(3, lost.get("jobs").size());
       assertEquals(2, lost.get("archives").size());
       assertEquals(3, lost.get("pieces").size());
@@ -169,9 +194,12 @@ class SpanningTest {
       assertEquals(3, r.jobs());
       assertEquals(2, r.archives());
       assertEquals(3, r.pieces());
+      assertEquals(2, r.verifications());
+      assertEquals(2, r.drills());
       assertEquals(6, done[0], "progress counts every slot");
       assertTrue(notes.stream().anyMatch(n -> n.startsWith("scanning cartridge SHD002")), notes.toString());
-      assertEquals(lost, dump(lib().resolve(Catalog.FILE)), "every job, archive, piece and chunk row, times included");
+      assertEquals(lost, dump(lib().resolve(Catalog.FILE)),
+          "every job, archive, piece, chunk, verification and drill row, ids and times included");
 
       try (Catalog cat = Catalog.open(lib())) {
         RestoreService.restore(lib, cat, "db", "s1", tmp.resolve("s1.img"), false, BackupProgress.NONE);
@@ -182,9 +210,71 @@ class SpanningTest {
         host.put(2L, s2);
         assertEquals(4, BackupService.run(lib, cat, new FakeSource("s3", 3, s3, host), request("auto"),
             BackupProgress.NONE, n -> { }).jobId());
+        // and so do verifications and drills
+        assertEquals(3, VerifyService.verify(lib, cat, new VerifyService.Selection(null, 4), BackupProgress.NONE,
+            x -> { }).archives().get(0).id());
       }
       assertArrayEquals(s1, Files.readAllBytes(tmp.resolve("s1.img")));
       assertArrayEquals(s2, Files.readAllBytes(tmp.resolve("s2.img")));
+    }
+  }
+
+  @Test
+  void recordsOfVerifyAndDrill_inAFullLibrary_areSaidNotWritten_thenGoOnTapeOnceThereIsRoom() throws Exception {
+    byte[] s1 = image(4, 8);
+    Map<Long, byte[]> host = new HashMap<>();
+    try (VirtualTapeLibrary lib = VirtualTapeLibrary.create(lib(), new LibraryConfig(2, 1, 2L << 20, 512 * 1024,
+        BLOCK))) {
+      try (Catalog cat = Catalog.open(lib())) {
+        BackupService.run(lib, cat, new FakeSource("s1", 1, s1, host), request("full"), BackupProgress.NONE, n -> { });
+        // no room: the pool's one cartridge is past its early warning, the other cartridge is of another pool
+        lib.writeLabel(2, "OTH002", "other", false);
+        TapeDrive d = lib.load(0, 1);
+        d.seekEndOfData();
+        try {
+          while (true) {
+            d.write(ByteBuffer.allocate(BLOCK));
+          }
+        } catch (dev.shade.offhost.tape.EarlyWarningException e) {
+          d.writeFilemarks(1);
+        }
+        lib.unload(0);
+        VerifyService.Result v = VerifyService.verify(lib, cat, VerifyService.Selection.ALL, BackupProgress.NONE,
+            x -> { });
+        assertTrue(v.ok(), "the verify stands");
+        assertEquals(List.of(), v.records().written());
+        assertEquals(1, v.records().notWritten().size());
+        String why = v.records().notWritten().get(0);
+        assertTrue(why.contains("1 verification (pool nightly) could not go on tape") && why.contains("none is blank"),
+            why);
+        DrillService.Outcome drill = DrillService.run(lib, cat, new DrillService.Request("db", List.of(), List.of(),
+            Files.createDirectories(tmp.resolve("scratch")), false), BackupProgress.NONE, x -> { }, n -> { });
+        assertEquals(List.of(), drill.records().written());
+        assertTrue(drill.records().notWritten().get(0).contains("1 verification and 1 drill (pool nightly)"),
+            drill.records().toString());
+        assertEquals(1, cat.verificationsWithoutRecord().size());
+
+        // room again: the next verify writes its record and the one left behind, and the drill's
+        lib.writeLabel(2, "SHD002", "nightly", true);
+        List<String> notes = new ArrayList<>();
+        VerifyService.Result again = VerifyService.verify(lib, cat, VerifyService.Selection.ALL, BackupProgress.NONE,
+            x -> { }, notes::add);
+        assertEquals(List.of(new Catalog.RecordLocation("SHD002", 1), new Catalog.RecordLocation("SHD002", 2)),
+            again.records().written());
+        assertTrue(notes.contains("wrote the record of 2 verifications on cartridge SHD002, tape file 1"),
+            notes.toString());
+        assertEquals(List.of(), cat.verificationsWithoutRecord());
+        assertEquals(List.of(), cat.drillsWithoutRecord());
+      }
+      Map<String, List<String>> lost = dump(lib().resolve(Catalog.FILE));
+      deleteCatalog();
+      try (Catalog cat = Catalog.open(lib())) {
+        CatalogRebuild.Result r = CatalogRebuild.rebuild(lib, cat, BackupProgress.NONE, n -> { });
+        assertEquals(List.of(), r.problems());
+        assertEquals(2, r.verifications());
+        assertEquals(1, r.drills());
+      }
+      assertEquals(lost, dump(lib().resolve(Catalog.FILE)));
     }
   }
 
@@ -284,7 +374,7 @@ class SpanningTest {
   static Map<String, List<String>> dump(Path db) throws Exception {
     Map<String, List<String>> out = new HashMap<>();
     try (Connection c = DriverManager.getConnection("jdbc:sqlite:" + db); Statement s = c.createStatement()) {
-      for (String t : List.of("jobs", "archives", "pieces", "chunks", "schema_version")) {
+      for (String t : List.of("jobs", "archives", "pieces", "chunks", "verifications", "drills", "schema_version")) {
         List<String> rows = new ArrayList<>();
         // a schema step's "applied" is when this database got it, not something the tapes record
         String columns = t.equals("schema_version") ? "version" : "*";

@@ -124,4 +124,9 @@ class SqliteCatalogTest {
       assertNull(h.get(0)[1], "when version 1 was applied was not recorded then");
     }
   }
+
+  @Test
+  void recordedVerificationsAndDrills_keepTheirIds_andNewOnesFollow() throws Exception {
+    CatalogScenarios.recordedVerificationsAndDrills_keepTheirIds_andNewOnesFollow(where);
+  }
 }

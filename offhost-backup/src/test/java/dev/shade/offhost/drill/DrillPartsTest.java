@@ -152,6 +152,12 @@ class DrillPartsTest {
       try (var left = Files.list(scratch)) {
         assertEquals(0, left.count());
       }
+      // its record has nowhere to go: no backup gives it a pool, and the library has no labelled cartridge
+      DrillService.Outcome again = DrillService.run(lib, cat, new DrillService.Request("db", List.of(), List.of(),
+          scratch, false), BackupProgress.NONE, s -> { }, n -> { });
+      assertEquals(List.of(), again.records().written());
+      assertTrue(again.records().notWritten().get(0).contains("2 drills could not go on tape")
+          && again.records().notWritten().get(0).contains("no labelled cartridge"), again.records().toString());
     }
   }
 }
