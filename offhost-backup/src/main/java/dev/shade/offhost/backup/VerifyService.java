@@ -1,6 +1,6 @@
 package dev.shade.offhost.backup;
 
-import dev.shade.offhost.tape.VirtualTapeLibrary;
+import dev.shade.offhost.tape.TapeLibrary;
 import java.io.IOException;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -61,7 +61,7 @@ public final class VerifyService {
    * archive's record as soon as it is checked. Fails only when the selection holds no archive or
    * the catalog cannot be written; damaged archives are results, not exceptions.
    */
-  public static Result verify(VirtualTapeLibrary library, Catalog catalog, Selection selection, BackupProgress progress,
+  public static Result verify(TapeLibrary library, Catalog catalog, Selection selection, BackupProgress progress,
       Consumer<Catalog.VerificationRecord> each) throws IOException {
     long t0 = System.nanoTime();
     Instant started = Instant.ofEpochMilli(System.currentTimeMillis());
@@ -103,7 +103,7 @@ public final class VerifyService {
     return new Result(started, out, done[0], (System.nanoTime() - t0) / 1e9);
   }
 
-  private static Catalog.VerificationRecord verifyOne(VirtualTapeLibrary library, Catalog catalog, Catalog.JobRecord job,
+  private static Catalog.VerificationRecord verifyOne(TapeLibrary library, Catalog catalog, Catalog.JobRecord job,
       List<ChunkEntry> listed, Instant runStarted, long[] done, long total, BackupProgress progress) {
     long t0 = System.nanoTime();
     Catalog.ArchiveRecord a = job.archive();

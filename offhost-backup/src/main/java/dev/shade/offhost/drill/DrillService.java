@@ -4,7 +4,7 @@ import dev.shade.offhost.backup.BackupException;
 import dev.shade.offhost.backup.BackupProgress;
 import dev.shade.offhost.backup.Catalog;
 import dev.shade.offhost.backup.RestoreService;
-import dev.shade.offhost.tape.VirtualTapeLibrary;
+import dev.shade.offhost.tape.TapeLibrary;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -69,7 +69,7 @@ public final class DrillService {
    * each step as it ends. A failed drill is a result (its outcome {@link Catalog#FAILED}), not an
    * exception; this throws only when the drill cannot be recorded.
    */
-  public static Catalog.DrillRecord run(VirtualTapeLibrary library, Catalog catalog, Request request,
+  public static Catalog.DrillRecord run(TapeLibrary library, Catalog catalog, Request request,
       BackupProgress progress, Consumer<Catalog.DrillStep> steps) throws IOException {
     Drill d = new Drill(library, catalog, request, progress, steps);
     d.run();
@@ -92,7 +92,7 @@ public final class DrillService {
   /** One drill's state, step by step. */
   private static final class Drill {
     /** Where the archives are. */
-    private final VirtualTapeLibrary library;
+    private final TapeLibrary library;
     /** Where the backups are found and the drill is recorded. */
     private final Catalog catalog;
     /** What was asked. */
@@ -136,7 +136,7 @@ public final class DrillService {
     /** The writer metadata of the restored snapshot's archive. */
     private WriterFiles metadata = WriterFiles.of(null);
 
-    Drill(VirtualTapeLibrary library, Catalog catalog, Request request, BackupProgress progress,
+    Drill(TapeLibrary library, Catalog catalog, Request request, BackupProgress progress,
         Consumer<Catalog.DrillStep> listener) {
       this.library = library;
       this.catalog = catalog;
