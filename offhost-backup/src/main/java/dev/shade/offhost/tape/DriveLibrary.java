@@ -138,6 +138,12 @@ final class DriveLibrary implements TapeLibrary {
   private StTapeDrive raw;
   /** The cartridge in the drive: one of {@link #known}, a blank (label null), or null. */
   private Known current;
+  /**
+   * Set by unload: the cartridge is to come out, which happens when another one is asked for
+   * (so that unloading and loading the same cartridge moves nothing, and without an operator
+   * nothing is ejected), or at close.
+   */
+  private boolean ejectPending;
   /** The handle given out last, null when closed. */
   private Handle handle;
   /** Set by close. */
@@ -238,7 +244,7 @@ final class DriveLibrary implements TapeLibrary {
     requireOpen();
     Known k = known(slot);
     if (k == null) {
-      boolean blankIn = current != null && current.label == null;
+      boolean blankIn = current != null && current.label == null && !ejectPending;
       return new CartridgeInfo(slot, null, null, 0, blankIn ? 0 : -1, 0, 0, false, List.of());
     }
     if (k.files == null && k == current) {
@@ -253,7 +259,8 @@ final class DriveLibrary implements TapeLibrary {
       }
     }
     TapeLabel l = k.label;
-    return new CartridgeInfo(slot, l.label(), l.pool(), l.sequence(), k == current ? 0 : -1, 0, used, k.earlyWarning,
+    return new CartridgeInfo(slot, l.label(), l.pool(), l.sequence(), k == current && !ejectPending ? 0 : -1, 0, used,
+        k.earlyWarning,
         files);
   }
 
@@ -311,7 +318,7 @@ final class DriveLibrary implements TapeLibrary {
   @Override
   public OptionalInt loadedSlot(int drive) {
     checkDrive(drive);
-    if (current == null) {
+    if (current == null || ejectPending) {
       return OptionalInt.empty();
     }
     int i = known.indexOf(current);
@@ -339,7 +346,7 @@ final class DriveLibrary implements TapeLibrary {
   public TapeDrive drive(int drive) throws IOException {
     requireOpen();
     checkDrive(drive);
-    if (current == null) {
+    if (current == null || ejectPending) {
       throw new TapeException("no cartridge in tape drive " + device + "; load one first");
     }
     if (handle == null) {
@@ -353,10 +360,11 @@ final class DriveLibrary implements TapeLibrary {
   public void unload(int drive) throws IOException {
     requireOpen();
     checkDrive(drive);
-    if (current == null) {
+    if (current == null || ejectPending) {
       throw new TapeException("tape drive " + device + " is empty; there is nothing to unload");
     }
-    eject();
+    closeHandle();
+    ejectPending = true;
   }
 
   @Override
@@ -401,6 +409,9 @@ final class DriveLibrary implements TapeLibrary {
     IOException failure = null;
     try {
       closeHandle();
+      if (ejectPending && operator.present()) {
+        eject();
+      }
       saveState();
     } catch (IOException e) {
       failure = e;
@@ -466,6 +477,7 @@ final class DriveLibrary implements TapeLibrary {
   private void bring(int slot, String pool) throws IOException {
     Known wanted = known(slot);
     if (current != null && (wanted == null ? current.label == null : current == wanted)) {
+      ejectPending = false;
       return;
     }
     CartridgeOperator.ChangeRequest request = new CartridgeOperator.ChangeRequest(device.toString(),
@@ -563,6 +575,7 @@ final class DriveLibrary implements TapeLibrary {
   /** Ends the handle, ejects the cartridge and closes the device. */
   private void eject() throws IOException {
     closeHandle();
+    ejectPending = false;
     if (tape != null) {
       try {
         tape.operation(MtIo.MTOFFL, 1);
@@ -576,6 +589,7 @@ final class DriveLibrary implements TapeLibrary {
 
   private void closeDevice() throws IOException {
     current = null;
+    ejectPending = false;
     file = -1;
     if (tape != null) {
       MagneticTape t = tape;
