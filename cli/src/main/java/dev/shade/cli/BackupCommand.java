@@ -15,7 +15,7 @@ import dev.shade.offhost.backup.VerifyService;
 import dev.shade.offhost.backup.NbdSnapshotSource;
 import dev.shade.offhost.backup.SnapshotIdentity;
 import dev.shade.offhost.files.FilesManifest;
-import dev.shade.offhost.tape.VirtualTapeLibrary;
+import dev.shade.offhost.tape.TapeLibrary;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -79,8 +79,10 @@ final class BackupCommand extends CommandGroup {
     @Option(names = "--source", paramLabel = "URI", required = true, description = "The snapshot's NBD export.")
     String source;
 
-    @Option(names = "--library", paramLabel = "LIB", required = true, description = "The virtual tape library's directory.")
+    @Option(names = "--library", paramLabel = "LIB", description = "The virtual tape library's directory (or --device).")
     Path library;
+
+    @Mixin DeviceOption deviceOption;
 
     @Mixin CatalogOption catalogOption;
 
@@ -135,6 +137,7 @@ final class BackupCommand extends CommandGroup {
 
     @Override
     public Integer call() throws Exception {
+      deviceOption.requireOne(library, "--library", this);
       if (format.equals(Catalog.FORMAT_FILES)) {
         return files();
       }
@@ -168,8 +171,8 @@ final class BackupCommand extends CommandGroup {
       VerifyService.Result verified = null;
       BackupCompleteOutcome complete = null;
       String metadataSource = fileMetadata != null ? "file" : null;
-      try (VirtualTapeLibrary lib = TapeCommand.open(library);
-          Catalog catalog = Catalog.open(catalogOption.location(library));
+      try (TapeLibrary lib = deviceOption.open(library, this);
+          Catalog catalog = Catalog.open(deviceOption.catalog(library, catalogOption));
           NbdSnapshotSource src = NbdSnapshotSource.open(config)) {
         if (endpoint != null) {
           // a connection of its own for each step: the backup may outlast the agent's idle limit
@@ -297,8 +300,8 @@ final class BackupCommand extends CommandGroup {
       }
       List<String> notes = new ArrayList<>();
       FilesBackupService.Result r;
-      try (VirtualTapeLibrary lib = TapeCommand.open(library);
-          Catalog catalog = Catalog.open(catalogOption.location(library));
+      try (TapeLibrary lib = deviceOption.open(library, this);
+          Catalog catalog = Catalog.open(deviceOption.catalog(library, catalogOption));
           ProgressLine progress = progress("backup")) {
         r = FilesBackupService.run(lib, catalog, id, fuseUri, request, progress::update, n -> {
           notes.add(n);

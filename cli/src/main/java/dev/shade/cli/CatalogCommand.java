@@ -7,7 +7,7 @@ import dev.shade.offhost.backup.CatalogLocation;
 import dev.shade.offhost.backup.CatalogRebuild;
 import dev.shade.offhost.backup.ChunkEntry;
 import dev.shade.offhost.backup.PieceEntry;
-import dev.shade.offhost.tape.VirtualTapeLibrary;
+import dev.shade.offhost.tape.TapeLibrary;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -451,8 +451,15 @@ final class CatalogCommand extends CommandGroup {
           + "failed%n  2  usage%n%nExamples:%n",
       footer = {"  shade catalog rebuild --library /srv/vtl", "  shade catalog rebuild --library /srv/vtl --json"})
   static final class Rebuild extends ShadeCommand {
-    @Option(names = "--library", paramLabel = "LIB", required = true, description = "The virtual tape library's directory.")
+    @Option(names = "--library", paramLabel = "LIB", description = "The virtual tape library's directory (or --device).")
     Path library;
+
+    @Mixin DeviceOption deviceOption;
+
+    @Option(names = "--catalog", paramLabel = "URL", converter = CatalogOption.Url.class,
+        description = "With --device: the catalog to rebuild (default: /var/lib/shade/catalog.db); it must have no "
+            + "jobs.")
+    CatalogLocation catalogUrl;
 
     @Option(names = "--force", description = "Move an existing catalog.db (with jobs) to catalog.db.old first.")
     boolean force;
@@ -463,22 +470,27 @@ final class CatalogCommand extends CommandGroup {
 
     @Override
     public Integer call() throws Exception {
+      deviceOption.requireOne(library, "--library", this);
+      if (catalogUrl != null && library != null) {
+        throw usage("--catalog goes with --device: a virtual library's catalog is rebuilt in LIB/" + Catalog.FILE);
+      }
+      Path home = library != null ? library : DeviceOption.stateDir(); // where the default catalog.db is
       CatalogRebuild.Result r;
-      try (VirtualTapeLibrary lib = TapeCommand.open(library)) {
-        if (Files.isRegularFile(library.resolve(Catalog.FILE))) {
+      try (TapeLibrary lib = deviceOption.open(library, this)) {
+        if (catalogUrl == null && Files.isRegularFile(home.resolve(Catalog.FILE))) {
           int jobs;
-          try (Catalog c = Catalog.open(library)) {
+          try (Catalog c = Catalog.open(home)) {
             jobs = c.jobs().size();
           }
           if (jobs > 0) {
             if (!force) {
               throw new CommandException("the library already has a catalog with " + jobs + " job"
-                  + (jobs == 1 ? "" : "s") + " (" + library.resolve(Catalog.FILE) + "); --force moves it to "
+                  + (jobs == 1 ? "" : "s") + " (" + home.resolve(Catalog.FILE) + "); --force moves it to "
                   + Catalog.FILE + ".old and rebuilds");
             }
             for (String suffix : List.of("", "-wal", "-shm")) {
-              Path f = library.resolve(Catalog.FILE + suffix);
-              Path old = library.resolve(Catalog.FILE + ".old" + suffix);
+              Path f = home.resolve(Catalog.FILE + suffix);
+              Path old = home.resolve(Catalog.FILE + ".old" + suffix);
               if (Files.exists(f)) {
                 Files.move(f, old, StandardCopyOption.REPLACE_EXISTING);
               } else {
@@ -486,13 +498,16 @@ final class CatalogCommand extends CommandGroup {
               }
             }
             if (!json) {
-              err().println("shade catalog rebuild: moved the catalog to " + library.resolve(Catalog.FILE + ".old"));
+              err().println("shade catalog rebuild: moved the catalog to " + home.resolve(Catalog.FILE + ".old"));
             }
           }
         }
-        int slots = lib.config().slots();
+        int slots = lib.slots();
         int[] slot = {0};
-        try (Catalog c = Catalog.open(library)) {
+        if (catalogUrl == null) {
+          Files.createDirectories(home);
+        }
+        try (Catalog c = Catalog.open(catalogUrl != null ? catalogUrl : CatalogLocation.inLibrary(home))) {
           r = CatalogRebuild.rebuild(lib, c, (done, total) -> slot[0] = (int) done, n -> {
             if (!json) {
               err().println("shade catalog rebuild: [" + Math.min(slots, slot[0] + 1) + "/" + slots + "] " + n);
@@ -502,7 +517,7 @@ final class CatalogCommand extends CommandGroup {
         }
       }
       if (json) {
-        ObjectNode o = JSON.createObjectNode().put("library", library.toAbsolutePath().toString())
+        ObjectNode o = JSON.createObjectNode().put("library", deviceOption.where(library).toAbsolutePath().toString())
             .put("cartridges", r.cartridges()).put("blank", r.blank()).put("jobs", r.jobs())
             .put("archives", r.archives()).put("pieces", r.pieces()).put("chunks", r.chunks());
         ArrayNode p = o.putArray("problems");
@@ -511,7 +526,7 @@ final class CatalogCommand extends CommandGroup {
         printJson(o);
       } else {
         out().printf("Rebuilt the catalog of %s from %d cartridge%s (%d blank): %d job%s, %d archive%s in %d piece%s, "
-                + "%d chunks, in %s%s%n", library, r.cartridges(), r.cartridges() == 1 ? "" : "s", r.blank(), r.jobs(),
+                + "%d chunks, in %s%s%n", deviceOption.where(library), r.cartridges(), r.cartridges() == 1 ? "" : "s", r.blank(), r.jobs(),
             r.jobs() == 1 ? "" : "s", r.archives(), r.archives() == 1 ? "" : "s", r.pieces(),
             r.pieces() == 1 ? "" : "s", r.chunks(), ProgressLine.duration(r.seconds()),
             r.problems().isEmpty() ? "." : "; " + r.problems().size() + " problem" + (r.problems().size() == 1 ? "" : "s")

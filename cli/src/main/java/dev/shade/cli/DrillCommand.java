@@ -2,7 +2,7 @@ package dev.shade.cli;
 
 import dev.shade.offhost.backup.Catalog;
 import dev.shade.offhost.drill.DrillService;
-import dev.shade.offhost.tape.VirtualTapeLibrary;
+import dev.shade.offhost.tape.TapeLibrary;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Locale;
@@ -42,8 +42,10 @@ final class DrillCommand extends ShadeCommand {
   @Parameters(index = "0", paramLabel = "VOLUME", description = "The volume: its name or uuid.")
   String volume;
 
-  @Option(names = "--library", paramLabel = "LIB", required = true, description = "The virtual tape library's directory.")
+  @Option(names = "--library", paramLabel = "LIB", description = "The virtual tape library's directory (or --device).")
   Path library;
+
+  @Mixin DeviceOption deviceOption;
 
   @Mixin CatalogOption catalogOption;
 
@@ -71,6 +73,7 @@ final class DrillCommand extends ShadeCommand {
 
   @Override
   public Integer call() throws Exception {
+    deviceOption.requireOne(library, "--library", this);
     DrillService.Request request;
     try {
       request = new DrillService.Request(volume, writers == null ? List.of() : writers,
@@ -80,8 +83,8 @@ final class DrillCommand extends ShadeCommand {
       throw usage(e.getMessage());
     }
     Catalog.DrillRecord d;
-    try (VirtualTapeLibrary lib = TapeCommand.open(library);
-        Catalog catalog = Catalog.open(catalogOption.location(library));
+    try (TapeLibrary lib = deviceOption.open(library, this);
+        Catalog catalog = Catalog.open(deviceOption.catalog(library, catalogOption));
         ProgressLine progress = progress("restore")) {
       d = DrillService.run(lib, catalog, request, progress::update, s -> {
         if (!json) {

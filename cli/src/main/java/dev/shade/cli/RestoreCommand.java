@@ -5,7 +5,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.shade.offhost.backup.Catalog;
 import dev.shade.offhost.backup.FilesRestoreService;
 import dev.shade.offhost.backup.RestoreService;
-import dev.shade.offhost.tape.VirtualTapeLibrary;
+import dev.shade.offhost.tape.TapeLibrary;
 import java.nio.file.Path;
 import java.util.List;
 import picocli.CommandLine.Command;
@@ -51,8 +51,10 @@ final class RestoreCommand extends ShadeCommand {
       description = "The snapshot: its name, its id, or id=ID.")
   String snapshot;
 
-  @Option(names = "--library", paramLabel = "LIB", required = true, description = "The virtual tape library's directory.")
+  @Option(names = "--library", paramLabel = "LIB", description = "The virtual tape library's directory (or --device).")
   Path library;
+
+  @Mixin DeviceOption deviceOption;
 
   @Mixin CatalogOption catalogOption;
 
@@ -73,14 +75,15 @@ final class RestoreCommand extends ShadeCommand {
 
   @Override
   public Integer call() throws Exception {
+    deviceOption.requireOne(library, "--library", this);
     if (files != null && !files.isEmpty()) {
       return restoreFiles();
     }
     RestoreService.Result r;
-    try (VirtualTapeLibrary lib = TapeCommand.open(library);
-        Catalog catalog = Catalog.open(catalogOption.location(library));
+    try (TapeLibrary lib = deviceOption.open(library, this);
+        Catalog catalog = Catalog.open(deviceOption.catalog(library, catalogOption));
         ProgressLine progress = progress("restore")) {
-      CatalogCommand.markInterrupted(catalog, library, this);
+      CatalogCommand.markInterrupted(catalog, deviceOption.where(library), this);
       r = RestoreService.restore(lib, catalog, volume, snapshot, to, force, progress::update, n -> {
         if (!json) {
           err().println("shade restore: " + n);
@@ -121,8 +124,8 @@ final class RestoreCommand extends ShadeCommand {
       throw usage("--force is for image restores; a files restore replaces files under DIR anyway");
     }
     FilesRestoreService.Result r;
-    try (VirtualTapeLibrary lib = TapeCommand.open(library);
-        Catalog catalog = Catalog.open(catalogOption.location(library))) {
+    try (TapeLibrary lib = deviceOption.open(library, this);
+        Catalog catalog = Catalog.open(deviceOption.catalog(library, catalogOption))) {
       r = FilesRestoreService.restore(lib, catalog, volume, snapshot, files, to, p -> {});
     }
     var x = r.extracted();

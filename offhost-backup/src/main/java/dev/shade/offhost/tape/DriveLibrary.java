@@ -83,7 +83,7 @@ final class DriveLibrary implements TapeLibrary {
 
   /** Opens the device (MagneticTape.open in production, a fake in tests). */
   interface Opener {
-    MagneticTape open() throws IOException;
+    MagneticTape open(boolean readOnly) throws IOException;
   }
 
   /** A tape file as remembered. */
@@ -172,7 +172,7 @@ final class DriveLibrary implements TapeLibrary {
 
   /** Opens {@code device} in variable block mode with the default block size and trailer. */
   static DriveLibrary open(Path device, Path stateFile, CartridgeOperator operator) throws IOException {
-    return open(device, () -> MagneticTape.open(device, false), stateFile, operator, TapeDrive.DEFAULT_BLOCK_SIZE,
+    return open(device, readOnly -> MagneticTape.open(device, readOnly), stateFile, operator, TapeDrive.DEFAULT_BLOCK_SIZE,
         StTapeDrive.DEFAULT_TRAILER_BYTES);
   }
 
@@ -522,8 +522,17 @@ final class DriveLibrary implements TapeLibrary {
     openEnd = false;
     lastWrite = false;
     MagneticTape t;
+    boolean readOnly = false;
     try {
-      t = opener.open();
+      try {
+        t = opener.open(false);
+      } catch (ErrnoException e) {
+        if (e.errno() != Errno.EROFS && e.errno() != Errno.EACCES) {
+          throw e;
+        }
+        t = opener.open(true); // a write-protected cartridge: st opens it for reading only
+        readOnly = true;
+      }
     } catch (ErrnoException e) {
       if (e.errno() == ENOMEDIUM || e.errno() == Errno.EIO) {
         return; // no cartridge, or not ready: an empty drive
@@ -535,7 +544,7 @@ final class DriveLibrary implements TapeLibrary {
       throw new TapeException("cannot open tape drive " + device + ": " + e.getMessage(), e);
     }
     try {
-      raw = new StTapeDrive(t, false, blockSize, trailerBytes);
+      raw = new StTapeDrive(t, readOnly, blockSize, trailerBytes);
       tape = t;
     } catch (IOException | RuntimeException e) {
       t.close();

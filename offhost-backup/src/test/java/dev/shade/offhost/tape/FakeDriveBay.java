@@ -92,7 +92,7 @@ public final class FakeDriveBay {
   /** Opens the one-drive library over this drive, with its state in {@code stateFile}. */
   public TapeLibrary open(Path stateFile, CartridgeOperator operator, int blockSize, long trailerBytes)
       throws IOException {
-    return DriveLibrary.open(Path.of("/dev/fake-nst0"), () -> {
+    return DriveLibrary.open(Path.of("/dev/fake-nst0"), readOnly -> {
       settle();
       if (device != null && !device.closed) {
         throw ErrnoException.of("open", "/dev/fake-nst0", Errno.EBUSY, null);
