@@ -88,6 +88,9 @@ final class TapeCommand extends CommandGroup {
   }
 
   static String describe(CartridgeInfo c) {
+    if (c.blank() && !c.files().isEmpty()) {
+      return "cartridge without a shade label, holding data";
+    }
     return c.blank() ? "blank cartridge" : "cartridge " + c.label() + " (pool " + c.pool() + ")";
   }
 

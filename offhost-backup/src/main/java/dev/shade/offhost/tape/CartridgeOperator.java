@@ -22,8 +22,10 @@ public interface CartridgeOperator {
   record ChangeRequest(String device, String label, String pool, String refused) {
     /** What is wanted in words: {@code cartridge SHD002 (pool nightly)} or {@code a blank cartridge}. */
     public String wanted() {
-      return label == null ? "a blank cartridge (to be labelled into pool " + pool + ")"
-          : "cartridge " + label + " (pool " + pool + ")";
+      if (label == null) {
+        return pool == null ? "a blank cartridge" : "a blank cartridge (to be labelled into pool " + pool + ")";
+      }
+      return "cartridge " + label + " (pool " + pool + ")";
     }
 
     /** The request as one line: {@code load cartridge SHD002 (pool nightly) into /dev/nst0}. */

@@ -109,6 +109,12 @@ final class DriveLibrary implements TapeLibrary {
   private static final class Known {
     /** Its label, null for the blank in the drive. */
     TapeLabel label;
+    /**
+     * Not a cartridge of this library, and not blank: data of another program without a label, or
+     * another cartridge with the label of one this library knows. Nothing is written to it unless
+     * it is labelled by force.
+     */
+    boolean foreign;
     /** Its data reached the early warning. */
     boolean earlyWarning;
     /** Its tape files, null when not known (read from the tape when next in the drive). */
@@ -217,7 +223,7 @@ final class DriveLibrary implements TapeLibrary {
 
   @Override
   public int slots() {
-    return known.size() + (current != null && current.label == null ? 1 : 0);
+    return known.size() + (current != null && current.label == null && !current.foreign ? 1 : 0);
   }
 
   @Override
@@ -245,7 +251,10 @@ final class DriveLibrary implements TapeLibrary {
     Known k = known(slot);
     if (k == null) {
       boolean blankIn = current != null && current.label == null && !ejectPending;
-      return new CartridgeInfo(slot, null, null, 0, blankIn ? 0 : -1, 0, 0, false, List.of());
+      // a tape of another program shows as one unlabelled file of data of unknown size
+      List<TapeFileInfo> data = blankIn && current.foreign ? List.of(new TapeFileInfo(0, 0, -1, -1, "data", false))
+          : List.of();
+      return new CartridgeInfo(slot, null, null, 0, blankIn ? 0 : -1, 0, 0, false, data);
     }
     if (k.files == null && k == current) {
       scan();
@@ -281,6 +290,12 @@ final class DriveLibrary implements TapeLibrary {
       throw new TapeException("cartridge " + k.label.label() + " (pool " + k.label.pool() + ") is already labelled;"
           + " relabelling erases it: " + this);
     }
+    boolean foreignIn = k == null && current != null && current.foreign && !ejectPending;
+    if (foreignIn && !force) {
+      throw new TapeException("the drive " + device + " holds " + holding() + (current.label == null
+          ? " (another program's tape?)" : ", not the one this library knows by that label") + "; labelling it"
+          + " erases it, so it is labelled only when forced");
+    }
     int sequence = 1;
     for (Known other : known) {
       if (other == k) {
@@ -294,7 +309,9 @@ final class DriveLibrary implements TapeLibrary {
         sequence = Math.max(sequence, other.label.sequence() + 1);
       }
     }
-    bring(slot, pool);
+    if (!foreignIn) {
+      bring(slot, pool);
+    }
     TapeLabel l = TapeLabel.of(label, pool, sequence);
     closeHandle();
     current.files = new ArrayList<>(); // writing the label erases the tape
@@ -307,6 +324,7 @@ final class DriveLibrary implements TapeLibrary {
     }
     Known c = current;
     c.label = l;
+    c.foreign = false;
     c.earlyWarning = false;
     if (!known.contains(c)) {
       known.add(c);
@@ -382,11 +400,11 @@ final class DriveLibrary implements TapeLibrary {
   @Override
   public OptionalInt choose(String pool) throws IOException {
     requireOpen();
-    if (current != null) {
-      if (current.label == null) {
+    if (current != null && !ejectPending) {
+      if (current.label == null && !current.foreign) {
         return loadedSlot(0);
       }
-      if (current.label.pool().equals(pool) && !current.earlyWarning) {
+      if (current.label != null && current.label.pool().equals(pool) && !current.earlyWarning) {
         return loadedSlot(0);
       }
     }
@@ -466,6 +484,11 @@ final class DriveLibrary implements TapeLibrary {
     if (current == null) {
       return "no cartridge";
     }
+    if (current.foreign) {
+      return current.label == null ? "a cartridge with data but no shade label"
+          : "another cartridge labelled " + current.label.label() + " (labelled " + current.label.created()
+              + " in pool " + current.label.pool() + ")";
+    }
     return current.label == null ? "a blank cartridge" : "cartridge " + current.label.label() + " (pool "
         + current.label.pool() + ")";
   }
@@ -476,7 +499,7 @@ final class DriveLibrary implements TapeLibrary {
    */
   private void bring(int slot, String pool) throws IOException {
     Known wanted = known(slot);
-    if (current != null && (wanted == null ? current.label == null : current == wanted)) {
+    if (current != null && (wanted == null ? current.label == null && !current.foreign : current == wanted)) {
       ejectPending = false;
       return;
     }
@@ -497,16 +520,14 @@ final class DriveLibrary implements TapeLibrary {
       if (current == null) {
         refused = "the drive is still empty";
       } else if (wanted == null) {
-        if (current.label == null) {
+        if (current.label == null && !current.foreign) {
           return;
         }
         refused = "the drive holds " + holding() + ", not a blank one; labelling it would erase it";
       } else if (current == wanted) {
         return;
       } else if (current.label != null && current.label.label().equals(wanted.label.label())) {
-        refused = "the drive holds another cartridge labelled " + wanted.label.label() + " (labelled "
-            + current.label.created() + " in pool " + current.label.pool() + "; the one wanted was labelled "
-            + wanted.label.created() + ")";
+        refused = "the drive holds " + holding() + "; the one wanted was labelled " + wanted.label.created();
       } else {
         refused = "the drive holds " + holding();
       }
@@ -556,6 +577,14 @@ final class DriveLibrary implements TapeLibrary {
     if (l.isEmpty()) {
       Known blank = new Known();
       blank.files = new ArrayList<>();
+      ByteBuffer first = ByteBuffer.allocate(blockSize);
+      try {
+        blank.foreign = raw.read(first) >= 0; // a record or a filemark: not blank
+      } catch (TapeException e) {
+        blank.foreign = true; // a record larger than the block size: certainly not blank
+      }
+      raw.rewind();
+      file = 0;
       current = blank;
       return;
     }
@@ -564,10 +593,12 @@ final class DriveLibrary implements TapeLibrary {
       Known k = known.get(i);
       if (k.label.label().equals(label.label())) {
         if (!k.label.created().equals(label.created())) {
-          // another cartridge with this label: taken as new, its files read from the tape
-          k.label = label;
-          k.files = null;
-          k.earlyWarning = false;
+          // another cartridge with this label: not the one remembered, and not used until relabelled
+          Known other = new Known();
+          other.label = label;
+          other.foreign = true;
+          current = other;
+          return;
         }
         current = k;
         saveState();

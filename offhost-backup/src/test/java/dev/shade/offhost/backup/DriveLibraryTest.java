@@ -235,7 +235,14 @@ class DriveLibraryTest {
 
   @Test
   void wrongCartridgeLoaded_isRefusedByItsLabel_andTheOperatorIsAskedAgain() throws Exception {
-    FakeDriveBay bay = new FakeDriveBay(EARLY_WARNING, END).blank("A").blank("B").blank("X");
+    FakeDriveBay bay = new FakeDriveBay(EARLY_WARNING, END).blank("A").blank("B").blank("X").blank("Y");
+    // Y gets the label SHD001 elsewhere (another library's state): the same label as A's, another cartridge
+    bay.insert("Y");
+    try (TapeLibrary other = bay.open(tmp.resolve("other.json"), CartridgeOperator.none(), BLOCK, TRAILER)) {
+      other.writeLabel(1, "SHD001", "nightly", false);
+    }
+    Thread.sleep(5); // a later creation time for A's label
+    bay.takeOut();
     bay.insert("A");
     byte[] s1 = image(5, 30);
     Files.createDirectories(catalogDir());
@@ -243,16 +250,22 @@ class DriveLibraryTest {
       BackupService.run(lib, cat, new FakeSource("s1", 1, s1, Map.of()), request("full"), BackupProgress.NONE,
           n -> { });
     }
-    // the operator first loads the blank X, then B again, then at last A
-    Operator clumsy = new Operator(bay, "X", "B", "A", "B");
+    // the operator first loads the blank X, then B again, then Y (labelled SHD001 too), then at last A
+    Operator clumsy = new Operator(bay, "X", "B", "Y", "A", "B");
     try (TapeLibrary lib = open(bay, clumsy); Catalog cat = Catalog.open(catalogDir())) {
       Path to = tmp.resolve("s1.img");
       RestoreService.restore(lib, cat, "db", "s1", to, false, BackupProgress.NONE);
       assertArrayEquals(s1, Files.readAllBytes(to));
       List<String> refused = clumsy.asked.stream().map(q -> String.valueOf(q.refused())).toList();
+      assertEquals(5, refused.size(), refused.toString());
       assertEquals(List.of("null", "the drive holds a blank cartridge",
-          "the drive holds cartridge SHD002 (pool nightly)", "null"), refused);
-      assertEquals(List.of("SHD001", "SHD001", "SHD001", "SHD002"), clumsy.asked.stream().map(q -> q.label()).toList());
+          "the drive holds cartridge SHD002 (pool nightly)"), refused.subList(0, 3));
+      assertTrue(refused.get(3).startsWith("the drive holds another cartridge labelled SHD001 (labelled "),
+          refused.get(3));
+      assertTrue(refused.get(3).contains("; the one wanted was labelled "), refused.get(3));
+      assertEquals("null", refused.get(4));
+      assertEquals(List.of("SHD001", "SHD001", "SHD001", "SHD001", "SHD002"),
+          clumsy.asked.stream().map(q -> q.label()).toList());
       assertEquals(List.of(), cat.jobs().stream().filter(j -> !j.outcome().equals(Catalog.OK)).toList());
     }
     // an operator who declines: the load fails, and the cartridge that was in the drive is out
@@ -262,6 +275,29 @@ class DriveLibraryTest {
       assertThrows(TapeException.class, () -> lib.load(0, lib.find("SHD001").orElseThrow().slot()));
       assertEquals(1, gaveUp.asked.size());
       assertFalse(lib.loadedSlot(0).isPresent(), "the cartridge in the drive was ejected for the change");
+    }
+  }
+
+  @Test
+  void tapeOfAnotherProgram_isNeverLabelledOverByABackup_onlyWhenForced() throws Exception {
+    FakeDriveBay bay = new FakeDriveBay(EARLY_WARNING, END).blank("T");
+    byte[] data = "not a shade tape".getBytes(StandardCharsets.UTF_8);
+    bay.frames("T").add(data);
+    bay.frames("T").add(null);
+    bay.insert("T");
+    Files.createDirectories(catalogDir());
+    try (TapeLibrary lib = open(bay, CartridgeOperator.none()); Catalog cat = Catalog.open(catalogDir())) {
+      assertEquals(0, lib.slots(), "neither a shade cartridge nor a blank one");
+      IOException e = assertThrows(IOException.class, () -> BackupService.run(lib, cat,
+          new FakeSource("s1", 1, image(6, 12), Map.of()), request("full"), BackupProgress.NONE, n -> { }));
+      assertTrue(e.getMessage().contains("a blank cartridge (to be labelled into pool nightly) is needed in"
+          + " /dev/fake-nst0, which holds a cartridge with data but no shade label"), e.getMessage());
+      assertArrayEquals(data, bay.frames("T").get(0), "the tape is untouched");
+      int slot = lib.loadedSlot(0).orElseThrow();
+      TapeException refused = assertThrows(TapeException.class, () -> lib.writeLabel(slot, "SHD001", "p", false));
+      assertTrue(refused.getMessage().contains("holds a cartridge with data but no shade label"), refused.getMessage());
+      assertEquals("SHD001", lib.writeLabel(slot, "SHD001", "p", true).label());
+      assertEquals(List.of("label"), lib.find("SHD001").orElseThrow().files().stream().map(f -> f.kind()).toList());
     }
   }
 
