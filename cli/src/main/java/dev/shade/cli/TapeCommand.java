@@ -573,6 +573,11 @@ final class TapeCommand extends CommandGroup {
         if (in.isEmpty()) {
           throw new CommandException("no cartridge in tape drive " + device + ": load one first");
         }
+        CartridgeInfo c = lib.cartridgeInfo(in.getAsInt());
+        if (!force && c.blank() && !c.files().isEmpty()) {
+          throw new CommandException("the cartridge in " + device + " holds data but no shade label (another "
+              + "program's tape, or a cartridge labelled elsewhere); --force labels it, erasing that data");
+        }
         l = lib.writeLabel(in.getAsInt(), label, pool, force);
       }
       if (json) {

@@ -290,12 +290,8 @@ final class DriveLibrary implements TapeLibrary {
       throw new TapeException("cartridge " + k.label.label() + " (pool " + k.label.pool() + ") is already labelled;"
           + " relabelling erases it: " + this);
     }
-    boolean foreignIn = k == null && current != null && current.foreign && !ejectPending;
-    if (foreignIn && !force) {
-      throw new TapeException("the drive " + device + " holds " + holding() + (current.label == null
-          ? " (another program's tape?)" : ", not the one this library knows by that label") + "; labelling it"
-          + " erases it, so it is labelled only when forced");
-    }
+    // a tape that is neither blank nor this library's is labelled over only when forced; else a blank one is asked for
+    boolean foreignIn = force && k == null && current != null && current.foreign && !ejectPending;
     int sequence = 1;
     for (Known other : known) {
       if (other == k) {

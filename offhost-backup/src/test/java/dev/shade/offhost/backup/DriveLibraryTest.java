@@ -295,7 +295,8 @@ class DriveLibraryTest {
       assertArrayEquals(data, bay.frames("T").get(0), "the tape is untouched");
       int slot = lib.loadedSlot(0).orElseThrow();
       TapeException refused = assertThrows(TapeException.class, () -> lib.writeLabel(slot, "SHD001", "p", false));
-      assertTrue(refused.getMessage().contains("holds a cartridge with data but no shade label"), refused.getMessage());
+      assertTrue(refused.getMessage().contains("a blank cartridge (to be labelled into pool p) is needed"),
+          refused.getMessage());
       assertEquals("SHD001", lib.writeLabel(slot, "SHD001", "p", true).label());
       assertEquals(List.of("label"), lib.find("SHD001").orElseThrow().files().stream().map(f -> f.kind()).toList());
     }
