@@ -444,12 +444,17 @@ final class CatalogCommand extends CommandGroup {
             + "cartridge and tape file, and makes the exit code 1.",
         "",
         "The library must have no catalog (catalog.db), or one without jobs; --force moves an existing one to "
-            + "catalog.db.old first."
+            + "catalog.db.old first.",
+        "",
+        "With --device DEV (a real tape drive), every cartridge the drive has seen (remembered in "
+            + "/var/lib/shade/drives/DEVNAME.json) is scanned, the operator being asked to load each in turn; the "
+            + "catalog is --catalog, or /var/lib/shade/catalog.db."
       },
       mixinStandardHelpOptions = true,
       footerHeading = "%nExit codes:%n  0  rebuilt, nothing to report%n  1  rebuilt with problems (listed), or "
           + "failed%n  2  usage%n%nExamples:%n",
-      footer = {"  shade catalog rebuild --library /srv/vtl", "  shade catalog rebuild --library /srv/vtl --json"})
+      footer = {"  shade catalog rebuild --library /srv/vtl", "  shade catalog rebuild --library /srv/vtl --json",
+          "  shade catalog rebuild --device /dev/nst0     # asks for each cartridge the drive has seen"})
   static final class Rebuild extends ShadeCommand {
     @Option(names = "--library", paramLabel = "LIB", description = "The virtual tape library's directory (or --device).")
     Path library;

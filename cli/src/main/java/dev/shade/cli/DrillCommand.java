@@ -35,6 +35,7 @@ import picocli.CommandLine.Parameters;
     footerHeading = "%nExamples:%n",
     footer = {
       "  shade drill db --library /srv/vtl --writer sqlite:app/app.db",
+      "  shade drill db --device /dev/nst0 --writer sqlite:app/app.db",
       "  shade drill pg --library /srv/vtl --writer postgres:pgdata --count orders --json",
       "  shade drill 4f0c... --library /srv/vtl --scratch /var/tmp/drills --keep"
     })

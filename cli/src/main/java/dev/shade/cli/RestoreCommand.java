@@ -37,6 +37,7 @@ import picocli.CommandLine.Option;
     footerHeading = "%nExamples:%n",
     footer = {
       "  shade restore --volume db --snapshot nightly --library /srv/vtl --to /tmp/db.img",
+      "  shade restore --volume db --snapshot nightly --device /dev/nst0 --to /tmp/db.img",
       "  shade restore --volume 4f0c... --snapshot id=7 --library /srv/vtl --to /tmp/db.img --json",
       "  shade restore --volume db --snapshot nightly --library /srv/vtl --to /tmp/db.img \\",
       "      --catalog 'jdbc:postgresql://cat1/shade?user=shade&password=PW'",

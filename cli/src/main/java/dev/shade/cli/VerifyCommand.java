@@ -26,6 +26,7 @@ import picocli.CommandLine.Option;
     footerHeading = "%nExamples:%n",
     footer = {
       "  shade verify --library /srv/vtl",
+      "  shade verify --device /dev/nst0 --cartridge SHD001",
       "  shade verify --library /srv/vtl --cartridge SHD001 --json",
       "  shade verify --library /srv/vtl --job 12"
     })
