@@ -144,6 +144,8 @@ final class DriveLibrary implements TapeLibrary {
   private StTapeDrive raw;
   /** The cartridge in the drive: one of {@link #known}, a blank (label null), or null. */
   private Known current;
+  /** The cartridge in the drive is write-protected (the device could be opened for reading only). */
+  private boolean writeProtected;
   /**
    * Set by unload: the cartridge is to come out, which happens when another one is asked for
    * (so that unloading and loading the same cartridge moves nothing, and without an operator
@@ -396,7 +398,7 @@ final class DriveLibrary implements TapeLibrary {
   @Override
   public OptionalInt choose(String pool) throws IOException {
     requireOpen();
-    if (current != null && !ejectPending) {
+    if (current != null && !ejectPending && !writeProtected) {
       if (current.label == null && !current.foreign) {
         return loadedSlot(0);
       }
@@ -407,7 +409,7 @@ final class DriveLibrary implements TapeLibrary {
     int best = -1;
     for (int s = 1; s <= known.size(); s++) {
       Known k = known.get(s - 1);
-      if (k.label.pool().equals(pool) && !k.earlyWarning
+      if (k.label.pool().equals(pool) && !k.earlyWarning && !(k == current && writeProtected)
           && (best < 0 || k.label.sequence() > known.get(best - 1).label.sequence())) {
         best = s;
       }
@@ -516,8 +518,13 @@ final class DriveLibrary implements TapeLibrary {
       if (current == null) {
         refused = "the drive is still empty";
       } else if (wanted == null) {
-        if (current.label == null && !current.foreign) {
+        if (current.label == null && !current.foreign && !writeProtected) {
           return;
+        }
+        if (current.label == null && !current.foreign) {
+          refused = "the blank cartridge in the drive is write-protected";
+          request = new CartridgeOperator.ChangeRequest(request.device(), request.label(), request.pool(), refused);
+          continue;
         }
         refused = "the drive holds " + holding() + ", not a blank one; labelling it would erase it";
       } else if (current == wanted) {
@@ -560,6 +567,7 @@ final class DriveLibrary implements TapeLibrary {
       }
       throw new TapeException("cannot open tape drive " + device + ": " + e.getMessage(), e);
     }
+    writeProtected = readOnly;
     try {
       raw = new StTapeDrive(t, readOnly, blockSize, trailerBytes);
       tape = t;
@@ -625,6 +633,7 @@ final class DriveLibrary implements TapeLibrary {
 
   private void closeDevice() throws IOException {
     current = null;
+    writeProtected = false;
     ejectPending = false;
     file = -1;
     if (tape != null) {
@@ -836,6 +845,12 @@ final class DriveLibrary implements TapeLibrary {
       }
     }
 
+    private void requireWritable() throws TapeException {
+      if (writeProtected) {
+        throw new TapeException("the cartridge is write-protected, so nothing is written: " + this);
+      }
+    }
+
     @Override
     public int blockSize() {
       return blockSize;
@@ -852,6 +867,7 @@ final class DriveLibrary implements TapeLibrary {
       if (readOnly) {
         throw new TapeException("drive is opened read-only, so nothing is written: " + DriveLibrary.this);
       }
+      requireWritable();
       List<FileRec> files = files();
       FileRec target = null;
       boolean start = false;
@@ -902,6 +918,7 @@ final class DriveLibrary implements TapeLibrary {
       if (readOnly) {
         throw new TapeException("drive is opened read-only, so no filemark is written: " + DriveLibrary.this);
       }
+      requireWritable();
       List<FileRec> files = files();
       long block = count > 0 && files != null ? d.position() : -1;
       d.writeFilemarks(count);

@@ -302,6 +302,30 @@ class DriveLibraryTest {
     }
   }
 
+  @Test
+  void writeProtectedCartridge_isRestoredFrom_butNeverWrittenTo() throws Exception {
+    FakeDriveBay bay = new FakeDriveBay(EARLY_WARNING, END).blank("A");
+    bay.insert("A");
+    byte[] s1 = image(7, 12);
+    Files.createDirectories(catalogDir());
+    try (TapeLibrary lib = open(bay, CartridgeOperator.none()); Catalog cat = Catalog.open(catalogDir())) {
+      BackupService.run(lib, cat, new FakeSource("s1", 1, s1, Map.of()), request("full"), BackupProgress.NONE,
+          n -> { });
+    }
+    bay.writeProtect("A");
+    List<byte[]> before = new ArrayList<>(bay.frames("A"));
+    try (TapeLibrary lib = open(bay, CartridgeOperator.none()); Catalog cat = Catalog.open(catalogDir())) {
+      RestoreService.restore(lib, cat, "db", "s1", tmp.resolve("s1.img"), false, BackupProgress.NONE);
+      assertArrayEquals(s1, Files.readAllBytes(tmp.resolve("s1.img")));
+      IOException e = assertThrows(IOException.class, () -> BackupService.run(lib, cat,
+          new FakeSource("s2", 2, s1, Map.of()), request("full"), BackupProgress.NONE, n -> { }));
+      assertTrue(e.getMessage().contains("a blank cartridge (to be labelled into pool nightly) is needed in"
+          + " /dev/fake-nst0, which holds cartridge SHD001 (pool nightly)"), e.getMessage());
+      assertEquals(1, cat.jobs().size(), "the backup failed before its job started");
+    }
+    assertEquals(before.size(), bay.frames("A").size(), "nothing was written to the protected cartridge");
+  }
+
   /** The bytes of each tape file on {@code name}'s tape, from its records. */
   private static List<Long> frames(FakeDriveBay bay, String name) {
     List<Long> sizes = new ArrayList<>();

@@ -28,6 +28,8 @@ public final class FakeDriveBay {
   private String inDrive;
   /** The device open now, or the last one. */
   private FakeStDevice device;
+  /** Cartridges whose write-protect tab is set: st opens them for reading only (EROFS otherwise). */
+  private final java.util.Set<String> writeProtected = new java.util.HashSet<>();
   /** Every device opened, in order. */
   private final List<FakeStDevice> opened = new ArrayList<>();
 
@@ -52,6 +54,11 @@ public final class FakeDriveBay {
     }
     settle();
     inDrive = name;
+  }
+
+  /** Sets the write-protect tab of cartridge {@code name}. */
+  public void writeProtect(String name) {
+    writeProtected.add(name);
   }
 
   /** Takes the cartridge out of the drive. */
@@ -100,7 +107,11 @@ public final class FakeDriveBay {
       if (inDrive == null) {
         throw ErrnoException.of("open", "/dev/fake-nst0", 123 /* ENOMEDIUM */, null);
       }
+      if (!readOnly && writeProtected.contains(inDrive)) {
+        throw ErrnoException.of("open", "/dev/fake-nst0", Errno.EROFS, null);
+      }
       device = new FakeStDevice(shelf.get(inDrive), earlyWarningAt, physicalEnd);
+      device.writeProtected = writeProtected.contains(inDrive);
       opened.add(device);
       return device;
     }, stateFile, operator, blockSize, trailerBytes);
