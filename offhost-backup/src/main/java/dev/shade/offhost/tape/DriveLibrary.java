@@ -1,23 +1,18 @@
 package dev.shade.offhost.tape;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ArrayNode;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.shade.nativeio.Errno;
 import dev.shade.nativeio.ErrnoException;
 import dev.shade.nativeio.FileHandle;
 import dev.shade.nativeio.MagneticTape;
 import dev.shade.nativeio.MtIo;
+import dev.shade.offhost.tape.DriveState.FileRec;
+import dev.shade.offhost.tape.DriveState.Known;
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.io.OutputStream;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
@@ -43,14 +38,19 @@ final class DriveLibrary implements TapeLibrary {
    * no label, else a blank one the operator is asked for when something labels it. Labelling it
    * makes it slot n+1 for good, and the blank becomes n+2.
    *
-   * The state file (STATE, JSON, rewritten atomically: temporary file, fsync, rename, fsync of
-   * its directory) remembers each cartridge's label, pool, sequence, creation time, early warning
-   * and tape files (first block, records, bytes, kind, closed), so that a job can tell what is on
-   * a cartridge that is on the shelf, and a restore can check a tape file's size before it asks
-   * for the cartridge. The tapes stay the truth: a cartridge whose label the state does not know
-   * (a new one, or the state was lost) is read to its end once, when its files are first asked
-   * for while it is in the drive; a cartridge whose creation time differs from the remembered one
-   * is another cartridge with the same label, and is taken as new.
+   * The state file (DriveState: JSON, rewritten atomically) remembers each cartridge's label,
+   * pool, sequence, creation time, early warning and tape files (first block, records, bytes,
+   * kind, closed), so that a job can tell what is on a cartridge that is on the shelf, and a
+   * restore can check a tape file's size before it asks for the cartridge. The tapes stay the
+   * truth: a cartridge whose label the state does not know (a new one, or the state was lost) is
+   * read to its end once, when its files are first asked for while it is in the drive.
+   *
+   * What is in the drive is one of: a cartridge of the state; a blank (no record at all); a
+   * "foreign" one, neither blank nor of the state: data without a shade label (another program's
+   * tape), or a label the state knows with another creation time (another cartridge labelled the
+   * same elsewhere). A foreign cartridge is never chosen nor accepted as the one wanted, and is
+   * labelled over only by force. A write-protected cartridge (EROFS on opening for writing; it is
+   * opened read-only then) is read from but never chosen for writing.
    *
    * Keeping the files right. Every handle this library gives out goes through Handle, which
    * tracks the drive's position (the file it is at, and whether at its start, or at the end of an
@@ -70,55 +70,21 @@ final class DriveLibrary implements TapeLibrary {
    * the device closed; the operator is asked; the device is opened again and the label of what
    * is there read and checked, and the operator asked again with the reason until the right
    * cartridge is in or they decline. Without an operator (no terminal), a change fails at once,
-   * naming the cartridge wanted, and the cartridge in the drive stays where it is.
+   * naming the cartridge wanted, and the cartridge in the drive stays where it is. unload() only
+   * marks the cartridge to come out: the eject happens when another one is asked for (or at
+   * close), so the services' "unload drive 0, load slot S" moves nothing when S is already in.
    */
 
-  static final String FORMAT = "shade-drive-1";
   /** st's answer to an open without a tape in the drive. */
   private static final int ENOMEDIUM = 123;
+  /** A shade tar's first member, whose middle is the kind of the tape file. */
   private static final Pattern KIND = Pattern.compile("shade-([a-z0-9-]+)\\.json");
   /** How much of a tape file's beginning is kept to tell what it holds. */
   private static final int PEEK_BYTES = 64 * 1024;
-  private static final ObjectMapper JSON = new ObjectMapper();
 
   /** Opens the device (MagneticTape.open in production, a fake in tests). */
   interface Opener {
     MagneticTape open(boolean readOnly) throws IOException;
-  }
-
-  /** A tape file as remembered. */
-  private static final class FileRec {
-    long firstBlock;
-    long records;
-    long bytes;
-    String kind;
-    boolean closed;
-    /** The first bytes written, to tell the kind when the file ends; null once told. */
-    ByteArrayOutputStream peek;
-
-    FileRec(long firstBlock, long records, long bytes, String kind, boolean closed) {
-      this.firstBlock = firstBlock;
-      this.records = records;
-      this.bytes = bytes;
-      this.kind = kind;
-      this.closed = closed;
-    }
-  }
-
-  /** A cartridge as remembered. */
-  private static final class Known {
-    /** Its label, null for the blank in the drive. */
-    TapeLabel label;
-    /**
-     * Not a cartridge of this library, and not blank: data of another program without a label, or
-     * another cartridge with the label of one this library knows. Nothing is written to it unless
-     * it is labelled by force.
-     */
-    boolean foreign;
-    /** Its data reached the early warning. */
-    boolean earlyWarning;
-    /** Its tape files, null when not known (read from the tape when next in the drive). */
-    List<FileRec> files;
   }
 
   /** The device, as given: names the library. */
@@ -209,9 +175,6 @@ final class DriveLibrary implements TapeLibrary {
       throw e;
     }
   }
-
-  // ---------------------------------------------------------------------------------------------
-  // TapeLibrary
 
   @Override
   public Path directory() {
@@ -452,9 +415,6 @@ final class DriveLibrary implements TapeLibrary {
   public String toString() {
     return "tape drive " + device;
   }
-
-  // ---------------------------------------------------------------------------------------------
-  // cartridges
 
   private void requireOpen() throws TapeException {
     if (closed) {
@@ -725,72 +685,12 @@ final class DriveLibrary implements TapeLibrary {
     return "data";
   }
 
-  // ---------------------------------------------------------------------------------------------
-  // the state file
-
   private void loadState() throws IOException {
-    if (!Files.exists(stateFile)) {
-      return;
-    }
-    JsonNode doc;
-    try {
-      doc = JSON.readTree(stateFile.toFile());
-      if (!FORMAT.equals(doc.path("format").asText())) {
-        throw new TapeException("tape drive state format '" + doc.path("format").asText() + "' is not supported"
-            + " (expected " + FORMAT + "): " + stateFile);
-      }
-      for (JsonNode c : doc.path("cartridges")) {
-        Known k = new Known();
-        k.label = new TapeLabel(c.path("label").asText(), c.path("pool").asText(), c.path("sequence").asInt(),
-            Instant.parse(c.path("created").asText()), c.path("format").asText());
-        k.earlyWarning = c.path("earlyWarning").asBoolean();
-        if (c.path("files").isArray()) {
-          k.files = new ArrayList<>();
-          for (JsonNode f : c.path("files")) {
-            k.files.add(new FileRec(f.path("firstBlock").asLong(), f.path("records").asLong(),
-                f.path("bytes").asLong(), f.path("kind").asText(), f.path("closed").asBoolean()));
-          }
-        }
-        known.add(k);
-      }
-    } catch (TapeException e) {
-      throw e;
-    } catch (IOException | RuntimeException e) {
-      throw new TapeException("tape drive state is damaged (" + e.getMessage() + "); move it away and the cartridges"
-          + " are read again as they are loaded: " + stateFile, e);
-    }
+    known.addAll(DriveState.load(stateFile));
   }
 
   private void saveState() throws IOException {
-    ObjectNode doc = JSON.createObjectNode().put("format", FORMAT).put("device", device.toString())
-        .put("blockSize", blockSize);
-    ArrayNode carts = doc.putArray("cartridges");
-    for (Known k : known) {
-      ObjectNode c = carts.addObject().put("label", k.label.label()).put("pool", k.label.pool())
-          .put("sequence", k.label.sequence()).put("created", k.label.created().toString())
-          .put("format", k.label.format()).put("earlyWarning", k.earlyWarning);
-      if (k.files == null) {
-        c.putNull("files");
-      } else {
-        ArrayNode files = c.putArray("files");
-        for (FileRec f : k.files) {
-          files.addObject().put("firstBlock", f.firstBlock).put("records", f.records).put("bytes", f.bytes)
-              .put("kind", f.peek != null ? "data" : f.kind).put("closed", f.closed);
-        }
-      }
-    }
-    Path tmp = Path.of(stateFile + ".tmp");
-    try (OutputStream out = Files.newOutputStream(tmp)) {
-      JSON.writerWithDefaultPrettyPrinter().writeValue(out, doc);
-    }
-    try (FileHandle h = FileHandle.openReadWrite(tmp)) {
-      h.fsync();
-    }
-    Files.move(tmp, stateFile, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-    try (FileHandle d = FileHandle.open(stateFile.toAbsolutePath().getParent(),
-        FileHandle.O_RDONLY | FileHandle.O_DIRECTORY, 0)) {
-      d.fsync();
-    }
+    DriveState.save(stateFile, device, blockSize, known);
   }
 
   private static IOException add(IOException first, IOException next) {
@@ -800,9 +700,6 @@ final class DriveLibrary implements TapeLibrary {
     first.addSuppressed(next);
     return first;
   }
-
-  // ---------------------------------------------------------------------------------------------
-  // the drive handle
 
   /** The drive as the services use it: the device, with the cartridge's files kept up to date. */
   private final class Handle implements TapeDrive {
