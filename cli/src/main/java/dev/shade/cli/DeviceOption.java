@@ -74,7 +74,12 @@ final class DeviceOption {
     if (!Files.exists(device)) {
       throw new CommandException("tape device does not exist: " + device);
     }
-    return TapeLibrary.openDevice(device, stateFile(device), CartridgeOperator.none());
+    try {
+      return TapeLibrary.openDevice(device, stateFile(device), CartridgeOperator.none());
+    } catch (java.nio.file.AccessDeniedException e) {
+      throw new CommandException("cannot write the tape drive's state in " + stateFile(device).getParent()
+          + " (permission denied): run as root, or set SHADE_STATE_DIR to a directory of yours");
+    }
   }
 
   /**
@@ -92,7 +97,12 @@ final class DeviceOption {
     Terminal terminal = Terminal.system();
     CartridgeOperator operator = noPrompt || !terminal.interactive() ? CartridgeOperator.none()
         : new TerminalOperator(terminal, command.err());
-    return TapeLibrary.openDevice(device, stateFile(), operator);
+    try {
+      return TapeLibrary.openDevice(device, stateFile(), operator);
+    } catch (java.nio.file.AccessDeniedException e) {
+      throw new CommandException("cannot write the tape drive's state in " + stateFile().getParent()
+          + " (permission denied): run as root, or set SHADE_STATE_DIR to a directory of yours");
+    }
   }
 
   /** The catalog: --catalog, else the library's own, else the drive's default file. */
