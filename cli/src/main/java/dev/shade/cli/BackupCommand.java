@@ -15,7 +15,7 @@ import dev.shade.offhost.backup.VerifyService;
 import dev.shade.offhost.backup.NbdSnapshotSource;
 import dev.shade.offhost.backup.SnapshotIdentity;
 import dev.shade.offhost.files.FilesManifest;
-import dev.shade.offhost.tape.VirtualTapeLibrary;
+import dev.shade.offhost.tape.TapeLibrary;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -47,6 +47,12 @@ final class BackupCommand extends CommandGroup {
             + "the pool). The job is recorded in the library's catalog (catalog.db, or the one --catalog names) by the snapshot's stable id, "
             + "and its full record is written on tape after the archive.",
         "",
+        "With --device DEV instead of --library, the archive goes to the cartridge in a real tape drive "
+            + "(/dev/nst0, no changer): the one in it when it is blank or of the pool with room, else the operator is "
+            + "asked on the terminal to load the pool's next cartridge or a blank one (its label is checked); "
+            + "without a terminal, or with --no-prompt, the job fails naming the cartridge it needs. The catalog is "
+            + "then --catalog, or /var/lib/shade/catalog.db (docs/backup.md, \"Running on a real drive\").",
+        "",
         "A full reads every allocated chunk (holes skipped with base:allocation); an incremental reads only the "
             + "chunks changed since the last backed-up snapshot of the volume (shade:changed:id=N). With "
             + "--level incremental or auto (the default), a full is written instead, and the command says so, when "
@@ -73,14 +79,17 @@ final class BackupCommand extends CommandGroup {
         "      --catalog 'jdbc:postgresql://cat1/shade?user=shade&password=PW'",
         "  shade backup run --source nbds://db1:10809/db@nightly --agent db1:10810 --tls-cert backup.pem \\",
         "      --tls-key backup.key --tls-ca ca.pem --library /srv/vtl",
-        "  shade backup run --source nbd://db1:10809/db@nightly --library /srv/vtl --format files"
+        "  shade backup run --source nbd://db1:10809/db@nightly --library /srv/vtl --format files",
+        "  shade backup run --source nbd://db1:10809/db@nightly --device /dev/nst0 --pool nightly"
       })
   static final class Run extends ShadeCommand {
     @Option(names = "--source", paramLabel = "URI", required = true, description = "The snapshot's NBD export.")
     String source;
 
-    @Option(names = "--library", paramLabel = "LIB", required = true, description = "The virtual tape library's directory.")
+    @Option(names = "--library", paramLabel = "LIB", description = "The virtual tape library's directory (or --device).")
     Path library;
+
+    @Mixin DeviceOption deviceOption;
 
     @Mixin CatalogOption catalogOption;
 
@@ -135,6 +144,7 @@ final class BackupCommand extends CommandGroup {
 
     @Override
     public Integer call() throws Exception {
+      deviceOption.requireOne(library, "--library", this);
       if (format.equals(Catalog.FORMAT_FILES)) {
         return files();
       }
@@ -172,8 +182,8 @@ final class BackupCommand extends CommandGroup {
       VerifyService.Result verified = null;
       BackupCompleteOutcome complete = null;
       String metadataSource = fileMetadata != null ? "file" : null;
-      try (VirtualTapeLibrary lib = TapeCommand.open(library);
-          Catalog catalog = Catalog.open(catalogOption.location(library));
+      try (TapeLibrary lib = deviceOption.open(library, this);
+          Catalog catalog = Catalog.open(deviceOption.catalog(library, catalogOption));
           NbdSnapshotSource src = NbdSnapshotSource.open(config)) {
         if (endpoint != null) {
           // a connection of its own for each step: the backup may outlast the agent's idle limit
@@ -305,8 +315,8 @@ final class BackupCommand extends CommandGroup {
       }
       List<String> notes = new ArrayList<>();
       FilesBackupService.Result r;
-      try (VirtualTapeLibrary lib = TapeCommand.open(library);
-          Catalog catalog = Catalog.open(catalogOption.location(library));
+      try (TapeLibrary lib = deviceOption.open(library, this);
+          Catalog catalog = Catalog.open(deviceOption.catalog(library, catalogOption));
           ProgressLine progress = progress("backup")) {
         r = FilesBackupService.run(lib, catalog, id, fuseUri, request, progress::update, n -> {
           notes.add(n);

@@ -9,7 +9,7 @@ import dev.shade.offhost.backup.ChunkEntry;
 import dev.shade.offhost.backup.PieceEntry;
 import dev.shade.offhost.backup.TapeRecords;
 import dev.shade.offhost.tape.CartridgeInfo;
-import dev.shade.offhost.tape.VirtualTapeLibrary;
+import dev.shade.offhost.tape.TapeLibrary;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -457,15 +457,27 @@ final class CatalogCommand extends CommandGroup {
             + "cartridge and tape file, and makes the exit code 1.",
         "",
         "The library must have no catalog (catalog.db), or one without jobs; --force moves an existing one to "
-            + "catalog.db.old first."
+            + "catalog.db.old first.",
+        "",
+        "With --device DEV (a real tape drive), every cartridge the drive has seen (remembered in "
+            + "/var/lib/shade/drives/DEVNAME.json) is scanned, the operator being asked to load each in turn; the "
+            + "catalog is --catalog, or /var/lib/shade/catalog.db."
       },
       mixinStandardHelpOptions = true,
       footerHeading = "%nExit codes:%n  0  rebuilt, nothing to report%n  1  rebuilt with problems (listed), or "
           + "failed%n  2  usage%n%nExamples:%n",
-      footer = {"  shade catalog rebuild --library /srv/vtl", "  shade catalog rebuild --library /srv/vtl --json"})
+      footer = {"  shade catalog rebuild --library /srv/vtl", "  shade catalog rebuild --library /srv/vtl --json",
+          "  shade catalog rebuild --device /dev/nst0     # asks for each cartridge the drive has seen"})
   static final class Rebuild extends ShadeCommand {
-    @Option(names = "--library", paramLabel = "LIB", required = true, description = "The virtual tape library's directory.")
+    @Option(names = "--library", paramLabel = "LIB", description = "The virtual tape library's directory (or --device).")
     Path library;
+
+    @Mixin DeviceOption deviceOption;
+
+    @Option(names = "--catalog", paramLabel = "URL", converter = CatalogOption.Url.class,
+        description = "With --device: the catalog to rebuild (default: /var/lib/shade/catalog.db); it must have no "
+            + "jobs.")
+    CatalogLocation catalogUrl;
 
     @Option(names = "--force", description = "Move an existing catalog.db (with jobs) to catalog.db.old first.")
     boolean force;
@@ -476,12 +488,17 @@ final class CatalogCommand extends CommandGroup {
 
     @Override
     public Integer call() throws Exception {
+      deviceOption.requireOne(library, "--library", this);
+      if (catalogUrl != null && library != null) {
+        throw usage("--catalog goes with --device: a virtual library's catalog is rebuilt in LIB/" + Catalog.FILE);
+      }
+      Path home = library != null ? library : DeviceOption.stateDir(); // where the default catalog.db is
       CatalogRebuild.Result r;
-      try (VirtualTapeLibrary lib = TapeCommand.open(library)) {
-        if (Files.isRegularFile(library.resolve(Catalog.FILE))) {
+      try (TapeLibrary lib = deviceOption.open(library, this)) {
+        if (catalogUrl == null && Files.isRegularFile(home.resolve(Catalog.FILE))) {
           int jobs;
           int others;
-          try (Catalog c = Catalog.open(library)) {
+          try (Catalog c = Catalog.open(home)) {
             jobs = c.jobs().size();
             others = c.verifications().size() + c.drills(null).size();
           }
@@ -490,11 +507,11 @@ final class CatalogCommand extends CommandGroup {
               String what = jobs > 0 ? jobs + " job" + (jobs == 1 ? "" : "s")
                   : others + " verification and drill row" + (others == 1 ? "" : "s");
               throw new CommandException("the library already has a catalog with " + what + " ("
-                  + library.resolve(Catalog.FILE) + "); --force moves it to " + Catalog.FILE + ".old and rebuilds");
+                  + home.resolve(Catalog.FILE) + "); --force moves it to " + Catalog.FILE + ".old and rebuilds");
             }
             for (String suffix : List.of("", "-wal", "-shm")) {
-              Path f = library.resolve(Catalog.FILE + suffix);
-              Path old = library.resolve(Catalog.FILE + ".old" + suffix);
+              Path f = home.resolve(Catalog.FILE + suffix);
+              Path old = home.resolve(Catalog.FILE + ".old" + suffix);
               if (Files.exists(f)) {
                 Files.move(f, old, StandardCopyOption.REPLACE_EXISTING);
               } else {
@@ -502,11 +519,11 @@ final class CatalogCommand extends CommandGroup {
               }
             }
             if (!json) {
-              err().println("shade catalog rebuild: moved the catalog to " + library.resolve(Catalog.FILE + ".old"));
+              err().println("shade catalog rebuild: moved the catalog to " + home.resolve(Catalog.FILE + ".old"));
             }
           }
         }
-        int slots = lib.config().slots();
+        int slots = lib.slots();
         int[] slot = {0};
         // the progress in bytes of the cartridges scanned so far, of all of them: a real drive winds through them
         long[] upTo = new long[slots + 1];
@@ -518,7 +535,10 @@ final class CatalogCommand extends CommandGroup {
         for (int i = 1; i <= slots; i++) {
           upTo[i] += upTo[i - 1];
         }
-        try (Catalog c = Catalog.open(library);
+        if (catalogUrl == null) {
+          Files.createDirectories(home);
+        }
+        try (Catalog c = Catalog.open(catalogUrl != null ? catalogUrl : CatalogLocation.inLibrary(home));
             ProgressLine progress = progress("rebuild")) {
           r = CatalogRebuild.rebuild(lib, c, (done, total) -> {
             slot[0] = (int) done;
@@ -533,7 +553,7 @@ final class CatalogCommand extends CommandGroup {
         }
       }
       if (json) {
-        ObjectNode o = JSON.createObjectNode().put("library", library.toAbsolutePath().toString())
+        ObjectNode o = JSON.createObjectNode().put("library", deviceOption.where(library).toAbsolutePath().toString())
             .put("cartridges", r.cartridges()).put("blank", r.blank()).put("jobs", r.jobs())
             .put("archives", r.archives()).put("pieces", r.pieces()).put("chunks", r.chunks())
             .put("verifications", r.verifications()).put("drills", r.drills());
@@ -543,7 +563,7 @@ final class CatalogCommand extends CommandGroup {
         printJson(o);
       } else {
         out().printf("Rebuilt the catalog of %s from %d cartridge%s (%d blank): %d job%s, %d archive%s in %d piece%s, "
-                + "%d chunks, %d verification%s, %d drill%s, in %s%s%n", library, r.cartridges(), r.cartridges() == 1 ? "" : "s", r.blank(), r.jobs(),
+                + "%d chunks, %d verification%s, %d drill%s, in %s%s%n", deviceOption.where(library), r.cartridges(), r.cartridges() == 1 ? "" : "s", r.blank(), r.jobs(),
             r.jobs() == 1 ? "" : "s", r.archives(), r.archives() == 1 ? "" : "s", r.pieces(),
             r.pieces() == 1 ? "" : "s", r.chunks(), r.verifications(), r.verifications() == 1 ? "" : "s", r.drills(),
             r.drills() == 1 ? "" : "s", ProgressLine.duration(r.seconds()),

@@ -2,7 +2,7 @@ package dev.shade.cli;
 
 import dev.shade.offhost.backup.Catalog;
 import dev.shade.offhost.drill.DrillService;
-import dev.shade.offhost.tape.VirtualTapeLibrary;
+import dev.shade.offhost.tape.TapeLibrary;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Locale;
@@ -39,6 +39,7 @@ import picocli.CommandLine.Parameters;
     footerHeading = "%nExamples:%n",
     footer = {
       "  shade drill db --library /srv/vtl --writer sqlite:app/app.db",
+      "  shade drill db --device /dev/nst0 --writer sqlite:app/app.db",
       "  shade drill pg --library /srv/vtl --writer postgres:pgdata --count orders --json",
       "  shade drill 4f0c... --library /srv/vtl --scratch /var/tmp/drills --keep"
     })
@@ -46,8 +47,10 @@ final class DrillCommand extends ShadeCommand {
   @Parameters(index = "0", paramLabel = "VOLUME", description = "The volume: its name or uuid.")
   String volume;
 
-  @Option(names = "--library", paramLabel = "LIB", required = true, description = "The virtual tape library's directory.")
+  @Option(names = "--library", paramLabel = "LIB", description = "The virtual tape library's directory (or --device).")
   Path library;
+
+  @Mixin DeviceOption deviceOption;
 
   @Mixin CatalogOption catalogOption;
 
@@ -76,6 +79,7 @@ final class DrillCommand extends ShadeCommand {
 
   @Override
   public Integer call() throws Exception {
+    deviceOption.requireOne(library, "--library", this);
     DrillService.Request request;
     try {
       request = new DrillService.Request(volume, writers == null ? List.of() : writers,
@@ -85,8 +89,8 @@ final class DrillCommand extends ShadeCommand {
       throw usage(e.getMessage());
     }
     DrillService.Outcome outcome;
-    try (VirtualTapeLibrary lib = TapeCommand.open(library);
-        Catalog catalog = Catalog.open(catalogOption.location(library));
+    try (TapeLibrary lib = deviceOption.open(library, this);
+        Catalog catalog = Catalog.open(deviceOption.catalog(library, catalogOption));
         ProgressLine progress = progress("restore")) {
       outcome = DrillService.run(lib, catalog, request, progress::update, s -> {
         if (!json) {

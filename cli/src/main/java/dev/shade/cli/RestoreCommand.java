@@ -8,7 +8,7 @@ import dev.shade.nbd.client.NbdClientConfig;
 import dev.shade.nbd.client.NbdUri;
 import dev.shade.offhost.backup.RestoreService;
 import dev.shade.offhost.backup.RestoreSink;
-import dev.shade.offhost.tape.VirtualTapeLibrary;
+import dev.shade.offhost.tape.TapeLibrary;
 import dev.shade.provider.VolumeConfig;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -59,6 +59,7 @@ import picocli.CommandLine.Option;
       "  shade restore --volume db --snapshot nightly --library /srv/vtl --to nbd://db2:10809/db",
       "  shade restore --volume db --snapshot nightly --library /srv/vtl --to nbds://db2/db \\",
       "      --tls-cert backup.pem --tls-key backup.key --tls-ca ca.pem",
+      "  shade restore --volume db --snapshot nightly --device /dev/nst0 --to /tmp/db.img",
       "  shade restore --volume 4f0c... --snapshot id=7 --library /srv/vtl --to /tmp/db.img --json",
       "  shade restore --volume db --snapshot nightly --library /srv/vtl --to /tmp/db.img \\",
       "      --catalog 'jdbc:postgresql://cat1/shade?user=shade&password=PW'",
@@ -73,8 +74,10 @@ final class RestoreCommand extends ShadeCommand {
       description = "The snapshot: its name, its id, or id=ID.")
   String snapshot;
 
-  @Option(names = "--library", paramLabel = "LIB", required = true, description = "The virtual tape library's directory.")
+  @Option(names = "--library", paramLabel = "LIB", description = "The virtual tape library's directory (or --device).")
   Path library;
+
+  @Mixin DeviceOption deviceOption;
 
   @Mixin CatalogOption catalogOption;
 
@@ -114,15 +117,16 @@ final class RestoreCommand extends ShadeCommand {
 
   @Override
   public Integer call() throws Exception {
+    deviceOption.requireOne(library, "--library", this);
     if (files != null && !files.isEmpty()) {
       return restoreFiles();
     }
     Target target = target();
     RestoreService.Result r;
-    try (VirtualTapeLibrary lib = TapeCommand.open(library);
-        Catalog catalog = Catalog.open(catalogOption.location(library));
+    try (TapeLibrary lib = deviceOption.open(library, this);
+        Catalog catalog = Catalog.open(deviceOption.catalog(library, catalogOption));
         ProgressLine progress = progress("restore")) {
-      CatalogCommand.markInterrupted(catalog, library, this);
+      CatalogCommand.markInterrupted(catalog, deviceOption.where(library), this);
       r = RestoreService.restore(lib, catalog, volume, snapshot, target.sink(), progress::update, n -> {
         if (!json) {
           progress.close(); // a note starts on a clean line; the bar is drawn again on the next update
@@ -168,8 +172,8 @@ final class RestoreCommand extends ShadeCommand {
     }
     Path dir = Path.of(to);
     FilesRestoreService.Result r;
-    try (VirtualTapeLibrary lib = TapeCommand.open(library);
-        Catalog catalog = Catalog.open(catalogOption.location(library));
+    try (TapeLibrary lib = deviceOption.open(library, this);
+        Catalog catalog = Catalog.open(deviceOption.catalog(library, catalogOption));
         ProgressLine progress = progress("restore")) {
       r = FilesRestoreService.restore(lib, catalog, volume, snapshot, files, dir, p -> {}, progress::update);
     }

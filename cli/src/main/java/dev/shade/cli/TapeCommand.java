@@ -9,6 +9,7 @@ import dev.shade.offhost.tape.TapeException;
 import dev.shade.offhost.tape.TapeFileInfo;
 import dev.shade.offhost.tape.TapeInputStream;
 import dev.shade.offhost.tape.TapeLabel;
+import dev.shade.offhost.tape.TapeLibrary;
 import dev.shade.offhost.tape.TapeStatus;
 import dev.shade.offhost.tape.VirtualTapeLibrary;
 import java.io.IOException;
@@ -87,6 +88,9 @@ final class TapeCommand extends CommandGroup {
   }
 
   static String describe(CartridgeInfo c) {
+    if (c.blank() && !c.files().isEmpty()) {
+      return "cartridge without a shade label, holding data";
+    }
     return c.blank() ? "blank cartridge" : "cartridge " + c.label() + " (pool " + c.pool() + ")";
   }
 
@@ -186,7 +190,10 @@ final class TapeCommand extends CommandGroup {
       header = "Show a library's drives and cartridges, or a tape drive's position and state.",
       description = {
         "With --device, opens the device read-only in variable block mode and shows its file and "
-            + "block number and its BOT/EOD/early-warning/write-protect flags (as 'mt status')."
+            + "block number and its BOT/EOD/early-warning/write-protect flags (as 'mt status'), then reads "
+            + "the label of the cartridge in it (tape file 0; the tape is rewound) and what shade remembers of "
+            + "it (its tape files); a cartridge not seen before is remembered from now on "
+            + "(/var/lib/shade/drives/DEVNAME.json)."
       },
       mixinStandardHelpOptions = true,
       footerHeading = "%nExamples:%n",
@@ -201,7 +208,8 @@ final class TapeCommand extends CommandGroup {
 
     @Option(names = "--json", description = "Print one JSON object: library, slots, capacity, blockSize, "
         + "earlyWarningZone, trailerBytes, drives [{drive, slot, label, pool}], labelled, blank; with --device: "
-        + "device, fileNumber, blockNumber, beginningOfTape, endOfData, earlyWarning, writeProtected.")
+        + "device, fileNumber, blockNumber, beginningOfTape, endOfData, earlyWarning, writeProtected, cartridge "
+        + "(as in 'shade tape list --json', with capacity 0 for unknown; null when the drive is empty).")
     boolean json;
 
     static ObjectNode libraryJson(VirtualTapeLibrary lib) throws IOException {
@@ -265,14 +273,30 @@ final class TapeCommand extends CommandGroup {
       return ExitCodes.OK;
     }
 
-    private int deviceStatus(Path device) throws IOException {
+    private int deviceStatus(Path device) throws IOException, CommandException {
+      TapeStatus s;
       try (TapeDrive d = TapeDrive.openDeviceReadOnly(device)) {
-        TapeStatus s = d.status();
+        s = d.status();
+      }
+      CartridgeInfo in = null;
+      try (TapeLibrary lib = DeviceOption.openWithoutOperator(device)) {
+        OptionalInt slot = lib.loadedSlot(0);
+        if (slot.isPresent()) {
+          in = lib.cartridgeInfo(slot.getAsInt());
+        }
+      }
+      {
         if (json) {
-          printJson(VolumeAccess.JSON.createObjectNode().put("device", device.toString())
+          ObjectNode o = VolumeAccess.JSON.createObjectNode().put("device", device.toString())
               .put("fileNumber", s.fileNumber()).put("blockNumber", s.blockNumber())
               .put("beginningOfTape", s.beginningOfTape()).put("endOfData", s.endOfData())
-              .put("earlyWarning", s.earlyWarning()).put("writeProtected", s.writeProtected()));
+              .put("earlyWarning", s.earlyWarning()).put("writeProtected", s.writeProtected());
+          if (in == null) {
+            o.putNull("cartridge");
+          } else {
+            o.set("cartridge", cartridgeJson(in));
+          }
+          printJson(o);
         } else {
           List<String> flags = new ArrayList<>();
           if (s.beginningOfTape()) {
@@ -289,6 +313,13 @@ final class TapeCommand extends CommandGroup {
           }
           out().printf("%s: file %d, block %d%s%n", device, s.fileNumber(), s.blockNumber(),
               flags.isEmpty() ? "" : ", " + String.join(" ", flags));
+          if (in == null) {
+            out().printf("%s: no cartridge%n", device);
+          } else {
+            out().printf("%s: %s%s, %s in %d tape file%s%n", device, describe(in),
+                in.blank() ? "" : ", sequence " + in.sequence(), Sizes.format(in.usedBytes()), in.files().size(),
+                in.files().size() == 1 ? "" : "s");
+          }
           out().flush();
         }
       }
@@ -306,10 +337,15 @@ final class TapeCommand extends CommandGroup {
       },
       mixinStandardHelpOptions = true,
       footerHeading = "%nExamples:%n",
-      footer = {"  shade tape list /srv/vtl", "  shade tape list /srv/vtl --json"})
+      footer = {"  shade tape list /srv/vtl", "  shade tape list /srv/vtl --json", "  shade tape list --device /dev/nst0"})
   static final class ListCartridges extends ShadeCommand {
-    @Parameters(index = "0", paramLabel = "LIB", description = "The virtual tape library's directory.")
+    @Parameters(index = "0", arity = "0..1", paramLabel = "LIB", description = "The virtual tape library's directory.")
     Path library;
+
+    @Option(names = "--device", paramLabel = "DEV", description = "A tape drive instead (/dev/nst0): the cartridges "
+        + "it has seen, as remembered, and the one in it (read again if not known). Capacity is 0: a drive does not "
+        + "say.")
+    Path device;
 
     @Option(names = "--json", description = "Print one JSON object: {library, cartridges: [{slot, label, pool, "
         + "sequence, drive, capacity, usedBytes, earlyWarning, files: [{fileNumber, kind, bytes, records, "
@@ -318,7 +354,11 @@ final class TapeCommand extends CommandGroup {
 
     @Override
     public Integer call() throws Exception {
-      try (VirtualTapeLibrary lib = open(library)) {
+      if ((library == null) == (device == null)) {
+        throw usage(device != null ? "LIB and --device are mutually exclusive: give one"
+            : "missing LIB: give the library's directory, or --device");
+      }
+      try (TapeLibrary lib = device != null ? DeviceOption.openWithoutOperator(device) : open(library)) {
         List<CartridgeInfo> all = lib.list();
         if (json) {
           ObjectNode doc = VolumeAccess.JSON.createObjectNode().put("library", lib.directory().toAbsolutePath().toString());
@@ -411,14 +451,22 @@ final class TapeCommand extends CommandGroup {
       footer = {
         "  shade tape label /srv/vtl 1 --label SHD001 --pool nightly",
         "  shade tape label /srv/vtl --all-blank --label SHD --pool nightly",
-        "  shade tape label /srv/vtl 1 --label SHD101 --pool weekly --force   # erases slot 1"
+        "  shade tape label /srv/vtl 1 --label SHD101 --pool weekly --force   # erases slot 1",
+        "  shade tape label --device /dev/nst0 --label SHD001 --pool nightly  # the cartridge in the drive"
       })
   static final class Label extends ShadeCommand {
-    @Parameters(index = "0", paramLabel = "LIB", description = "The virtual tape library's directory.")
-    Path library;
+    @Parameters(arity = "0..2", paramLabel = "LIB SLOT",
+        description = "The virtual tape library's directory and the cartridge's slot, from 1 (or --all-blank); "
+            + "none with --device.")
+    List<String> args;
 
-    @Parameters(index = "1", arity = "0..1", paramLabel = "SLOT",
-        description = "The cartridge's slot, from 1 (or --all-blank).")
+    @Option(names = "--device", paramLabel = "DEV", description = "Label the cartridge in this tape drive (/dev/nst0) "
+        + "instead.")
+    Path device;
+
+    /** LIB, from args. */
+    Path library;
+    /** SLOT, from args. */
     Integer slot;
 
     @Option(names = "--all-blank", description = "Every blank cartridge; --label is then a prefix, followed by "
@@ -441,6 +489,27 @@ final class TapeCommand extends CommandGroup {
 
     @Override
     public Integer call() throws Exception {
+      List<String> given = args == null ? List.of() : args;
+      if (device != null) {
+        if (!given.isEmpty()) {
+          throw usage("with --device give no LIB or SLOT: the cartridge in the drive is labelled");
+        }
+        if (allBlank) {
+          throw usage("--all-blank goes with a library: a drive holds one cartridge");
+        }
+        return labelInDrive();
+      }
+      if (given.isEmpty()) {
+        throw usage("missing LIB: give the library's directory, or --device");
+      }
+      library = Path.of(given.get(0));
+      if (given.size() > 1) {
+        try {
+          slot = Integer.valueOf(given.get(1));
+        } catch (NumberFormatException e) {
+          throw usage("SLOT must be a whole number from 1: " + given.get(1));
+        }
+      }
       if ((slot == null) == !allBlank) {
         throw usage(allBlank ? "SLOT and --all-blank are mutually exclusive: give one"
             : "missing SLOT: give the cartridge's slot, or --all-blank");
@@ -486,6 +555,41 @@ final class TapeCommand extends CommandGroup {
         TapeLabel l = (TapeLabel) d[1];
         out().printf("Labelled slot %d '%s' (pool %s, sequence %d).%n", (Integer) d[0], l.label(), l.pool(), l.sequence());
       }
+      out().flush();
+      return ExitCodes.OK;
+    }
+
+    /** Labels the cartridge in the drive {@code device}. */
+    private int labelInDrive() throws Exception {
+      try {
+        TapeLabel.requireName("pool", pool);
+        TapeLabel.requireName("label", label);
+      } catch (IllegalArgumentException e) {
+        throw usage(e.getMessage());
+      }
+      TapeLabel l;
+      try (TapeLibrary lib = DeviceOption.openWithoutOperator(device)) {
+        OptionalInt in = lib.loadedSlot(0);
+        if (in.isEmpty()) {
+          throw new CommandException("no cartridge in tape drive " + device + ": load one first");
+        }
+        CartridgeInfo c = lib.cartridgeInfo(in.getAsInt());
+        if (!force && c.blank() && !c.files().isEmpty()) {
+          throw new CommandException("the cartridge in " + device + " holds data but no shade label (another "
+              + "program's tape, or a cartridge labelled elsewhere); --force labels it, erasing that data");
+        }
+        l = lib.writeLabel(in.getAsInt(), label, pool, force);
+      }
+      if (json) {
+        ObjectNode doc = VolumeAccess.JSON.createObjectNode();
+        doc.putArray("labelled").addObject().put("device", device.toString()).put("label", l.label())
+            .put("pool", l.pool()).put("sequence", l.sequence()).put("created", l.created().toString())
+            .put("format", l.format());
+        printJson(doc);
+        return ExitCodes.OK;
+      }
+      out().printf("Labelled the cartridge in %s '%s' (pool %s, sequence %d).%n", device, l.label(), l.pool(),
+          l.sequence());
       out().flush();
       return ExitCodes.OK;
     }

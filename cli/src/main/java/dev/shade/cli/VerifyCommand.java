@@ -4,7 +4,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.shade.offhost.backup.Catalog;
 import dev.shade.offhost.backup.VerifyService;
-import dev.shade.offhost.tape.VirtualTapeLibrary;
+import dev.shade.offhost.tape.TapeLibrary;
 import java.nio.file.Path;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -31,12 +31,15 @@ import picocli.CommandLine.Option;
     footerHeading = "%nExamples:%n",
     footer = {
       "  shade verify --library /srv/vtl",
+      "  shade verify --device /dev/nst0 --cartridge SHD001",
       "  shade verify --library /srv/vtl --cartridge SHD001 --json",
       "  shade verify --library /srv/vtl --job 12"
     })
 final class VerifyCommand extends ShadeCommand {
-  @Option(names = "--library", paramLabel = "LIB", required = true, description = "The virtual tape library's directory.")
+  @Option(names = "--library", paramLabel = "LIB", description = "The virtual tape library's directory (or --device).")
   Path library;
+
+  @Mixin DeviceOption deviceOption;
 
   @Mixin CatalogOption catalogOption;
 
@@ -53,14 +56,15 @@ final class VerifyCommand extends ShadeCommand {
 
   @Override
   public Integer call() throws Exception {
+    deviceOption.requireOne(library, "--library", this);
     if (job != null && job < 0) {
       throw usage("--job must be a job id (0 or more): " + job);
     }
     VerifyService.Result r;
-    try (VirtualTapeLibrary lib = TapeCommand.open(library);
-        Catalog catalog = Catalog.open(catalogOption.location(library));
+    try (TapeLibrary lib = deviceOption.open(library, this);
+        Catalog catalog = Catalog.open(deviceOption.catalog(library, catalogOption));
         ProgressLine progress = progress("verify")) {
-      CatalogCommand.markInterrupted(catalog, library, this);
+      CatalogCommand.markInterrupted(catalog, deviceOption.where(library), this);
       r = VerifyService.verify(lib, catalog, new VerifyService.Selection(cartridge, job == null ? -1 : job), progress::update, v -> {
         if (!json) {
           progress.close();
@@ -76,7 +80,7 @@ final class VerifyCommand extends ShadeCommand {
       });
     }
     if (json) {
-      ObjectNode o = JSON.createObjectNode().put("library", library.toAbsolutePath().toString())
+      ObjectNode o = JSON.createObjectNode().put("library", deviceOption.where(library).toAbsolutePath().toString())
           .put("started", r.started().toString()).put("ok", r.ok()).put("bytes", r.bytes()).put("seconds", r.seconds());
       ArrayNode a = o.putArray("archives");
       r.archives().forEach(v -> a.add(CatalogCommand.verificationJson(v)));

@@ -4,7 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import dev.shade.offhost.tape.CartridgeInfo;
 import dev.shade.offhost.tape.EndOfMediumException;
 import dev.shade.offhost.tape.TapeLabel;
-import dev.shade.offhost.tape.VirtualTapeLibrary;
+import dev.shade.offhost.tape.TapeLibrary;
 import java.io.IOException;
 import java.time.Instant;
 import java.util.List;
@@ -60,7 +60,7 @@ public final class BackupService {
    * Backs up {@code source} to {@code library}, recording it in {@code catalog}; {@code notes}
    * hears decisions worth telling a user (a fallback to full, a cartridge labelled).
    */
-  public static Result run(VirtualTapeLibrary library, Catalog catalog, SnapshotSource source, Request request,
+  public static Result run(TapeLibrary library, Catalog catalog, SnapshotSource source, Request request,
       BackupProgress progress, Consumer<String> notes) throws IOException {
     long t0 = System.nanoTime();
     // a job an earlier process of this library left running is failed before this one starts
@@ -115,7 +115,7 @@ public final class BackupService {
             + e.getMessage() + "); a catalog rebuilt from the tapes will not have it");
       }
     }
-    int blockSize = library.config().blockSize();
+    int blockSize = library.blockSize();
 
     ImageManifest header = new ImageManifest(id, level, base == null ? -1 : base.snapshot().snapshotId(),
         base == null ? null : base.snapshot().snapshot(), chunkSize, blockSize, started, null,
@@ -197,10 +197,15 @@ public final class BackupService {
   }
 
   /**
-   * The cartridge the next archive of {@code pool} goes to: the pool's newest labelled cartridge
-   * short of its early warning, else the first blank one. Fails when there is neither.
+   * The cartridge the next archive of {@code pool} goes to: the library's own choice
+   * ({@link TapeLibrary#choose}), else the pool's newest labelled cartridge short of its early
+   * warning, else the first blank one. Fails when there is none of them.
    */
-  static int chooseCartridge(VirtualTapeLibrary library, String pool) throws IOException {
+  static int chooseCartridge(TapeLibrary library, String pool) throws IOException {
+    java.util.OptionalInt own = library.choose(pool); // a library without a changer prefers the cartridge in its drive
+    if (own.isPresent()) {
+      return own.getAsInt();
+    }
     CartridgeInfo best = null;
     int blank = -1;
     for (CartridgeInfo c : library.list()) {

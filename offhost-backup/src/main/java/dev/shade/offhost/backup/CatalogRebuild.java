@@ -6,7 +6,7 @@ import dev.shade.offhost.tape.CartridgeInfo;
 import dev.shade.offhost.tape.TapeDrive;
 import dev.shade.offhost.tape.TapeFileInfo;
 import dev.shade.offhost.tape.TapeInputStream;
-import dev.shade.offhost.tape.VirtualTapeLibrary;
+import dev.shade.offhost.tape.TapeLibrary;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.util.ArrayList;
@@ -76,7 +76,7 @@ public final class CatalogRebuild {
    * Scans every cartridge of {@code library} and fills {@code catalog}, which must have no jobs;
    * {@code progress} counts cartridges, {@code notes} hears each cartridge and each problem.
    */
-  public static Result rebuild(VirtualTapeLibrary library, Catalog catalog, BackupProgress progress,
+  public static Result rebuild(TapeLibrary library, Catalog catalog, BackupProgress progress,
       Consumer<String> notes) throws IOException {
     long t0 = System.nanoTime();
     int existing = catalog.jobs().size();
@@ -99,7 +99,7 @@ public final class CatalogRebuild {
     Map<Long, Row<Catalog.DrillRecord>> drills = new TreeMap<>();
     Map<String, Map<Integer, Seen>> seen = new HashMap<>();
     Map<String, Integer> slotOf = new HashMap<>();
-    int slots = library.config().slots();
+    int slots = library.slots();
     int labelled = 0;
     int blank = 0;
     for (int slot = 1; slot <= slots; slot++) {

@@ -10,8 +10,8 @@ import dev.shade.offhost.tape.EndOfMediumException;
 import dev.shade.offhost.tape.TapeDrive;
 import dev.shade.offhost.tape.TapeFileInfo;
 import dev.shade.offhost.tape.TapeLabel;
+import dev.shade.offhost.tape.TapeLibrary;
 import dev.shade.offhost.tape.TapeOutputStream;
-import dev.shade.offhost.tape.VirtualTapeLibrary;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -52,7 +52,7 @@ public final class FilesBackupService {
    * takes it) to {@code library}, recording it in {@code catalog}; {@code notes} hears what a
    * user should know (a cartridge labelled, ACLs left out for want of getfacl).
    */
-  public static Result run(VirtualTapeLibrary library, Catalog catalog, SnapshotIdentity id, String uri,
+  public static Result run(TapeLibrary library, Catalog catalog, SnapshotIdentity id, String uri,
       Request request, BackupProgress progress, Consumer<String> notes) throws IOException {
     long t0 = System.nanoTime();
     Instant started = Instant.ofEpochMilli(System.currentTimeMillis());

@@ -5,7 +5,7 @@ import dev.shade.offhost.tape.CartridgeInfo;
 import dev.shade.offhost.tape.TapeDrive;
 import dev.shade.offhost.tape.TapeFileInfo;
 import dev.shade.offhost.tape.TapeInputStream;
-import dev.shade.offhost.tape.VirtualTapeLibrary;
+import dev.shade.offhost.tape.TapeLibrary;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
@@ -30,13 +30,13 @@ public final class FilesRestoreService {
    * {@code id=N}) of volume {@code volume} (uuid or name) that match {@code patterns} into
    * {@code dir}; {@code progress} hears each path restored.
    */
-  public static Result restore(VirtualTapeLibrary library, Catalog catalog, String volume, String snapshot,
+  public static Result restore(TapeLibrary library, Catalog catalog, String volume, String snapshot,
       List<String> patterns, Path dir, Consumer<String> progress) throws IOException {
     return restore(library, catalog, volume, snapshot, patterns, dir, progress, BackupProgress.NONE);
   }
 
   /** The same, {@code bytes} hearing how much of the archive's tape file was read. */
-  public static Result restore(VirtualTapeLibrary library, Catalog catalog, String volume, String snapshot,
+  public static Result restore(TapeLibrary library, Catalog catalog, String volume, String snapshot,
       List<String> patterns, Path dir, Consumer<String> progress, BackupProgress bytes) throws IOException {
     long t0 = System.nanoTime();
     Catalog.JobRecord job = catalog.find(volume, snapshot, Catalog.FORMAT_FILES).orElseThrow(() -> new BackupException(

@@ -4,7 +4,7 @@ import dev.shade.offhost.tape.CartridgeInfo;
 import dev.shade.offhost.tape.TapeDrive;
 import dev.shade.offhost.tape.TapeFileInfo;
 import dev.shade.offhost.tape.TapeInputStream;
-import dev.shade.offhost.tape.VirtualTapeLibrary;
+import dev.shade.offhost.tape.TapeLibrary;
 import java.io.Closeable;
 import java.io.FilterInputStream;
 import java.io.IOException;
@@ -24,7 +24,7 @@ import java.util.function.Consumer;
  */
 final class PieceReader implements ImageArchiveReader.PieceInput, Closeable {
   /** The library the cartridges are in. */
-  private final VirtualTapeLibrary library;
+  private final TapeLibrary library;
   /** The job whose archive is read. */
   private final Catalog.JobRecord job;
   /** Its pieces. */
@@ -40,7 +40,7 @@ final class PieceReader implements ImageArchiveReader.PieceInput, Closeable {
   /** The current piece's tape file. */
   private TapeInputStream in;
 
-  PieceReader(VirtualTapeLibrary library, Catalog.JobRecord job, List<PieceEntry> pieces, Consumer<String> notes) {
+  PieceReader(TapeLibrary library, Catalog.JobRecord job, List<PieceEntry> pieces, Consumer<String> notes) {
     this(library, job, pieces, notes, "restore");
   }
 
@@ -49,7 +49,7 @@ final class PieceReader implements ImageArchiveReader.PieceInput, Closeable {
    * file whose size or filemark is not what the catalog says before reading it; a verify reads
    * it as far as it goes, so that its report names the chunk where the data ends.
    */
-  PieceReader(VirtualTapeLibrary library, Catalog.JobRecord job, List<PieceEntry> pieces, Consumer<String> notes,
+  PieceReader(TapeLibrary library, Catalog.JobRecord job, List<PieceEntry> pieces, Consumer<String> notes,
       String reading) {
     this.reading = reading;
     this.library = library;

@@ -1,6 +1,6 @@
 package dev.shade.offhost.backup;
 
-import dev.shade.offhost.tape.VirtualTapeLibrary;
+import dev.shade.offhost.tape.TapeLibrary;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
@@ -36,16 +36,16 @@ public final class RestoreService {
    * Restores snapshot {@code snapshot} (name, id or {@code id=N}) of volume {@code volume} (uuid or
    * name) to the new file {@code to} (replaced with {@code force}); on failure the file is deleted.
    */
-  public static Result restore(VirtualTapeLibrary library, Catalog catalog, String volume, String snapshot, Path to,
+  public static Result restore(TapeLibrary library, Catalog catalog, String volume, String snapshot, Path to,
       boolean force, BackupProgress progress) throws IOException {
     return restore(library, catalog, volume, snapshot, to, force, progress, n -> { });
   }
 
   /**
-   * {@link #restore(VirtualTapeLibrary, Catalog, String, String, Path, boolean, BackupProgress)},
+   * {@link #restore(TapeLibrary, Catalog, String, String, Path, boolean, BackupProgress)},
    * telling {@code notes} which cartridge each piece needs, in order, as it asks for it.
    */
-  public static Result restore(VirtualTapeLibrary library, Catalog catalog, String volume, String snapshot, Path to,
+  public static Result restore(TapeLibrary library, Catalog catalog, String volume, String snapshot, Path to,
       boolean force, BackupProgress progress, Consumer<String> notes) throws IOException {
     return restore(library, catalog, volume, snapshot, RestoreSink.file(to, force), progress, notes);
   }
@@ -55,14 +55,14 @@ public final class RestoreService {
    * name) into {@code sink}: started with the image's size, every chunk of the image written or
    * zeroed, finished when all checked out, aborted on any failure, and closed.
    */
-  public static Result restore(VirtualTapeLibrary library, Catalog catalog, String volume, String snapshot,
+  public static Result restore(TapeLibrary library, Catalog catalog, String volume, String snapshot,
       RestoreSink sink, BackupProgress progress, Consumer<String> notes) throws IOException {
     try (sink) {
       return restoreInto(library, catalog, volume, snapshot, sink, progress, notes);
     }
   }
 
-  private static Result restoreInto(VirtualTapeLibrary library, Catalog catalog, String volume, String snapshot,
+  private static Result restoreInto(TapeLibrary library, Catalog catalog, String volume, String snapshot,
       RestoreSink out, BackupProgress progress, Consumer<String> notes) throws IOException {
     long t0 = System.nanoTime();
     Catalog.JobRecord target = catalog.find(volume, snapshot).orElseThrow(() -> new BackupException(

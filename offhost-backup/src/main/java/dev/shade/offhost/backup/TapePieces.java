@@ -5,8 +5,8 @@ import dev.shade.offhost.tape.EarlyWarningException;
 import dev.shade.offhost.tape.TapeDrive;
 import dev.shade.offhost.tape.TapeFileInfo;
 import dev.shade.offhost.tape.TapeLabel;
+import dev.shade.offhost.tape.TapeLibrary;
 import dev.shade.offhost.tape.TapeOutputStream;
-import dev.shade.offhost.tape.VirtualTapeLibrary;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.util.ArrayList;
@@ -37,7 +37,7 @@ final class TapePieces implements ImageArchiveWriter.PieceOutput {
    */
 
   /** The library. */
-  private final VirtualTapeLibrary library;
+  private final TapeLibrary library;
   /** The pool the pieces go to. */
   private final String pool;
   /** Told which cartridge is labelled and loaded. */
@@ -57,7 +57,7 @@ final class TapePieces implements ImageArchiveWriter.PieceOutput {
   /** The chunk size, for the message when the trailer is too small. */
   private final int chunkSize;
 
-  TapePieces(VirtualTapeLibrary library, String pool, int chunkSize, Consumer<String> notes) {
+  TapePieces(TapeLibrary library, String pool, int chunkSize, Consumer<String> notes) {
     this.library = library;
     this.pool = pool;
     this.chunkSize = chunkSize;
@@ -202,7 +202,7 @@ final class TapePieces implements ImageArchiveWriter.PieceOutput {
   }
 
   /** {@code SHD} and the slot in three digits (as 'shade tape label --all-blank --label SHD'), or a free variant. */
-  static String newLabel(VirtualTapeLibrary library, int slot) throws IOException {
+  static String newLabel(TapeLibrary library, int slot) throws IOException {
     String label = String.format("SHD%03d", slot);
     for (int n = 2; library.find(label).isPresent(); n++) {
       label = String.format("SHD%03d-%d", slot, n);

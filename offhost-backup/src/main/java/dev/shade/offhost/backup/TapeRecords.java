@@ -1,7 +1,7 @@
 package dev.shade.offhost.backup;
 
 import dev.shade.offhost.tape.CartridgeInfo;
-import dev.shade.offhost.tape.VirtualTapeLibrary;
+import dev.shade.offhost.tape.TapeLibrary;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.time.Instant;
@@ -71,7 +71,7 @@ public final class TapeRecords {
    * cartridges labelled and the records written. A record that cannot go on tape is a result
    * ({@link Result#notWritten}), not an exception: the verify or drill it belongs to still stands.
    */
-  public static Result writePending(VirtualTapeLibrary library, Catalog catalog, Consumer<String> notes)
+  public static Result writePending(TapeLibrary library, Catalog catalog, Consumer<String> notes)
       throws IOException {
     Map<Long, Optional<String>> poolOfJob = new HashMap<>();
     Function<Long, Optional<String>> pool = id -> poolOfJob.computeIfAbsent(id, j -> {
@@ -150,7 +150,7 @@ public final class TapeRecords {
    * The pool of records that have none of their own: the catalog's newest job's, else the pool
    * of the first labelled cartridge short of its early warning; "" when there is neither.
    */
-  private static String fallbackPool(VirtualTapeLibrary library, Catalog catalog) throws IOException {
+  private static String fallbackPool(TapeLibrary library, Catalog catalog) throws IOException {
     List<Catalog.JobRecord> jobs = catalog.jobs();
     if (!jobs.isEmpty()) {
       return jobs.get(jobs.size() - 1).pool();

@@ -1,6 +1,6 @@
 package dev.shade.offhost.backup;
 
-import dev.shade.offhost.tape.VirtualTapeLibrary;
+import dev.shade.offhost.tape.TapeLibrary;
 import java.io.IOException;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -71,18 +71,18 @@ public final class VerifyService {
    * archive's record as soon as it is checked. Fails only when the selection holds no archive or
    * the catalog cannot be written; damaged archives are results, not exceptions.
    */
-  public static Result verify(VirtualTapeLibrary library, Catalog catalog, Selection selection, BackupProgress progress,
+  public static Result verify(TapeLibrary library, Catalog catalog, Selection selection, BackupProgress progress,
       Consumer<Catalog.VerificationRecord> each) throws IOException {
     return verify(library, catalog, selection, progress, each, n -> { });
   }
 
   /**
-   * {@link #verify(VirtualTapeLibrary, Catalog, Selection, BackupProgress, Consumer)}, then the
+   * {@link #verify(TapeLibrary, Catalog, Selection, BackupProgress, Consumer)}, then the
    * run's record (and any earlier one not on tape yet) written on tape ({@link TapeRecords});
    * {@code notes} hears where it went; why it could not go on tape is in the result's {@code
    * records}, and does not fail the run.
    */
-  public static Result verify(VirtualTapeLibrary library, Catalog catalog, Selection selection, BackupProgress progress,
+  public static Result verify(TapeLibrary library, Catalog catalog, Selection selection, BackupProgress progress,
       Consumer<Catalog.VerificationRecord> each, Consumer<String> notes) throws IOException {
     long t0 = System.nanoTime();
     Instant started = Instant.ofEpochMilli(System.currentTimeMillis());
@@ -125,7 +125,7 @@ public final class VerifyService {
     return new Result(started, out, done[0], seconds, TapeRecords.writePending(library, catalog, notes));
   }
 
-  private static Catalog.VerificationRecord verifyOne(VirtualTapeLibrary library, Catalog catalog, Catalog.JobRecord job,
+  private static Catalog.VerificationRecord verifyOne(TapeLibrary library, Catalog catalog, Catalog.JobRecord job,
       List<ChunkEntry> listed, Instant runStarted, long[] done, long total, BackupProgress progress) {
     long t0 = System.nanoTime();
     Catalog.ArchiveRecord a = job.archive();

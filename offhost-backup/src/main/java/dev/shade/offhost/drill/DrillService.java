@@ -5,7 +5,7 @@ import dev.shade.offhost.backup.BackupProgress;
 import dev.shade.offhost.backup.Catalog;
 import dev.shade.offhost.backup.RestoreService;
 import dev.shade.offhost.backup.TapeRecords;
-import dev.shade.offhost.tape.VirtualTapeLibrary;
+import dev.shade.offhost.tape.TapeLibrary;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -71,7 +71,7 @@ public final class DrillService {
    * each step as it ends. A failed drill is a result (its outcome {@link Catalog#FAILED}), not an
    * exception; this throws only when the drill cannot be recorded.
    */
-  public static Catalog.DrillRecord run(VirtualTapeLibrary library, Catalog catalog, Request request,
+  public static Catalog.DrillRecord run(TapeLibrary library, Catalog catalog, Request request,
       BackupProgress progress, Consumer<Catalog.DrillStep> steps) throws IOException {
     return run(library, catalog, request, progress, steps, n -> { }).drill();
   }
@@ -86,11 +86,11 @@ public final class DrillService {
   public record Outcome(Catalog.DrillRecord drill, TapeRecords.Result records) {}
 
   /**
-   * {@link #run(VirtualTapeLibrary, Catalog, Request, BackupProgress, Consumer)}, then the drill's
+   * {@link #run(TapeLibrary, Catalog, Request, BackupProgress, Consumer)}, then the drill's
    * record written on tape ({@link TapeRecords}); {@code notes} hears where it went; why it could
    * not go on tape is in the outcome's {@code records}, and does not change the drill's outcome.
    */
-  public static Outcome run(VirtualTapeLibrary library, Catalog catalog, Request request, BackupProgress progress,
+  public static Outcome run(TapeLibrary library, Catalog catalog, Request request, BackupProgress progress,
       Consumer<Catalog.DrillStep> steps, Consumer<String> notes) throws IOException {
     Drill d = new Drill(library, catalog, request, progress, steps);
     d.run();
@@ -114,7 +114,7 @@ public final class DrillService {
   /** One drill's state, step by step. */
   private static final class Drill {
     /** Where the archives are. */
-    private final VirtualTapeLibrary library;
+    private final TapeLibrary library;
     /** Where the backups are found and the drill is recorded. */
     private final Catalog catalog;
     /** What was asked. */
@@ -158,7 +158,7 @@ public final class DrillService {
     /** The writer metadata of the restored snapshot's archive. */
     private WriterFiles metadata = WriterFiles.of(null);
 
-    Drill(VirtualTapeLibrary library, Catalog catalog, Request request, BackupProgress progress,
+    Drill(TapeLibrary library, Catalog catalog, Request request, BackupProgress progress,
         Consumer<Catalog.DrillStep> listener) {
       this.library = library;
       this.catalog = catalog;

@@ -3,7 +3,6 @@ package dev.shade.offhost.tape;
 import dev.shade.nativeio.FileHandle;
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
-import java.io.Closeable;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.io.Reader;
@@ -34,7 +33,7 @@ import org.apache.commons.compress.archivers.tar.TarArchiveInputStream;
  * {@code library.lock}, held until {@link #close()}); a second one fails at once with a message
  * that says so. Not thread-safe: one thread uses a library and its drives at a time.
  */
-public final class VirtualTapeLibrary implements Closeable {
+public final class VirtualTapeLibrary implements TapeLibrary {
   /*
    * Layout of DIR:
    *   library.properties   format, slots, drives, capacity, earlyWarningZone, blockSize, created,
@@ -186,8 +185,21 @@ public final class VirtualTapeLibrary implements Closeable {
     return dir.resolve(String.format("slot-%04d.tape", slot));
   }
 
+  @Override
   public Path directory() {
     return dir;
+  }
+
+  /** The drives' block size, {@code config().blockSize()}. */
+  @Override
+  public int blockSize() {
+    return config.blockSize();
+  }
+
+  /** The number of slots, {@code config().slots()}. */
+  @Override
+  public int slots() {
+    return config.slots();
   }
 
   public LibraryConfig config() {

@@ -21,7 +21,7 @@ import java.util.List;
  */
 final class FakeStDevice implements MagneticTape {
   /** The tape: a record's bytes, or null for a filemark. */
-  final List<byte[]> frames = new ArrayList<>();
+  final List<byte[]> frames;
   /** Every call, in order ("write 4096", "MTFSF 2", "read -> 0"), for assertions. */
   final List<String> calls = new ArrayList<>();
   /** Errnos to fail the next calls of a kind with ("write", "read", "MTREW"...). */
@@ -45,8 +45,19 @@ final class FakeStDevice implements MagneticTape {
   /** Block size set with MTSETBLK; -1 before. */
   long blockSize = -1;
   boolean closed;
+  /** Set by MTOFFL: the cartridge was ejected. */
+  boolean ejected;
 
   FakeStDevice(long earlyWarningAt, long physicalEnd) {
+    this(new ArrayList<>(), earlyWarningAt, physicalEnd);
+  }
+
+  /**
+   * A drive with the cartridge {@code frames} in it (shared, so the tape outlives this device:
+   * a test keeps cartridges as frame lists and "loads" one by opening a device over it).
+   */
+  FakeStDevice(List<byte[]> frames, long earlyWarningAt, long physicalEnd) {
+    this.frames = frames;
     this.earlyWarningAt = earlyWarningAt;
     this.physicalEnd = physicalEnd;
   }
@@ -191,6 +202,13 @@ final class FakeStDevice implements MagneticTape {
         pos = 0;
         fileno = 0;
         blkno = 0;
+        return;
+      case MtIo.MTOFFL:
+        implicitFilemark();
+        pos = 0;
+        fileno = 0;
+        blkno = 0;
+        ejected = true;
         return;
       case MtIo.MTEOM:
         lastWasWrite = false;
