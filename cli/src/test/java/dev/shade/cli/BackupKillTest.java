@@ -56,7 +56,7 @@ class BackupKillTest {
     started.add(agent.process());
     Path slow = tmp.resolve("slow.sock");
     List<Long> good = new ArrayList<>();
-    try (CuttingProxy proxy = CuttingProxy.throttled(slow, nbd, 24L * MiB)) {
+    try (CuttingProxy proxy = CuttingProxy.throttled(slow, nbd, 12L * MiB)) {
       for (int trial = 0; trial < KILL_AT_MIB.length; trial++) {
         String snap = "t" + trial;
         Cli.run("volume", "import", db, TestVolumes.file(tmp, snap + ".bin", TestVolumes.random(10 + trial, 2 * MiB)),
