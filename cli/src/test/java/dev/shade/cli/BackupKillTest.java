@@ -22,7 +22,7 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * {@code shade backup run} in a JVM of its own, killed with SIGKILL while it writes its archive, at
  * three points (after 1, 7 and 15 MiB of the 24 MiB on the cartridge): a real agent, a proxy that
- * holds the export to 24 MiB/s so that the backup takes a known time, a virtual tape library. After
+ * holds the export to 12 MiB/s so that the backup takes a known time, a virtual tape library. After
  * each kill the library opens, the job shows as failed and interrupted, the next backup writes that
  * job's record on tape, is good and restores byte for byte, and a rebuild from the tapes gives the
  * good jobs and the killed one as failed, its torn archive not recreated.
