@@ -93,45 +93,29 @@ public final class RestoreService {
     com.fasterxml.jackson.databind.JsonNode writerMetadata = null;
     boolean ok = false;
     try (FileChannel out = FileChannel.open(to, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
-        StandardOpenOption.TRUNCATE_EXISTING)) {
+        StandardOpenOption.TRUNCATE_EXISTING); WriteBehind behind = new WriteBehind(out, to.toString())) {
       out.truncate(0);
       if (id.size() > 0) {
         out.write(ByteBuffer.allocate(1), id.size() - 1); // the size; zeros stay holes
       }
+      RestoreChunks.Output output = (offset, data) -> {
+        int length = data.remaining();
+        while (data.hasRemaining()) {
+          out.write(data, offset + data.position());
+        }
+        behind.written(length);
+      };
       for (int i = 0; i < chain.size(); i++) {
         Catalog.JobRecord job = chain.get(i);
         Catalog.ArchiveRecord a = job.archive();
         String where = "cartridge " + a.cartridge() + ", tape file " + a.fileNumber() + " (the " + job.level()
             + " archive of " + job.snapshot().volume() + "@" + job.snapshot().snapshot() + ", job " + job.id() + ")";
         List<PieceEntry> pieces = catalog.pieces(a);
-        final int index = i;
-        int[] got = {0};
-        long[] bytes = {written};
-        final long totalBytes = total;
+        RestoreChunks handler = new RestoreChunks(i, winner, entries, output, progress, written, total);
         ImageArchiveReader.Contents contents;
         PieceReader reader = new PieceReader(library, job, pieces, notes);
         try (reader) {
-          contents = ImageArchiveReader.read(pieces.size(), reader, chunkSize, new ImageArchiveReader.Handler() {
-            @Override
-            public boolean wants(long offset) {
-              Integer w = winner.get(offset);
-              return w != null && w == index && !entries.get(offset).zero();
-            }
-
-            @Override
-            public void chunk(long offset, byte[] data, int length, String sha256) throws IOException {
-              ChunkEntry e = entries.get(offset);
-              if (!sha256.equals(e.sha256()) || length != e.length()) {
-                throw new ImageArchiveReader.ArchiveException(e.member(), "chunk " + e.member() + " is damaged: its "
-                    + length + " bytes have SHA-256 " + sha256 + ", the catalog says " + e.length() + " bytes with "
-                    + e.sha256(), null);
-              }
-              out.write(ByteBuffer.wrap(data, 0, length), offset);
-              got[0]++;
-              bytes[0] += length;
-              progress.update(bytes[0], totalBytes);
-            }
-          });
+          contents = ImageArchiveReader.read(pieces.size(), reader, chunkSize, handler);
           reader.finish();
         } catch (ImageArchiveReader.ArchiveException e) {
           throw new BackupException("restore of " + id.volume() + "@" + id.snapshot() + " failed: " + reader.where()
@@ -146,14 +130,15 @@ public final class RestoreService {
           throw new BackupException("restore of " + id.volume() + "@" + id.snapshot() + " failed: " + where
               + ": its manifest has SHA-256 " + contents.manifestSha256() + ", the catalog says " + a.manifestSha256());
         }
-        if (got[0] != wanted[i]) {
+        if (handler.chunks() != wanted[i]) {
           throw new BackupException("restore of " + id.volume() + "@" + id.snapshot() + " failed: " + where + " holds "
-              + got[0] + " of the " + wanted[i] + " chunks the catalog lists");
+              + handler.chunks() + " of the " + wanted[i] + " chunks the catalog lists");
         }
-        written = bytes[0];
-        chunks += got[0];
+        written = handler.bytes();
+        chunks += handler.chunks();
         writerMetadata = contents.manifest().writerMetadata();
       }
+      behind.finish();
       out.force(true);
       ok = true;
     } finally {
