@@ -101,7 +101,8 @@ final class WriteBehind implements AutoCloseable {
     stop();
     synchronized (this) {
       if (failure != null) {
-        throw new IOException("flushing " + what + " to its disk failed: " + failure.getMessage(), failure);
+        throw new IOException("flushing " + what + " to its disk failed: "
+            + (failure.getMessage() != null ? failure.getMessage() : failure.getClass().getSimpleName()), failure);
       }
     }
   }
