@@ -12,6 +12,7 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
 import org.apache.commons.compress.archivers.tar.TarArchiveInputStream;
@@ -111,13 +112,7 @@ public final class ImageArchiveReader {
    * and the last must hold the manifest.
    */
   public static Contents read(int pieces, PieceInput in, int maxChunk, Handler handler) throws IOException {
-    int threads = Math.max(1, handler.threads());
-    AtomicInteger started = new AtomicInteger();
-    ExecutorService worker = Executors.newFixedThreadPool(threads, r -> {
-      Thread t = new Thread(r, threads == 1 ? "shade-restore-hash" : "shade-restore-hash-" + started.incrementAndGet());
-      t.setDaemon(true);
-      return t;
-    });
+    ExecutorService worker = workers(handler.threads());
     try {
       return read(pieces, in, maxChunk, handler, worker);
     } finally {
@@ -132,12 +127,45 @@ public final class ImageArchiveReader {
     }
   }
 
-  private static Contents read(int pieces, PieceInput in, int maxChunk, Handler handler, ExecutorService worker)
+  /**
+   * Worker threads for {@link #read(int, PieceInput, int, Handler, ExecutorService) reads} of
+   * several archives one after the other, as a restore reads its chain: {@code threads} of them
+   * (at least 1), daemons. The caller shuts them down.
+   */
+  public static ExecutorService workers(int threads) {
+    int n = Math.max(1, threads);
+    AtomicInteger started = new AtomicInteger();
+    return Executors.newFixedThreadPool(n, r -> {
+      Thread t = new Thread(r, n == 1 ? "shade-restore-hash" : "shade-restore-hash-" + started.incrementAndGet());
+      t.setDaemon(true);
+      return t;
+    });
+  }
+
+  /**
+   * {@link #read(int, PieceInput, int, Handler)} with the checksums and {@code handler.chunk}
+   * on {@code worker}'s threads, which must not be more than {@code handler.threads()}. When
+   * this returns or throws, no chunk of the archive is being handled or will be.
+   */
+  public static Contents read(int pieces, PieceInput in, int maxChunk, Handler handler, ExecutorService worker)
       throws IOException {
+    ArrayDeque<Future<?>> inFlight = new ArrayDeque<>();
+    AtomicBoolean aborted = new AtomicBoolean();
+    try {
+      return read(pieces, in, maxChunk, handler, worker, inFlight, aborted);
+    } catch (IOException | RuntimeException | Error e) {
+      // the chunks still queued or being checksummed do not reach the handler
+      aborted.set(true);
+      awaitQuietly(inFlight);
+      throw e;
+    }
+  }
+
+  private static Contents read(int pieces, PieceInput in, int maxChunk, Handler handler, ExecutorService worker,
+      ArrayDeque<Future<?>> inFlight, AtomicBoolean aborted) throws IOException {
     Map<Long, String> read = new ConcurrentHashMap<>();
     int slots = (int) Math.max(2, Math.min(16, BUFFER_BYTES / Math.max(1, maxChunk)));
     byte[][] bufs = new byte[slots][];
-    ArrayDeque<Future<?>> inFlight = new ArrayDeque<>();
     int nextSlot = 0;
     ImageManifest header = null;
     ImageManifest manifest = null;
@@ -212,8 +240,14 @@ public final class ImageArchiveReader {
               String name = member;
               String where = at;
               inFlight.add(worker.submit(() -> {
+                if (aborted.get()) {
+                  return null;
+                }
                 String sha = Sha256.hex(buf, 0, len);
                 read.put(offset, sha);
+                if (aborted.get()) {
+                  return null;
+                }
                 try {
                   handler.chunk(offset, buf, len, sha);
                 } catch (ArchiveException ex) {
@@ -291,6 +325,20 @@ public final class ImageArchiveReader {
         throw err;
       }
       throw new HandlingFailed(c instanceof IOException io ? io : new IOException(c.getMessage(), c));
+    }
+  }
+
+  /** Waits for every chunk in flight to end, whatever its outcome; an interrupt stops the wait. */
+  private static void awaitQuietly(ArrayDeque<Future<?>> inFlight) {
+    for (Future<?> f; (f = inFlight.poll()) != null; ) {
+      try {
+        f.get();
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        return;
+      } catch (ExecutionException | java.util.concurrent.CancellationException e) {
+        // its failure is not the one reported
+      }
     }
   }
 

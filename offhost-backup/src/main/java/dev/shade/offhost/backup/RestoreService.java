@@ -13,6 +13,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.concurrent.ExecutorService;
 import java.util.function.Consumer;
 
 /**
@@ -92,6 +93,8 @@ public final class RestoreService {
     int chunks = 0;
     com.fasterxml.jackson.databind.JsonNode writerMetadata = null;
     boolean ok = false;
+    // one pool for the whole chain: no threads started and ended per archive
+    ExecutorService workers = ImageArchiveReader.workers(RestoreChunks.THREADS);
     try (FileChannel out = FileChannel.open(to, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
         StandardOpenOption.TRUNCATE_EXISTING); WriteBehind behind = new WriteBehind(out, to.toString())) {
       out.truncate(0);
@@ -115,7 +118,7 @@ public final class RestoreService {
         ImageArchiveReader.Contents contents;
         PieceReader reader = new PieceReader(library, job, pieces, notes);
         try (reader) {
-          contents = ImageArchiveReader.read(pieces.size(), reader, chunkSize, handler);
+          contents = ImageArchiveReader.read(pieces.size(), reader, chunkSize, handler, workers);
           reader.finish();
         } catch (ImageArchiveReader.ArchiveException e) {
           throw new BackupException("restore of " + id.volume() + "@" + id.snapshot() + " failed: " + reader.where()
@@ -142,6 +145,7 @@ public final class RestoreService {
       out.force(true);
       ok = true;
     } finally {
+      workers.shutdownNow(); // idle: a read returns only when none of its chunks is in flight
       if (!ok) {
         Files.deleteIfExists(to);
       }

@@ -234,6 +234,56 @@ class ImageArchivePipelineTest {
     assertEquals("member data/0000000000140000: No space left on device", e.getMessage());
   }
 
+  @Test
+  void read_onASharedPool_afterAFailureNoChunkReachesTheHandler_andThePoolReadsTheNextArchive() throws Exception {
+    long size = 8L << 20;
+    GeneratedSource src = new GeneratedSource(size, null);
+    ImageManifest header = new ImageManifest(src.identity(), ImageManifest.FULL, -1, null, K64, 256 * 1024,
+        Instant.parse("2026-12-01T10:00:00Z"), null, null, List.of());
+    ByteArrayOutputStream tar = new ByteArrayOutputStream();
+    ImageArchiveWriter.Result r = ImageArchiveWriter.write(tar, 10240, header,
+        ImageArchiveWriter.chunksOf(src.allocated(), K64, size), src, (d, t) -> {});
+    ExecutorService pool = ImageArchiveReader.workers(2);
+    try {
+      java.util.concurrent.atomic.AtomicInteger handled = new java.util.concurrent.atomic.AtomicInteger();
+      boolean[] failing = {true};
+      ImageArchiveReader.Handler handler = new ImageArchiveReader.Handler() {
+        @Override
+        public boolean wants(long offset) {
+          return true;
+        }
+
+        @Override
+        public void chunk(long offset, byte[] data, int length, String sha256) throws IOException {
+          if (failing[0] && offset == 4L * K64) {
+            throw new IOException("No space left on device");
+          }
+          handled.incrementAndGet();
+        }
+
+        @Override
+        public int threads() {
+          return 2;
+        }
+      };
+      ImageArchiveReader.ArchiveException e = assertThrows(ImageArchiveReader.ArchiveException.class,
+          () -> ImageArchiveReader.read(1, p -> new ByteArrayInputStream(tar.toByteArray()), K64, handler, pool));
+      assertEquals("data/0000000000040000", e.member());
+      int atFailure = handled.get();
+      Thread.sleep(50);
+      assertEquals(atFailure, handled.get(), "no chunk handled after the read failed");
+
+      failing[0] = false;
+      handled.set(0);
+      ImageArchiveReader.Contents c = ImageArchiveReader.read(1, p -> new ByteArrayInputStream(tar.toByteArray()), K64,
+          handler, pool);
+      assertEquals(r.manifestSha256(), c.manifestSha256());
+      assertEquals(r.manifest().chunks().size(), handled.get());
+    } finally {
+      pool.shutdownNow();
+    }
+  }
+
   /** A snapshot whose bytes are computed from their offset; reads complete on {@code pool} (null: at once). */
   private static class GeneratedSource implements SnapshotSource {
     private final SnapshotIdentity identity;
