@@ -96,7 +96,7 @@ public final class RestoreService {
     // one pool for the whole chain: no threads started and ended per archive
     ExecutorService workers = ImageArchiveReader.workers(RestoreChunks.THREADS);
     try (FileChannel out = FileChannel.open(to, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
-        StandardOpenOption.TRUNCATE_EXISTING); WriteBehind behind = new WriteBehind(out, to.toString())) {
+        StandardOpenOption.TRUNCATE_EXISTING); WriteBehind behind = new WriteBehind(to)) {
       out.truncate(0);
       if (id.size() > 0) {
         out.write(ByteBuffer.allocate(1), id.size() - 1); // the size; zeros stay holes
