@@ -83,7 +83,7 @@ public final class ImageArchiveReader {
    * its chunk is handled; the worker's first failure ends the read with that exception.
    *
    * A Handler with threads() > 1 gets that many workers, which take the chunks as they come,
-   * so SHA-256 (the most expensive step of a restore, about 0.5 CPU s per GiB with the SHA-NI
+   * so SHA-256 (the most expensive step of a restore, 0.52 CPU s per GiB with the SHA-NI
    * intrinsic) runs on several cores. The buffers are still taken in a ring and the futures
    * waited for oldest first: a buffer is reused only once the chunk read into it `slots`
    * chunks ago is handled, and the first failure in archive order is the one reported.

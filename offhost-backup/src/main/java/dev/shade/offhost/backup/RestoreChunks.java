@@ -27,10 +27,11 @@ final class RestoreChunks implements ImageArchiveReader.Handler {
   }
 
   /*
-   * Checksumming is what bounds a restore: about 0.5 CPU s per GiB with the JDK's SHA-NI
-   * intrinsic, against about 0.3 for all the reading and tar parsing of the same bytes. With
-   * one worker thread the reader waited for it; two workers on the 2-core server bring
-   * checksumming and writing level with the reader (docs/performance.md, "Restore speed").
+   * Checksumming is what bounds a restore: 0.52 CPU s per GiB with the JDK's SHA-NI intrinsic,
+   * and 0.2 more to write the chunk into the page cache, against 0.25-0.35 for reading the tape
+   * file and parsing the tar. With one worker the reader waited for it; two workers on the
+   * 2-core server bring checksumming and writing level with the reader (docs/performance.md,
+   * "Restore speed").
    */
 
   /** Worker threads for the checksums and writes: the cores, at most 4, at least 2. */

@@ -21,7 +21,9 @@ import java.util.function.Consumer;
  * each chunk is taken from the newest archive that has it and written once; only the tape files
  * of the chain are read, each archive's pieces in order, asking for their cartridges in that
  * order; every chunk's SHA-256 is checked against the catalog and the archive's manifest, and
- * the manifest's against the catalog.
+ * the manifest's against the catalog. One thread reads the tape; {@code RestoreChunks} checks and
+ * writes the chunks on a pool of workers, and {@code WriteBehind} starts the image's writeback
+ * as it goes.
  *
  * <p>Not thread-safe: one restore at a time per library.
  */
