@@ -25,6 +25,8 @@ final class FileRestoreSink implements RestoreSink {
   private long size = -1;
   /** True once this sink opened (created or truncated) the file: abort deletes it only then. */
   private boolean opened;
+  /** Starts the file's writeback while the restore goes on, so that finish has little left to write. */
+  private WriteBehind behind;
 
   FileRestoreSink(Path path, boolean force) {
     this.path = path;
@@ -44,6 +46,7 @@ final class FileRestoreSink implements RestoreSink {
       out.write(ByteBuffer.allocate(1), size - 1); // the size; zeros stay holes
     }
     this.size = size;
+    behind = new WriteBehind(path);
   }
 
   @Override
@@ -53,6 +56,7 @@ final class FileRestoreSink implements RestoreSink {
     while (b.hasRemaining()) {
       at += out.write(b, at);
     }
+    behind.written(at - offset);
   }
 
   /** The file was created empty and extended: every range not written is a hole of zeros already. */
@@ -66,6 +70,7 @@ final class FileRestoreSink implements RestoreSink {
 
   @Override
   public void finish() throws IOException {
+    behind.finish();
     out.force(true);
   }
 
@@ -95,8 +100,16 @@ final class FileRestoreSink implements RestoreSink {
   public void close() throws IOException {
     FileChannel c = out;
     out = null;
-    if (c != null) {
-      c.close();
+    WriteBehind w = behind;
+    behind = null;
+    try {
+      if (w != null) {
+        w.close();
+      }
+    } finally {
+      if (c != null) {
+        c.close();
+      }
     }
   }
 

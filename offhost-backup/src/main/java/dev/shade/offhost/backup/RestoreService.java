@@ -10,6 +10,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.concurrent.ExecutorService;
 import java.util.function.Consumer;
 
 /**
@@ -17,7 +18,9 @@ import java.util.function.Consumer;
  * each chunk is taken from the newest archive that has it and written once; only the tape files
  * of the chain are read, each archive's pieces in order, asking for their cartridges in that
  * order; every chunk's SHA-256 is checked against the catalog and the archive's manifest, and
- * the manifest's against the catalog.
+ * the manifest's against the catalog. One thread reads the tape; {@code RestoreChunks} checks the
+ * chunks on a pool of workers, which hand them to the {@link RestoreSink} one at a time (a file
+ * sink starts its writeback as it goes, {@code WriteBehind}).
  *
  * <p>Not thread-safe: one restore at a time per library.
  */
@@ -104,43 +107,28 @@ public final class RestoreService {
     int chunks = 0;
     com.fasterxml.jackson.databind.JsonNode writerMetadata = null;
     boolean ok = false;
+    // one pool for the whole chain: no threads started and ended per archive
+    ExecutorService workers = ImageArchiveReader.workers(RestoreChunks.THREADS);
     try {
       out.start(id.size(), notes);
       zeroRanges(out, id.size(), entries);
+      // the chunks are checked on several threads; a sink takes one write at a time
+      RestoreChunks.Output output = (offset, data) -> {
+        synchronized (out) {
+          out.write(data, offset);
+        }
+      };
       for (int i = 0; i < chain.size(); i++) {
         Catalog.JobRecord job = chain.get(i);
         Catalog.ArchiveRecord a = job.archive();
         String where = "cartridge " + a.cartridge() + ", tape file " + a.fileNumber() + " (the " + job.level()
             + " archive of " + job.snapshot().volume() + "@" + job.snapshot().snapshot() + ", job " + job.id() + ")";
         List<PieceEntry> pieces = catalog.pieces(a);
-        final int index = i;
-        int[] got = {0};
-        long[] bytes = {written};
-        final long totalBytes = total;
+        RestoreChunks handler = new RestoreChunks(i, winner, entries, output, progress, written, total);
         ImageArchiveReader.Contents contents;
         PieceReader reader = new PieceReader(library, job, pieces, notes);
         try (reader) {
-          contents = ImageArchiveReader.read(pieces.size(), reader, chunkSize, new ImageArchiveReader.Handler() {
-            @Override
-            public boolean wants(long offset) {
-              Integer w = winner.get(offset);
-              return w != null && w == index && !entries.get(offset).zero();
-            }
-
-            @Override
-            public void chunk(long offset, byte[] data, int length, String sha256) throws IOException {
-              ChunkEntry e = entries.get(offset);
-              if (!sha256.equals(e.sha256()) || length != e.length()) {
-                throw new ImageArchiveReader.ArchiveException(e.member(), "chunk " + e.member() + " is damaged: its "
-                    + length + " bytes have SHA-256 " + sha256 + ", the catalog says " + e.length() + " bytes with "
-                    + e.sha256(), null);
-              }
-              out.write(ByteBuffer.wrap(data, 0, length), offset);
-              got[0]++;
-              bytes[0] += length;
-              progress.update(bytes[0], totalBytes);
-            }
-          });
+          contents = ImageArchiveReader.read(pieces.size(), reader, chunkSize, handler, workers);
           reader.finish();
         } catch (ImageArchiveReader.ArchiveException e) {
           throw new BackupException("restore of " + id.volume() + "@" + id.snapshot() + " failed: " + reader.where()
@@ -155,12 +143,12 @@ public final class RestoreService {
           throw new BackupException("restore of " + id.volume() + "@" + id.snapshot() + " failed: " + where
               + ": its manifest has SHA-256 " + contents.manifestSha256() + ", the catalog says " + a.manifestSha256());
         }
-        if (got[0] != wanted[i]) {
+        if (handler.chunks() != wanted[i]) {
           throw new BackupException("restore of " + id.volume() + "@" + id.snapshot() + " failed: " + where + " holds "
-              + got[0] + " of the " + wanted[i] + " chunks the catalog lists");
+              + handler.chunks() + " of the " + wanted[i] + " chunks the catalog lists");
         }
-        written = bytes[0];
-        chunks += got[0];
+        written = handler.bytes();
+        chunks += handler.chunks();
         writerMetadata = contents.manifest().writerMetadata();
       }
       out.finish();
@@ -174,6 +162,7 @@ public final class RestoreService {
       throw new BackupException("restore of " + id.volume() + "@" + id.snapshot() + " to " + out + " failed: " + why,
           e);
     } finally {
+      workers.shutdownNow(); // idle: a read returns only when none of its chunks is in flight
       if (!ok) {
         out.abort();
       }

@@ -22,7 +22,8 @@ import java.util.function.Consumer;
  * tapes, and a caller that wants a comparison reads the target through its own means), and
  * trims, which the NBD protocol never promises to read back as zeros.
  *
- * <p>Implementations need not be thread-safe: one restore uses a sink from one thread.
+ * <p>Implementations need not be thread-safe: a restore makes one call at a time (its checking
+ * workers take turns on the sink), each happening-before the next.
  * {@link #write} may return before the bytes reached the target, so a failure may surface on
  * a later call or in {@code finish}; it copies what it needs of {@code src} before returning.
  */

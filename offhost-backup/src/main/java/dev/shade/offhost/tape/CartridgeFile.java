@@ -81,6 +81,8 @@ final class CartridgeFile implements Closeable {
   private int[] lengths = new int[64];
   /** Record bytes before each frame; entry {@code frames} is the total. */
   private long[] bytesBefore = new long[64];
+  /** Frames appended or cut so far: a change of the index shows as a new count. */
+  private long changes;
   /** Whether writes since the last fdatasync are not yet durable. */
   private boolean dirty;
   /**
@@ -218,6 +220,7 @@ final class CartridgeFile implements Closeable {
     offsets[frames + 1] = offsets[frames] + FRAME_HEADER + Math.max(0, length);
     bytesBefore[frames + 1] = bytesBefore[frames] + Math.max(0, length);
     frames++;
+    changes++;
   }
 
   Path path() {
@@ -237,6 +240,11 @@ final class CartridgeFile implements Closeable {
   }
 
   /** Frames on the cartridge; frame numbers are logical block numbers. */
+  /** How often the frame index changed (a frame appended, the tape cut): equal counts, equal index. */
+  long changes() {
+    return changes;
+  }
+
   int frames() {
     return frames;
   }
@@ -301,6 +309,7 @@ final class CartridgeFile implements Closeable {
     }
     file.truncate(offsets[frame]);
     frames = frame;
+    changes++;
     dirty = true;
   }
 

@@ -14,6 +14,7 @@ import java.nio.file.StandardCopyOption;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -74,8 +75,17 @@ public final class VirtualTapeLibrary implements TapeLibrary {
   private final VirtualTapeDrive[] handles;
   /** Open cartridge files by slot, opened on first use. */
   private final Map<Integer, CartridgeFile> cartridges = new HashMap<>();
+  /**
+   * The tape files of each open cartridge as {@link #files} last listed them, with the
+   * cartridge's {@link CartridgeFile#changes()} then: listing reads the start of every tape
+   * file, which a restore of a chain of 24 archives did 24 times over the same cartridge.
+   */
+  private final Map<CartridgeFile, ListedFiles> listed = new IdentityHashMap<>();
   /** Set by close. */
   private boolean closed;
+
+  /** A cartridge's tape files, listed when its index had changed {@code changes} times. */
+  private record ListedFiles(long changes, List<TapeFileInfo> files) {}
 
   private VirtualTapeLibrary(Path dir, LibraryConfig config, Instant created, FileHandle lock, int[] loaded) {
     this.dir = dir;
@@ -419,8 +429,17 @@ public final class VirtualTapeLibrary implements TapeLibrary {
     return TapeLabel.parse(new ByteArrayInputStream(peek(c, 0)));
   }
 
-  /** The tape files of {@code c} from its index. */
+  /** The tape files of {@code c} from its index; listed again only when the index changed. */
   private List<TapeFileInfo> files(CartridgeFile c) throws IOException {
+    ListedFiles l = listed.get(c);
+    if (l == null || l.changes() != c.changes()) {
+      l = new ListedFiles(c.changes(), List.copyOf(listFiles(c)));
+      listed.put(c, l);
+    }
+    return l.files();
+  }
+
+  private List<TapeFileInfo> listFiles(CartridgeFile c) throws IOException {
     List<TapeFileInfo> files = new ArrayList<>();
     int start = 0;
     long bytes = 0;
@@ -523,6 +542,7 @@ public final class VirtualTapeLibrary implements TapeLibrary {
       }
     }
     cartridges.clear();
+    listed.clear();
     closed = true;
     try {
       lock.close();

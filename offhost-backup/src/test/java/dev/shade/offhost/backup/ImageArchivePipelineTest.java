@@ -142,6 +142,148 @@ class ImageArchivePipelineTest {
     assertEquals("member data/0000000000140000: No space left on device", e.getMessage());
   }
 
+  @Test
+  void read_aHandlerOfSeveralThreads_getsEveryChunkOnce_onMoreThanOneThreadAtATime() throws Exception {
+    long size = (ImageArchiveReader.BUFFER_BYTES * 2) + 12345; // the buffer ring goes round several times
+    GeneratedSource src = new GeneratedSource(size, null);
+    ImageManifest header = new ImageManifest(src.identity(), ImageManifest.FULL, -1, null, K64, 256 * 1024,
+        Instant.parse("2026-12-01T10:00:00Z"), null, null, List.of());
+    ByteArrayOutputStream tar = new ByteArrayOutputStream();
+    ImageArchiveWriter.Result r = ImageArchiveWriter.write(tar, 10240, header,
+        ImageArchiveWriter.chunksOf(src.allocated(), K64, size), src, (d, t) -> {});
+    java.util.Set<Long> seen = java.util.concurrent.ConcurrentHashMap.newKeySet();
+    java.util.Set<String> threads = java.util.concurrent.ConcurrentHashMap.newKeySet();
+    java.util.concurrent.atomic.AtomicInteger inside = new java.util.concurrent.atomic.AtomicInteger();
+    java.util.concurrent.atomic.AtomicInteger mostInside = new java.util.concurrent.atomic.AtomicInteger();
+    ImageArchiveReader.Contents c = ImageArchiveReader.read(new ByteArrayInputStream(tar.toByteArray()), K64,
+        new ImageArchiveReader.Handler() {
+          @Override
+          public boolean wants(long offset) {
+            return (offset / K64) % 5 != 1; // every 5th chunk skipped
+          }
+
+          @Override
+          public void chunk(long offset, byte[] data, int length, String sha256) {
+            mostInside.accumulateAndGet(inside.incrementAndGet(), Math::max);
+            try {
+              byte[] want = src.chunk(offset, length);
+              assertTrue(java.util.Arrays.equals(want, 0, length, data, 0, length), "chunk at " + offset);
+              assertEquals(Sha256.hex(want, 0, length), sha256);
+              assertTrue(seen.add(offset), "chunk at " + offset + " handed over twice");
+              threads.add(Thread.currentThread().getName());
+              Thread.sleep(0, 200_000); // long enough for the other worker to come in
+            } catch (InterruptedException e) {
+              throw new AssertionError(e);
+            } finally {
+              inside.decrementAndGet();
+            }
+          }
+
+          @Override
+          public int threads() {
+            return 2;
+          }
+        });
+    assertEquals(r.manifestSha256(), c.manifestSha256());
+    assertEquals(r.manifest().chunks().stream().map(ChunkEntry::offset).filter(o -> (o / K64) % 5 != 1)
+        .collect(java.util.stream.Collectors.toSet()), seen);
+    assertEquals(java.util.Set.of("shade-restore-hash-1", "shade-restore-hash-2"), threads);
+    assertEquals(2, mostInside.get(), "two chunks handled at once");
+  }
+
+  @Test
+  void read_aHandlerOfSeveralThreads_failingOnTwoChunks_namesTheFirstInArchiveOrder() throws Exception {
+    long size = 8L << 20;
+    GeneratedSource src = new GeneratedSource(size, null);
+    ImageManifest header = new ImageManifest(src.identity(), ImageManifest.FULL, -1, null, K64, 256 * 1024,
+        Instant.parse("2026-12-01T10:00:00Z"), null, null, List.of());
+    ByteArrayOutputStream tar = new ByteArrayOutputStream();
+    ImageArchiveWriter.write(tar, 10240, header, ImageArchiveWriter.chunksOf(src.allocated(), K64, size), src,
+        (d, t) -> {});
+    java.util.concurrent.CountDownLatch laterFailed = new java.util.concurrent.CountDownLatch(1);
+    ImageArchiveReader.ArchiveException e = assertThrows(ImageArchiveReader.ArchiveException.class,
+        () -> ImageArchiveReader.read(new ByteArrayInputStream(tar.toByteArray()), K64,
+            new ImageArchiveReader.Handler() {
+              @Override
+              public boolean wants(long offset) {
+                return true;
+              }
+
+              @Override
+              public void chunk(long offset, byte[] data, int length, String sha256) throws IOException {
+                if (offset == 20L * K64) {
+                  try {
+                    laterFailed.await(10, TimeUnit.SECONDS); // fails after the later chunk did
+                  } catch (InterruptedException ex) {
+                    Thread.currentThread().interrupt();
+                  }
+                  throw new IOException("No space left on device");
+                }
+                if (offset == 21L * K64) {
+                  laterFailed.countDown();
+                  throw new IOException("Input/output error");
+                }
+              }
+
+              @Override
+              public int threads() {
+                return 2;
+              }
+            }));
+    assertEquals("data/0000000000140000", e.member());
+    assertEquals("member data/0000000000140000: No space left on device", e.getMessage());
+  }
+
+  @Test
+  void read_onASharedPool_afterAFailureNoChunkReachesTheHandler_andThePoolReadsTheNextArchive() throws Exception {
+    long size = 8L << 20;
+    GeneratedSource src = new GeneratedSource(size, null);
+    ImageManifest header = new ImageManifest(src.identity(), ImageManifest.FULL, -1, null, K64, 256 * 1024,
+        Instant.parse("2026-12-01T10:00:00Z"), null, null, List.of());
+    ByteArrayOutputStream tar = new ByteArrayOutputStream();
+    ImageArchiveWriter.Result r = ImageArchiveWriter.write(tar, 10240, header,
+        ImageArchiveWriter.chunksOf(src.allocated(), K64, size), src, (d, t) -> {});
+    ExecutorService pool = ImageArchiveReader.workers(2);
+    try {
+      java.util.concurrent.atomic.AtomicInteger handled = new java.util.concurrent.atomic.AtomicInteger();
+      boolean[] failing = {true};
+      ImageArchiveReader.Handler handler = new ImageArchiveReader.Handler() {
+        @Override
+        public boolean wants(long offset) {
+          return true;
+        }
+
+        @Override
+        public void chunk(long offset, byte[] data, int length, String sha256) throws IOException {
+          if (failing[0] && offset == 4L * K64) {
+            throw new IOException("No space left on device");
+          }
+          handled.incrementAndGet();
+        }
+
+        @Override
+        public int threads() {
+          return 2;
+        }
+      };
+      ImageArchiveReader.ArchiveException e = assertThrows(ImageArchiveReader.ArchiveException.class,
+          () -> ImageArchiveReader.read(1, p -> new ByteArrayInputStream(tar.toByteArray()), K64, handler, pool));
+      assertEquals("data/0000000000040000", e.member());
+      int atFailure = handled.get();
+      Thread.sleep(50);
+      assertEquals(atFailure, handled.get(), "no chunk handled after the read failed");
+
+      failing[0] = false;
+      handled.set(0);
+      ImageArchiveReader.Contents c = ImageArchiveReader.read(1, p -> new ByteArrayInputStream(tar.toByteArray()), K64,
+          handler, pool);
+      assertEquals(r.manifestSha256(), c.manifestSha256());
+      assertEquals(r.manifest().chunks().size(), handled.get());
+    } finally {
+      pool.shutdownNow();
+    }
+  }
+
   /** A snapshot whose bytes are computed from their offset; reads complete on {@code pool} (null: at once). */
   private static class GeneratedSource implements SnapshotSource {
     private final SnapshotIdentity identity;

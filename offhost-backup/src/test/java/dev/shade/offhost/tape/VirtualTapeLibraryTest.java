@@ -182,6 +182,31 @@ class VirtualTapeLibraryTest {
   }
 
   @Test
+  void list_again_isTheSameUntilATapeFileIsWrittenOrTheTapeIsCut() throws Exception {
+    try (VirtualTapeLibrary lib = create(1)) {
+      lib.writeLabel(1, "SHD001", "p", false);
+      TapeDrive d = lib.load(1);
+      d.seekEndOfData();
+      writeTar(d, "shade-archive.json", 2 * BLOCK);
+      List<TapeFileInfo> first = lib.find("SHD001").orElseThrow().files();
+      assertEquals(List.of("label", "archive"), first.stream().map(TapeFileInfo::kind).toList());
+      assertEquals(first, lib.cartridgeInfo(1).files(), "listed twice, nothing written between");
+
+      writeTar(d, "shade-job.json", 10); // a new file
+      assertEquals(List.of("label", "archive", "job"),
+          lib.find("SHD001").orElseThrow().files().stream().map(TapeFileInfo::kind).toList());
+      d.write(ByteBuffer.wrap(new byte[5])); // a record appended to an open file
+      assertEquals(List.of(false, 5L), List.of(lib.cartridgeInfo(1).files().get(3).closed(),
+          lib.cartridgeInfo(1).files().get(3).bytes()));
+
+      d.seekFile(1);
+      writeTar(d, "etc/hosts", 10); // written over file 1: files 1 to 3 are gone, file 1 is another tar
+      List<TapeFileInfo> cut = lib.find("SHD001").orElseThrow().files();
+      assertEquals(List.of("label", "data"), cut.stream().map(TapeFileInfo::kind).toList());
+    }
+  }
+
+  @Test
   void tarOfATapeFile_readsAPaxArchiveWrittenWithCommonsCompress() throws Exception {
     Random random = new Random(7);
     byte[] big = new byte[5 * BLOCK + 123];
