@@ -18,7 +18,8 @@ import picocli.CommandLine.Option;
       "Reads every archive the library's catalog records (or those on one cartridge, or of one job) from its "
           + "tape file and checks each chunk's SHA-256 against the catalog and the archive's manifest, the "
           + "manifest's own SHA-256 against the one recorded when the archive was written, and that no chunk is "
-          + "missing. A damaged or truncated archive is named by cartridge, tape file and chunk. Each archive's "
+          + "missing; a files archive's every member, and each regular file's SHA-256 against its manifest. A damaged "
+          + "or truncated archive is named by cartridge, tape file and chunk (member). Each archive's "
           + "result is recorded in the catalog (shade catalog drills shows them). When an archive fails, the "
           + "command exits with 1 after checking the others."
     },

@@ -74,6 +74,11 @@ final class TapePieces implements ImageArchiveWriter.PieceOutput {
     return cartridge;
   }
 
+  /** The bytes the drive takes after its early warning; 0 before {@link #mountFirst}. */
+  long trailerBytes() {
+    return drive == null ? 0 : drive.trailerBytes();
+  }
+
   /** The labels this backup gave to blank cartridges, in order. */
   List<String> labelled() {
     return List.copyOf(labelled);

@@ -1,6 +1,14 @@
 package dev.shade.offhost.files;
 
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.shade.nativeio.ErrnoException;
 import dev.shade.nativeio.FileHandle;
+import dev.shade.nativeio.Xattrs;
+import dev.shade.offhost.backup.ImageArchiveWriter;
+import dev.shade.offhost.backup.ImageArchiveWriter.PieceOutput;
+import dev.shade.offhost.backup.PieceEntry;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.ByteBuffer;
@@ -13,7 +21,6 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.FileTime;
 import java.nio.file.attribute.GroupPrincipal;
-import java.nio.file.attribute.UserDefinedFileAttributeView;
 import java.nio.file.attribute.UserPrincipal;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
@@ -30,7 +37,9 @@ import org.apache.commons.compress.archivers.tar.TarConstants;
 /**
  * Writes one files archive: {@code shade-files.json}, the tree under a directory as
  * {@code files/...} members that GNU tar extracts with every attribute, then
- * {@code manifest.json}. docs/tape-format.md describes the layout.
+ * {@code manifest.json} with every regular file's SHA-256; on tape, in one or more pieces (one
+ * tape file each, each a tar of its own) when the archive reaches the end of a cartridge.
+ * docs/tape-format.md describes the layout.
  *
  * <p>Not thread-safe: one archive per instance, written by one thread.
  */
@@ -58,6 +67,22 @@ public final class FilesArchiveWriter {
    * (device, inode) is met in the walk; later names are hard-link entries ('1') naming the
    * first. The walk is depth first, names in each directory sorted, never following a
    * symbolic link.
+   *
+   * Pieces: before each member the writer asks the PieceOutput whether its medium passed the
+   * early warning; if so it ends the piece there (continued.json, the tar's end) and goes on in
+   * the next, which starts with the header again. What is written after the warning is then at
+   * most one member: its headers and at most partBytes of data, which the caller derives from
+   * the drive's trailer allowance. A regular file with more data than that is stored in parts:
+   * the first part is its own member files/PATH, in GNU's sparse format with the file's full size
+   * (the data of the later parts are holes there), each later part a member
+   * parts/PATH/OOOOOOOOOOOOOOOO (the part's first byte in 16 hex digits, as image chunks are
+   * named) holding the file's bytes from that offset, the range's holes again in sparse format;
+   * a part is never split, so every piece stays a tar that GNU tar lists and extracts, and dd
+   * puts the parts back (docs/tape-format.md). Each part is a member boundary of its own.
+   *
+   * Checksums: each regular file's data (its data segments in order, holes left out; for a
+   * file without holes what sha256sum prints) is SHA-256'd as it is copied, and the manifest,
+   * the last member, lists them all, so nothing is read twice.
    */
 
   /** Told how many file bytes were archived so far of about how many. */
@@ -65,8 +90,15 @@ public final class FilesArchiveWriter {
     void update(long done, long total);
   }
 
-  /** What was written. */
-  public record Result(FilesManifest manifest, String manifestSha256, long archiveBytes) {}
+  /** What was written: {@code archiveBytes} is the sum of the pieces' bytes. */
+  public record Result(FilesManifest manifest, String manifestSha256, long archiveBytes, List<PieceEntry> pieces) {}
+
+  /** The directory of the archive that holds the later parts of files stored in parts. */
+  public static final String PARTS = "parts/";
+  /** Bytes a piece may need after the early warning besides a part's data: headers, continued.json, the tar's end. */
+  public static final long PART_OVERHEAD = 256 * 1024;
+
+  private static final ObjectMapper JSON = new ObjectMapper();
 
   /** Bytes read from a file at a time. */
   private static final int BUFFER = 1 << 20;
@@ -75,8 +107,28 @@ public final class FilesArchiveWriter {
   /** The largest id ustar's 8-byte octal uid/gid fields hold. */
   private static final long USTAR_MAX_ID = 07777777L;
 
-  /** The stream being written. */
-  private final TarArchiveOutputStream tar;
+  /** Where the pieces go. */
+  private final PieceOutput out;
+  /** The tar block size. */
+  private final int blockSize;
+  /** The archive's header. */
+  private final FilesManifest header;
+  /** The job, or -1. */
+  private final long jobId;
+  /** Most data bytes of one member: larger files are stored in parts. */
+  private final long partBytes;
+  /** The pieces ended so far. */
+  private final List<PieceEntry> done = new ArrayList<>();
+  /** Where the current piece is. */
+  private PieceOutput.Started started;
+  /** The tar of the current piece. */
+  private TarArchiveOutputStream tar;
+  /** Tree members (and parts) in the current piece. */
+  private long pieceMembers;
+  /** Every regular file's checksum entry, in archive order. */
+  private final ArrayNode checksums = JSON.createArrayNode();
+  /** The checksum of the file being copied. */
+  private final MessageDigest digest = sha256Digest();
   /** The directory whose tree is archived. */
   private final Path root;
   /** ACLs of the tree, by path relative to the root; empty when ACLs are not read. */
@@ -102,9 +154,13 @@ public final class FilesArchiveWriter {
   private long bytes;
   private long dataBytes;
 
-  private FilesArchiveWriter(TarArchiveOutputStream tar, Path root, Map<String, PosixAcls.Acl> acls, Progress progress,
-      long expected, long metaTime) {
-    this.tar = tar;
+  private FilesArchiveWriter(PieceOutput out, int blockSize, FilesManifest header, long jobId, long partBytes, Path root,
+      Map<String, PosixAcls.Acl> acls, Progress progress, long expected, long metaTime) {
+    this.out = out;
+    this.blockSize = blockSize;
+    this.header = header;
+    this.jobId = jobId;
+    this.partBytes = partBytes;
     this.root = root;
     this.acls = acls;
     this.progress = progress;
@@ -118,12 +174,29 @@ public final class FilesArchiveWriter {
   }
 
   /**
-   * Writes the archive of the tree under {@code root} to {@code out} (which the caller closes),
-   * with {@code header} as its first member and the completed manifest as its last. ACLs are
-   * read (getfacl) when {@code withAcls}.
+   * Writes the archive of the tree under {@code root} to {@code out} (which the caller closes)
+   * as one piece, with {@code header} as its first member and the completed manifest as its
+   * last; no file is stored in parts. ACLs are read (getfacl) when {@code withAcls}.
    */
   public static Result write(OutputStream out, int tarBlockSize, Path root, FilesManifest header, boolean withAcls,
       Progress progress) throws IOException {
+    return write(PieceOutput.single(out), tarBlockSize, root, header, -1, withAcls, Long.MAX_VALUE, progress);
+  }
+
+  /**
+   * Writes the archive of the tree under {@code root}, for job {@code jobId} (-1: none), to the
+   * pieces of {@code out}: a piece ends at the first member boundary after {@code out} says it
+   * is {@link PieceOutput#full() full}, with {@link ImageArchiveWriter#CONTINUED_MEMBER}, and the
+   * archive goes on in the next, which starts with the header again ({@code piece} counting
+   * from 0). A regular file with more than {@code partBytes} data bytes is stored in parts of at
+   * most that many (see the class comment). The manifest, in the last piece, lists every piece
+   * and every regular file's SHA-256.
+   */
+  public static Result write(PieceOutput out, int tarBlockSize, Path root, FilesManifest header, long jobId,
+      boolean withAcls, long partBytes, Progress progress) throws IOException {
+    if (partBytes < 512) {
+      throw new IllegalArgumentException("part size must be at least 512 bytes: " + partBytes);
+    }
     Path r = root.toAbsolutePath().normalize();
     Map<String, PosixAcls.Acl> acls = withAcls ? PosixAcls.read(r) : Map.of();
     long expected;
@@ -133,20 +206,91 @@ public final class FilesArchiveWriter {
     } catch (IOException e) {
       expected = -1;
     }
-    TarArchiveOutputStream tar = new TarArchiveOutputStream(out, tarBlockSize, "UTF-8");
-    tar.setLongFileMode(TarArchiveOutputStream.LONGFILE_POSIX);
-    tar.setBigNumberMode(TarArchiveOutputStream.BIGNUMBER_STAR);
-    FilesArchiveWriter w = new FilesArchiveWriter(tar, r, acls, progress, expected,
-        header.snapshotCreated().toEpochMilli());
-    w.member(FilesManifest.HEADER_MEMBER, header.bytes(), true);
+    FilesArchiveWriter w = new FilesArchiveWriter(out, tarBlockSize, header, jobId, partBytes, r, acls, progress,
+        expected, header.snapshotCreated().toEpochMilli());
+    w.begin();
     w.walk(r, "");
+    if (out.full()) {
+      w.next(); // the manifest goes to a cartridge with room
+    }
     FilesManifest manifest = header.complete(Instant.ofEpochMilli(System.currentTimeMillis()),
         new FilesManifest.Counts(w.entries, w.directories, w.regular, w.hardLinks, w.symlinks, w.special, w.sparse,
             w.skipped, w.bytes, w.dataBytes));
-    byte[] body = manifest.bytes();
+    ObjectNode doc = manifest.toJson();
+    if (jobId >= 0) {
+      doc.put("job", jobId);
+    }
+    ArrayNode list = doc.putArray("pieces");
+    for (PieceEntry e : w.done) {
+      pieceJson(list.addObject(), e);
+    }
+    pieceJson(list.addObject(), w.current(0)).putNull("bytes");
+    doc.put("checksum", "sha-256");
+    doc.set("checksums", w.checksums);
+    byte[] body = JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(doc);
     w.member(FilesManifest.MANIFEST_MEMBER, body, false);
+    w.end();
+    long archiveBytes = 0;
+    for (PieceEntry e : w.done) {
+      archiveBytes += e.bytes();
+    }
+    return new Result(manifest, sha256(body), archiveBytes, List.copyOf(w.done));
+  }
+
+  /** Starts the next piece: its tar, and the header as its first member. */
+  private void begin() throws IOException {
+    int piece = done.size();
+    started = out.begin(piece);
+    tar = new TarArchiveOutputStream(started.stream(), blockSize, "UTF-8");
+    tar.setLongFileMode(TarArchiveOutputStream.LONGFILE_POSIX);
+    tar.setBigNumberMode(TarArchiveOutputStream.BIGNUMBER_STAR);
+    ObjectNode h = header.toJson();
+    if (jobId >= 0) {
+      h.put("job", jobId);
+    }
+    h.put("piece", piece);
+    member(FilesManifest.HEADER_MEMBER, JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(h), true);
+    pieceMembers = 0;
+  }
+
+  /** The current piece as a catalog entry (files archives list no chunks). */
+  private PieceEntry current(long bytes) {
+    return new PieceEntry(done.size(), started.cartridge(), started.fileNumber(), Math.max(0, bytes), -1, -1, 0);
+  }
+
+  /** A member boundary: past the early warning, the piece ends here and the archive goes on in the next. */
+  private void boundary() throws IOException {
+    if (out.full()) {
+      next();
+    }
+  }
+
+  /** Ends the current piece with its continuation member and starts the next. */
+  private void next() throws IOException {
+    ObjectNode c = JSON.createObjectNode().put("format", ImageArchiveWriter.PIECE_FORMAT).put("kind", "continued");
+    if (jobId >= 0) {
+      c.put("job", jobId);
+    }
+    c.put("volumeUuid", header.volumeUuid()).put("snapshotId", header.snapshotId());
+    pieceJson(c, current(0)).putNull("bytes");
+    c.put("members", pieceMembers);
+    c.put("continued", true);
+    member(ImageArchiveWriter.CONTINUED_MEMBER, JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(c), false);
+    end();
+    begin();
+  }
+
+  /** Finishes the current piece's tar and its tape file. */
+  private void end() throws IOException {
     tar.finish();
-    return new Result(manifest, sha256(body), tar.getBytesWritten());
+    out.end();
+    done.add(current(tar.getBytesWritten()));
+  }
+
+  private static ObjectNode pieceJson(ObjectNode o, PieceEntry e) {
+    o.put("piece", e.piece()).put("cartridge", e.cartridge()).put("fileNumber", e.fileNumber())
+        .put("bytes", e.bytes());
+    return o;
   }
 
   private void member(String name, byte[] body, boolean pax) throws IOException {
@@ -187,6 +331,7 @@ public final class FilesArchiveWriter {
 
   /** Archives one file system object (a directory without its contents). */
   private void add(Path file, String rel) throws IOException {
+    boundary();
     Map<String, Object> a = Files.readAttributes(file, "unix:*", LinkOption.NOFOLLOW_LINKS);
     int mode = (Integer) a.get("mode");
     int type = mode & 0170000;
@@ -221,6 +366,7 @@ public final class FilesArchiveWriter {
     TarArchiveEntry e;
     long stored = 0;
     List<long[]> segments = null;
+    List<List<long[]>> parts = null;
     long size = 0;
     boolean sparseEntry = false;
     String devIno = a.get("dev") + ":" + a.get("ino");
@@ -265,12 +411,23 @@ public final class FilesArchiveWriter {
           }
           regular++;
           bytes += size;
+          parts = split(segments, partBytes);
+          List<long[]> firstPart = parts.get(0);
+          long firstData = 0;
+          for (long[] s : firstPart) {
+            firstData += s[1];
+          }
           if (data < size) {
+            sparse++;
+          }
+          if (firstData < size) {
+            // holes, or the later parts of a file stored in parts: GNU's sparse format, with the file's full size
+            segments = new ArrayList<>(firstPart);
             if (segments.isEmpty() || segments.get(segments.size() - 1)[0] + segments.get(segments.size() - 1)[1] < size) {
               segments.add(new long[] {size, 0});
             }
             byte[] map = sparseMap(segments);
-            stored = map.length + data;
+            stored = map.length + firstData;
             String fake = parentOf(name) + "GNUSparseFile.0/" + baseOf(name);
             e = new TarArchiveEntry(ustarName(fake), TarConstants.LF_NORMAL);
             if (!ustarName(fake).equals(fake)) {
@@ -278,7 +435,6 @@ public final class FilesArchiveWriter {
             }
             pax.put("GNU.sparse.major", "1").put("GNU.sparse.minor", "0").put("GNU.sparse.name", name)
                 .put("GNU.sparse.realsize", Long.toString(size));
-            sparse++;
             sparseEntry = true;
           } else {
             segments = List.of(new long[] {0, size});
@@ -328,6 +484,9 @@ public final class FilesArchiveWriter {
     tar.write(body);
     tar.closeArchiveEntry();
     tar.putArchiveEntry(e);
+    if (type == 0100000 && first == null) {
+      digest.reset();
+    }
     if (stored > 0) {
       if (sparseEntry) {
         tar.write(sparseMap(segments));
@@ -336,6 +495,111 @@ public final class FilesArchiveWriter {
     }
     tar.closeArchiveEntry();
     entries++;
+    pieceMembers++;
+    if (parts != null) {
+      long data = 0;
+      for (List<long[]> part : parts) {
+        for (long[] g : part) {
+          data += g[1];
+        }
+      }
+      for (int k = 1; k < parts.size(); k++) {
+        boundary();
+        part(file, rel, parts.get(k), size, uid, gid, mtime);
+      }
+      ObjectNode c = checksums.addObject().put("path", rel).put("size", size).put("data", data)
+          .put("sha256", HexFormat.of().formatHex(digest.digest()));
+      if (parts.size() > 1) {
+        c.put("parts", parts.size());
+      }
+    }
+  }
+
+  /**
+   * {@code segments} in groups of at most {@code most} data bytes, a segment cut where a group
+   * fills; one group (the first part, possibly empty) when the file needs no parts.
+   */
+  static List<List<long[]>> split(List<long[]> segments, long most) {
+    List<List<long[]>> out = new ArrayList<>();
+    List<long[]> group = new ArrayList<>();
+    long inGroup = 0;
+    for (long[] s : segments) {
+      long off = s[0];
+      long left = s[1];
+      while (left > 0) {
+        if (inGroup == most) {
+          out.add(group);
+          group = new ArrayList<>();
+          inGroup = 0;
+        }
+        long take = Math.min(left, most - inGroup);
+        group.add(new long[] {off, take});
+        inGroup += take;
+        off += take;
+        left -= take;
+      }
+    }
+    out.add(group);
+    return out;
+  }
+
+  /**
+   * Writes a later part of a file stored in parts: member {@code parts/REL/OFFSET}, the file's
+   * bytes from the part's first data byte to its last one's end, holes in between in sparse
+   * format; mode 0600, the file's owner and mtime.
+   */
+  private void part(Path file, String rel, List<long[]> part, long size, long uid, long gid, FileTime mtime)
+      throws IOException {
+    long from = part.get(0)[0];
+    long[] last = part.get(part.size() - 1);
+    long to = last[0] + last[1];
+    long data = 0;
+    List<long[]> shifted = new ArrayList<>();
+    for (long[] g : part) {
+      data += g[1];
+      shifted.add(new long[] {g[0] - from, g[1]});
+    }
+    String name = PARTS + rel + "/" + String.format("%016x", from);
+    PaxRecords pax = new PaxRecords();
+    pax.put("mtime", PaxRecords.time(mtime));
+    boolean holes = data < to - from;
+    TarArchiveEntry e;
+    long stored;
+    if (holes) {
+      String fake = parentOf(name) + "GNUSparseFile.0/" + baseOf(name);
+      e = new TarArchiveEntry(ustarName(fake), TarConstants.LF_NORMAL);
+      pax.put("path", fake);
+      pax.put("GNU.sparse.major", "1").put("GNU.sparse.minor", "0").put("GNU.sparse.name", name)
+          .put("GNU.sparse.realsize", Long.toString(to - from));
+      stored = sparseMap(shifted).length + data;
+    } else {
+      e = new TarArchiveEntry(ustarName(name), TarConstants.LF_NORMAL);
+      pax.put("path", name);
+      stored = data;
+    }
+    if (stored > USTAR_MAX_SIZE) {
+      pax.put("size", Long.toString(stored));
+    }
+    e.setMode(0600);
+    e.setUserId(uid > USTAR_MAX_ID ? 0 : uid);
+    e.setGroupId(gid > USTAR_MAX_ID ? 0 : gid);
+    e.setModTime(mtime.toMillis() / 1000 * 1000);
+    e.setSize(stored);
+    byte[] body = pax.bytes();
+    TarArchiveEntry x = new TarArchiveEntry(ustarName("PaxHeaders/" + baseOf(name)),
+        TarConstants.LF_PAX_EXTENDED_HEADER_LC);
+    x.setSize(body.length);
+    x.setModTime(e.getModTime());
+    tar.putArchiveEntry(x);
+    tar.write(body);
+    tar.closeArchiveEntry();
+    tar.putArchiveEntry(e);
+    if (holes) {
+      tar.write(sparseMap(shifted));
+    }
+    copy(file, part, size);
+    tar.closeArchiveEntry();
+    pieceMembers++;
   }
 
   /** The data segments of a regular file ({offset, length}), by SEEK_DATA and SEEK_HOLE. */
@@ -388,6 +652,7 @@ public final class FilesArchiveWriter {
                 + " (it changed while being archived)");
           }
           tar.write(buf.array(), 0, n);
+          digest.update(buf.array(), 0, n);
           pos += n;
           dataBytes += n;
           progress.update(dataBytes, Math.max(expected, dataBytes));
@@ -396,26 +661,29 @@ public final class FilesArchiveWriter {
     }
   }
 
-  /** Adds the user xattrs of {@code file} as SCHILY.xattr.user.NAME. */
+  /**
+   * Adds the xattrs of {@code file} of the user, trusted and security namespaces as
+   * SCHILY.xattr.NAME, as GNU tar does with --xattrs --xattrs-include='*'; system.* (POSIX ACLs,
+   * kept as SCHILY.acl.*) is left out. trusted.* is visible to root only.
+   */
   private static void xattrs(Path file, PaxRecords pax) throws IOException {
-    UserDefinedFileAttributeView v = Files.getFileAttributeView(file, UserDefinedFileAttributeView.class,
-        LinkOption.NOFOLLOW_LINKS);
-    if (v == null) {
-      return;
-    }
-    List<String> names;
-    try {
-      names = new ArrayList<>(v.list());
-    } catch (UnsupportedOperationException | java.nio.file.FileSystemException e) {
-      return; // the filesystem keeps no user xattrs
+    List<String> names = new ArrayList<>();
+    for (String n : Xattrs.list(file)) {
+      if (n.startsWith("user.") || n.startsWith("trusted.") || n.startsWith("security.")) {
+        names.add(n);
+      }
     }
     names.sort(null);
     for (String n : names) {
-      ByteBuffer b = ByteBuffer.allocate(v.size(n));
-      v.read(n, b);
-      byte[] value = new byte[b.position()];
-      b.flip().get(value);
-      pax.put("SCHILY.xattr.user." + n, value);
+      byte[] value;
+      try {
+        value = Xattrs.get(file, n);
+      } catch (ErrnoException e) {
+        throw new IOException("cannot read xattr " + n + " of " + file + ": " + e.getMessage(), e);
+      }
+      if (value != null) {
+        pax.put("SCHILY.xattr." + n, value);
+      }
     }
   }
 
@@ -457,8 +725,12 @@ public final class FilesArchiveWriter {
   }
 
   private static String sha256(byte[] b) {
+    return HexFormat.of().formatHex(sha256Digest().digest(b));
+  }
+
+  private static MessageDigest sha256Digest() {
     try {
-      return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(b));
+      return MessageDigest.getInstance("SHA-256");
     } catch (NoSuchAlgorithmException e) {
       throw new IllegalStateException(e);
     }
