@@ -330,7 +330,6 @@ public final class FilesExtractor {
         throw new IOException("not a shade files archive: " + a.where(piece) + " starts with "
             + (e == null ? "no member" : e.name()) + ", not " + FilesManifest.HEADER_MEMBER);
       }
-      member = e.name();
       byte[] h = readBounded(tar.data(), e, 16 << 20);
       int says = JSON.readTree(h).path("piece").asInt(0);
       if (says != piece) {
@@ -338,6 +337,7 @@ public final class FilesExtractor {
             + (piece + 1) + " (a cartridge out of order, or another archive)");
       }
       if (piece == 0) {
+        member = e.name();
         manifest = FilesManifest.parse(h);
       }
       boolean continued = false;
