@@ -34,9 +34,9 @@ public final class FilesRestoreService {
         "no files backup of snapshot " + snapshot + " of volume " + volume + " in the catalog of " + library
             + (hasImage(catalog, volume, snapshot) ? " (it has an image backup, which restores whole)" : "")));
     Catalog.ArchiveRecord a = job.archive();
-    String of = " (the files archive of " + job.snapshot().volume() + "@" + job.snapshot().snapshot() + ", job "
-        + job.id() + ")";
-    String where = "cartridge " + a.cartridge() + ", tape file " + a.fileNumber() + of;
+    String of = "the files archive of " + job.snapshot().volume() + "@" + job.snapshot().snapshot() + ", job "
+        + job.id();
+    String where = "cartridge " + a.cartridge() + ", tape file " + a.fileNumber() + " (" + of + ")";
     List<PieceEntry> pieces = catalog.pieces(a);
     FilesExtractor.Result r;
     try (PieceReader reader = new PieceReader(library, job, pieces, n -> { })) {
@@ -65,7 +65,10 @@ public final class FilesRestoreService {
     return new Result(job, dir, r, (System.nanoTime() - t0) / 1e9);
   }
 
-  /** The pieces of a files archive as {@link FilesExtractor} reads them, named {@code cartridge X, tape file N (of)}. */
+  /**
+   * The pieces of a files archive as {@link FilesExtractor} reads them, each named {@code cartridge
+   * X, tape file N (piece K of P of OF)}, {@code OF} saying which archive it is.
+   */
   static FilesExtractor.Archive archive(List<PieceEntry> pieces, PieceReader reader, String of) {
     return new FilesExtractor.Archive() {
       @Override
@@ -86,8 +89,8 @@ public final class FilesRestoreService {
       @Override
       public String where(int piece) {
         PieceEntry p = pieces.get(piece);
-        return p.where() + (pieces.size() > 1 ? " (piece " + (p.piece() + 1) + " of " + pieces.size() + ")" : "")
-            + of;
+        return p.where() + " (" + (pieces.size() > 1 ? "piece " + (p.piece() + 1) + " of " + pieces.size() + " of "
+            : "") + of + ")";
       }
     };
   }

@@ -199,8 +199,8 @@ public final class VerifyService {
       Catalog.JobRecord job, Instant runStarted, long[] done, long total, BackupProgress progress) {
     long t0 = System.nanoTime();
     Catalog.ArchiveRecord a = job.archive();
-    String of = " (the files archive of " + job.snapshot().volume() + "@" + job.snapshot().snapshot() + ", job "
-        + job.id() + ")";
+    String of = "the files archive of " + job.snapshot().volume() + "@" + job.snapshot().snapshot() + ", job "
+        + job.id();
     String member = null;
     String error = null;
     long bytes = 0;
@@ -228,7 +228,7 @@ public final class VerifyService {
         }
       }
     } catch (IOException | RuntimeException e) {
-      error = "cartridge " + a.cartridge() + ", tape file " + a.fileNumber() + of + ": " + e.getMessage();
+      error = "cartridge " + a.cartridge() + ", tape file " + a.fileNumber() + " (" + of + "): " + e.getMessage();
     }
     done[0] += bytes;
     progress.update(done[0], total);

@@ -239,6 +239,8 @@ public final class FilesExtractor {
     long data;
     /** Where the next part may start at the earliest. */
     long next;
+    /** The piece its last part so far is in. */
+    int lastPiece;
 
     Pending(String rel, Path target, TarReader.Entry entry, long size, int piece) {
       this.rel = rel;
@@ -246,11 +248,12 @@ public final class FilesExtractor {
       this.entry = entry;
       this.size = size;
       this.piece = piece;
+      this.lastPiece = piece;
     }
   }
 
-  /** A regular file's checksum as read back. */
-  private record Computed(String sha256, long data, String member, int piece) {}
+  /** A regular file's checksum as read back: its member, the piece it starts in and the one its last part is in. */
+  private record Computed(String sha256, long data, String member, int piece, int lastPiece) {}
 
   /**
    * Restores the members of the files archive in {@code in} (of at most {@code limit} bytes)
@@ -426,6 +429,7 @@ public final class FilesExtractor {
     }
     readData(tar, e, p.target, offset, p);
     p.next = offset + e.realSize();
+    p.lastPiece = piece;
   }
 
   /**
@@ -470,7 +474,8 @@ public final class FilesExtractor {
       return;
     }
     pending = null;
-    computed.put(p.rel, new Computed(HexFormat.of().formatHex(p.digest.digest()), p.data, p.entry.name(), p.piece));
+    computed.put(p.rel, new Computed(HexFormat.of().formatHex(p.digest.digest()), p.data, p.entry.name(), p.piece,
+        p.lastPiece));
     if (p.target != null) {
       attributes(p.target, p.entry, false);
     }
@@ -511,9 +516,11 @@ public final class FilesExtractor {
       if (!want.equals(got.sha256()) || c.path("data").asLong(got.data()) != got.data()) {
         piece = got.piece();
         member = got.member();
-        throw new IOException("file " + rel + " (member " + got.member() + ", " + archive.where(got.piece())
-            + ") is damaged: its " + got.data() + " data bytes " + (write ? "restored " : "") + "have SHA-256 "
-            + got.sha256() + ", the manifest says " + c.path("data").asLong() + " bytes with " + want);
+        throw new IOException("file " + rel + " is damaged: its " + got.data() + " data bytes " + (write ? "restored "
+            : "") + "have SHA-256 " + got.sha256() + ", the manifest says " + c.path("data").asLong() + " bytes with "
+            + want + (got.lastPiece() != got.piece() ? " (it is stored in parts, in pieces " + (got.piece() + 1)
+                + " to " + (got.lastPiece() + 1) + ": from " + archive.where(got.piece()) + " to "
+                + archive.where(got.lastPiece()) + ")" : ""));
       }
     }
     if (!write) {
