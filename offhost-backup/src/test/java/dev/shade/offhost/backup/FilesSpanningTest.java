@@ -155,6 +155,19 @@ class FilesSpanningTest {
       assertEquals(1, v.archives().size());
     }
 
+    // the catalog lost: rebuilt from the tapes, the job comes back with its three pieces
+    for (String f : List.of(Catalog.FILE, Catalog.FILE + "-wal", Catalog.FILE + "-shm")) {
+      Files.deleteIfExists(libDir.resolve(f));
+    }
+    try (VirtualTapeLibrary lib = VirtualTapeLibrary.open(libDir); Catalog cat = Catalog.open(libDir)) {
+      CatalogRebuild.Result rebuilt = CatalogRebuild.rebuild(lib, cat, BackupProgress.NONE, n -> { });
+      assertEquals(List.of(), rebuilt.problems(), rebuilt::toString);
+      assertEquals(r.pieces(), cat.pieces(cat.job(r.jobId()).orElseThrow().archive()));
+      Path again = tmp.resolve("again");
+      FilesRestoreService.restore(lib, cat, "db", "s1", List.of("pg/data/base/1/big"), again, p -> {});
+      assertArrayEquals(big, Files.readAllBytes(again.resolve("pg/data/base/1/big")));
+    }
+
     // a byte of big's data on the second cartridge flipped, its record's CRC made good: only the SHA-256 tells
     Path cart = libDir.resolve("slot-0002.tape");
     byte[] tape = Files.readAllBytes(cart);
