@@ -19,8 +19,8 @@ import java.util.function.Consumer;
  * archives its filesystem tree as a files archive appended to a cartridge of the pool in drive
  * 0 (in pieces on as many cartridges of the pool as it takes, as an image archive:
  * {@link TapePieces}), takes the attachment down (also on failure), records the job, of format
- * {@code files}, in the catalog and writes its record on tape. A files archive is always a whole
- * tree: there are no incremental ones.
+ * {@code files}, in the catalog and, when it succeeded, writes its record on tape. A files
+ * archive is always a whole tree: there are no incremental ones.
  *
  * <p>Not thread-safe: one backup at a time per library (the library allows one process anyway).
  * Needs root: the attachment uses a loop device and mount.
@@ -110,14 +110,8 @@ public final class FilesBackupService {
         }
       }
     } catch (IOException | RuntimeException e) {
+      // as before spanning: a failed files job is in the catalog only (its cut archive, if any, ends with a filemark)
       catalog.failJob(jobId, String.valueOf(e.getMessage()), Instant.ofEpochMilli(System.currentTimeMillis()));
-      if (tape.mounted()) {
-        try {
-          writeRecord(catalog, tape, jobId, List.of());
-        } catch (IOException | RuntimeException r) {
-          e.addSuppressed(r); // the tape has no room left: the catalog alone has the failure
-        }
-      }
       throw e;
     } finally {
       deleteEmpty(work);

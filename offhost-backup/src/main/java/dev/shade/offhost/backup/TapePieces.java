@@ -29,7 +29,8 @@ final class TapePieces implements ImageArchiveWriter.PieceOutput {
    * full() at each member boundary and ends the piece there: what is left of the member in
    * flight, the continuation member and the tar's end go into the trailer. That needs a trailer
    * of about a chunk and two records; a smaller one ends in EndOfMediumException, which fails the
-   * job (the message says how big the trailer must be).
+   * job (the message says how big the trailer must be). A files archive bounds what follows the
+   * warning the same way, by the size of its parts (FilesBackupService.partBytes).
    *
    * The next cartridge is the pool's newest one short of its early warning, else a blank one
    * labelled into the pool, exactly as for the first piece; cartridges of other pools are never
