@@ -5,9 +5,19 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import com.fasterxml.jackson.annotation.JsonProperty;
+import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.sun.jna.Native;
 import dev.shade.nativeio.Xattrs;
+import dev.shade.testing.ChildJvm;
+import dev.shade.testing.Command;
+import dev.shade.testing.Host;
 import dev.shade.testing.LoopFilesystem;
 import dev.shade.testing.Tools;
+import java.nio.file.attribute.PosixFilePermissions;
+import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
+import org.apache.commons.compress.archivers.tar.TarArchiveOutputStream;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
@@ -21,9 +31,13 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * xattrs of the user, trusted and security namespaces on a real ext4 filesystem: archived as
  * SCHILY.xattr.NAME, extracted by GNU tar with --xattrs --xattrs-include='*', restored by
- * {@link FilesExtractor} (as root), while the ACL stays an ACL and no system.* xattr is archived.
+ * {@link FilesExtractor} (as root), while the ACL stays an ACL and no system.* xattr is archived;
+ * a restore by another user leaves trusted.* and security.* out with a note.
  */
 class XattrNamespacesTest {
+  /** The uid and gid of nobody. */
+  private static final int NOBODY = 65534;
+
   @TempDir Path tmp;
 
   @Test
@@ -71,6 +85,61 @@ class XattrNamespacesTest {
       check(to);
       assertTrue(sh("getfacl -n -p '" + to.resolve("pg/data.db") + "'").contains("user:1234:rw-"));
     }
+  }
+
+  @Test
+  void notRoot_trustedAndSecurityXattrsLeftOutWithANote_userXattrRestored() throws Exception {
+    Tools.requireRoot("run the restore as another user (setpriv)");
+    Tools.require("setpriv", "util-linux");
+    Path shared = Files.createTempDirectory("shade-xattr-");
+    try {
+      Files.setPosixFilePermissions(shared, PosixFilePermissions.fromString("rwxr-xr-x"));
+      Path scratch = Files.createDirectory(shared.resolve("scratch"));
+      Files.setPosixFilePermissions(scratch, PosixFilePermissions.fromString("rwxrwxrwx"));
+      String cp = ChildJvm.copyClasspath(Files.createDirectory(shared.resolve("cp")), RestoreProbe.class,
+          FilesExtractor.class, Xattrs.class, Native.class, ObjectMapper.class, JsonFactory.class, JsonProperty.class,
+          TarArchiveEntry.class);
+      // an archive of one file owned by nobody, with a user, a trusted and a security xattr
+      Path archive = shared.resolve("a.tar");
+      FilesManifest h = new FilesManifest("db", "u", "s", 1, Instant.EPOCH, 0, "ext4", 512, Instant.EPOCH, null, null,
+          null);
+      try (TarArchiveOutputStream t = new TarArchiveOutputStream(Files.newOutputStream(archive), "UTF-8")) {
+        t.setLongFileMode(TarArchiveOutputStream.LONGFILE_POSIX);
+        put(t, new TarArchiveEntry(FilesManifest.HEADER_MEMBER), h.bytes());
+        TarArchiveEntry a = new TarArchiveEntry("files/a");
+        a.setIds(NOBODY, NOBODY);
+        a.addPaxHeader("SCHILY.xattr.user.kept", "yes");
+        a.addPaxHeader("SCHILY.xattr.trusted.tier", "gold");
+        a.addPaxHeader("SCHILY.xattr.security.label", "x");
+        put(t, a, "data\n".getBytes(StandardCharsets.UTF_8));
+      }
+      Files.setPosixFilePermissions(archive, PosixFilePermissions.fromString("rw-r--r--"));
+      try (LoopFilesystem fs = LoopFilesystem.create(shared.resolve("fs"), 32L << 20)) {
+        Path to = Files.createDirectory(fs.mountPoint().resolve("to"));
+        Files.setPosixFilePermissions(fs.mountPoint(), PosixFilePermissions.fromString("rwxr-xr-x"));
+        Files.setAttribute(to, "unix:uid", NOBODY);
+        Files.setAttribute(to, "unix:gid", NOBODY);
+        Command c = ChildJvm.run(List.of("setpriv", "--reuid=" + NOBODY, "--regid=" + NOBODY, "--clear-groups", "--"),
+            cp, scratch, RestoreProbe.class, archive.toString(), to.toString());
+        List<String> out = List.of(c.requireSuccess().strip().split("\n"));
+        assertTrue(out.contains("xattr user.kept=yes"), out::toString);
+        assertTrue(out.contains("note xattr trusted.tier of files/a is not restored: the trusted namespace needs root"),
+            out::toString);
+        assertTrue(out.contains("note xattr security.label of files/a is not restored: the security namespace needs root"),
+            out::toString);
+        assertEquals(null, Xattrs.get(to.resolve("a"), "trusted.tier"));
+        assertEquals("data\n", Files.readString(to.resolve("a")));
+      }
+    } finally {
+      Host.deleteTree(shared);
+    }
+  }
+
+  private static void put(TarArchiveOutputStream t, TarArchiveEntry e, byte[] body) throws Exception {
+    e.setSize(body.length);
+    t.putArchiveEntry(e);
+    t.write(body);
+    t.closeArchiveEntry();
   }
 
   private static void check(Path root) throws Exception {
