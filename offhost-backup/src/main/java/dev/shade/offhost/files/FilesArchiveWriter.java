@@ -125,8 +125,12 @@ public final class FilesArchiveWriter {
   private TarArchiveOutputStream tar;
   /** Tree members (and parts) in the current piece. */
   private long pieceMembers;
-  /** Every regular file's checksum entry, in archive order. */
-  private final ArrayNode checksums = JSON.createArrayNode();
+  /**
+   * Every regular file's checksum entry, in archive order, as the manifest's JSON text (one
+   * compact object a line): text rather than a tree, which would take several times as much
+   * memory for a tree of millions of files.
+   */
+  private final StringBuilder checksums = new StringBuilder();
   /** The checksum of the file being copied. */
   private final MessageDigest digest = sha256Digest();
   /** The directory whose tree is archived. */
@@ -226,8 +230,7 @@ public final class FilesArchiveWriter {
     }
     pieceJson(list.addObject(), w.current(0)).putNull("bytes");
     doc.put("checksum", "sha-256");
-    doc.set("checksums", w.checksums);
-    byte[] body = JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(doc);
+    byte[] body = withChecksums(JSON.writerWithDefaultPrettyPrinter().writeValueAsString(doc), w.checksums);
     w.member(FilesManifest.MANIFEST_MEMBER, body, false);
     w.end();
     long archiveBytes = 0;
@@ -235,6 +238,15 @@ public final class FilesArchiveWriter {
       archiveBytes += e.bytes();
     }
     return new Result(manifest, sha256(body), archiveBytes, List.copyOf(w.done));
+  }
+
+  /** {@code doc} (a pretty-printed JSON object) with {@code "checksums" : [ENTRIES]} as its last key, in UTF-8. */
+  private static byte[] withChecksums(String doc, CharSequence entries) {
+    int end = doc.lastIndexOf('}');
+    StringBuilder b = new StringBuilder(doc.length() + entries.length() + 64).append(doc, 0, end).append(",\n  \"")
+        .append(FilesManifest.CHECKSUMS).append("\" : [").append(entries).append(entries.length() == 0 ? "" : "\n  ")
+        .append("]\n}");
+    return b.toString().getBytes(StandardCharsets.UTF_8);
   }
 
   /** Starts the next piece: its tar, and the header as its first member. */
@@ -507,11 +519,12 @@ public final class FilesArchiveWriter {
         boundary();
         part(file, rel, parts.get(k), size, uid, gid, mtime);
       }
-      ObjectNode c = checksums.addObject().put("path", rel).put("size", size).put("data", data)
+      ObjectNode c = JSON.createObjectNode().put("path", rel).put("size", size).put("data", data)
           .put("sha256", HexFormat.of().formatHex(digest.digest()));
       if (parts.size() > 1) {
         c.put("parts", parts.size());
       }
+      checksums.append(checksums.length() == 0 ? "\n    " : ",\n    ").append(JSON.writeValueAsString(c));
     }
   }
 

@@ -324,7 +324,7 @@ public final class FilesExtractor {
     FilesManifest manifest = null;
     long members = 0;
     String manifestSha = null;
-    JsonNode manifestDoc = null;
+    byte[] manifestBody = null;
     for (piece = 0; piece < a.pieces(); piece++) {
       member = null;
       TarReader tar = new TarReader(a.open(piece), a.where(piece), a.bytes(piece));
@@ -358,7 +358,7 @@ public final class FilesExtractor {
         if (e.name().equals(FilesManifest.MANIFEST_MEMBER) && e.isRegular()) {
           byte[] body = readBounded(tar.data(), e, 1 << 30);
           manifest = FilesManifest.parse(body);
-          manifestDoc = JSON.readTree(body);
+          manifestBody = body;
           manifestSha = sha256(body);
           continue;
         }
@@ -401,7 +401,7 @@ public final class FilesExtractor {
     if (deferred != null) {
       throw deferred;
     }
-    long checked = checkSums(manifestDoc);
+    long checked = checkSums(manifestBody);
     return new Result(manifest, manifestSha, members, files, bytes, List.copyOf(restored), List.copyOf(notes),
         checked, List.copyOf(writerFiles));
   }
@@ -485,43 +485,50 @@ public final class FilesExtractor {
    * Compares the checksums computed with the manifest's: a restore those of the files it wrote,
    * a verify every one, both ways. Returns how many were checked.
    */
-  private long checkSums(JsonNode manifestDoc) throws IOException {
-    if (manifestDoc == null) {
+  private long checkSums(byte[] manifestBody) throws IOException {
+    if (manifestBody == null) {
       if (!write) {
         throw new IOException("the archive ends without its " + FilesManifest.MANIFEST_MEMBER);
       }
       return 0; // the service says the manifest is missing
     }
-    JsonNode list = manifestDoc.path("checksums");
-    if (!list.isArray()) {
-      notes.add("the files' checksums are not checked: the archive was written without them");
-      return 0;
-    }
-    long checked = 0;
+    long[] checked = {0};
     Set<String> listed = new HashSet<>();
-    for (JsonNode c : list) {
-      String rel = c.path("path").asText();
-      listed.add(rel);
+    IOException[] failed = {null};
+    boolean has = FilesManifest.checksums(manifestBody, c -> {
+      if (failed[0] != null) {
+        return;
+      }
+      String rel = c.path();
+      if (!write) {
+        listed.add(rel);
+      }
       Computed got = computed.get(rel);
       if (got == null) {
         if (!write) {
           piece = archive.pieces() - 1;
           member = FilesManifest.TREE + rel;
-          throw new IOException("file " + rel + " is listed in the manifest but not in the archive");
+          failed[0] = new IOException("file " + rel + " is listed in the manifest but not in the archive");
         }
-        continue;
+        return;
       }
-      checked++;
-      String want = c.path("sha256").asText();
-      if (!want.equals(got.sha256()) || c.path("data").asLong(got.data()) != got.data()) {
+      checked[0]++;
+      if (!c.sha256().equals(got.sha256()) || c.data() >= 0 && c.data() != got.data()) {
         piece = got.piece();
         member = got.member();
-        throw new IOException("file " + rel + " is damaged: its " + got.data() + " data bytes " + (write ? "restored "
-            : "") + "have SHA-256 " + got.sha256() + ", the manifest says " + c.path("data").asLong() + " bytes with "
-            + want + (got.lastPiece() != got.piece() ? " (it is stored in parts, in pieces " + (got.piece() + 1)
+        failed[0] = new IOException("file " + rel + " is damaged: its " + got.data() + " data bytes " + (write
+            ? "restored " : "") + "have SHA-256 " + got.sha256() + ", the manifest says " + c.data() + " bytes with "
+            + c.sha256() + (got.lastPiece() != got.piece() ? " (it is stored in parts, in pieces " + (got.piece() + 1)
                 + " to " + (got.lastPiece() + 1) + ": from " + archive.where(got.piece()) + " to "
                 + archive.where(got.lastPiece()) + ")" : ""));
       }
+    });
+    if (failed[0] != null) {
+      throw failed[0];
+    }
+    if (!has) {
+      notes.add("the files' checksums are not checked: the archive was written without them");
+      return 0;
     }
     if (!write) {
       for (Map.Entry<String, Computed> g : computed.entrySet()) {
@@ -533,7 +540,7 @@ public final class FilesExtractor {
         }
       }
     }
-    return checked;
+    return checked[0];
   }
 
   /** Puts back the writer metadata's files whose directory this restore brought back whole (class comment). */
