@@ -97,7 +97,7 @@ public final class FilesBackupService {
         };
         try {
           written = FilesArchiveWriter.write(out, blockSize, a.root(), header, jobId, acls, partBytes,
-              progress::update);
+              tape::roomBeforeEarlyWarning, progress::update);
         } catch (EndOfMediumException e) {
           tape.abort(e);
           throw new BackupException("files archive of " + id + " does not fit: piece " + (piece[0] + 1)
@@ -135,10 +135,14 @@ public final class FilesBackupService {
   }
 
   /**
-   * The most data bytes of one member, for a drive that takes {@code trailerBytes} after its
-   * early warning: what is left of the trailer once the record in flight, the member's headers,
-   * continued.json and the tar's end have their room (at least 64 KiB; a drive with a trailer
-   * smaller than that fails the job if it ever needs it).
+   * The most data bytes of one member that may follow the early warning, for a drive that takes
+   * {@code trailerBytes} after it: what is left of the trailer once the record in flight, the
+   * member's headers, continued.json and the tar's end have their room (at least 64 KiB; a drive
+   * with a trailer smaller than that fails the job if it ever needs it). Where the drive does not
+   * tell its room before the warning (st), every file with more data than this is stored in parts
+   * of this size; where it does (the virtual library), a file is split only where a cartridge
+   * ends, and this bounds how far its member may run past the warning
+   * ({@link FilesArchiveWriter.Room}).
    */
   static long partBytes(long trailerBytes, int blockSize) {
     return Math.max(64 * 1024, trailerBytes - 3L * blockSize - FilesArchiveWriter.PART_OVERHEAD);

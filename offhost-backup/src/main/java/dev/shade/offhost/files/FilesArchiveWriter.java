@@ -30,6 +30,8 @@ import java.util.HashMap;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
+import java.util.OptionalLong;
+import java.util.function.Function;
 import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
 import org.apache.commons.compress.archivers.tar.TarArchiveOutputStream;
 import org.apache.commons.compress.archivers.tar.TarConstants;
@@ -72,18 +74,57 @@ public final class FilesArchiveWriter {
    * early warning; if so it ends the piece there (continued.json, the tar's end) and goes on in
    * the next, which starts with the header again. What is written after the warning is then at
    * most one member: its headers and at most partBytes of data, which the caller derives from
-   * the drive's trailer allowance. A regular file with more data than that is stored in parts:
-   * the first part is its own member files/PATH, in GNU's sparse format with the file's full size
+   * the drive's trailer allowance. A regular file that is not one member is stored in parts: the
+   * first part is its own member files/PATH, in GNU's sparse format with the file's full size
    * (the data of the later parts are holes there), each later part a member
    * parts/PATH/OOOOOOOOOOOOOOOO (the part's first byte in 16 hex digits, as image chunks are
    * named) holding the file's bytes from that offset, the range's holes again in sparse format;
    * a part is never split, so every piece stays a tar that GNU tar lists and extracts, and dd
    * puts the parts back (docs/tape-format.md). Each part is a member boundary of its own.
    *
+   * Where a file is cut depends on what the medium tells (Room, asked as each piece begins):
+   *
+   *  - Room unknown (a real st drive reports the warning only when a write meets it): any member
+   *    may be the one in flight at the warning, so every file with more than partBytes of data is
+   *    stored in parts of partBytes, on every cartridge.
+   *  - Room known (the virtual library): the writer counts the piece's bytes itself
+   *    (TarArchiveOutputStream.getBytesWritten, exact at a member boundary: members are whole
+   *    512-byte blocks) and knows each member's size before writing it (Member.bytes: the
+   *    extended header's header and records, the ustar header, the data, each padded to 512;
+   *    the ustar entry keeps to ustar's limits, so the stream adds nothing). A file is one member
+   *    when that member ends within the room left plus partBytes, so whatever follows the warning
+   *    is again at most one member's headers and partBytes of data. Otherwise its first part is
+   *    the largest head of its data, in 512-byte blocks, whose member ends at the warning or
+   *    before it (bisection: the sparse map and the headers grow with the head), and the piece
+   *    ends after it; each later part, in the next piece, is decided the same way against that
+   *    piece's room. A piece also ends at the first boundary with fewer than PIECE_END bytes left
+   *    before the warning: its end (continued.json, the tar's end) then passes the mark, so the
+   *    drive is past it even when no write met the warning (the record that crossed was the
+   *    piece's last) and TapePieces moves to the next cartridge. A file crossing cartridge ends
+   *    thus has one part per cartridge it touches, and an archive that fits on one cartridge has
+   *    no parts at all.
+   *
    * Checksums: each regular file's data (its data segments in order, holes left out; for a
    * file without holes what sha256sum prints) is SHA-256'd as it is copied, and the manifest,
    * the last member, lists them all, so nothing is read twice.
    */
+
+  /**
+   * How far the medium of a piece is from its early warning. The writer asks once per piece,
+   * right after the piece is begun and before anything is written to it.
+   */
+  @FunctionalInterface
+  public interface Room {
+    /**
+     * The bytes the piece just begun may take before its medium's early warning
+     * ({@link dev.shade.offhost.tape.TapeDrive#roomBeforeEarlyWarning()}); empty when the medium
+     * does not tell.
+     */
+    OptionalLong beforeEarlyWarning() throws IOException;
+
+    /** A medium that never tells (a real st drive): every file with more data than a part is stored in parts. */
+    Room UNKNOWN = OptionalLong::empty;
+  }
 
   /** Told how many file bytes were archived so far of about how many. */
   public interface Progress {
@@ -97,6 +138,12 @@ public final class FilesArchiveWriter {
   public static final String PARTS = "parts/";
   /** Bytes a piece may need after the early warning besides a part's data: headers, continued.json, the tar's end. */
   public static final long PART_OVERHEAD = 256 * 1024;
+  /**
+   * The fewest bytes a piece's end takes: continued.json (a header block and at least one data
+   * block) and the tar's two zero blocks. A piece whose room is known ends once less than this is
+   * left before the early warning, so that its end always passes the mark.
+   */
+  static final long PIECE_END = 4 * 512;
 
   private static final ObjectMapper JSON = new ObjectMapper();
 
@@ -115,8 +162,15 @@ public final class FilesArchiveWriter {
   private final FilesManifest header;
   /** The job, or -1. */
   private final long jobId;
-  /** Most data bytes of one member: larger files are stored in parts. */
+  /**
+   * Most data bytes of one member when the room is unknown (larger files are stored in parts),
+   * and what a member may take past the early warning when it is known.
+   */
   private final long partBytes;
+  /** Asked for the room of each piece. */
+  private final Room room;
+  /** The current piece's bytes before the early warning, or -1 when its medium does not tell. */
+  private long roomEnd = -1;
   /** The pieces ended so far. */
   private final List<PieceEntry> done = new ArrayList<>();
   /** Where the current piece is. */
@@ -158,13 +212,14 @@ public final class FilesArchiveWriter {
   private long bytes;
   private long dataBytes;
 
-  private FilesArchiveWriter(PieceOutput out, int blockSize, FilesManifest header, long jobId, long partBytes, Path root,
-      Map<String, PosixAcls.Acl> acls, Progress progress, long expected, long metaTime) {
+  private FilesArchiveWriter(PieceOutput out, int blockSize, FilesManifest header, long jobId, long partBytes, Room room,
+      Path root, Map<String, PosixAcls.Acl> acls, Progress progress, long expected, long metaTime) {
     this.out = out;
     this.blockSize = blockSize;
     this.header = header;
     this.jobId = jobId;
     this.partBytes = partBytes;
+    this.room = room;
     this.root = root;
     this.acls = acls;
     this.progress = progress;
@@ -184,7 +239,8 @@ public final class FilesArchiveWriter {
    */
   public static Result write(OutputStream out, int tarBlockSize, Path root, FilesManifest header, boolean withAcls,
       Progress progress) throws IOException {
-    return write(PieceOutput.single(out), tarBlockSize, root, header, -1, withAcls, Long.MAX_VALUE, progress);
+    return write(PieceOutput.single(out), tarBlockSize, root, header, -1, withAcls, Long.MAX_VALUE, Room.UNKNOWN,
+        progress);
   }
 
   /**
@@ -194,10 +250,23 @@ public final class FilesArchiveWriter {
    * archive goes on in the next, which starts with the header again ({@code piece} counting
    * from 0). A regular file with more than {@code partBytes} data bytes is stored in parts of at
    * most that many (see the class comment). The manifest, in the last piece, lists every piece
-   * and every regular file's SHA-256.
+   * and every regular file's SHA-256. The same as the next method with {@link Room#UNKNOWN}.
    */
   public static Result write(PieceOutput out, int tarBlockSize, Path root, FilesManifest header, long jobId,
       boolean withAcls, long partBytes, Progress progress) throws IOException {
+    return write(out, tarBlockSize, root, header, jobId, withAcls, partBytes, Room.UNKNOWN, progress);
+  }
+
+  /**
+   * Writes the archive as the method above does, but where {@code room} tells how far a piece's
+   * medium is from its early warning, a piece ends there and a regular file is split only where
+   * its piece ends: it is one member when that member ends within the room left plus
+   * {@code partBytes} (what may follow the warning), else its first part fills the piece up to the
+   * warning and each later part, on the next pieces, is again one member or fills its piece. Where
+   * {@code room} does not tell, files are stored in parts of {@code partBytes} as above.
+   */
+  public static Result write(PieceOutput out, int tarBlockSize, Path root, FilesManifest header, long jobId,
+      boolean withAcls, long partBytes, Room room, Progress progress) throws IOException {
     if (partBytes < 512) {
       throw new IllegalArgumentException("part size must be at least 512 bytes: " + partBytes);
     }
@@ -210,13 +279,11 @@ public final class FilesArchiveWriter {
     } catch (IOException e) {
       expected = -1;
     }
-    FilesArchiveWriter w = new FilesArchiveWriter(out, tarBlockSize, header, jobId, partBytes, r, acls, progress,
-        expected, header.snapshotCreated().toEpochMilli());
+    FilesArchiveWriter w = new FilesArchiveWriter(out, tarBlockSize, header, jobId, partBytes, room, r, acls,
+        progress, expected, header.snapshotCreated().toEpochMilli());
     w.begin();
     w.walk(r, "");
-    if (out.full()) {
-      w.next(); // the manifest goes to a cartridge with room
-    }
+    w.boundary(); // the manifest goes to a cartridge with room
     FilesManifest manifest = header.complete(Instant.ofEpochMilli(System.currentTimeMillis()),
         new FilesManifest.Counts(w.entries, w.directories, w.regular, w.hardLinks, w.symlinks, w.special, w.sparse,
             w.skipped, w.bytes, w.dataBytes));
@@ -261,6 +328,8 @@ public final class FilesArchiveWriter {
       h.put("job", jobId);
     }
     h.put("piece", piece);
+    OptionalLong left = room.beforeEarlyWarning(); // before the header: nothing of the piece is written yet
+    roomEnd = left.isPresent() ? Math.max(0, left.getAsLong()) : -1;
     member(FilesManifest.HEADER_MEMBER, JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(h), true);
     pieceMembers = 0;
   }
@@ -270,9 +339,13 @@ public final class FilesArchiveWriter {
     return new PieceEntry(done.size(), started.cartridge(), started.fileNumber(), Math.max(0, bytes), -1, -1, 0);
   }
 
-  /** A member boundary: past the early warning, the piece ends here and the archive goes on in the next. */
+  /**
+   * A member boundary: past the early warning (the medium says so, or, when the room is known,
+   * less than {@link #PIECE_END} is left before it), the piece ends here and the archive goes on
+   * in the next.
+   */
   private void boundary() throws IOException {
-    if (out.full()) {
+    if (out.full() || roomEnd >= 0 && roomEnd - tar.getBytesWritten() < PIECE_END) {
       next();
     }
   }
@@ -375,12 +448,10 @@ public final class FilesArchiveWriter {
       pax.put("gname", gname);
     }
 
-    TarArchiveEntry e;
-    long stored = 0;
+    TarArchiveEntry e = null;
     List<long[]> segments = null;
-    List<List<long[]>> parts = null;
     long size = 0;
-    boolean sparseEntry = false;
+    long data = 0;
     String devIno = a.get("dev") + ":" + a.get("ino");
     String first = !dir && ((Number) a.get("nlink")).intValue() > 1 ? firstLinks.get(devIno) : null;
     if (first != null) {
@@ -417,65 +488,45 @@ public final class FilesArchiveWriter {
         case 0100000 -> {
           size = ((Number) a.get("size")).longValue();
           segments = dataSegments(file, size);
-          long data = 0;
-          for (long[] s : segments) {
-            data += s[1];
-          }
+          data = dataOf(segments);
           regular++;
           bytes += size;
-          parts = split(segments, partBytes);
-          List<long[]> firstPart = parts.get(0);
-          long firstData = 0;
-          for (long[] s : firstPart) {
-            firstData += s[1];
-          }
           if (data < size) {
             sparse++;
           }
-          if (firstData < size) {
-            // holes, or the later parts of a file stored in parts: GNU's sparse format, with the file's full size
-            segments = new ArrayList<>(firstPart);
-            if (segments.isEmpty() || segments.get(segments.size() - 1)[0] + segments.get(segments.size() - 1)[1] < size) {
-              segments.add(new long[] {size, 0});
-            }
-            byte[] map = sparseMap(segments);
-            stored = map.length + firstData;
-            String fake = parentOf(name) + "GNUSparseFile.0/" + baseOf(name);
-            e = new TarArchiveEntry(ustarName(fake), TarConstants.LF_NORMAL);
-            if (!ustarName(fake).equals(fake)) {
-              pax.put("path", fake);
-            }
-            pax.put("GNU.sparse.major", "1").put("GNU.sparse.minor", "0").put("GNU.sparse.name", name)
-                .put("GNU.sparse.realsize", Long.toString(size));
-            sparseEntry = true;
-          } else {
-            segments = List.of(new long[] {0, size});
-            stored = size;
-            e = new TarArchiveEntry(ustarName(name), TarConstants.LF_NORMAL);
-          }
-          if (stored > USTAR_MAX_SIZE) {
-            pax.put("size", Long.toString(stored));
-          }
+          // its member is made below, once its ACL and xattrs are known: they count in how much of it fits
         }
         default -> throw new IOException("unknown file type " + Integer.toOctalString(type) + " of " + file);
       }
     }
-    if (!sparseEntry) {
-      pax.put("path", name);
-    }
     // the order GNU tar writes: ACLs and xattrs after the times and names
+    PaxRecords tail = new PaxRecords();
     if (!acls.isEmpty() && (type == 0100000 || dir) && first == null) {
       PosixAcls.Acl acl = acls.get(rel);
       if (acl != null && acl.access() != null) {
-        pax.put("SCHILY.acl.access", acl.access());
+        tail.put("SCHILY.acl.access", acl.access());
       }
       if (acl != null && acl.defaults() != null) {
-        pax.put("SCHILY.acl.default", acl.defaults());
+        tail.put("SCHILY.acl.default", acl.defaults());
       }
     }
     if ((type == 0100000 || dir) && first == null) {
-      xattrs(file, pax);
+      xattrs(file, tail);
     }
+    Member m;
+    List<long[]> rest = List.of();
+    if (segments != null) {
+      long fileSize = size;
+      long take = take(segments, data, head -> fileMember(name, pax, tail, fileSize, head));
+      Cut c = cut(segments, take);
+      m = fileMember(name, pax, tail, size, c.head());
+      rest = c.tail();
+    } else {
+      pax.put("path", name).putAll(tail);
+      e.setSize(0);
+      m = new Member(name, pax, e, null, List.of(), 0);
+    }
+    e = m.entry();
     e.setMode(mode & 07777);
     e.setUserId(uid > USTAR_MAX_ID ? 0 : uid);
     e.setGroupId(gid > USTAR_MAX_ID ? 0 : gid);
@@ -486,9 +537,65 @@ public final class FilesArchiveWriter {
       e.setGroupName(gname);
     }
     e.setModTime(mtime.toMillis() / 1000 * 1000);
-    e.setSize(stored);
-    byte[] body = pax.bytes();
-    TarArchiveEntry x = new TarArchiveEntry(ustarName("PaxHeaders/" + baseOf(name)),
+    if (segments != null) {
+      digest.reset();
+    }
+    write(m, file, size);
+    entries++;
+    if (segments != null) {
+      int parts = 1;
+      long restData = data - dataOf(m.data());
+      while (!rest.isEmpty()) {
+        boundary();
+        List<long[]> r = rest;
+        long take = take(r, restData, head -> partMember(rel, head, mtime));
+        Cut c = cut(r, take);
+        Member p = partMember(rel, c.head(), mtime);
+        p.entry().setMode(0600);
+        p.entry().setUserId(uid > USTAR_MAX_ID ? 0 : uid);
+        p.entry().setGroupId(gid > USTAR_MAX_ID ? 0 : gid);
+        p.entry().setModTime(mtime.toMillis() / 1000 * 1000);
+        write(p, file, size);
+        parts++;
+        restData -= take;
+        rest = c.tail();
+      }
+      ObjectNode c = JSON.createObjectNode().put("path", rel).put("size", size).put("data", data)
+          .put("sha256", HexFormat.of().formatHex(digest.digest()));
+      if (parts > 1) {
+        c.put("parts", parts);
+      }
+      checksums.append(checksums.length() == 0 ? "\n    " : ",\n    ").append(JSON.writeValueAsString(c));
+    }
+  }
+
+  /**
+   * A member ready to be written: its extended header's records, its ustar entry (with its size
+   * set), the sparse map its data starts with (null when it has none) and the file's data
+   * segments it holds.
+   */
+  private record Member(String name, PaxRecords pax, TarArchiveEntry entry, byte[] map, List<long[]> data,
+      long stored) {
+    /**
+     * The bytes it takes in the tar: the extended header's own header and its records, the
+     * entry's header, then its data, each padded to a 512-byte block. (The ustar entry keeps to
+     * ustar's limits, so the stream adds no header of its own; see the class comment.)
+     */
+    long bytes() {
+      return 512 + blocks(pax.bytes().length) + 512 + blocks(stored);
+    }
+  }
+
+  /** {@code n} rounded up to whole 512-byte tar blocks. */
+  private static long blocks(long n) {
+    return (n + 511) / 512 * 512;
+  }
+
+  /** Writes {@code m}: its extended header, its entry, its sparse map and its data from {@code file}. */
+  private void write(Member m, Path file, long size) throws IOException {
+    TarArchiveEntry e = m.entry();
+    byte[] body = m.pax().bytes();
+    TarArchiveEntry x = new TarArchiveEntry(ustarName("PaxHeaders/" + baseOf(m.name())),
         TarConstants.LF_PAX_EXTENDED_HEADER_LC);
     x.setSize(body.length);
     x.setModTime(e.getModTime());
@@ -496,73 +603,67 @@ public final class FilesArchiveWriter {
     tar.write(body);
     tar.closeArchiveEntry();
     tar.putArchiveEntry(e);
-    if (type == 0100000 && first == null) {
-      digest.reset();
-    }
-    if (stored > 0) {
-      if (sparseEntry) {
-        tar.write(sparseMap(segments));
+    if (m.stored() > 0) {
+      if (m.map() != null) {
+        tar.write(m.map());
       }
-      copy(file, segments, size);
+      copy(file, m.data(), size);
     }
     tar.closeArchiveEntry();
-    entries++;
     pieceMembers++;
-    if (parts != null) {
-      long data = 0;
-      for (List<long[]> part : parts) {
-        for (long[] g : part) {
-          data += g[1];
-        }
-      }
-      for (int k = 1; k < parts.size(); k++) {
-        boundary();
-        part(file, rel, parts.get(k), size, uid, gid, mtime);
-      }
-      ObjectNode c = JSON.createObjectNode().put("path", rel).put("size", size).put("data", data)
-          .put("sha256", HexFormat.of().formatHex(digest.digest()));
-      if (parts.size() > 1) {
-        c.put("parts", parts.size());
-      }
-      checksums.append(checksums.length() == 0 ? "\n    " : ",\n    ").append(JSON.writeValueAsString(c));
-    }
   }
 
   /**
-   * {@code segments} in groups of at most {@code most} data bytes, a segment cut where a group
-   * fills; one group (the first part, possibly empty) when the file needs no parts.
+   * The member {@code files/PATH} of a regular file of {@code size} bytes holding the data
+   * segments {@code head} (all of the file's, or its first part's): in GNU's sparse format with
+   * the file's full size when that is fewer bytes than the size (holes, or later parts to come),
+   * else a plain member. {@code base} are the records of its times and names, {@code tail} its
+   * ACLs and xattrs; neither is changed.
    */
-  static List<List<long[]>> split(List<long[]> segments, long most) {
-    List<List<long[]>> out = new ArrayList<>();
-    List<long[]> group = new ArrayList<>();
-    long inGroup = 0;
-    for (long[] s : segments) {
-      long off = s[0];
-      long left = s[1];
-      while (left > 0) {
-        if (inGroup == most) {
-          out.add(group);
-          group = new ArrayList<>();
-          inGroup = 0;
-        }
-        long take = Math.min(left, most - inGroup);
-        group.add(new long[] {off, take});
-        inGroup += take;
-        off += take;
-        left -= take;
+  private static Member fileMember(String name, PaxRecords base, PaxRecords tail, long size, List<long[]> head) {
+    PaxRecords pax = base.copy();
+    long firstData = dataOf(head);
+    TarArchiveEntry e;
+    byte[] map = null;
+    List<long[]> segments;
+    long stored;
+    if (firstData < size) {
+      // holes, or the later parts of a file stored in parts: GNU's sparse format, with the file's full size
+      segments = new ArrayList<>(head);
+      if (segments.isEmpty() || segments.get(segments.size() - 1)[0] + segments.get(segments.size() - 1)[1] < size) {
+        segments.add(new long[] {size, 0});
       }
+      map = sparseMap(segments);
+      stored = map.length + firstData;
+      String fake = parentOf(name) + "GNUSparseFile.0/" + baseOf(name);
+      e = new TarArchiveEntry(ustarName(fake), TarConstants.LF_NORMAL);
+      if (!ustarName(fake).equals(fake)) {
+        pax.put("path", fake);
+      }
+      pax.put("GNU.sparse.major", "1").put("GNU.sparse.minor", "0").put("GNU.sparse.name", name)
+          .put("GNU.sparse.realsize", Long.toString(size));
+    } else {
+      segments = size == 0 ? List.of() : List.of(new long[] {0, size});
+      stored = size;
+      e = new TarArchiveEntry(ustarName(name), TarConstants.LF_NORMAL);
     }
-    out.add(group);
-    return out;
+    if (stored > USTAR_MAX_SIZE) {
+      pax.put("size", Long.toString(stored));
+    }
+    if (map == null) {
+      pax.put("path", name);
+    }
+    pax.putAll(tail);
+    e.setSize(stored);
+    return new Member(name, pax, e, map, segments, stored);
   }
 
   /**
-   * Writes a later part of a file stored in parts: member {@code parts/REL/OFFSET}, the file's
-   * bytes from the part's first data byte to its last one's end, holes in between in sparse
-   * format; mode 0600, the file's owner and mtime.
+   * A later part of a file stored in parts: member {@code parts/REL/OFFSET}, the file's bytes
+   * from the part's first data byte to its last one's end, holes in between in sparse format;
+   * mtime {@code mtime} (the caller sets mode 0600 and the file's owner).
    */
-  private void part(Path file, String rel, List<long[]> part, long size, long uid, long gid, FileTime mtime)
-      throws IOException {
+  private static Member partMember(String rel, List<long[]> part, FileTime mtime) {
     long from = part.get(0)[0];
     long[] last = part.get(part.size() - 1);
     long to = last[0] + last[1];
@@ -577,6 +678,7 @@ public final class FilesArchiveWriter {
     pax.put("mtime", PaxRecords.time(mtime));
     boolean holes = data < to - from;
     TarArchiveEntry e;
+    byte[] map = null;
     long stored;
     if (holes) {
       String fake = parentOf(name) + "GNUSparseFile.0/" + baseOf(name);
@@ -584,7 +686,8 @@ public final class FilesArchiveWriter {
       pax.put("path", fake);
       pax.put("GNU.sparse.major", "1").put("GNU.sparse.minor", "0").put("GNU.sparse.name", name)
           .put("GNU.sparse.realsize", Long.toString(to - from));
-      stored = sparseMap(shifted).length + data;
+      map = sparseMap(shifted);
+      stored = map.length + data;
     } else {
       e = new TarArchiveEntry(ustarName(name), TarConstants.LF_NORMAL);
       pax.put("path", name);
@@ -593,26 +696,70 @@ public final class FilesArchiveWriter {
     if (stored > USTAR_MAX_SIZE) {
       pax.put("size", Long.toString(stored));
     }
-    e.setMode(0600);
-    e.setUserId(uid > USTAR_MAX_ID ? 0 : uid);
-    e.setGroupId(gid > USTAR_MAX_ID ? 0 : gid);
-    e.setModTime(mtime.toMillis() / 1000 * 1000);
     e.setSize(stored);
-    byte[] body = pax.bytes();
-    TarArchiveEntry x = new TarArchiveEntry(ustarName("PaxHeaders/" + baseOf(name)),
-        TarConstants.LF_PAX_EXTENDED_HEADER_LC);
-    x.setSize(body.length);
-    x.setModTime(e.getModTime());
-    tar.putArchiveEntry(x);
-    tar.write(body);
-    tar.closeArchiveEntry();
-    tar.putArchiveEntry(e);
-    if (holes) {
-      tar.write(sparseMap(shifted));
+    return new Member(name, pax, e, map, part, stored);
+  }
+
+  /**
+   * How many of the {@code restData} data bytes of {@code rest} (the data segments of a file
+   * still to archive) its next member holds, {@code member} making that member of a head of
+   * {@code rest}. With the room of the piece unknown: at most a part. With it known: all of them
+   * when the member ends within the room left plus a part (what the trailer takes after the
+   * warning); else as many as fill the piece up to the early warning, in whole 512-byte blocks
+   * (the largest head whose member ends at the mark, found by bisection: its headers and sparse
+   * map grow with the head), at least one block.
+   */
+  private long take(List<long[]> rest, long restData, Function<List<long[]>, Member> member) {
+    if (roomEnd < 0) {
+      return Math.min(restData, partBytes);
     }
-    copy(file, part, size);
-    tar.closeArchiveEntry();
-    pieceMembers++;
+    long left = roomEnd - tar.getBytesWritten();
+    if (member.apply(rest).bytes() <= left + partBytes) {
+      return restData;
+    }
+    long fits = 0; // blocks known to fit
+    long over = (restData + 511) / 512; // blocks known not to (the whole rest does not)
+    while (over - fits > 1) {
+      long mid = (fits + over) >>> 1;
+      if (member.apply(cut(rest, mid * 512).head()).bytes() <= left) {
+        fits = mid;
+      } else {
+        over = mid;
+      }
+    }
+    return Math.min(restData, Math.max(1, fits) * 512);
+  }
+
+  /** {@code segments} cut after {@code data} data bytes: the head holds those, the tail the rest. */
+  record Cut(List<long[]> head, List<long[]> tail) {}
+
+  /** {@code segments} cut after {@code data} of their data bytes, a segment split where the cut falls. */
+  static Cut cut(List<long[]> segments, long data) {
+    List<long[]> head = new ArrayList<>();
+    List<long[]> tail = new ArrayList<>();
+    long left = data;
+    for (long[] s : segments) {
+      if (left >= s[1]) {
+        head.add(s);
+        left -= s[1];
+      } else if (left > 0) {
+        head.add(new long[] {s[0], left});
+        tail.add(new long[] {s[0] + left, s[1] - left});
+        left = 0;
+      } else {
+        tail.add(s);
+      }
+    }
+    return new Cut(head, tail);
+  }
+
+  /** The data bytes of {@code segments}. */
+  private static long dataOf(List<long[]> segments) {
+    long n = 0;
+    for (long[] s : segments) {
+      n += s[1];
+    }
+    return n;
   }
 
   /** The data segments of a regular file ({offset, length}), by SEEK_DATA and SEEK_HOLE. */
