@@ -119,6 +119,18 @@ class FilesSpanningTest {
         assertEquals(FilesManifest.HEADER_MEMBER, names.get(0));
         assertEquals(p.piece() == 2 ? FilesManifest.MANIFEST_MEMBER : "continued.json", names.get(names.size() - 1));
         assertTrue(p.piece() == 0 || names.stream().anyMatch(n -> n.startsWith("parts/pg/data/base/1/big/")), names::toString);
+        // the virtual library tells its room: big is cut only where a cartridge ends, one part on each
+        assertEquals(1, names.stream().filter(n -> n.endsWith("base/1/big") || n.contains("base/1/big/")).count(),
+            names::toString);
+        if (p.piece() < 2) {
+          assertTrue(c.earlyWarning(), "the piece ends past the early warning: " + c);
+        } else {
+          JsonNode manifest = JSON.readTree(sh("tar -x -O -f '" + t + "' " + FilesManifest.MANIFEST_MEMBER));
+          for (JsonNode f : manifest.get("checksums")) {
+            assertEquals(f.get("path").asText().equals("pg/data/base/1/big") ? 3 : 0, f.path("parts").asInt(),
+                f::toString);
+          }
+        }
       }
 
       // the whole tree: every file, and the writer's backup_label with its data directory
