@@ -341,6 +341,11 @@ final class BackupCommand extends CommandGroup {
             .put("specialFiles", c.specialFiles()).put("sparseFiles", c.sparseFiles())
             .put("skippedSockets", c.skipped()).put("bytes", c.bytes()).put("dataBytes", c.dataBytes())
             .put("acls", r.acls()).put("seconds", r.seconds());
+        var pieces = o.putArray("pieces");
+        for (var p : r.pieces()) {
+          pieces.addObject().put("piece", p.piece()).put("cartridge", p.cartridge()).put("fileNumber", p.fileNumber())
+              .put("bytes", p.bytes());
+        }
         o.putArray("notes").addAll(notes.stream().map(JSON.getNodeFactory()::textNode).toList());
         printJson(o);
         return ExitCodes.OK;
@@ -350,6 +355,13 @@ final class BackupCommand extends CommandGroup {
           r.snapshot().volume(), r.snapshot().snapshot(), r.snapshot().snapshotId(), r.filesystem(), r.cartridge(),
           r.fileNumber(), c.entries(), Sizes.format(c.bytes()), Sizes.format(c.dataBytes()),
           Sizes.format(r.archiveBytes()), ProgressLine.duration(r.seconds()));
+      if (r.pieces().size() > 1) {
+        StringBuilder b = new StringBuilder();
+        for (var p : r.pieces()) {
+          b.append(b.length() == 0 ? "" : ", ").append(p.cartridge()).append(':').append(p.fileNumber());
+        }
+        out().printf("The archive spans %d cartridges: %s.%n", r.pieces().size(), b);
+      }
       out().flush();
       return ExitCodes.OK;
     }

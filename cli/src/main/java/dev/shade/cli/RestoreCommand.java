@@ -184,9 +184,11 @@ final class RestoreCommand extends ShadeCommand {
           .put("snapshotId", r.job().snapshot().snapshotId()).put("jobId", r.job().id())
           .put("cartridge", r.job().archive().cartridge()).put("fileNumber", r.job().archive().fileNumber())
           .put("dir", dir.toAbsolutePath().toString()).put("restored", x.restored().size()).put("files", x.files())
-          .put("bytes", x.bytes()).put("seconds", r.seconds());
+          .put("bytes", x.bytes()).put("checked", x.checked()).put("seconds", r.seconds());
       ArrayNode paths = o.putArray("paths");
       x.restored().forEach(paths::add);
+      ArrayNode writerFiles = o.putArray("writerFiles");
+      x.writerFiles().forEach(writerFiles::add);
       ArrayNode notes = o.putArray("notes");
       x.notes().forEach(notes::add);
       printJson(o);
@@ -194,6 +196,9 @@ final class RestoreCommand extends ShadeCommand {
     }
     for (String n : x.notes()) {
       err().println("shade restore: " + n);
+    }
+    for (String w : x.writerFiles()) {
+      err().println("shade restore: wrote the writer metadata's " + w + " (the snapshot's, not in its tree)");
     }
     err().flush();
     out().printf("Restored %d path%s (%d file%s, %s) of %s@%s (id %d) from %s:%d to %s, in %s.%n", x.restored().size(),

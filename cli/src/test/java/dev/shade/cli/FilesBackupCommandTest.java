@@ -130,6 +130,7 @@ class FilesBackupCommandTest {
     JsonNode r = Cli.run("restore", "--volume", "db", "--snapshot", "s1", "--library", lib, "--files", "etc/hosts",
         "--to", r1, "--json").ok().json();
     assertEquals(1, r.get("files").asInt(), r::toString);
+    assertEquals(1, r.get("checked").asInt(), "its SHA-256 checked against the manifest: " + r);
     assertEquals(original.get("etc/hosts"), TreeFixture.describe(r1).get("etc/hosts"));
     Path r2 = tmp.resolve("r2");
     // (with the third name of data/db/page.db, so that its link count is the original's)
@@ -158,6 +159,12 @@ class FilesBackupCommandTest {
     Path r4 = tmp.resolve("r4");
     Cli.run("restore", "--volume", "db", "--snapshot", "s1", "--library", lib, "--files", "etc/hosts", "--to", r4).ok();
     assertEquals(original.get("etc/hosts"), TreeFixture.describe(r4).get("etc/hosts"));
+
+    // shade verify reads the files archive whole and checks every file's SHA-256
+    JsonNode v = Cli.run("verify", "--library", lib, "--json").ok().json();
+    assertEquals(1, v.get("archives").size(), v::toString);
+    assertEquals("ok", v.get("archives").get(0).get("outcome").asText(), v::toString);
+    assertTrue(v.get("bytes").asLong() > 1 << 20, v::toString);
 
     // a crafted archive on a cartridge: a symbolic link out, then a file through it; a '..' name
     Path outside = Files.createDirectories(tmp.resolve("outside"));

@@ -73,6 +73,12 @@ final class LibC {
 
   static native long sendto(int fd, byte[] buf, long len, int flags, byte[] addr, int addrlen) throws LastErrorException;
 
+  static native long llistxattr(String path, byte[] list, long size) throws LastErrorException;
+
+  static native long lgetxattr(String path, String name, byte[] value, long size) throws LastErrorException;
+
+  static native int lsetxattr(String path, String name, byte[] value, long size, int flags) throws LastErrorException;
+
   static native String strerror(int errnum);
 
   static native int getpagesize();

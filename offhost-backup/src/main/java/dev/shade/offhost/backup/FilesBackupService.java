@@ -4,27 +4,23 @@ import com.fasterxml.jackson.databind.JsonNode;
 import dev.shade.offhost.files.FilesArchiveWriter;
 import dev.shade.offhost.files.FilesManifest;
 import dev.shade.offhost.files.SnapshotAttachment;
-import dev.shade.offhost.tape.CartridgeInfo;
-import dev.shade.offhost.tape.EarlyWarningException;
 import dev.shade.offhost.tape.EndOfMediumException;
-import dev.shade.offhost.tape.TapeDrive;
-import dev.shade.offhost.tape.TapeFileInfo;
 import dev.shade.offhost.tape.TapeLabel;
 import dev.shade.offhost.tape.TapeLibrary;
-import dev.shade.offhost.tape.TapeOutputStream;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Instant;
 import java.util.List;
-import java.util.OptionalInt;
 import java.util.function.Consumer;
 
 /**
  * Runs one files backup: attaches the snapshot's read-only export on this (the backup) server,
  * archives its filesystem tree as a files archive appended to a cartridge of the pool in drive
- * 0, takes the attachment down (also on failure) and records the job, of format {@code files},
- * in the catalog. A files archive is always a whole tree: there are no incremental ones.
+ * 0 (in pieces on as many cartridges of the pool as it takes, as an image archive:
+ * {@link TapePieces}), takes the attachment down (also on failure), records the job, of format
+ * {@code files}, in the catalog and, when it succeeded, writes its record on tape. A files
+ * archive is always a whole tree: there are no incremental ones.
  *
  * <p>Not thread-safe: one backup at a time per library (the library allows one process anyway).
  * Needs root: the attachment uses a loop device and mount.
@@ -38,19 +34,23 @@ public final class FilesBackupService {
   }
 
   /**
-   * What a files backup did.
+   * What a files backup did: where its first piece is ({@code cartridge}, {@code fileNumber}) and
+   * all its pieces.
    *
-   * @param labelled the label given to a blank cartridge for this backup, or null
+   * @param labelled the label given to a blank cartridge for this backup (the first), or null
+   * @param labelledAll every label given to a blank cartridge for this backup, in order
    */
   public record Result(long jobId, SnapshotIdentity snapshot, String filesystem, String cartridge, String labelled,
-      int fileNumber, long archiveBytes, FilesManifest.Counts counts, boolean acls, double seconds) {}
+      int fileNumber, long archiveBytes, FilesManifest.Counts counts, boolean acls, double seconds,
+      List<PieceEntry> pieces, List<String> labelledAll) {}
 
   private FilesBackupService() {}
 
   /**
    * Backs up the tree of the snapshot {@code id} served at {@code uri} (an NBD URI as nbdfuse
    * takes it) to {@code library}, recording it in {@code catalog}; {@code notes} hears what a
-   * user should know (a cartridge labelled, ACLs left out for want of getfacl).
+   * user should know (a cartridge labelled, the archive going on on the next cartridge, ACLs
+   * left out for want of getfacl).
    */
   public static Result run(TapeLibrary library, Catalog catalog, SnapshotIdentity id, String uri,
       Request request, BackupProgress progress, Consumer<String> notes) throws IOException {
@@ -61,107 +61,100 @@ public final class FilesBackupService {
       notes.accept("ACLs are not archived: getfacl and setfacl (the acl package) are not installed");
     }
     InterruptedJobs.mark(catalog, library.directory(), notes);
-    // the cartridge, as BackupService picks one: the pool's newest with room, else a blank one labelled
-    int slot = BackupService.chooseCartridge(library, request.pool());
-    String labelled = null;
-    CartridgeInfo info = library.cartridgeInfo(slot);
-    if (info.blank()) {
-      TapeLabel l = library.writeLabel(slot, TapePieces.newLabel(library, slot), request.pool(), false);
-      labelled = l.label();
-      notes.accept("labelled the blank cartridge of slot " + slot + " '" + l.label() + "' into pool " + request.pool());
-      info = library.cartridgeInfo(slot);
-    }
-    String cartridge = info.label();
-    OptionalInt inDrive = library.loadedSlot(0);
-    if (inDrive.isPresent() && inDrive.getAsInt() != slot) {
-      library.unload(0);
-    }
-    int elsewhere = library.driveOf(slot);
-    if (elsewhere > 0) {
-      library.unload(elsewhere);
-    }
-    TapeDrive drive = library.load(0, slot);
-    drive.seekEndOfData();
-    List<TapeFileInfo> files = library.cartridgeInfo(slot).files();
-    if (!files.isEmpty() && !files.get(files.size() - 1).closed()) {
-      drive.writeFilemarks(1); // an archive cut short by a crash: end its file
-      files = library.cartridgeInfo(slot).files();
-    }
-    int fileNumber = files.size();
+    int blockSize = library.blockSize();
+    // the cartridges as an image backup takes them: the pool's newest with room, else a blank one labelled
+    TapePieces tape = new TapePieces(library, request.pool(), blockSize, notes);
+    tape.mountFirst();
+    long partBytes = partBytes(tape.trailerBytes(), blockSize);
 
     long jobId = catalog.startJob(id, "full", -1, -1, request.pool(), 0, started, Catalog.FORMAT_FILES,
         JobOwner.current(library.directory()));
     FilesArchiveWriter.Result written;
     String filesystem;
+    int[] piece = {0};
     Path work = Files.createTempDirectory("shade-files-");
     try {
       try (SnapshotAttachment a = SnapshotAttachment.attach(uri, work)) {
         filesystem = a.filesystem();
         FilesManifest header = new FilesManifest(id.volume(), id.volumeUuid(), id.snapshot(), id.snapshotId(),
-            id.created(), id.size(), filesystem, drive.blockSize(), started, null, null, request.writerMetadata());
-        TapeOutputStream out = new TapeOutputStream(drive);
+            id.created(), id.size(), filesystem, blockSize, started, null, null, request.writerMetadata());
+        ImageArchiveWriter.PieceOutput out = new ImageArchiveWriter.PieceOutput() {
+          @Override
+          public Started begin(int p) throws IOException {
+            piece[0] = p;
+            return tape.begin(p);
+          }
+
+          @Override
+          public boolean full() {
+            return tape.full();
+          }
+
+          @Override
+          public void end() throws IOException {
+            tape.end();
+          }
+        };
         try {
-          written = FilesArchiveWriter.write(out, drive.blockSize(), a.root(), header, acls, progress::update);
-          out.close();
-        } catch (EarlyWarningException | EndOfMediumException e) {
-          try {
-            drive.writeFilemarks(1);
-          } catch (IOException ignored) {
-            e.addSuppressed(ignored);
-          }
-          throw new BackupException("files archive does not fit on cartridge " + cartridge + " (tape file "
-              + fileNumber + " reached the end of the medium after " + out.bytes() + " bytes); spanning cartridges is"
-              + " not built yet", e);
+          written = FilesArchiveWriter.write(out, blockSize, a.root(), header, jobId, acls, partBytes,
+              tape::roomBeforeEarlyWarning, progress::update);
+        } catch (EndOfMediumException e) {
+          tape.abort(e);
+          throw new BackupException("files archive of " + id + " does not fit: piece " + (piece[0] + 1)
+              + " on cartridge " + tape.cartridge() + " could not be ended within the " + tape.trailerBytes()
+              + " bytes the drive allows after the early warning (a member's headers and up to " + partBytes
+              + " bytes of its data go there)", e);
         } catch (IOException | RuntimeException e) {
-          try {
-            drive.writeFilemarks(1); // end the cut archive's file, so the next one starts a file of its own
-          } catch (IOException ignored) {
-            e.addSuppressed(ignored);
-          }
+          tape.abort(e); // end the cut archive's file, so the next one starts a file of its own
           throw e;
         }
       }
     } catch (IOException | RuntimeException e) {
+      // as before spanning: a failed files job is in the catalog only (its cut archive, if any, ends with a filemark)
       catalog.failJob(jobId, String.valueOf(e.getMessage()), Instant.ofEpochMilli(System.currentTimeMillis()));
       throw e;
     } finally {
       deleteEmpty(work);
     }
     FilesManifest m = written.manifest();
-    // one piece, holding no chunks: what the job record on tape says, so that a rebuilt catalog has the job
-    List<PieceEntry> pieces = List.of(new PieceEntry(0, cartridge, fileNumber, written.archiveBytes(), -1, -1, 0));
+    List<PieceEntry> pieces = written.pieces();
     catalog.completeJob(jobId, pieces, written.archiveBytes(), written.manifestSha256(), List.of(),
         m.counts().dataBytes(), acls ? null : "ACLs not archived (no getfacl)", m.ended());
-    writeRecord(catalog, drive, jobId, cartridge, pieces, notes);
-    return new Result(jobId, id, filesystem, cartridge, labelled, fileNumber, written.archiveBytes(), m.counts(), acls,
-        (System.nanoTime() - t0) / 1e9);
+    try {
+      writeRecord(catalog, tape, jobId, pieces);
+    } catch (IOException | RuntimeException e) {
+      // the archive is on tape and in the catalog; only a rebuild from the tapes would miss the job
+      notes.accept("the record of job " + jobId + " could not be written on tape (" + e.getMessage()
+          + "); a catalog rebuilt from the tapes will not have it");
+    }
+    PieceEntry first = pieces.get(0);
+    List<String> labelled = tape.labelled();
+    return new Result(jobId, id, filesystem, first.cartridge(), labelled.isEmpty() ? null : labelled.get(0),
+        first.fileNumber(), written.archiveBytes(), m.counts(), acls, (System.nanoTime() - t0) / 1e9, pieces,
+        labelled);
   }
 
   /**
-   * Writes job {@code jobId}'s record, as the catalog has it now, as the tape file after its
-   * archive (docs/tape-format.md, "Job records"), and notes where. A record that does not fit is
-   * said, not fatal: the archive is on tape and catalogued; only a rebuild would miss the job.
+   * The most data bytes of one member that may follow the early warning, for a drive that takes
+   * {@code trailerBytes} after it: what is left of the trailer once the record in flight, the
+   * member's headers, continued.json and the tar's end have their room (at least 64 KiB; a drive
+   * with a trailer smaller than that fails the job if it ever needs it). Where the drive does not
+   * tell its room before the warning (st), every file with more data than this is stored in parts
+   * of this size; where it does (the virtual library), a file is split only where a cartridge
+   * ends, and this bounds how far its member may run past the warning
+   * ({@link FilesArchiveWriter.Room}).
    */
-  private static void writeRecord(Catalog catalog, TapeDrive drive, long jobId, String cartridge,
-      List<PieceEntry> pieces, Consumer<String> notes) throws IOException {
+  static long partBytes(long trailerBytes, int blockSize) {
+    return Math.max(64 * 1024, trailerBytes - 3L * blockSize - FilesArchiveWriter.PART_OVERHEAD);
+  }
+
+  /** Writes job {@code jobId}'s record, as the catalog has it now, after its archive (docs/tape-format.md, "Job records"). */
+  private static void writeRecord(Catalog catalog, TapePieces tape, long jobId, List<PieceEntry> pieces)
+      throws IOException {
     Catalog.JobRecord job = catalog.job(jobId).orElseThrow();
-    int fileNumber = pieces.get(0).fileNumber() + 1;
-    TapeOutputStream out = new TapeOutputStream(drive);
-    try {
-      new JobRecordFile(job, pieces, List.of(), Instant.ofEpochMilli(System.currentTimeMillis()))
-          .write(out, drive.blockSize());
-      out.close();
-    } catch (EarlyWarningException | EndOfMediumException e) {
-      try {
-        drive.writeFilemarks(1);
-      } catch (IOException ignored) {
-        e.addSuppressed(ignored);
-      }
-      notes.accept("the record of job " + jobId + " did not fit on cartridge " + cartridge + " after its archive: "
-          + "the backup is good and catalogued, but a catalog rebuilt from the tapes would miss it");
-      return;
-    }
-    catalog.setRecordLocation(jobId, cartridge, fileNumber);
+    Catalog.RecordLocation at = tape.writeRecord(new JobRecordFile(job, pieces, List.of(),
+        Instant.ofEpochMilli(System.currentTimeMillis()), catalog.owner(jobId).orElse(null)));
+    catalog.setRecordLocation(jobId, at.cartridge(), at.fileNumber());
   }
 
   /** Removes the attachment's work directory when the chain left it empty (a lazy unmount may not have). */

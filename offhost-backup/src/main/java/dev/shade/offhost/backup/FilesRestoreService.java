@@ -1,21 +1,18 @@
 package dev.shade.offhost.backup;
 
 import dev.shade.offhost.files.FilesExtractor;
-import dev.shade.offhost.tape.CartridgeInfo;
-import dev.shade.offhost.tape.TapeDrive;
-import dev.shade.offhost.tape.TapeFileInfo;
-import dev.shade.offhost.tape.TapeInputStream;
 import dev.shade.offhost.tape.TapeLibrary;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
-import java.util.Optional;
 import java.util.function.Consumer;
 
 /**
  * Restores single files (and directories) from a snapshot's files archive into a directory,
- * reading only that archive's tape file; members that would land outside the directory are
- * refused ({@link FilesExtractor}).
+ * reading only that archive's pieces, in order, loading each one's cartridge as it is needed
+ * ({@link PieceReader}); members that would land outside the directory are refused, every
+ * restored file's SHA-256 is checked against the manifest, and the snapshot's writer files come
+ * back with the directory they belong to ({@link FilesExtractor}).
  *
  * <p>Not thread-safe: one restore at a time per library.
  */
@@ -43,24 +40,22 @@ public final class FilesRestoreService {
         "no files backup of snapshot " + snapshot + " of volume " + volume + " in the catalog of " + library
             + (hasImage(catalog, volume, snapshot) ? " (it has an image backup, which restores whole)" : "")));
     Catalog.ArchiveRecord a = job.archive();
-    String where = "cartridge " + a.cartridge() + ", tape file " + a.fileNumber() + " (the files archive of "
-        + job.snapshot().volume() + "@" + job.snapshot().snapshot() + ", job " + job.id() + ")";
-    Optional<CartridgeInfo> c = library.find(a.cartridge());
-    if (c.isEmpty()) {
-      throw new BackupException("restore needs cartridge " + a.cartridge() + ", which is not in " + library + " ("
-          + where + ")");
-    }
-    long limit = Long.MAX_VALUE;
-    for (TapeFileInfo f : c.get().files()) {
-      if (f.fileNumber() == a.fileNumber()) {
-        limit = f.bytes();
-      }
-    }
+    String of = "the files archive of " + job.snapshot().volume() + "@" + job.snapshot().snapshot() + ", job "
+        + job.id();
+    String where = "cartridge " + a.cartridge() + ", tape file " + a.fileNumber() + " (" + of + ")";
+    List<PieceEntry> pieces = catalog.pieces(a);
     FilesExtractor.Result r;
-    try (TapeDrive d = library.openForReading(c.get().slot())) {
-      d.seekFile(a.fileNumber());
-      r = FilesExtractor.extract(new ProgressInputStream(new TapeInputStream(d), limit == Long.MAX_VALUE ? 0 : limit,
-          bytes), where, limit, patterns, dir, progress);
+    try (PieceReader reader = new PieceReader(library, job, pieces, n -> { })) {
+      FilesExtractor.Archive archive = archive(pieces, reader, of, bytes);
+      try {
+        r = FilesExtractor.extract(archive, patterns, dir, progress);
+      } catch (FilesExtractor.MemberException e) {
+        throw new BackupException("restore of files of " + job.snapshot().volume() + "@" + job.snapshot().snapshot()
+            + " failed: " + archive.where(e.piece()) + ": " + e.getMessage() + reader.truncation(), e);
+      }
+      reader.finish();
+    } catch (BackupException e) {
+      throw e;
     } catch (IOException e) {
       throw new BackupException("restore of files of " + job.snapshot().volume() + "@" + job.snapshot().snapshot()
           + " failed: " + where + ": " + e.getMessage(), e);
@@ -74,6 +69,45 @@ public final class FilesRestoreService {
       throw new BackupException("nothing restored: no member of " + where + " matches " + String.join(" ", patterns));
     }
     return new Result(job, dir, r, (System.nanoTime() - t0) / 1e9);
+  }
+
+  /**
+   * The pieces of a files archive as {@link FilesExtractor} reads them, each named {@code cartridge
+   * X, tape file N (piece K of P of OF)}, {@code OF} saying which archive it is.
+   */
+  static FilesExtractor.Archive archive(List<PieceEntry> pieces, PieceReader reader, String of) {
+    return archive(pieces, reader, of, BackupProgress.NONE);
+  }
+
+  /** The same, {@code bytes} hearing how much of all the pieces' bytes was read. */
+  static FilesExtractor.Archive archive(List<PieceEntry> pieces, PieceReader reader, String of, BackupProgress bytes) {
+    long[] before = new long[pieces.size() + 1];
+    for (int i = 0; i < pieces.size(); i++) {
+      before[i + 1] = before[i] + Math.max(0, pieces.get(i).bytes());
+    }
+    return new FilesExtractor.Archive() {
+      @Override
+      public int pieces() {
+        return pieces.size();
+      }
+
+      @Override
+      public java.io.InputStream open(int piece) throws IOException {
+        return new ProgressInputStream(reader.open(piece), before[piece], before[pieces.size()], bytes);
+      }
+
+      @Override
+      public long bytes(int piece) {
+        return pieces.get(piece).bytes() > 0 ? pieces.get(piece).bytes() : Long.MAX_VALUE;
+      }
+
+      @Override
+      public String where(int piece) {
+        PieceEntry p = pieces.get(piece);
+        return p.where() + " (" + (pieces.size() > 1 ? "piece " + (p.piece() + 1) + " of " + pieces.size() + " of "
+            : "") + of + ")";
+      }
+    };
   }
 
   private static boolean hasImage(Catalog catalog, String volume, String snapshot) {

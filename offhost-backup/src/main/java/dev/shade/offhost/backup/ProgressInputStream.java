@@ -6,7 +6,7 @@ import java.io.InputStream;
 
 /**
  * An input stream that tells a {@link BackupProgress} how many bytes were read of a known total
- * (a files archive's tape file, read by a files restore).
+ * (a files archive's pieces, read by a files restore).
  *
  * <p>Not thread-safe: one reading thread.
  */
@@ -19,7 +19,13 @@ final class ProgressInputStream extends FilterInputStream {
   private long done;
 
   ProgressInputStream(InputStream in, long total, BackupProgress progress) {
+    this(in, 0, total, progress);
+  }
+
+  /** A stream whose first byte is byte {@code before} of the total (a later piece of an archive). */
+  ProgressInputStream(InputStream in, long before, long total, BackupProgress progress) {
     super(in);
+    this.done = before;
     this.total = total;
     this.progress = progress;
   }

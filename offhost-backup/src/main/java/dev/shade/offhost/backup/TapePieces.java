@@ -12,6 +12,7 @@ import java.io.OutputStream;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.OptionalInt;
+import java.util.OptionalLong;
 import java.util.function.Consumer;
 
 /**
@@ -29,7 +30,12 @@ final class TapePieces implements ImageArchiveWriter.PieceOutput {
    * full() at each member boundary and ends the piece there: what is left of the member in
    * flight, the continuation member and the tar's end go into the trailer. That needs a trailer
    * of about a chunk and two records; a smaller one ends in EndOfMediumException, which fails the
-   * job (the message says how big the trailer must be).
+   * job (the message says how big the trailer must be). A files archive bounds what follows the
+   * warning the same way, by the size of its parts (FilesBackupService.partBytes). When the drive
+   * knows its room before the warning (roomBeforeEarlyWarning: the virtual library's does), a
+   * files archive ends its piece itself once it reaches that point; the record that crossed the
+   * mark may then be the piece's last, so no write met the warning: begin() also moves on when
+   * the drive says it is past the mark.
    *
    * The next cartridge is the pool's newest one short of its early warning, else a blank one
    * labelled into the pool, exactly as for the first piece; cartridges of other pools are never
@@ -74,6 +80,20 @@ final class TapePieces implements ImageArchiveWriter.PieceOutput {
     return cartridge;
   }
 
+  /** The bytes the drive takes after its early warning; 0 before {@link #mountFirst}. */
+  long trailerBytes() {
+    return drive == null ? 0 : drive.trailerBytes();
+  }
+
+  /**
+   * The record bytes the tape file just begun may take before the drive's early warning, when the
+   * drive knows (the virtual library's does, st does not); asked right after {@link #begin}, before
+   * anything is written to it (the stream buffers a record).
+   */
+  OptionalLong roomBeforeEarlyWarning() throws IOException {
+    return drive == null ? OptionalLong.empty() : drive.roomBeforeEarlyWarning();
+  }
+
   /** The labels this backup gave to blank cartridges, in order. */
   List<String> labelled() {
     return List.copyOf(labelled);
@@ -114,7 +134,7 @@ final class TapePieces implements ImageArchiveWriter.PieceOutput {
   public Started begin(int piece) throws IOException {
     if (drive == null) {
       mountFirst();
-    } else if (warned) {
+    } else if (warned || drive.status().earlyWarning()) {
       String from = cartridge;
       mount(BackupService.chooseCartridge(library, pool));
       notes.accept("cartridge " + from + " is full: the archive continues with piece " + (piece + 1)

@@ -1,5 +1,7 @@
 package dev.shade.offhost.backup;
 
+import dev.shade.offhost.files.FilesExtractor;
+import dev.shade.offhost.files.FilesManifest;
 import dev.shade.offhost.tape.TapeLibrary;
 import java.io.IOException;
 import java.time.Instant;
@@ -14,7 +16,7 @@ import java.util.function.Consumer;
 
 /**
  * Reads archives back from tape and checks every checksum: each chunk's SHA-256 against the
- * catalog and the archive's manifest, the manifest's own SHA-256 against the one the catalog
+ * catalog and the archive's manifest (each regular file's against the manifest, for a files archive), the manifest's own SHA-256 against the one the catalog
  * recorded when the archive was written, and that every chunk the catalog lists is there. The
  * result of each archive is recorded in the catalog's {@code verifications}, and on tape after the
  * run ({@link VerifyRecordFile}).
@@ -27,9 +29,10 @@ public final class VerifyService {
    * forward. A failure of one archive does not stop the run: the others are still read, so one
    * run names every damaged archive. A damaged chunk is named by its member; a tape that ends
    * inside an archive (a truncated cartridge) is named by the first chunk the catalog lists that
-   * the archive did not deliver, and by the tape file. Only image archives are verified: a files
-   * archive (shade backup run --format files) is checked against its manifest's SHA-256 when it
-   * is restored, not yet here.
+   * the archive did not deliver, and by the tape file. A files archive (shade backup run
+   * --format files) is read whole by FilesExtractor.verify: every member's header, every regular
+   * file's SHA-256 against its manifest and the manifest's against the catalog; a failure names
+   * the cartridge, the tape file and the member (in the record's chunk column).
    */
 
   /** Which archives to verify: those on cartridge {@code cartridge} (null: any), of job {@code jobId} (-1: any). */
@@ -88,7 +91,8 @@ public final class VerifyService {
     Instant started = Instant.ofEpochMilli(System.currentTimeMillis());
     List<Catalog.JobRecord> jobs = new ArrayList<>();
     for (Catalog.JobRecord j : catalog.jobs()) {
-      if (Catalog.OK.equals(j.outcome()) && j.archive() != null && Catalog.FORMAT_IMAGE.equals(j.format())
+      if (Catalog.OK.equals(j.outcome()) && j.archive() != null
+          && (Catalog.FORMAT_IMAGE.equals(j.format()) || Catalog.FORMAT_FILES.equals(j.format()))
           && (selection.cartridge() == null || selection.cartridge().equals(j.archive().cartridge()))
           && (selection.jobId() < 0 || selection.jobId() == j.id())) {
         jobs.add(j);
@@ -109,6 +113,9 @@ public final class VerifyService {
       for (ChunkEntry e : c) {
         total += e.zero() ? 0 : e.length();
       }
+      if (Catalog.FORMAT_FILES.equals(j.format())) {
+        total += j.bytes();
+      }
     }
     List<Catalog.VerificationRecord> out = new ArrayList<>();
     long[] done = {0};
@@ -127,6 +134,9 @@ public final class VerifyService {
 
   private static Catalog.VerificationRecord verifyOne(TapeLibrary library, Catalog catalog, Catalog.JobRecord job,
       List<ChunkEntry> listed, Instant runStarted, long[] done, long total, BackupProgress progress) {
+    if (Catalog.FORMAT_FILES.equals(job.format())) {
+      return verifyFiles(library, catalog, job, runStarted, done, total, progress);
+    }
     long t0 = System.nanoTime();
     Catalog.ArchiveRecord a = job.archive();
     String where = "cartridge " + a.cartridge() + ", tape file " + a.fileNumber() + " (the " + job.level()
@@ -204,6 +214,49 @@ public final class VerifyService {
     return new Catalog.VerificationRecord(-1, runStarted, job.id(), a.id(), a.cartridge(), a.fileNumber(),
         Instant.ofEpochMilli(System.currentTimeMillis()), error == null ? Catalog.OK : Catalog.FAILED, bytes[0],
         (System.nanoTime() - t0) / 1e9, chunk, error);
+  }
+
+  /** Verifies one files archive: reads every member of every piece and checks every checksum. */
+  private static Catalog.VerificationRecord verifyFiles(TapeLibrary library, Catalog catalog,
+      Catalog.JobRecord job, Instant runStarted, long[] done, long total, BackupProgress progress) {
+    long t0 = System.nanoTime();
+    Catalog.ArchiveRecord a = job.archive();
+    String of = "the files archive of " + job.snapshot().volume() + "@" + job.snapshot().snapshot() + ", job "
+        + job.id();
+    String member = null;
+    String error = null;
+    long bytes = 0;
+    try {
+      List<PieceEntry> pieces = catalog.pieces(a);
+      try (PieceReader r = new PieceReader(library, job, pieces, n -> { }, "verify")) {
+        FilesExtractor.Archive archive = FilesRestoreService.archive(pieces, r, of);
+        FilesExtractor.Result res;
+        try {
+          res = FilesExtractor.verify(archive);
+        } catch (FilesExtractor.MemberException e) {
+          member = e.member();
+          error = archive.where(e.piece()) + (member != null ? ", member " + member : "") + ": " + e.getMessage()
+              + r.truncation();
+          res = null;
+        }
+        if (res != null) {
+          bytes = res.bytes();
+          r.finish();
+          if (!res.manifestSha256().equals(a.manifestSha256())) {
+            member = FilesManifest.MANIFEST_MEMBER;
+            error = archive.where(pieces.size() - 1) + ", member " + member + ": its manifest has SHA-256 "
+                + res.manifestSha256() + ", the catalog says " + a.manifestSha256();
+          }
+        }
+      }
+    } catch (IOException | RuntimeException e) {
+      error = "cartridge " + a.cartridge() + ", tape file " + a.fileNumber() + " (" + of + "): " + e.getMessage();
+    }
+    done[0] += bytes;
+    progress.update(done[0], total);
+    return new Catalog.VerificationRecord(-1, runStarted, job.id(), a.id(), a.cartridge(), a.fileNumber(),
+        Instant.ofEpochMilli(System.currentTimeMillis()), error == null ? Catalog.OK : Catalog.FAILED, bytes,
+        (System.nanoTime() - t0) / 1e9, member, error);
   }
 
   /** The member of the first data chunk of {@code listed} not in {@code seen}, or null. */

@@ -1,10 +1,15 @@
 package dev.shade.offhost.files;
 
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonToken;
+import com.fasterxml.jackson.core.filter.FilteringParserDelegate;
+import com.fasterxml.jackson.core.filter.TokenFilter;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.time.Instant;
+import java.util.function.Consumer;
 
 /**
  * What a files archive holds: {@code shade-files.json} (its first member, without counts and end
@@ -47,6 +52,16 @@ public record FilesManifest(String volume, String volumeUuid, String snapshot, l
   public record Counts(long entries, long directories, long regularFiles, long hardLinks, long symlinks,
       long specialFiles, long sparseFiles, long skipped, long bytes, long dataBytes) {}
 
+  /** The key of the manifest's list of every regular file's checksum. */
+  public static final String CHECKSUMS = "checksums";
+
+  /**
+   * One regular file's entry in the manifest's {@code checksums}: its path in the volume, size,
+   * data bytes (the size less its holes), SHA-256 of that data, and its number of parts (1 for
+   * a file stored in one member).
+   */
+  public record FileChecksum(String path, long size, long data, String sha256, int parts) {}
+
   /** This manifest with its end time and counts. */
   public FilesManifest complete(Instant end, Counts c) {
     return new FilesManifest(volume, volumeUuid, snapshot, snapshotId, snapshotCreated, size, filesystem, tapeBlockSize,
@@ -82,9 +97,70 @@ public record FilesManifest(String volume, String volumeUuid, String snapshot, l
     }
   }
 
-  /** Parses a header or manifest member. */
+  /**
+   * Reads the {@code checksums} of manifest member {@code json} one by one, without building
+   * them as a tree (a tree of millions of files holds as many); returns false when the manifest
+   * has none (written before checksums were kept).
+   */
+  public static boolean checksums(byte[] json, Consumer<FileChecksum> each) throws IOException {
+    try (JsonParser p = JSON.getFactory().createParser(json)) {
+      if (p.nextToken() != JsonToken.START_OBJECT) {
+        throw new IOException("the files manifest is not a JSON object");
+      }
+      while (p.nextToken() == JsonToken.FIELD_NAME) {
+        String key = p.getCurrentName();
+        JsonToken v = p.nextToken();
+        if (!key.equals(CHECKSUMS)) {
+          p.skipChildren();
+          continue;
+        }
+        if (v != JsonToken.START_ARRAY) {
+          throw new IOException("the files manifest's " + CHECKSUMS + " is not a list");
+        }
+        while (p.nextToken() == JsonToken.START_OBJECT) {
+          String path = null;
+          String sha = null;
+          long size = -1;
+          long data = -1;
+          int parts = 1;
+          while (p.nextToken() == JsonToken.FIELD_NAME) {
+            String k = p.getCurrentName();
+            p.nextToken();
+            switch (k) {
+              case "path" -> path = p.getValueAsString();
+              case "sha256" -> sha = p.getValueAsString();
+              case "size" -> size = p.getValueAsLong(-1);
+              case "data" -> data = p.getValueAsLong(-1);
+              case "parts" -> parts = p.getValueAsInt(1);
+              default -> p.skipChildren();
+            }
+          }
+          if (path == null || sha == null) {
+            throw new IOException("an entry of the files manifest's " + CHECKSUMS + " lacks its path or sha256 (near "
+                + path + ")");
+          }
+          each.accept(new FileChecksum(path, size, data, sha, parts));
+        }
+        return true;
+      }
+      return false;
+    }
+  }
+
+  /** Parses a header or manifest member (its {@code checksums} left out: {@link #checksums} reads them). */
   public static FilesManifest parse(byte[] json) throws IOException {
-    JsonNode d = JSON.readTree(json);
+    JsonNode d;
+    try (JsonParser p = new FilteringParserDelegate(JSON.getFactory().createParser(json), new TokenFilter() {
+      @Override
+      public TokenFilter includeProperty(String name) {
+        return name.equals(CHECKSUMS) ? null : TokenFilter.INCLUDE_ALL;
+      }
+    }, TokenFilter.Inclusion.INCLUDE_ALL_AND_PATH, true)) {
+      d = JSON.readTree(p);
+    }
+    if (d == null) {
+      throw new IOException("the files manifest is empty");
+    }
     if (!FORMAT.equals(d.path("format").asText())) {
       throw new IOException("not a " + FORMAT + " manifest (format " + d.path("format") + ")");
     }

@@ -32,6 +32,17 @@ final class PaxRecords {
     return this;
   }
 
+  /** Adds (or replaces) every record of {@code other}, in its order. */
+  PaxRecords putAll(PaxRecords other) {
+    records.putAll(other.records);
+    return this;
+  }
+
+  /** A copy, to add to without changing this one. */
+  PaxRecords copy() {
+    return new PaxRecords().putAll(this);
+  }
+
   boolean isEmpty() {
     return records.isEmpty();
   }

@@ -7,6 +7,7 @@ import dev.shade.nativeio.MtIo;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
+import java.util.OptionalLong;
 
 /**
  * A real Linux tape drive ({@code /dev/nst0}) through the {@code st} driver, in variable block
@@ -252,6 +253,16 @@ final class StTapeDrive implements TapeDrive {
     }
     op(MtIo.MTSEEK, (int) block, "locate block " + block);
     rules.reset();
+  }
+
+  /**
+   * Empty: st tells the early warning only when a write meets it (the ENOSPC of the class
+   * comment) or, afterwards, as GMT_EOT in MTIOCGET; neither MTIOCGET nor MTIOCPOS says how far
+   * ahead the mark is.
+   */
+  @Override
+  public OptionalLong roomBeforeEarlyWarning() {
+    return OptionalLong.empty();
   }
 
   @Override

@@ -4,6 +4,7 @@ import java.io.Closeable;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
+import java.util.OptionalLong;
 
 /**
  * One tape drive with a cartridge loaded, modelled on the Linux {@code st} driver in variable
@@ -51,6 +52,20 @@ public interface TapeDrive extends Closeable {
    * least; see the class comment.
    */
   long trailerBytes();
+
+  /**
+   * The bytes of records that can still be written at the current position before the
+   * early-warning mark, when the drive knows: records of that many bytes in all complete without
+   * reaching it, and the record that goes beyond it is the one that reaches it (rule 1 of the
+   * class comment). 0 at or past the mark, and once the early warning was reported; empty when
+   * the drive cannot tell, as a real {@code st} drive cannot (it reports the mark only when a
+   * write meets it). A writer that knows the room can place a boundary right at the end of the
+   * cartridge; one that does not must keep whatever follows the warning within
+   * {@link #trailerBytes()}.
+   */
+  default OptionalLong roomBeforeEarlyWarning() throws IOException {
+    return OptionalLong.empty();
+  }
 
   /**
    * Writes {@code record}'s remaining bytes (1 to {@link #blockSize()}) as one record at the

@@ -2,6 +2,7 @@ package dev.shade.offhost.tape;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.util.OptionalLong;
 
 /**
  * A drive of the virtual tape library with a {@link CartridgeFile} loaded.
@@ -61,6 +62,18 @@ final class VirtualTapeDrive implements TapeDrive {
   @Override
   public long trailerBytes() {
     return rules.trailerBytes();
+  }
+
+  /** Known exactly: the capacity less the early-warning zone less the record bytes before the position. */
+  @Override
+  public OptionalLong roomBeforeEarlyWarning() throws IOException {
+    open();
+    if (rules.state() != EndOfMediumRules.State.NORMAL) {
+      return OptionalLong.of(0); // the warning is pending or was reported
+    }
+    // a write reaches the zone when it ends past capacity - zone (write() below), so this many bytes do not
+    long room = cartridge.capacity() - cartridge.earlyWarningZone() - cartridge.bytesBefore(pos);
+    return OptionalLong.of(Math.max(0, room));
   }
 
   private void open() throws TapeException {

@@ -30,6 +30,16 @@ class StTapeDriveTest {
   }
 
   @Test
+  void roomBeforeEarlyWarning_isNotKnown() throws IOException {
+    FakeStDevice dev = new FakeStDevice(1 << 20, 2 << 20);
+    try (StTapeDrive d = new StTapeDrive(dev, false, BLOCK, 8192)) {
+      assertTrue(d.roomBeforeEarlyWarning().isEmpty());
+      d.write(block());
+      assertTrue(d.roomBeforeEarlyWarning().isEmpty(), "st does not say how far the mark is");
+    }
+  }
+
+  @Test
   void open_failingMtsetblkNamesTheDevice() {
     FakeStDevice dev = new FakeStDevice(1 << 20, 2 << 20).inject("MTSETBLK", Errno.EIO);
     TapeException e = assertThrows(TapeException.class, () -> new StTapeDrive(dev, false, BLOCK, 8192));
