@@ -312,6 +312,9 @@ final class CowWriter {
                   copyOld(need, n, slots, crcs, direct, null);
                   commitCopies(newest, need, n, slots, crcs, direct);
                 }
+                // a zero-copy snapshot send may still read the old bytes just copied out (they
+                // were the origin's): wait for it, with the copies durable and the stripes held
+                locks.awaitUnpinned(first, last);
                 change.apply();
                 wrote(length);
               }
@@ -350,6 +353,7 @@ final class CowWriter {
       if (!copyOld(need, n, slots, crcs, direct, olds)) {
         commitCopies(newest, need, n, slots, crcs, direct);
         settleHeld(offset >>> blockShift, (offset + data.remaining() - 1) >>> blockShift);
+        locks.awaitUnpinned(offset >>> blockShift, (offset + data.remaining() - 1) >>> blockShift); // as in change
         change.apply();
         wrote(data.remaining());
         return;
@@ -428,6 +432,7 @@ final class CowWriter {
     if (writeBehind.get(e.block) != e) {
       return; // a writer settling its range applied it meanwhile
     }
+    locks.awaitUnpinned(e.block, e.block); // a snapshot send may be reading its old origin bytes
     e.snap.put(e.block, Snapshot.pack(e.slot, e.crc));
     if (e.hi > e.lo) {
       originFile.writeFully((e.block << blockShift) + e.lo, e.data.slice(e.lo, e.hi - e.lo));

@@ -327,6 +327,19 @@ final class DiffArea implements Closeable {
     map.read(offset(slot) + within, dst);
   }
 
+  /** Whether the file's bytes [pos, pos + len) are all in the page cache (see {@link MappedFile#isResident}). */
+  boolean isResident(long pos, int len) {
+    return map.isResident(pos, len);
+  }
+
+  /**
+   * A read-only view of the file's bytes [pos, pos + len) on the shared mapping, or null when
+   * the range crosses a mapping chunk; for ranges {@link #isResident} said are in memory.
+   */
+  ByteBuffer view(long pos, int len) {
+    return map.view(pos, len);
+  }
+
   /** Writes the byte range [lo, hi) to the device without a cache flush; see Journal.ForceHook. */
   void writeBack(long lo, long hi) throws IOException {
     file.writeBack(lo, hi - lo);

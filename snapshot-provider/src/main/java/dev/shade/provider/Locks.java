@@ -3,7 +3,9 @@ package dev.shade.provider;
 import dev.shade.nativeio.AlreadyClosedException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 
 /**
@@ -27,6 +29,14 @@ final class Locks {
   private final Geometry geometry;
   /** Set once, by close with the hold write-held; read without locks. */
   private volatile boolean closed;
+  /**
+   * Block ranges {first, last} whose origin bytes a zero-copy snapshot send reads, plus one
+   * entry {-1, -1} per send that reads the diff area; guarded by its own monitor (a leaf: nothing
+   * is taken under it).
+   */
+  private final List<long[]> pins = new ArrayList<>();
+  /** Size of {@link #pins}, for the writers' lock-free fast path; written under the pins monitor. */
+  private volatile int pinCount;
 
   Locks(Geometry geometry) {
     this.geometry = geometry;
@@ -82,6 +92,109 @@ final class Locks {
   void unlockStripes(int[] idx) {
     for (int i = idx.length - 1; i >= 0; i--) {
       stripes[idx[i]].writeLock().unlock();
+    }
+  }
+
+  /*
+   * Pins keep a snapshot's bytes as they are while the NBD server sends views of them without
+   * a copy (the kernel reads the mapped pages during the socket write, after the read call
+   * has returned). A block that a snapshot reads from the origin is pinned under its stripe's
+   * read lock, so no writer is between its copy and its overwrite then; a writer that must
+   * change a pinned block's origin bytes waits, holding the stripe, until the send released
+   * the pin (copying the old contents out may go ahead: that reads the origin). Changes that
+   * free diff slots (delete, revert) and close wait until no pin is left; they hold the hold
+   * exclusively, so no new pin can be taken meanwhile. Pins are released by whichever thread
+   * finished the send, never under a provider lock, so a waiting writer cannot deadlock with
+   * the send it waits for; what bounds the wait is the send (the server closes a connection
+   * whose client stops reading).
+   */
+
+  /**
+   * Pins blocks [first, last] of the origin; the caller holds each block's stripe read lock
+   * when it decided the block is read from the origin. Returns what to pass to {@link #unpin}.
+   */
+  long[] pin(long first, long last) {
+    long[] p = {first, last};
+    synchronized (pins) {
+      pins.add(p);
+      pinCount = pins.size();
+    }
+    return p;
+  }
+
+  /**
+   * Extends {@code p} (an origin pin ending at {@code block - 1}) to {@code block}; the caller
+   * holds that block's stripe read lock.
+   */
+  void extendPin(long[] p, long block) {
+    synchronized (pins) {
+      p[1] = block;
+    }
+  }
+
+  /** Records a send of diff-area bytes, so nothing frees their slots until it is released. */
+  long[] pinSlots() {
+    return pin(-1, -1);
+  }
+
+  /** Releases a pin from {@link #pin} or {@link #pinSlots}; each exactly once, from any thread. */
+  void unpin(long[] p) {
+    synchronized (pins) {
+      for (int i = pins.size() - 1; i >= 0; i--) {
+        if (pins.get(i) == p) {
+          pins.remove(i);
+          break;
+        }
+      }
+      pinCount = pins.size();
+      pins.notifyAll();
+    }
+  }
+
+  /**
+   * Waits until no pin covers a block of [first, last]; the caller holds those blocks' stripe
+   * write locks (so no new pin of them can be taken) and is about to change their origin bytes.
+   */
+  void awaitUnpinned(long first, long last) throws java.io.InterruptedIOException {
+    if (pinCount == 0) { // fast path: no zero-copy send in flight
+      return;
+    }
+    synchronized (pins) {
+      while (overlapsPin(first, last)) {
+        waitPins("a change of blocks " + first + ".." + last);
+      }
+    }
+  }
+
+  /** Waits until no pin is left; the caller holds the hold exclusively (so none is added). */
+  void awaitNoPins() throws java.io.InterruptedIOException {
+    if (pinCount == 0) {
+      return;
+    }
+    synchronized (pins) {
+      while (!pins.isEmpty()) {
+        waitPins("freeing diff slots or closing");
+      }
+    }
+  }
+
+  /** Whether a pin meets [first, last]; caller holds the pins monitor. */
+  private boolean overlapsPin(long first, long last) {
+    for (long[] p : pins) {
+      if (p[0] <= last && p[1] >= first) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** One wait on the pins monitor (which the caller holds); interruption becomes an I/O error. */
+  private void waitPins(String what) throws java.io.InterruptedIOException {
+    try {
+      pins.wait(100);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new java.io.InterruptedIOException("interrupted waiting for zero-copy sends to finish before " + what + ": " + geometry);
     }
   }
 

@@ -140,6 +140,7 @@ final class Reverter {
     locks.hold.writeLock().lock();
     try {
       locks.ensureOpen();
+      locks.awaitNoPins(); // no zero-copy send may read a block this rewrites or a slot it frees
       Snapshot target = chain.require(ref);
       writeBehind.drain();
       long need = uncopied(chain.changedRanges(target, null, 0, geometry.size));
@@ -236,6 +237,7 @@ final class Reverter {
     locks.hold.writeLock().lock();
     try {
       locks.ensureOpen();
+      locks.awaitNoPins(); // no zero-copy send may read a block this rewrites or a slot it frees
       Snapshot target = chain.require(ref);
       writeBehind.drain();
       journal.commit(new JournalRecord.RevertBegin(target.id));

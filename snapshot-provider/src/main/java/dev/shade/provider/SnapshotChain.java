@@ -11,6 +11,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
 
 /**
  * A volume's snapshots, oldest first, with their exception tables: the state transitions
@@ -180,6 +181,7 @@ final class SnapshotChain {
    */
   void delete(Snapshot s) throws IOException {
     journal.commit(new JournalRecord.Delete(s.id));
+    locks.awaitNoPins(); // a zero-copy send may still read the slots freed below
     for (int slot : applyDelete(s)) {
       diff.free(slot); // safe to reuse: the delete that freed it is durable
     }
@@ -265,6 +267,11 @@ final class SnapshotChain {
       throw ref.isId() ? new SnapshotNotFoundException(volumeName, ref.id()) : new SnapshotNotFoundException(volumeName, ref.name());
     }
     return s;
+  }
+
+  /** The snapshot {@code ref} names, or null. */
+  Snapshot findRef(SnapshotRef ref) {
+    return ref.isId() ? findId(ref.id()) : find(ref.name());
   }
 
   /** The snapshot with id {@code id}, which must exist (an internal invariant). */
@@ -446,6 +453,173 @@ final class SnapshotChain {
     return -1;
   }
 
+  /**
+   * See {@link Volume#pinSnapshotBytes}: the bytes of {@code snap} in [offset, offset + length)
+   * as pinned views, or null when a part of them is not in memory, a run crosses a mapping
+   * chunk, the snapshot is gone or the volume is closed (the caller then reads with a copy).
+   */
+  PinnedBytes pin(Snapshot snap, long offset, int length) {
+    /*
+     * Block by block under its stripe's read lock, as a snapshot read: blocks resolved to the
+     * origin are pinned there (consecutive ones in one pin), so a writer, which takes the stripe
+     * for writing, cannot overwrite them until the release; blocks in diff slots are covered by
+     * one slot pin, which holds off the deletes and reverts that free slots. Adjacent pieces of
+     * one file are merged into one buffer (a run of unchanged blocks is one view of the origin).
+     * Residency is checked once per run at the end, with every pin already taken; a miss
+     * releases them all: the caller copies instead, and that read waits for the disk.
+     */
+    if (length <= 0 || offset < 0 || offset > geometry.size - length) {
+      return null;
+    }
+    Pinned p = new Pinned();
+    boolean ok = false;
+    locks.hold.readLock().lock();
+    try {
+      if (locks.isClosed()) {
+        return null;
+      }
+      List<Snapshot> snaps = snapshots; // stable while the hold is read-held
+      int from = snaps.indexOf(snap);
+      if (from < 0) {
+        return null; // the read reports the missing snapshot
+      }
+      int shift = geometry.blockShift; // locals: this loop runs once per block of every send
+      int mask = geometry.blockSize - 1;
+      long[] originPin = null;
+      long pos = offset;
+      long end = offset + length;
+      while (pos < end) {
+        long b = pos >>> shift;
+        int within = (int) (pos & mask);
+        int n = (int) Math.min(end - pos, geometry.blockLength(b) - within);
+        ReentrantReadWriteLock stripe = locks.stripe(b);
+        stripe.readLock().lock();
+        try {
+          long packed = resolve(snap, snaps, from, b);
+          if (packed == -1) {
+            if (originPin != null && originPin[1] == b - 1) {
+              locks.extendPin(originPin, b);
+            } else {
+              originPin = locks.pin(b, b);
+              p.pins.add(originPin);
+            }
+            p.add(Pinned.ORIGIN, pos, n);
+          } else if (Snapshot.isZero(packed)) {
+            p.add(Pinned.ZERO, 0, n);
+          } else {
+            if (p.slotPin == null) {
+              p.slotPin = locks.pinSlots();
+            }
+            p.add(Pinned.DIFF, diff.offset(Snapshot.slot(packed)) + within, n);
+          }
+        } finally {
+          stripe.readLock().unlock();
+        }
+        pos += n;
+      }
+      ok = p.finish();
+      return ok ? p : null;
+    } finally {
+      locks.hold.readLock().unlock();
+      if (!ok) {
+        p.release();
+      }
+    }
+  }
+
+  /** The pieces of one pinned range and the pins that hold them. */
+  private final class Pinned implements PinnedBytes {
+    static final int ORIGIN = 0;
+    static final int DIFF = 1;
+    static final int ZERO = 2;
+    /** Origin pins taken, each released once. */
+    final List<long[]> pins = new ArrayList<>(2);
+    /** The slot pin, or null when no piece is in the diff area. */
+    long[] slotPin;
+    /** Runs: kind, file position, length; {@code runs} of them are in use. */
+    private long[] run = new long[3 * 4];
+    private int runs;
+    /** The views, set by finish. */
+    private ByteBuffer[] buffers;
+    /** Set by the first release. */
+    private final java.util.concurrent.atomic.AtomicBoolean released = new java.util.concurrent.atomic.AtomicBoolean();
+
+    /** Appends a piece, merging it with the last run when it continues it in the same file. */
+    void add(int kind, long at, int n) {
+      if (runs > 0) {
+        int i = 3 * (runs - 1);
+        if (run[i] == kind && (kind == ZERO ? run[i + 2] + n <= ZEROS.capacity() : run[i + 1] + run[i + 2] == at)
+            && run[i + 2] + n <= Integer.MAX_VALUE) {
+          run[i + 2] += n;
+          return;
+        }
+      }
+      if (3 * runs == run.length) {
+        run = Arrays.copyOf(run, run.length * 2);
+      }
+      int i = 3 * runs++;
+      run[i] = kind;
+      run[i + 1] = at;
+      run[i + 2] = n;
+    }
+
+    /** Makes the views; false when a run is not resident or crosses a mapping chunk. */
+    boolean finish() {
+      ByteBuffer[] out = new ByteBuffer[runs];
+      for (int k = 0; k < runs; k++) {
+        int kind = (int) run[3 * k];
+        long at = run[3 * k + 1];
+        int n = (int) run[3 * k + 2];
+        ByteBuffer v;
+        if (kind == ZERO) {
+          v = ZEROS.slice(0, n);
+        } else if (kind == ORIGIN) {
+          v = origin.isResident(at, n) ? origin.view(at, n) : null;
+        } else {
+          v = diff.isResident(at, n) ? diff.view(at, n) : null;
+        }
+        if (v == null) {
+          return false;
+        }
+        out[k] = v;
+      }
+      buffers = out;
+      return true;
+    }
+
+    @Override
+    public ByteBuffer[] buffers() {
+      return buffers;
+    }
+
+    @Override
+    public void release() {
+      if (!released.compareAndSet(false, true)) {
+        return;
+      }
+      for (long[] pin : pins) {
+        locks.unpin(pin);
+      }
+      if (slotPin != null) {
+        locks.unpin(slotPin);
+      }
+    }
+  }
+
+  /** The diff location that {@code snap} (at {@code from} in {@code snaps}) reads {@code block} from, or -1; cached. */
+  private long resolve(Snapshot snap, List<Snapshot> snaps, int from, long block) {
+    long key = (snap.id << 40) | block;
+    Long hit = resolved.getIfPresent(key);
+    if (hit != null) {
+      return hit;
+    }
+    long packed = resolveIn(snaps, from, block);
+    if (packed != -1) {
+      resolved.put(key, packed);
+    }
+    return packed;
+  }
+
   /** A read-only view of {@code snap}; valid until the snapshot is deleted or the volume closed. */
   BlockSource view(Snapshot snap) {
     return new SnapshotView(snap);
@@ -491,16 +665,7 @@ final class SnapshotChain {
     }
 
     private long resolve(List<Snapshot> snaps, int from, long block) {
-      long key = (snap.id << 40) | block;
-      Long hit = resolved.getIfPresent(key);
-      if (hit != null) {
-        return hit;
-      }
-      long packed = resolveIn(snaps, from, block);
-      if (packed != -1) {
-        resolved.put(key, packed);
-      }
-      return packed;
+      return SnapshotChain.this.resolve(snap, snaps, from, block);
     }
 
     @Override

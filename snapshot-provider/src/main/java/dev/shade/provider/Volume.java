@@ -360,6 +360,7 @@ public final class Volume implements BlockDevice {
       }
       locks.markClosed();
       try {
+        locks.awaitNoPins(); // no zero-copy send may read a mapping after it is unmapped
         writeBehind.close();
         originFile.fdatasync();
         if (journal.size() > 0) {
@@ -481,6 +482,21 @@ public final class Volume implements BlockDevice {
    */
   public ByteBuffer residentView(long offset, int length) {
     return writer.residentView(offset, length);
+  }
+
+  /**
+   * The snapshot's bytes in [offset, offset+length) as read-only views of the page cache of the
+   * volume's files (the diff area where the snapshot holds a copy, the origin where the block is
+   * unchanged since) and of zeros, pinned: they stay the snapshot's bytes until
+   * {@link PinnedBytes#release}, even when the origin is written meanwhile (such a write waits
+   * for the release after preserving the old contents). Null when that is not to be had cheaply:
+   * a part not in memory, a run crossing a mapping chunk, an unknown snapshot, a closed volume;
+   * the caller then reads through {@link #openSnapshot}. For servers that send snapshot data
+   * without copying it first; the caller must release soon and exactly once.
+   */
+  public PinnedBytes pinSnapshotBytes(SnapshotRef ref, long offset, int length) {
+    Snapshot s = locks.isClosed() ? null : chain.findRef(ref);
+    return s == null ? null : chain.pin(s, offset, length);
   }
 
   /**

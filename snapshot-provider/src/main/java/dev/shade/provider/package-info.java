@@ -54,6 +54,18 @@
  *     snapshot's, then the next older one's), which runs under the exclusive hold;
  *     {@code SnapshotChain.info} calls into {@code WriteBehind} while holding one, which takes
  *     no lock there</td></tr>
+ * <tr><td>10</td><td>{@code Locks} pins monitor (leaf)</td><td>the pins of zero-copy snapshot
+ *     sends ({@code Volume.pinSnapshotBytes}): origin block ranges and diff-slot pins</td>
+ *     <td>taken briefly to pin (under a stripe's read lock and the hold) and to unpin (by the
+ *     sending thread, holding no lock of the package); waited on by writers about to change
+ *     pinned origin blocks (holding the hold and their stripes: a pin is released without any
+ *     of them, so the wait cannot deadlock) and by delete, revert and close (holding the hold
+ *     exclusively: no new pin can be taken)</td></tr>
  * </table>
+ *
+ * <p>Pins are the one wait under a stripe that depends on something outside the volume: a
+ * send to a client. It is bounded by that send (the NBD server cuts a client that stops
+ * reading after its reply timeout, which drops the reply and releases the pin); a write over
+ * blocks that no send has pinned never waits.
  */
 package dev.shade.provider;

@@ -652,7 +652,15 @@ final class Connection implements Runnable {
    * thread hand-off at all); workers always queue, so they never block on the socket.
    */
   private void send(Request r, ByteBuffer pooled, ByteBuffer... buffers) {
+    send(r, pooled, null, buffers);
+  }
+
+  /** {@link #send(Request, ByteBuffer, ByteBuffer...)}, releasing {@code view} (if not null) once written or dropped. */
+  private void send(Request r, ByteBuffer pooled, NbdExport.SendView view, ByteBuffer... buffers) {
     Reply reply = new Reply(buffers, () -> {
+      if (view != null) {
+        view.release(); // the kernel has copied the views' bytes, or never will
+      }
       server.buffers().give(pooled);
       inflightBytes.release(r.cost());
       inflight.release();
@@ -910,10 +918,25 @@ final class Connection implements Runnable {
 
   private void read(Request r, NbdExport e) throws IOException {
     int len = (int) r.length();
-    // see readInto: a view of the export's memory is sent without a copy of ours
-    ByteBuffer view = len > 0 && !transport.isTls() ? e.residentView(r.offset(), len) : null;
-    ByteBuffer data = view != null ? null : server.buffers().take(len);
-    if (view == null && len > 0) {
+    // see readInto: views of the export's memory are sent without a copy of ours; the export
+    // keeps their bytes as they are until the reply is written or dropped (send's release)
+    NbdExport.SendView view = len > 0 && !transport.isTls() ? e.sendView(r.offset(), len) : null;
+    if (view != null) {
+      ByteBuffer[] views = view.buffers();
+      ByteBuffer[] out = new ByteBuffer[views.length + 1];
+      System.arraycopy(views, 0, out, 1, views.length);
+      if (!structured) {
+        ByteBuffer h = ByteBuffer.allocate(16);
+        h.putInt(SIMPLE_REPLY_MAGIC).putInt(0).putLong(r.cookie()).flip();
+        out[0] = h;
+      } else {
+        out[0] = dataChunkHeader(r.cookie(), REPLY_FLAG_DONE, r.offset(), len);
+      }
+      send(r, null, view, out);
+      return;
+    }
+    ByteBuffer data = server.buffers().take(len);
+    if (len > 0) {
       try {
         e.read(r.offset(), data);
       } catch (IOException | RuntimeException | Error ex) {
@@ -921,7 +944,7 @@ final class Connection implements Runnable {
         throw ex;
       }
     }
-    ByteBuffer payload = view != null ? view : data.flip();
+    ByteBuffer payload = data.flip();
     if (!structured) {
       ByteBuffer h = ByteBuffer.allocate(16);
       h.putInt(SIMPLE_REPLY_MAGIC).putInt(0).putLong(r.cookie()).flip();

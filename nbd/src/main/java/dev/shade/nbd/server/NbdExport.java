@@ -40,7 +40,7 @@ import java.util.List;
  *
  * <p>Deliberately left out: export-side caching ({@code NBD_CMD_CACHE}), resizing, and fast
  * zeroing; the server does not offer them. The hints ({@link #cached}, {@link #residentView},
- * {@link #cheapWrite}) have defaults that are always correct, only slower.
+ * {@link #sendView}, {@link #cheapWrite}) have defaults that are always correct, only slower.
  */
 public interface NbdExport extends Closeable {
   /**
@@ -158,6 +158,42 @@ public interface NbdExport extends Closeable {
    */
   default ByteBuffer residentView(long offset, int length) {
     return null;
+  }
+
+  /**
+   * Hint: the range's bytes as read-only views of memory that stay exactly these bytes until
+   * {@link SendView#release}, or null. The server sends the views to a plain socket without
+   * copying them first and releases the view once the reply is written, or dropped because the
+   * connection broke: exactly once, from any thread, soon (a client that stops reading is cut
+   * after the server's reply timeout). An export that must keep writes from changing what it
+   * showed (a snapshot whose blocks still live in the origin) holds them off until the release.
+   * Default: {@link #residentView}, which needs no release.
+   */
+  default SendView sendView(long offset, int length) {
+    ByteBuffer v = residentView(offset, length);
+    return v == null ? null : SendView.of(v);
+  }
+
+  /** The bytes of one read as views to send without a copy, held until released; see {@link #sendView}. */
+  interface SendView {
+    /** The read's bytes in order; their remaining bytes add up to its length. Read only before release. */
+    ByteBuffer[] buffers();
+
+    /** Lets the export's bytes change again; idempotent. */
+    void release();
+
+    /** A view that holds nothing: releasing it does nothing. */
+    static SendView of(ByteBuffer... buffers) {
+      return new SendView() {
+        @Override
+        public ByteBuffer[] buffers() {
+          return buffers;
+        }
+
+        @Override
+        public void release() {}
+      };
+    }
   }
 
   /**

@@ -332,7 +332,7 @@ public final class ImageArchiveWriter {
     void begin() throws IOException {
       int piece = done.size();
       started = out.begin(piece);
-      tar = new TarArchiveOutputStream(started.stream(), blockSize, "UTF-8");
+      tar = new PassThroughTarOutputStream(started.stream(), blockSize);
       tar.setLongFileMode(TarArchiveOutputStream.LONGFILE_POSIX);
       tar.setBigNumberMode(TarArchiveOutputStream.BIGNUMBER_POSIX);
       ObjectNode h = header.toJson();

@@ -8,6 +8,7 @@ import dev.shade.nbd.protocol.Nbd;
 import dev.shade.nbd.server.NbdErrorException;
 import dev.shade.nbd.server.NbdExport;
 import dev.shade.provider.BlockSource;
+import dev.shade.provider.PinnedBytes;
 import dev.shade.provider.Range;
 import dev.shade.provider.SnapshotInfo;
 import dev.shade.provider.SnapshotRef;
@@ -46,6 +47,8 @@ final class VolumeExport implements NbdExport {
   private final SnapshotInfo snapshot;
   /** Where reads go: the volume itself or a view of the snapshot. */
   private final BlockSource source;
+  /** The snapshot served by id, or null for the origin. */
+  private final SnapshotRef snapshotRef;
   /** True when writes are refused. */
   private final boolean readOnly;
   /** Canonical name: NAME or NAME@SNAPSHOT. */
@@ -54,6 +57,7 @@ final class VolumeExport implements NbdExport {
   private VolumeExport(Volume volume, SnapshotInfo snapshot, BlockSource source, boolean readOnly) {
     this.volume = volume;
     this.snapshot = snapshot;
+    this.snapshotRef = snapshot == null ? null : SnapshotRef.ofId(snapshot.id());
     this.source = source;
     this.readOnly = readOnly;
     this.name = snapshot == null ? volume.name() : volume.name() + "@" + snapshot.name();
@@ -269,6 +273,41 @@ final class VolumeExport implements NbdExport {
   @Override
   public ByteBuffer residentView(long offset, int length) {
     return snapshot == null ? volume.residentView(offset, length) : null;
+  }
+
+  /**
+   * The origin: its resident view (live bytes, as any read racing a write). A snapshot: its
+   * blocks pinned where they live (diff area or origin, see {@link Volume#pinSnapshotBytes}), so
+   * a write to the origin during the send cannot show through; null when not all in memory.
+   */
+  @Override
+  public SendView sendView(long offset, int length) {
+    if (snapshot == null) {
+      ByteBuffer v = volume.residentView(offset, length);
+      return v == null ? null : SendView.of(v);
+    }
+    PinnedBytes p = volume.pinSnapshotBytes(snapshotRef, offset, length);
+    return p == null ? null : new PinnedSend(p);
+  }
+
+  /** A snapshot's pinned bytes as the server's send view. */
+  private static final class PinnedSend implements SendView {
+    /** The pinned range; released with this view. */
+    private final PinnedBytes pinned;
+
+    PinnedSend(PinnedBytes pinned) {
+      this.pinned = pinned;
+    }
+
+    @Override
+    public ByteBuffer[] buffers() {
+      return pinned.buffers();
+    }
+
+    @Override
+    public void release() {
+      pinned.release();
+    }
   }
 
   @Override
