@@ -10,6 +10,7 @@ import dev.shade.offhost.backup.RestoreService;
 import dev.shade.offhost.backup.RestoreSink;
 import dev.shade.offhost.tape.TapeLibrary;
 import dev.shade.provider.VolumeConfig;
+import dev.shade.requestor.ops.VolumeCommands;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -41,6 +42,17 @@ import picocli.CommandLine.Option;
           + "at least the snapshot's size and not held by an agent), and a directory holding anything else is "
           + "refused. Anything else is a FILE (replaced only with --force).",
       "",
+      "The snapshot's writer metadata (PostgreSQL's backup_label and tablespace_map, kept in the archive with the "
+          + "data) comes back with the image. A FILE gets FILE.snapshot.json beside it, the descriptor 'shade snapshot "
+          + "export' writes (the snapshot's volume, uuid, id, name, creation time and the attributes the archive "
+          + "carries, shade.writers among them; replaced only with --force, like the image), so 'shade snapshot "
+          + "metadata --descriptor FILE.snapshot.json --write-to MOUNT' puts the files back into the mounted copy. A "
+          + "volume gets, at the end of the restore, a snapshot named after the source snapshot (NAME-restored when "
+          + "it has one of that name already) carrying those attributes: 'shade snapshot metadata DIR NAME "
+          + "--write-to MOUNT'. An NBD export cannot hold it: --descriptor FILE writes the descriptor there, and "
+          + "--json always shows it as writerMetadata. The summary names the writer files and the command that "
+          + "writes them back.",
+      "",
       "With --files, restores from the snapshot's files archive (shade backup run --format files) the members "
           + "that match a glob PATTERN, on their path in the volume (etc/hosts, srv/app/*) or in the archive "
           + "(files/etc/hosts); a directory that matches brings everything under it. They go under DIR (created if "
@@ -57,6 +69,10 @@ import picocli.CommandLine.Option;
       "  shade restore --volume db --snapshot nightly --library /srv/vtl \\",
       "      --to /var/lib/shade/db-restored/            # a new volume",
       "  shade restore --volume db --snapshot nightly --library /srv/vtl --to nbd://db2:10809/db",
+      "  shade restore --volume db --snapshot nightly --library /srv/vtl --to nbd://db2:10809/db \\",
+      "      --descriptor /srv/restore/db.snapshot.json     # keeps the writer metadata",
+      "  mount -o loop /tmp/db.img /mnt/copy && \\",
+      "      shade snapshot metadata --descriptor /tmp/db.img.snapshot.json --write-to /mnt/copy",
       "  shade restore --volume db --snapshot nightly --library /srv/vtl --to nbds://db2/db \\",
       "      --tls-cert backup.pem --tls-key backup.key --tls-ca ca.pem",
       "  shade restore --volume db --snapshot nightly --device /dev/nst0 --to /tmp/db.img",
@@ -90,12 +106,18 @@ final class RestoreCommand extends ShadeCommand {
       description = "Restore the members matching this glob from the files archive (repeatable).")
   List<String> files;
 
-  @Option(names = "--force", description = "Replace FILE if it exists; restore into an existing volume.")
+  @Option(names = "--force", description = "Replace FILE (and FILE.snapshot.json, or --descriptor's file) if it "
+      + "exists; restore into an existing volume.")
   boolean force;
 
   @Option(names = "--block-size", paramLabel = "SIZE", converter = Sizes.class, defaultValue = "64K",
       description = "Block size of a new volume (--to DIR): a power of two from 4K to 1M.")
   long blockSize;
+
+  @Option(names = "--descriptor", paramLabel = "FILE",
+      description = "With an NBD target: write the snapshot's descriptor (its attributes and writer metadata, as "
+          + "'shade snapshot export' writes beside an image) to FILE.")
+  Path descriptor;
 
   @Option(names = "--tls-cert", paramLabel = "FILE", description = "Client certificate (PEM) for nbds://.")
   Path tlsCert;
@@ -112,7 +134,8 @@ final class RestoreCommand extends ShadeCommand {
 
   @Option(names = "--json", description = "Print one JSON object: volume, volumeUuid, snapshot, snapshotId, size, "
       + "target (file, volume or nbd), file | directory | export, bytesWritten, chunks, seconds, chain: [{jobId, "
-      + "level, snapshot, snapshotId, cartridge, fileNumber}].")
+      + "level, snapshot, snapshotId, cartridge, fileNumber}], writerMetadata (the archive's, or null), descriptor "
+      + "(the descriptor file written, or null), metadataSnapshot (the restored volume's snapshot, or null).")
   boolean json;
 
   @Override
@@ -135,6 +158,19 @@ final class RestoreCommand extends ShadeCommand {
         }
       });
     }
+    RestoredMetadata meta = new RestoredMetadata(r.snapshot(), r.writerMetadata());
+    Path descriptorFile = null;
+    String metadataSnapshot = null;
+    if (target.kind().equals("file")) {
+      Path image = Path.of(target.where());
+      descriptorFile = VolumeCommands.descriptorPath(image);
+      meta.writeDescriptor(descriptorFile, image.getFileName().toString());
+    } else if (target.kind().equals("nbd") && descriptor != null) {
+      descriptorFile = descriptor;
+      meta.writeDescriptor(descriptorFile, to);
+    } else if (target.kind().equals("volume")) {
+      metadataSnapshot = meta.snapshotVolume(Path.of(target.where()));
+    }
     if (json) {
       ObjectNode o = JSON.createObjectNode().put("volume", r.snapshot().volume())
           .put("volumeUuid", r.snapshot().volumeUuid()).put("snapshot", r.snapshot().snapshot())
@@ -147,6 +183,9 @@ final class RestoreCommand extends ShadeCommand {
             .put("snapshotId", j.snapshot().snapshotId()).put("cartridge", j.archive().cartridge())
             .put("fileNumber", j.archive().fileNumber());
       }
+      o.set("writerMetadata", meta.writerMetadata() == null ? JSON.nullNode() : meta.writerMetadata());
+      o.put("descriptor", descriptorFile == null ? null : descriptorFile.toString());
+      o.put("metadataSnapshot", metadataSnapshot);
       printJson(o);
       return ExitCodes.OK;
     }
@@ -159,6 +198,23 @@ final class RestoreCommand extends ShadeCommand {
         r.snapshot().snapshot(), r.snapshot().snapshotId(), target.text(), Sizes.format(r.snapshot().size()),
         Sizes.format(r.bytesWritten()), r.chunksWritten(), r.chunksWritten() == 1 ? "" : "s", chain,
         ProgressLine.duration(r.seconds()));
+    List<String> writerFiles = meta.files();
+    String writeBack = descriptorFile != null
+        ? "shade snapshot metadata --descriptor " + descriptorFile + " --write-to MOUNT"
+        : metadataSnapshot != null ? "shade snapshot metadata " + target.where() + " " + metadataSnapshot
+            + " --write-to MOUNT" : null;
+    if (writerFiles.isEmpty()) {
+      out().printf("The snapshot has no writer files%s.%n", metadataSnapshot != null
+          ? "; its attributes are kept with snapshot '" + metadataSnapshot + "' of the restored volume"
+          : descriptorFile != null ? "; its attributes are in " + descriptorFile : "");
+    } else if (writeBack != null) {
+      out().printf("Writer files of the snapshot, not in its blocks: %s; put them back into the mounted copy with: "
+          + "%s%n", String.join(", ", writerFiles), writeBack);
+    } else {
+      out().printf("Writer files of the snapshot, not in its blocks: %s; an NBD export cannot hold them: restore "
+          + "again with --descriptor FILE to keep them, then shade snapshot metadata --descriptor FILE --write-to "
+          + "MOUNT (--json shows them as writerMetadata)%n", String.join(", ", writerFiles));
+    }
     out().flush();
     return ExitCodes.OK;
   }
@@ -169,6 +225,9 @@ final class RestoreCommand extends ShadeCommand {
     }
     if (isNbd(to)) {
       throw usage("--files restores into a directory, not an NBD export: " + to);
+    }
+    if (descriptor != null) {
+      throw usage("--descriptor is for an image restore to an NBD export");
     }
     Path dir = Path.of(to);
     FilesRestoreService.Result r;
@@ -244,7 +303,11 @@ final class RestoreCommand extends ShadeCommand {
       if (connections < 1) {
         throw usage("--connections must be at least 1: " + connections);
       }
+      checkDescriptor(descriptor);
       return new Target("nbd", "export", to, "NBD export " + to, RestoreSink.nbd(config, connections));
+    }
+    if (descriptor != null) {
+      throw usage("--descriptor is for an NBD target; a FILE gets FILE.snapshot.json, a volume a snapshot: " + to);
     }
     if (tlsCert != null || tlsKey != null || tlsCa != null) {
       throw usage("--tls-cert, --tls-key and --tls-ca are for an nbds:// target: " + to);
@@ -259,6 +322,17 @@ final class RestoreCommand extends ShadeCommand {
       return new Target("volume", "directory", path.toAbsolutePath().toString(), "volume " + path,
           new VolumeRestoreSink(path, (int) blockSize));
     }
+    if (!Files.exists(path)) { // an existing image is refused (without --force) by the sink, naming it
+      checkDescriptor(VolumeCommands.descriptorPath(path));
+    }
     return new Target("file", "file", path.toAbsolutePath().toString(), to, RestoreSink.file(path, force));
+  }
+
+  /** Refuses, before reading any tape, to replace an existing descriptor file without --force. */
+  private void checkDescriptor(Path file) throws CommandException {
+    if (file != null && !force && Files.exists(file)) {
+      throw new CommandException(file + " exists; pass --force to replace it (it describes the image restored "
+          + "beside it)");
+    }
   }
 }

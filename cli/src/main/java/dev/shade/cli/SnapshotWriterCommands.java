@@ -51,8 +51,8 @@ final class SnapshotWriterCommands {
     String name;
 
     @Option(names = "--descriptor", paramLabel = "FILE",
-        description = "Instead of DIR NAME: the IMAGE.snapshot.json that shade snapshot export wrote beside an "
-            + "exported image (it carries the snapshot's attributes, so the copy's metadata needs no volume).")
+        description = "Instead of DIR NAME: the IMAGE.snapshot.json that shade snapshot export (or shade "
+            + "restore) wrote beside an image (it carries the snapshot's attributes, so the copy's metadata needs no volume).")
     Path descriptor;
 
     @Option(names = "--write-to", paramLabel = "ROOT",

@@ -365,17 +365,37 @@ public final class VolumeCommands {
    * replaced); written to a temporary file and renamed.
    */
   private static Path writeDescriptor(Volume v, SnapshotInfo snapshot, Path image) throws IOException {
+    Path target = descriptorPath(image);
+    writeDescriptor(target, v.name(), v.uuid(), v.size(), v.blockSize(), image.getFileName().toString(),
+        snapshot(snapshot));
+    return target;
+  }
+
+  /** Where the descriptor of {@code image} goes: {@code IMAGE.snapshot.json} beside it. */
+  public static Path descriptorPath(Path image) {
+    return image.resolveSibling(image.getFileName() + DESCRIPTOR_SUFFIX);
+  }
+
+  /**
+   * Writes a snapshot descriptor (format 1, as an export writes beside its image) to {@code target}:
+   * the volume's name, uuid and size, its block size when known ({@code blockSize} null leaves it
+   * out), {@code image} (how the copy is named: a file name, an NBD URI) and {@code snapshot}, the
+   * snapshot's JSON form (name, id, created, attributes; as {@link #snapshot(SnapshotInfo)}).
+   * Replaces an older one; written to a temporary file and renamed.
+   */
+  public static void writeDescriptor(Path target, String volume, String volumeUuid, long size, Integer blockSize,
+      String image, Map<String, Object> snapshot) throws IOException {
     Map<String, Object> d = new LinkedHashMap<>();
     d.put("format", 1);
-    d.put("volume", v.name());
-    d.put("volumeUuid", v.uuid());
-    d.put("size", v.size());
-    d.put("blockSize", v.blockSize());
-    d.put("image", image.getFileName().toString());
-    d.put("snapshot", snapshot(snapshot));
-    Path target = image.resolveSibling(image.getFileName() + DESCRIPTOR_SUFFIX);
+    d.put("volume", volume);
+    d.put("volumeUuid", volumeUuid);
+    d.put("size", size);
+    if (blockSize != null) {
+      d.put("blockSize", blockSize);
+    }
+    d.put("image", image);
+    d.put("snapshot", snapshot);
     AtomicFile.write(target, DESCRIPTOR_JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(d), 0600);
-    return target;
   }
 
   private static final ObjectMapper DESCRIPTOR_JSON = new ObjectMapper();
