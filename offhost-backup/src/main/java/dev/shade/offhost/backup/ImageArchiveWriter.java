@@ -428,7 +428,10 @@ public final class ImageArchiveWriter {
     return new Hashed(out, frames);
   }
 
-  /** {@code buf[at, at + len)} as one zstd frame at {@code level}, or null when the frame is not smaller. */
+  /**
+   * {@code buf[at, at + len)} as one zstd frame at {@code level}, with its content checksum, or
+   * null when the frame is not smaller than the chunk.
+   */
   static byte[] compress(byte[] buf, int at, int len, int level) {
     int bound = (int) Math.min(Integer.MAX_VALUE - 16, Zstd.compressBound(len));
     byte[] dst = FRAME.get();
@@ -436,7 +439,9 @@ public final class ImageArchiveWriter {
       dst = new byte[bound];
       FRAME.set(dst);
     }
-    long n = Zstd.compressByteArray(dst, 0, dst.length, buf, at, len, level);
+    // with the frame's content checksum (4 bytes of XXH64): damage inside a frame is then found,
+    // and named, as a damaged frame when it is decompressed, not only by the chunk's SHA-256
+    long n = Zstd.compressByteArray(dst, 0, dst.length, buf, at, len, level, true);
     if (Zstd.isError(n)) {
       throw new IllegalStateException("zstd cannot compress a chunk of " + len + " bytes at level " + level + ": "
           + Zstd.getErrorName(n));
