@@ -188,8 +188,8 @@ class ZstdArchiveTest {
       run(List.of(tar.toString(), "-xf", file.toString()), dir);
       Path image = tmp.resolve("dd.img");
       // docs/tape-format.md, "Reading an archive without shade": the .zst members first, then dd
-      run(List.of("bash", "-c", "zstd -q -d --rm data/*.zst && truncate -s " + s1.length + " " + image
-          + " && for f in data/*; do dd if=\"$f\" of=" + image
+      run(List.of("bash", "-c", "find data -name '*.zst' -exec zstd -q -d --rm {} + && truncate -s " + s1.length
+          + " " + image + " && for f in data/*; do dd if=\"$f\" of=" + image
           + " bs=1M seek=$((16#${f#data/})) oflag=seek_bytes conv=notrunc status=none; done"), dir);
       assertArrayEquals(s1, Files.readAllBytes(image));
     }
