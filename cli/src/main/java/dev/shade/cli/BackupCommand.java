@@ -142,7 +142,8 @@ final class BackupCommand extends CommandGroup {
 
     @Option(names = "--json", description = "Print one JSON object: jobId, volume, volumeUuid, snapshot, snapshotId, "
         + "level, requestedLevel, fallback, baseSnapshotId, baseSnapshot, cartridge, labelled, fileNumber, "
-        + "archiveBytes, dataBytes, bytesRead, chunks, zeroChunks, seconds, metadataSource (agent, file or null), "
+        + "compression (none or zstd:LEVEL), archiveBytes (on tape), dataBytes (the chunks' bytes), bytesRead, "
+        + "chunks, zeroChunks, seconds, metadataSource (agent, file or null), "
         + "verified ({chunks, bytes, seconds} of the read-back, or null) and backupComplete ({ok, writers, error}, "
         + "or null without --agent), pieces: [{piece, cartridge, fileNumber, bytes, firstOffset, endOffset, chunks}] "
         + "(one per cartridge the archive spans).")
@@ -246,7 +247,8 @@ final class BackupCommand extends CommandGroup {
         ObjectNode o = JSON.createObjectNode().put("jobId", r.jobId()).put("volume", r.snapshot().volume())
             .put("volumeUuid", r.snapshot().volumeUuid()).put("snapshot", r.snapshot().snapshot())
             .put("snapshotId", r.snapshot().snapshotId()).put("size", r.snapshot().size()).put("level", r.level())
-            .put("requestedLevel", r.requestedLevel()).put("fallback", r.fallback());
+            .put("requestedLevel", r.requestedLevel()).put("fallback", r.fallback())
+            .put("compression", compress.equals("none") ? "none" : "zstd:" + request.zstdLevel());
         if (r.baseSnapshotId() >= 0) {
           o.put("baseSnapshotId", r.baseSnapshotId()).put("baseSnapshot", r.baseSnapshot());
         } else {

@@ -68,6 +68,8 @@ class BackupCompressCommandTest {
     JsonNode zstd = Cli.run("backup", "run", "--source", source(nbd, "s1"), "--library", lib, "--chunk-size", "1M",
         "--level", "full", "--compress", "zstd", "--json").ok().json();
     assertEquals(8, zstd.get("chunks").asInt(), zstd::toString);
+    assertEquals("zstd:3", zstd.get("compression").asText());
+    assertEquals("none", plain.get("compression").asText());
     assertEquals(plain.get("dataBytes").asLong(), zstd.get("dataBytes").asLong(), "dataBytes counts chunk bytes");
     long p = plain.get("archiveBytes").asLong();
     long z = zstd.get("archiveBytes").asLong();
