@@ -88,6 +88,11 @@ public final class ImageArchiveReader {
    * intrinsic) runs on several cores. The buffers are still taken in a ring and the futures
    * waited for oldest first: a buffer is reused only once the chunk read into it `slots`
    * chunks ago is handled, and the first failure in archive order is the one reported.
+   *
+   * A `.zst` member (a compressed archive's chunk, one zstd frame) is read as it is into a frame
+   * buffer beside the slot's chunk buffer, and decompressed into the chunk buffer on the worker,
+   * before its SHA-256: the Handler sees the chunk's bytes, whether the archive is compressed
+   * or not.
    */
 
   /** Bytes of chunk buffers between the reading and the checksumming thread. */

@@ -3,6 +3,7 @@ package dev.shade.offhost.backup;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.github.luben.zstd.Zstd;
 import java.io.IOException;
 import java.io.InterruptedIOException;
 import java.io.OutputStream;
@@ -16,7 +17,6 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeSet;
-import com.github.luben.zstd.Zstd;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.ExecutionException;
@@ -96,7 +96,9 @@ public final class ImageArchiveWriter {
    *          tape streaming while the network stalls. The source completes each read on its own
    *          thread (the NBD client's reply reader);
    *   hash   each run, once read, is checked for zero chunks and SHA-256'd chunk by chunk on a
-   *          hashing thread (HASH_THREADS of them, runs in parallel);
+   *          hashing thread (HASH_THREADS of them, runs in parallel); with a zstd level in the
+   *          header, each chunk is compressed there too, one frame per chunk, kept only when it
+   *          is smaller (docs/tape-format.md, "Compression"), so the writing thread only copies;
    *   write  the calling thread takes the runs in order, writes their tar members and issues the
    *          read that reuses the buffer it has just finished with.
    *
@@ -252,7 +254,8 @@ public final class ImageArchiveWriter {
           } else {
             ChunkEntry c = new ChunkEntry(offset, len, hashed.shas[k], false);
             byte[] frame = hashed.frames[k];
-            TarArchiveEntry e = new TarArchiveEntry(frame == null ? c.member() : c.member() + ImageManifest.ZSTD_SUFFIX);
+            TarArchiveEntry e = new TarArchiveEntry(frame == null ? c.member()
+                : c.member() + ImageManifest.ZSTD_SUFFIX);
             e.setSize(frame == null ? len : frame.length);
             e.setMode(0644);
             e.setModTime(chunkMtime);
@@ -351,7 +354,8 @@ public final class ImageArchiveWriter {
         h.put("job", jobId);
       }
       h.put("piece", piece);
-      member(tar, ImageManifest.HEADER_MEMBER, JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(h), mtime, header.format());
+      member(tar, ImageManifest.HEADER_MEMBER, JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(h), mtime,
+          header.format());
       first = -1;
       end = -1;
       count = 0;

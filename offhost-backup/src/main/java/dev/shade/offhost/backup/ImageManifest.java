@@ -90,7 +90,10 @@ public record ImageManifest(SnapshotIdentity snapshot, String level, long baseSn
     return compressed() ? FORMAT_ZSTD : FORMAT;
   }
 
-  /** The member that holds chunk {@code c}: its {@link ChunkEntry#member()}, with {@link #ZSTD_SUFFIX} when compressed. */
+  /**
+   * The member that holds chunk {@code c}: its {@link ChunkEntry#member()}, with
+   * {@link #ZSTD_SUFFIX} when it is stored compressed.
+   */
   public String member(ChunkEntry c) {
     return stored.containsKey(c.offset()) ? c.member() + ZSTD_SUFFIX : c.member();
   }
