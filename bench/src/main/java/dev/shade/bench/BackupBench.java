@@ -117,9 +117,18 @@ public final class BackupBench {
    * @param rounds how many times every figure is measured
    * @param chunkSize bytes per archive chunk of the backups
    * @param blockSize the volume's copy-on-write block: the unit of the changed blocks
+   * @param zstdLevel the backups' zstd level (shade backup run --compress zstd:LEVEL), 0: uncompressed
    */
-  public record Settings(Path baseDir, long volumeBytes, int rounds, int chunkSize, int blockSize) {
+  public record Settings(Path baseDir, long volumeBytes, int rounds, int chunkSize, int blockSize, int zstdLevel) {
+    /** Settings of uncompressed backups. */
+    public Settings(Path baseDir, long volumeBytes, int rounds, int chunkSize, int blockSize) {
+      this(baseDir, volumeBytes, rounds, chunkSize, blockSize, 0);
+    }
+
     public Settings {
+      if (zstdLevel < 0 || zstdLevel > 19) {
+        throw new IllegalArgumentException("zstd level must be 0 (none) or 1..19: " + zstdLevel);
+      }
       if (volumeBytes < 16 * MIB || volumeBytes % MIB != 0) {
         throw new IllegalArgumentException("volume size must be a whole number of MiB, at least 16 MiB: " + volumeBytes);
       }
@@ -149,7 +158,7 @@ public final class BackupBench {
 
     /** The warm-up's settings: a small volume, the same chunks and blocks. */
     Settings warmUp() {
-      return new Settings(baseDir, WARM_UP_BYTES, 1, chunkSize, blockSize);
+      return new Settings(baseDir, WARM_UP_BYTES, 1, chunkSize, blockSize, zstdLevel);
     }
   }
 
@@ -237,6 +246,7 @@ public final class BackupBench {
       out.put("region_bytes", BackupVolumeData.regionSize(s.volumeBytes()));
       out.put("block_size", s.blockSize());
       out.put("chunk_size", s.chunkSize());
+      out.put("compression", s.zstdLevel() == 0 ? "none" : "zstd:" + s.zstdLevel());
       out.put("incrementals_per_round", INCREMENTALS);
       out.put("changed_blocks_per_incremental", changedBlocks(s));
       out.put("rounds", s.rounds());
@@ -462,7 +472,7 @@ public final class BackupBench {
           Catalog catalog = Catalog.open(lib);
           NbdSnapshotSource src = NbdSnapshotSource.open(config)) {
         r = BackupService.run(l, catalog, src, new BackupService.Request(BackupService.DEFAULT_POOL, level,
-            s.chunkSize(), null), BackupProgress.NONE, note -> progress.accept("backup: " + note));
+            s.chunkSize(), null, s.zstdLevel()), BackupProgress.NONE, note -> progress.accept("backup: " + note));
       }
       double seconds = (System.nanoTime() - t0) / 1e9;
       return new BackupService.Result(r.jobId(), r.snapshot(), r.level(), r.requestedLevel(), r.fallback(),

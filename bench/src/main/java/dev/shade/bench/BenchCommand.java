@@ -161,8 +161,21 @@ public final class BenchCommand implements Callable<Integer> {
         description = "Copy-on-write block of the volume, the unit of the changed blocks (4K to 1M).")
     long blockSize;
 
+    @Option(names = "--compress", paramLabel = "ALG", defaultValue = "none",
+        description = "none or zstd[:LEVEL] (1..19, default 3): the backups' compression, as shade backup run "
+            + "--compress (default: ${DEFAULT-VALUE}).")
+    String compress;
+
     @Override
     public Integer call() throws Exception {
+      int zstdLevel;
+      if (compress.equals("none")) {
+        zstdLevel = 0;
+      } else if (compress.matches("zstd(:(1[0-9]|[1-9]))?")) {
+        zstdLevel = compress.equals("zstd") ? 3 : Integer.parseInt(compress.substring(5));
+      } else {
+        throw usage("--compress must be none, zstd or zstd:LEVEL (1..19): " + compress);
+      }
       if (size < (16 << 20) || size % (1 << 20) != 0) {
         throw usage("--size must be a whole number of MiB, at least 16M: " + size);
       }
@@ -172,7 +185,7 @@ public final class BenchCommand implements Callable<Integer> {
       BackupBench.Settings settings;
       try {
         settings = new BackupBench.Settings(Path.of(System.getProperty("shade.bench.dir", "/var/tmp")), size, rounds,
-            (int) Math.min(Integer.MAX_VALUE, chunkSize), (int) Math.min(Integer.MAX_VALUE, blockSize));
+            (int) Math.min(Integer.MAX_VALUE, chunkSize), (int) Math.min(Integer.MAX_VALUE, blockSize), zstdLevel);
       } catch (IllegalArgumentException e) {
         throw usage(e.getMessage());
       }

@@ -107,6 +107,15 @@ class BenchBackupCommandTest {
   }
 
   @Test
+  void backup_unknownCompression_isUsageError() {
+    for (String bad : java.util.List.of("lz4", "zstd:0", "zstd:20")) {
+      BenchCli.Result r = BenchCli.run("bench", "backup", "--compress", bad);
+      assertEquals(2, r.code(), r::toString);
+      assertTrue(r.err().contains("--compress must be none, zstd or zstd:LEVEL (1..19): " + bad), r::toString);
+    }
+  }
+
+  @Test
   void childrenCpu_readsTheSecondLineOfTimes() throws Exception {
     assertEquals(63.75, BackupBench.childrenCpu("0m0.010s 0m0.005s\n1m2.500s 0m1.250s\n"), 1e-9);
   }

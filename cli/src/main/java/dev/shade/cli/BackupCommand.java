@@ -111,6 +111,12 @@ final class BackupCommand extends CommandGroup {
             + "incremental keeps its base's.")
     long chunkSize;
 
+    @Option(names = "--compress", paramLabel = "ALG", defaultValue = "none",
+        description = "none, or zstd[:LEVEL] (LEVEL 1..19, default 3): each chunk is compressed on this server as one "
+            + "zstd frame (a member named .zst), or stored plain when it does not shrink; --format image only "
+            + "(default: ${DEFAULT-VALUE}).")
+    String compress;
+
     @Option(names = "--metadata", paramLabel = "FILE",
         description = "The snapshot's 'shade snapshot show --json' (or the control API's snapshot-show) document; "
             + "its attributes' shade.writers go into the manifest as the writer metadata.")
@@ -136,7 +142,8 @@ final class BackupCommand extends CommandGroup {
 
     @Option(names = "--json", description = "Print one JSON object: jobId, volume, volumeUuid, snapshot, snapshotId, "
         + "level, requestedLevel, fallback, baseSnapshotId, baseSnapshot, cartridge, labelled, fileNumber, "
-        + "archiveBytes, dataBytes, bytesRead, chunks, zeroChunks, seconds, metadataSource (agent, file or null), "
+        + "compression (none or zstd:LEVEL), archiveBytes (on tape), dataBytes (the chunks' bytes), bytesRead, "
+        + "chunks, zeroChunks, seconds, metadataSource (agent, file or null), "
         + "verified ({chunks, bytes, seconds} of the read-back, or null) and backupComplete ({ok, writers, error}, "
         + "or null without --agent), pieces: [{piece, cartridge, fileNumber, bytes, firstOffset, endOffset, chunks}] "
         + "(one per cartridge the archive spans).")
@@ -145,6 +152,10 @@ final class BackupCommand extends CommandGroup {
     @Override
     public Integer call() throws Exception {
       deviceOption.requireOne(library, "--library", this);
+      int zstdLevel = zstdLevel(compress);
+      if (zstdLevel > 0 && !format.equals(Catalog.FORMAT_IMAGE)) {
+        throw usage("--compress " + compress + " goes only with --format image, not --format " + format);
+      }
       if (format.equals(Catalog.FORMAT_FILES)) {
         return files();
       }
@@ -162,7 +173,8 @@ final class BackupCommand extends CommandGroup {
           endpoint = AgentEndpoint.parse(agent, tlsCa, tlsCert, tlsKey);
         }
         // validated here, with the metadata to be filled in below
-        request = new BackupService.Request(pool, level, (int) Math.min(Integer.MAX_VALUE, chunkSize), fileMetadata);
+        request = new BackupService.Request(pool, level, (int) Math.min(Integer.MAX_VALUE, chunkSize), fileMetadata,
+            zstdLevel);
       } catch (IllegalArgumentException e) {
         throw usage(e.getMessage());
       }
@@ -190,7 +202,8 @@ final class BackupCommand extends CommandGroup {
           try (AgentClient c = AgentClient.connect(endpoint, agentTimeout)) {
             JsonNode shown = AgentSnapshots.show(c, src.identity());
             if (fileMetadata == null) {
-              request = new BackupService.Request(pool, level, request.chunkSize(), AgentSnapshots.writerMetadata(shown));
+              request = new BackupService.Request(pool, level, request.chunkSize(), AgentSnapshots.writerMetadata(shown),
+                  request.zstdLevel());
               metadataSource = "agent";
             } else {
               note.accept("writer metadata from " + metadata + ", not from the agent");
@@ -234,7 +247,8 @@ final class BackupCommand extends CommandGroup {
         ObjectNode o = JSON.createObjectNode().put("jobId", r.jobId()).put("volume", r.snapshot().volume())
             .put("volumeUuid", r.snapshot().volumeUuid()).put("snapshot", r.snapshot().snapshot())
             .put("snapshotId", r.snapshot().snapshotId()).put("size", r.snapshot().size()).put("level", r.level())
-            .put("requestedLevel", r.requestedLevel()).put("fallback", r.fallback());
+            .put("requestedLevel", r.requestedLevel()).put("fallback", r.fallback())
+            .put("compression", compress.equals("none") ? "none" : "zstd:" + request.zstdLevel());
         if (r.baseSnapshotId() >= 0) {
           o.put("baseSnapshotId", r.baseSnapshotId()).put("baseSnapshot", r.baseSnapshot());
         } else {
@@ -289,6 +303,28 @@ final class BackupCommand extends CommandGroup {
       }
       out().flush();
       return ExitCodes.OK;
+    }
+
+    /** The zstd level of {@code --compress} (0 for none); a usage error for anything else. */
+    private int zstdLevel(String value) {
+      if (value.equals("none")) {
+        return 0;
+      }
+      if (value.equals("zstd")) {
+        return dev.shade.offhost.backup.ImageManifest.DEFAULT_ZSTD_LEVEL;
+      }
+      if (value.startsWith("zstd:")) {
+        try {
+          int l = Integer.parseInt(value.substring(5));
+          if (l >= 1 && l <= 19) {
+            return l;
+          }
+        } catch (NumberFormatException e) {
+          // the usage error below
+        }
+        throw usage("--compress zstd:LEVEL takes a level from 1 to 19: " + value);
+      }
+      throw usage("--compress must be none, zstd or zstd:LEVEL (1..19): " + value);
     }
 
     /** {@code --format files}. */

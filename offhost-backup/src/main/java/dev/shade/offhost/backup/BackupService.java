@@ -25,9 +25,21 @@ public final class BackupService {
   /** The pool when none is given. */
   public static final String DEFAULT_POOL = "default";
 
-  /** What to back up how: {@code level} is {@code full}, {@code incremental} or {@code auto}. */
-  public record Request(String pool, String level, int chunkSize, JsonNode writerMetadata) {
+  /**
+   * What to back up how: {@code level} is {@code full}, {@code incremental} or {@code auto};
+   * {@code zstdLevel} 1..19 compresses each chunk with zstd at that level (on the backup server's
+   * hashing threads), 0 stores chunks plain.
+   */
+  public record Request(String pool, String level, int chunkSize, JsonNode writerMetadata, int zstdLevel) {
+    /** A request that stores chunks plain. */
+    public Request(String pool, String level, int chunkSize, JsonNode writerMetadata) {
+      this(pool, level, chunkSize, writerMetadata, 0);
+    }
+
     public Request {
+      if (zstdLevel < 0 || zstdLevel > 19) {
+        throw new IllegalArgumentException("zstd level must be 0 (none) or 1..19: " + zstdLevel);
+      }
       TapeLabel.requireName("pool", pool);
       if (!List.of("full", "incremental", "auto").contains(level)) {
         throw new IllegalArgumentException("level must be full, incremental or auto: " + level);
@@ -119,7 +131,7 @@ public final class BackupService {
 
     ImageManifest header = new ImageManifest(id, level, base == null ? -1 : base.snapshot().snapshotId(),
         base == null ? null : base.snapshot().snapshot(), chunkSize, blockSize, started, null,
-        request.writerMetadata(), List.of());
+        request.writerMetadata(), List.of(), request.zstdLevel(), java.util.Map.of());
     long jobId = catalog.startJob(id, level, base == null ? -1 : base.id(), base == null ? -1 : base.snapshot().snapshotId(),
         request.pool(), chunkSize, started, owner);
     ImageArchiveWriter.Result written;

@@ -14,6 +14,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
+import com.github.luben.zstd.Zstd;
 import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
 import org.apache.commons.compress.archivers.tar.TarArchiveInputStream;
 
@@ -87,6 +88,11 @@ public final class ImageArchiveReader {
    * intrinsic) runs on several cores. The buffers are still taken in a ring and the futures
    * waited for oldest first: a buffer is reused only once the chunk read into it `slots`
    * chunks ago is handled, and the first failure in archive order is the one reported.
+   *
+   * A `.zst` member (a compressed archive's chunk, one zstd frame) is read as it is into a frame
+   * buffer beside the slot's chunk buffer, and decompressed into the chunk buffer on the worker,
+   * before its SHA-256: the Handler sees the chunk's bytes, whether the archive is compressed
+   * or not.
    */
 
   /** Bytes of chunk buffers between the reading and the checksumming thread. */
@@ -166,6 +172,7 @@ public final class ImageArchiveReader {
     Map<Long, String> read = new ConcurrentHashMap<>();
     int slots = (int) Math.max(2, Math.min(16, BUFFER_BYTES / Math.max(1, maxChunk)));
     byte[][] bufs = new byte[slots][];
+    byte[][] frames = new byte[slots][]; // a compressed chunk's frame, as read, beside the buffer it decompresses into
     int nextSlot = 0;
     ImageManifest header = null;
     ImageManifest manifest = null;
@@ -217,7 +224,9 @@ public final class ImageArchiveReader {
             readAll(tar);
             continued = true;
           } else if (member.startsWith("data/")) {
-            long offset = Long.parseUnsignedLong(member.substring(5), 16);
+            boolean zstd = member.endsWith(ImageManifest.ZSTD_SUFFIX);
+            long offset = Long.parseUnsignedLong(member.substring(5, member.length()
+                - (zstd ? ImageManifest.ZSTD_SUFFIX.length() : 0)), 16);
             if (e.getSize() > maxChunk) {
               throw new ArchiveException(member, at + "chunk " + member + " has " + e.getSize()
                   + " bytes, more than the " + maxChunk + " of a chunk", null);
@@ -232,7 +241,11 @@ public final class ImageArchiveReader {
                 bufs[slot] = new byte[maxChunk];
               }
               byte[] buf = bufs[slot];
-              int n = tar.readNBytes(buf, 0, len);
+              if (zstd && frames[slot] == null) {
+                frames[slot] = new byte[maxChunk];
+              }
+              byte[] frame = zstd ? frames[slot] : null;
+              int n = tar.readNBytes(zstd ? frame : buf, 0, len);
               if (n != len) {
                 throw new ArchiveException(member, at + "chunk " + member + " ends after " + n + " of " + len
                     + " bytes", null);
@@ -243,13 +256,15 @@ public final class ImageArchiveReader {
                 if (aborted.get()) {
                   return null;
                 }
-                String sha = Sha256.hex(buf, 0, len);
+                // decompressed here, on the worker, so the reading thread only moves bytes
+                int size = zstd ? decompress(name, where, frame, len, buf) : len;
+                String sha = Sha256.hex(buf, 0, size);
                 read.put(offset, sha);
                 if (aborted.get()) {
                   return null;
                 }
                 try {
-                  handler.chunk(offset, buf, len, sha);
+                  handler.chunk(offset, buf, size, sha);
                 } catch (ArchiveException ex) {
                   throw ex;
                 } catch (IOException | RuntimeException ex) {
@@ -288,7 +303,8 @@ public final class ImageArchiveReader {
     for (ChunkEntry c : manifest.chunks()) {
       String got = read.remove(c.offset());
       if (got != null && !got.equals(c.sha256())) {
-        throw new ArchiveException(c.member(), "chunk " + c.member() + " has SHA-256 " + got + ", the manifest says "
+        String m = manifest.member(c);
+        throw new ArchiveException(m, "chunk " + m + " has SHA-256 " + got + ", the manifest says "
             + c.sha256(), null);
       }
     }
@@ -300,6 +316,26 @@ public final class ImageArchiveReader {
     return new Contents(manifest, manifestSha);
   }
 
+
+  /**
+   * Decompresses the zstd frame {@code frame[0, len)} of member {@code name} into {@code buf};
+   * returns the chunk's length. A frame that does not decompress, or decompresses to more than
+   * {@code buf} holds, is a damaged chunk, named as such.
+   */
+  private static int decompress(String name, String where, byte[] frame, int len, byte[] buf) throws ArchiveException {
+    long n;
+    try {
+      n = Zstd.decompressByteArray(buf, 0, buf.length, frame, 0, len);
+    } catch (RuntimeException e) {
+      throw new ArchiveException(name, where + "chunk " + name + " is damaged: its zstd frame of " + len
+          + " bytes does not decompress (" + e.getMessage() + ")", e);
+    }
+    if (Zstd.isError(n)) {
+      throw new ArchiveException(name, where + "chunk " + name + " is damaged: its zstd frame of " + len
+          + " bytes does not decompress (" + Zstd.getErrorName(n) + ")", null);
+    }
+    return (int) n;
+  }
 
   /** A chunk's checksum or handling failed on the worker: {@code failure} says how. */
   private static final class HandlingFailed extends RuntimeException {

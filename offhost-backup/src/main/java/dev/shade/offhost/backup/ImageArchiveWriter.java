@@ -3,6 +3,7 @@ package dev.shade.offhost.backup;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.github.luben.zstd.Zstd;
 import java.io.IOException;
 import java.io.InterruptedIOException;
 import java.io.OutputStream;
@@ -12,7 +13,9 @@ import java.time.Instant;
 import java.util.HexFormat;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.TreeSet;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
@@ -93,7 +96,9 @@ public final class ImageArchiveWriter {
    *          tape streaming while the network stalls. The source completes each read on its own
    *          thread (the NBD client's reply reader);
    *   hash   each run, once read, is checked for zero chunks and SHA-256'd chunk by chunk on a
-   *          hashing thread (HASH_THREADS of them, runs in parallel);
+   *          hashing thread (HASH_THREADS of them, runs in parallel); with a zstd level in the
+   *          header, each chunk is compressed there too, one frame per chunk, kept only when it
+   *          is smaller (docs/tape-format.md, "Compression"), so the writing thread only copies;
    *   write  the calling thread takes the runs in order, writes their tar members and issues the
    *          read that reuses the buffer it has just finished with.
    *
@@ -193,7 +198,9 @@ public final class ImageArchiveWriter {
     int window = (int) Math.max(2, Math.min(runs.size(), READ_AHEAD_BYTES / runBytes));
     window = Math.max(1, Math.min(window, runs.size()));
     byte[][] bufs = new byte[window][];
-    List<CompletableFuture<String[]>> pending = new ArrayList<>();
+    int zstdLevel = header.zstdLevel();
+    Map<Long, Long> stored = new HashMap<>();
+    List<CompletableFuture<Hashed>> pending = new ArrayList<>();
     ExecutorService hasher = Executors.newFixedThreadPool(HASH_THREADS, r -> {
       Thread t = new Thread(r, "shade-backup-hash");
       t.setDaemon(true);
@@ -211,7 +218,7 @@ public final class ImageArchiveWriter {
           byte[] buf = bufs[slot];
           try {
             pending.add(source.readAsync(run.offset(), ByteBuffer.wrap(buf, 0, run.length()))
-                .thenApplyAsync(v -> hash(buf, run, chunkSize), hasher));
+                .thenApplyAsync(v -> hash(buf, run, chunkSize, zstdLevel), hasher));
           } catch (IOException e) {
             // a connection that failed under an earlier read refuses new ones at once
             throw readFailure(run, source, e);
@@ -220,9 +227,9 @@ public final class ImageArchiveWriter {
         }
         Run run = runs.get(i);
         byte[] buf = bufs[i % window];
-        String[] shas;
+        Hashed hashed;
         try {
-          shas = pending.set(i, null).get();
+          hashed = pending.set(i, null).get();
         } catch (InterruptedException e) {
           Thread.currentThread().interrupt();
           throw new InterruptedIOException("interrupted reading chunk " + ChunkEntry.memberName(run.offset()));
@@ -238,23 +245,30 @@ public final class ImageArchiveWriter {
           if (out.full()) {
             pieces.next(); // a member boundary past the early warning: continue in the next piece
           }
-          if (shas[k] == null) {
+          if (hashed.shas[k] == null) {
             if (incremental) {
               ChunkEntry c = new ChunkEntry(offset, len, null, true);
               chunks.add(c);
               pieces.holds(c);
             }
           } else {
-            ChunkEntry c = new ChunkEntry(offset, len, shas[k], false);
-            TarArchiveEntry e = new TarArchiveEntry(c.member());
-            e.setSize(len);
+            ChunkEntry c = new ChunkEntry(offset, len, hashed.shas[k], false);
+            byte[] frame = hashed.frames[k];
+            TarArchiveEntry e = new TarArchiveEntry(frame == null ? c.member()
+                : c.member() + ImageManifest.ZSTD_SUFFIX);
+            e.setSize(frame == null ? len : frame.length);
             e.setMode(0644);
             e.setModTime(chunkMtime);
             e.setUserName("shade");
             e.setGroupName("shade");
             TarArchiveOutputStream tar = pieces.tar;
             tar.putArchiveEntry(e);
-            tar.write(buf, at, len);
+            if (frame == null) {
+              tar.write(buf, at, len);
+            } else {
+              tar.write(frame);
+              stored.put(offset, (long) frame.length);
+            }
             tar.closeArchiveEntry();
             chunks.add(c);
             pieces.holds(c);
@@ -270,7 +284,7 @@ public final class ImageArchiveWriter {
     if (out.full()) {
       pieces.next(); // the manifest goes to a cartridge with room
     }
-    ImageManifest manifest = header.complete(Instant.ofEpochMilli(System.currentTimeMillis()), chunks);
+    ImageManifest manifest = header.complete(Instant.ofEpochMilli(System.currentTimeMillis()), chunks, stored);
     ObjectNode doc = manifest.toJson();
     if (jobId >= 0) {
       doc.put("job", jobId);
@@ -281,7 +295,7 @@ public final class ImageArchiveWriter {
     }
     pieceJson(list.addObject(), pieces.current(-1)).putNull("bytes");
     byte[] body = JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(doc);
-    member(pieces.tar, ImageManifest.MANIFEST_MEMBER, body, mtime, false);
+    member(pieces.tar, ImageManifest.MANIFEST_MEMBER, body, mtime, null);
     PieceEntry last = pieces.end();
     List<PieceEntry> all = new ArrayList<>(pieces.done);
     long archiveBytes = 0;
@@ -340,7 +354,8 @@ public final class ImageArchiveWriter {
         h.put("job", jobId);
       }
       h.put("piece", piece);
-      member(tar, ImageManifest.HEADER_MEMBER, JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(h), mtime, true);
+      member(tar, ImageManifest.HEADER_MEMBER, JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(h), mtime,
+          header.format());
       first = -1;
       end = -1;
       count = 0;
@@ -368,7 +383,7 @@ public final class ImageArchiveWriter {
       c.put("volumeUuid", header.snapshot().volumeUuid()).put("snapshotId", header.snapshot().snapshotId());
       pieceJson(c, current(0)).putNull("bytes");
       c.put("continued", true);
-      member(tar, CONTINUED_MEMBER, JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(c), mtime, false);
+      member(tar, CONTINUED_MEMBER, JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(c), mtime, null);
       end();
       begin();
     }
@@ -383,9 +398,24 @@ public final class ImageArchiveWriter {
     }
   }
 
-  /** The SHA-256 of each chunk of {@code run} in {@code buf}, null for a chunk of zeros. */
-  private static String[] hash(byte[] buf, Run run, int chunkSize) {
+  /**
+   * A run as the hashing thread leaves it: each chunk's SHA-256 (null for zeros) and, when the
+   * archive is compressed, its zstd frame (null where the chunk is stored plain).
+   */
+  private record Hashed(String[] shas, byte[][] frames) {}
+
+  /** Scratch room for one chunk's zstd frame, per hashing thread (grown to the largest bound seen). */
+  private static final ThreadLocal<byte[]> FRAME = ThreadLocal.withInitial(() -> new byte[0]);
+
+  /**
+   * The SHA-256 of each chunk of {@code run} in {@code buf}, null for a chunk of zeros, and with
+   * {@code zstdLevel} above 0 each chunk compressed as one zstd frame, kept only where it is
+   * smaller than the chunk (a chunk that does not shrink is stored plain). Runs on a hashing
+   * thread, so compression, like checksumming, stays off the thread that reads and writes.
+   */
+  private static Hashed hash(byte[] buf, Run run, int chunkSize, int zstdLevel) {
     String[] out = new String[run.count()];
+    byte[][] frames = new byte[run.count()][];
     MessageDigest d = Sha256.digest();
     HexFormat hex = HexFormat.of();
     for (int k = 0; k < run.count(); k++) {
@@ -394,13 +424,38 @@ public final class ImageArchiveWriter {
       if (!isZero(buf, at, len)) {
         d.update(buf, at, len);
         out[k] = hex.formatHex(d.digest());
+        if (zstdLevel > 0) {
+          frames[k] = compress(buf, at, len, zstdLevel);
+        }
       }
     }
-    return out;
+    return new Hashed(out, frames);
   }
 
-  private static void member(TarArchiveOutputStream tar, String name, byte[] body, long mtime, boolean pax)
+  /**
+   * {@code buf[at, at + len)} as one zstd frame at {@code level}, with its content checksum, or
+   * null when the frame is not smaller than the chunk.
+   */
+  static byte[] compress(byte[] buf, int at, int len, int level) {
+    int bound = (int) Math.min(Integer.MAX_VALUE - 16, Zstd.compressBound(len));
+    byte[] dst = FRAME.get();
+    if (dst.length < bound) {
+      dst = new byte[bound];
+      FRAME.set(dst);
+    }
+    // with the frame's content checksum (4 bytes of XXH64): damage inside a frame is then found,
+    // and named, as a damaged frame when it is decompressed, not only by the chunk's SHA-256
+    long n = Zstd.compressByteArray(dst, 0, dst.length, buf, at, len, level, true);
+    if (Zstd.isError(n)) {
+      throw new IllegalStateException("zstd cannot compress a chunk of " + len + " bytes at level " + level + ": "
+          + Zstd.getErrorName(n));
+    }
+    return n < len ? Arrays.copyOf(dst, (int) n) : null;
+  }
+
+  private static void member(TarArchiveOutputStream tar, String name, byte[] body, long mtime, String format)
       throws IOException {
+    boolean pax = format != null;
     TarArchiveEntry e = new TarArchiveEntry(name);
     e.setSize(body.length);
     e.setMode(0644);
@@ -409,7 +464,7 @@ public final class ImageArchiveWriter {
     e.setGroupName("shade");
     if (pax) {
       // a POSIX extended header first, so the archive is PAX as every shade tape file
-      e.addPaxHeader("comment", "shade image archive " + ImageManifest.FORMAT);
+      e.addPaxHeader("comment", "shade image archive " + format);
     }
     tar.putArchiveEntry(e);
     tar.write(body);

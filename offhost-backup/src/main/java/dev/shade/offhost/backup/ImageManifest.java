@@ -7,7 +7,9 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * What an image archive holds: {@code shade-image.json} (the first member, without chunks and end
@@ -23,11 +25,25 @@ import java.util.List;
  * @param ended when the data was written; null in the header
  * @param writerMetadata the snapshot's writer metadata ({@code shade.writers}), or null
  * @param chunks the chunks, by offset; empty in the header
+ * @param zstdLevel the zstd level chunks were compressed with (1..19), or 0: stored plain
+ * @param stored the bytes of each chunk's member where that is not the chunk's length (a chunk
+ *     stored as a zstd frame, its member named with {@link #ZSTD_SUFFIX}), by offset; empty
+ *     when nothing is compressed
  */
 public record ImageManifest(SnapshotIdentity snapshot, String level, long baseSnapshotId, String baseSnapshot,
-    int chunkSize, int tapeBlockSize, Instant started, Instant ended, JsonNode writerMetadata, List<ChunkEntry> chunks) {
-  /** The format this version writes. */
+    int chunkSize, int tapeBlockSize, Instant started, Instant ended, JsonNode writerMetadata, List<ChunkEntry> chunks,
+    int zstdLevel, Map<Long, Long> stored) {
+  /** The format of an archive whose chunks are stored plain (what every archive was before compression). */
   public static final String FORMAT = "shade-image-1";
+  /**
+   * The format of an archive written with zstd compression: a reader of {@link #FORMAT} alone
+   * would take a {@code .zst} member for a chunk's bytes, so it must refuse the archive.
+   */
+  public static final String FORMAT_ZSTD = "shade-image-2";
+  /** The suffix of a chunk member that holds one zstd frame of the chunk's bytes. */
+  public static final String ZSTD_SUFFIX = ".zst";
+  /** The default zstd level. */
+  public static final int DEFAULT_ZSTD_LEVEL = 3;
   /** The first member (its name gives the tape file the kind {@code image} in {@code shade tape list}). */
   public static final String HEADER_MEMBER = "shade-image.json";
   /** The last member. */
@@ -39,17 +55,52 @@ public record ImageManifest(SnapshotIdentity snapshot, String level, long baseSn
 
   public ImageManifest {
     chunks = List.copyOf(chunks);
+    stored = Map.copyOf(stored);
+    if (zstdLevel < 0 || zstdLevel > 19) {
+      throw new IllegalArgumentException("zstd level must be 0 (none) or 1..19: " + zstdLevel);
+    }
+  }
+
+  /** A manifest of chunks stored plain. */
+  public ImageManifest(SnapshotIdentity snapshot, String level, long baseSnapshotId, String baseSnapshot,
+      int chunkSize, int tapeBlockSize, Instant started, Instant ended, JsonNode writerMetadata,
+      List<ChunkEntry> chunks) {
+    this(snapshot, level, baseSnapshotId, baseSnapshot, chunkSize, tapeBlockSize, started, ended, writerMetadata,
+        chunks, 0, Map.of());
   }
 
   /** This manifest with its chunks and end time. */
   public ImageManifest complete(Instant end, List<ChunkEntry> all) {
+    return complete(end, all, Map.of());
+  }
+
+  /** This manifest with its chunks, end time and the stored sizes of its compressed chunks. */
+  public ImageManifest complete(Instant end, List<ChunkEntry> all, Map<Long, Long> storedSizes) {
     return new ImageManifest(snapshot, level, baseSnapshotId, baseSnapshot, chunkSize, tapeBlockSize, started, end,
-        writerMetadata, all);
+        writerMetadata, all, zstdLevel, storedSizes);
+  }
+
+  /** True when the archive was written with zstd compression. */
+  public boolean compressed() {
+    return zstdLevel > 0;
+  }
+
+  /** The format of this archive: {@link #FORMAT}, or {@link #FORMAT_ZSTD} when compressed. */
+  public String format() {
+    return compressed() ? FORMAT_ZSTD : FORMAT;
+  }
+
+  /**
+   * The member that holds chunk {@code c}: its {@link ChunkEntry#member()}, with
+   * {@link #ZSTD_SUFFIX} when it is stored compressed.
+   */
+  public String member(ChunkEntry c) {
+    return stored.containsKey(c.offset()) ? c.member() + ZSTD_SUFFIX : c.member();
   }
 
   /** The JSON document. */
   public ObjectNode toJson() {
-    ObjectNode o = JSON.createObjectNode().put("format", FORMAT).put("kind", "image");
+    ObjectNode o = JSON.createObjectNode().put("format", format()).put("kind", "image");
     o.put("volume", snapshot.volume()).put("volumeUuid", snapshot.volumeUuid()).put("snapshot", snapshot.snapshot())
         .put("snapshotId", snapshot.snapshotId()).put("snapshotCreated", snapshot.created().toString())
         .put("size", snapshot.size()).put("level", level);
@@ -60,6 +111,9 @@ public record ImageManifest(SnapshotIdentity snapshot, String level, long baseSn
     }
     o.put("chunkSize", chunkSize).put("tapeBlockSize", tapeBlockSize).put("checksum", "sha-256")
         .put("started", started.toString());
+    if (compressed()) {
+      o.put("compression", "zstd").put("compressionLevel", zstdLevel);
+    }
     if (ended != null) {
       o.put("ended", ended.toString());
     } else {
@@ -72,7 +126,10 @@ public record ImageManifest(SnapshotIdentity snapshot, String level, long baseSn
       if (c.zero()) {
         e.put("zero", true);
       } else {
-        e.put("member", c.member()).put("sha256", c.sha256());
+        e.put("member", member(c)).put("sha256", c.sha256());
+        if (compressed()) {
+          e.put("stored", stored.getOrDefault(c.offset(), c.length()));
+        }
       }
     }
     return o;
@@ -90,15 +147,28 @@ public record ImageManifest(SnapshotIdentity snapshot, String level, long baseSn
   /** Parses a header or manifest member. */
   public static ImageManifest parse(byte[] json) throws IOException {
     JsonNode d = JSON.readTree(json);
-    if (!FORMAT.equals(d.path("format").asText())) {
-      throw new IOException("not a " + FORMAT + " manifest (format " + d.path("format") + ")");
+    String format = d.path("format").asText();
+    if (!FORMAT.equals(format) && !FORMAT_ZSTD.equals(format)) {
+      throw new IOException("not a " + FORMAT + " or " + FORMAT_ZSTD + " manifest (format " + d.path("format") + ")");
     }
+    int zstd = 0;
+    if (FORMAT_ZSTD.equals(format)) {
+      if (!"zstd".equals(d.path("compression").asText())) {
+        throw new IOException("a " + FORMAT_ZSTD + " manifest with compression " + d.path("compression")
+            + ", not \"zstd\"");
+      }
+      zstd = d.path("compressionLevel").asInt(DEFAULT_ZSTD_LEVEL);
+    }
+    Map<Long, Long> stored = new HashMap<>();
     SnapshotIdentity id = new SnapshotIdentity(d.path("volume").asText(), d.path("volumeUuid").asText(),
         d.path("snapshot").asText(), d.path("snapshotId").asLong(), Instant.parse(d.path("snapshotCreated").asText()),
         d.path("size").asLong());
     List<ChunkEntry> chunks = new ArrayList<>();
     for (JsonNode c : d.path("chunks")) {
       boolean zero = c.path("zero").asBoolean(false);
+      if (!zero && c.path("member").asText().endsWith(ZSTD_SUFFIX)) {
+        stored.put(c.path("offset").asLong(), c.path("stored").asLong(-1));
+      }
       chunks.add(new ChunkEntry(c.path("offset").asLong(), c.path("length").asLong(),
           zero ? null : c.path("sha256").asText(), zero));
     }
@@ -108,6 +178,6 @@ public record ImageManifest(SnapshotIdentity snapshot, String level, long baseSn
         d.path("baseSnapshot").isNull() ? null : d.path("baseSnapshot").asText(),
         d.path("chunkSize").asInt(), d.path("tapeBlockSize").asInt(), Instant.parse(d.path("started").asText()),
         d.path("ended").isNull() || d.path("ended").isMissingNode() ? null : Instant.parse(d.path("ended").asText()),
-        wm.isMissingNode() || wm.isNull() ? null : wm, chunks);
+        wm.isMissingNode() || wm.isNull() ? null : wm, chunks, zstd, stored);
   }
 }
