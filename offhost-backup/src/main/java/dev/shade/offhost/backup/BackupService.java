@@ -135,30 +135,13 @@ public final class BackupService {
     long jobId = catalog.startJob(id, level, base == null ? -1 : base.id(), base == null ? -1 : base.snapshot().snapshotId(),
         request.pool(), chunkSize, started, owner);
     ImageArchiveWriter.Result written;
-    int[] piece = {0};
     try {
-      ImageArchiveWriter.PieceOutput out = new ImageArchiveWriter.PieceOutput() {
-        @Override
-        public Started begin(int p) throws IOException {
-          piece[0] = p;
-          return tape.begin(p);
-        }
-
-        @Override
-        public boolean full() {
-          return tape.full();
-        }
-
-        @Override
-        public void end() throws IOException {
-          tape.end();
-        }
-      };
+      ImageArchiveWriter.PieceOutput out = tape;
       try {
         written = ImageArchiveWriter.write(out, blockSize, header, jobId, offsets, source, progress);
       } catch (EndOfMediumException e) {
         tape.abort(e);
-        throw new BackupException("archive of " + id + " does not fit: " + tape.trailerTooSmall(piece[0]), e);
+        throw new BackupException("archive of " + id + " does not fit: " + tape.trailerTooSmall(tape.piece()), e);
       } catch (IOException | RuntimeException e) {
         tape.abort(e);
         throw e;

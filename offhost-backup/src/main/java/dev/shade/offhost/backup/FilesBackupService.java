@@ -71,36 +71,19 @@ public final class FilesBackupService {
         JobOwner.current(library.directory()));
     FilesArchiveWriter.Result written;
     String filesystem;
-    int[] piece = {0};
     Path work = Files.createTempDirectory("shade-files-");
     try {
       try (SnapshotAttachment a = SnapshotAttachment.attach(uri, work)) {
         filesystem = a.filesystem();
         FilesManifest header = new FilesManifest(id.volume(), id.volumeUuid(), id.snapshot(), id.snapshotId(),
             id.created(), id.size(), filesystem, blockSize, started, null, null, request.writerMetadata());
-        ImageArchiveWriter.PieceOutput out = new ImageArchiveWriter.PieceOutput() {
-          @Override
-          public Started begin(int p) throws IOException {
-            piece[0] = p;
-            return tape.begin(p);
-          }
-
-          @Override
-          public boolean full() {
-            return tape.full();
-          }
-
-          @Override
-          public void end() throws IOException {
-            tape.end();
-          }
-        };
+        ImageArchiveWriter.PieceOutput out = tape;
         try {
           written = FilesArchiveWriter.write(out, blockSize, a.root(), header, jobId, acls, partBytes,
               tape::roomBeforeEarlyWarning, progress::update);
         } catch (EndOfMediumException e) {
           tape.abort(e);
-          throw new BackupException("files archive of " + id + " does not fit: piece " + (piece[0] + 1)
+          throw new BackupException("files archive of " + id + " does not fit: piece " + (tape.piece() + 1)
               + " on cartridge " + tape.cartridge() + " could not be ended within the " + tape.trailerBytes()
               + " bytes the drive allows after the early warning (a member's headers and up to " + partBytes
               + " bytes of its data go there)", e);

@@ -22,6 +22,8 @@ import java.util.function.Consumer;
  * <p>Not thread-safe: used by the one thread of a backup.
  */
 final class TapePieces implements ImageArchiveWriter.PieceOutput {
+  /** The piece begun last. */
+  private int currentPiece;
   /*
    * Spanning follows the drive's end-of-medium rules (TapeDrive's class comment): the record
    * that meets the early warning is refused with EarlyWarningException and stays buffered in the
@@ -130,8 +132,14 @@ final class TapePieces implements ImageArchiveWriter.PieceOutput {
     return library.cartridgeInfo(slot).files().size();
   }
 
+  /** The number of the piece begun last (0 before the first). */
+  int piece() {
+    return currentPiece;
+  }
+
   @Override
   public Started begin(int piece) throws IOException {
+    currentPiece = piece;
     if (drive == null) {
       mountFirst();
     } else if (warned || drive.status().earlyWarning()) {
