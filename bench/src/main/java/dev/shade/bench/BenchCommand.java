@@ -122,7 +122,7 @@ public final class BenchCommand implements Callable<Integer> {
             + "directory under /var/tmp, serves it with 'shade agent' over NBD on a Unix socket, and in each of "
             + "--rounds rounds: copies a snapshot with nbdcopy, backs it up in full to a virtual tape library, "
             + "runs tar -cf - | zstd -1 and nbdkit file + nbdcopy on the same data, restores the full, then 23 "
-            + "times changes 1% of the volume's blocks through the origin export, snapshots and backs up an "
+            + "times changes 1%% of the volume's blocks through the origin export, snapshots and backs up an "
             + "incremental, and restores the chain of 24. Prints six ratios, each with its two figures "
             + "(min, median and max over the rounds) and whether it meets its target: full_vs_nbdcopy, "
             + "incr1pct_vs_full, restore_chain24_vs_full, restore_vs_full_backup, prod_cpu_vs_tar, "
@@ -144,7 +144,7 @@ public final class BenchCommand implements Callable<Integer> {
     boolean json;
 
     @Option(names = "--size", paramLabel = "SIZE", defaultValue = "2G", converter = ByteSize.class,
-        description = "Size of the volume (K, M, G: powers of 1024); 80% of it holds data.")
+        description = "Size of the volume (K, M, G: powers of 1024); 80%% of it holds data.")
     long size;
 
     @Option(names = "--rounds", paramLabel = "N", defaultValue = "3",
@@ -153,7 +153,7 @@ public final class BenchCommand implements Callable<Integer> {
 
     @Option(names = "--chunk-size", paramLabel = "SIZE", defaultValue = "64K", converter = ByteSize.class,
         description = "Bytes per archive chunk of the backups (shade backup run --chunk-size); the default is "
-            + "the volume's block, the unit of changed-block tracking: with 4M chunks 1% of scattered blocks "
+            + "the volume's block, the unit of changed-block tracking: with 4M chunks 1%% of scattered blocks "
             + "touch most chunks, and an incremental reads most of the volume.")
     long chunkSize;
 
