@@ -114,6 +114,13 @@ class AcceptancePostgresScheduleIT {
 
     Counter counter = pg.counter("postgres", 0);
     teardown.push(counter::stop);
+    // the snapshots counted are those after loadStart: each must find a counter commit acknowledged before it
+    long firstAckDeadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+    while (counter.acks().lastAcked() == 0) {
+      assertTrue(counter.failure() == null, () -> "the counter failed: " + counter.failure());
+      assertTrue(System.nanoTime() < firstAckDeadline, "the counter's first commit was not acknowledged within 30 s");
+      Thread.sleep(5);
+    }
     LivePostgres.PgBench bench = pg.pgbench(2, LOAD_SECONDS);
     long loadStart = System.nanoTime();
     List<JsonNode> taken = awaitScheduled(data, clock, loadStart, agent);
