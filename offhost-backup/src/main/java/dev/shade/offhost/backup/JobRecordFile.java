@@ -4,16 +4,12 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
-import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
-import org.apache.commons.compress.archivers.tar.TarArchiveInputStream;
-import org.apache.commons.compress.archivers.tar.TarArchiveOutputStream;
 
 /**
  * A job's full record as it is written on tape after its archive: a small PAX tar with one
@@ -104,32 +100,12 @@ public record JobRecordFile(Catalog.JobRecord job, List<PieceEntry> pieces, List
   /** Writes the record as a tar to {@code out} (a tape file's stream, which the caller ends). */
   public void write(OutputStream out, int blockSize) throws IOException {
     byte[] body = JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(toJson());
-    TarArchiveOutputStream tar = new TarArchiveOutputStream(out, blockSize, "UTF-8");
-    tar.setLongFileMode(TarArchiveOutputStream.LONGFILE_POSIX);
-    tar.setBigNumberMode(TarArchiveOutputStream.BIGNUMBER_POSIX);
-    TarArchiveEntry e = new TarArchiveEntry(MEMBER);
-    e.setSize(body.length);
-    e.setMode(0644);
-    e.setModTime(written.toEpochMilli());
-    e.setUserName("shade");
-    e.setGroupName("shade");
-    e.addPaxHeader("comment", "shade job record " + FORMAT);
-    tar.putArchiveEntry(e);
-    tar.write(body);
-    tar.closeArchiveEntry();
-    tar.finish();
+    RecordTar.write(out, blockSize, MEMBER, body, written, "shade job record " + FORMAT);
   }
 
   /** Reads a record from the tar stream {@code in}; fails if its first member is not one. */
   public static JobRecordFile read(InputStream in) throws IOException {
-    TarArchiveInputStream tar = new TarArchiveInputStream(in, "UTF-8");
-    TarArchiveEntry e = tar.getNextEntry();
-    if (e == null || !e.getName().equals(MEMBER)) {
-      throw new IOException("not a shade job record: its first member is " + (e == null ? "missing" : e.getName()));
-    }
-    ByteArrayOutputStream b = new ByteArrayOutputStream();
-    tar.transferTo(b);
-    return parse(b.toByteArray());
+    return parse(RecordTar.read(in, MEMBER, "shade job record"));
   }
 
   /** Parses the JSON of {@link #MEMBER}. */

@@ -10,8 +10,8 @@ import org.apache.commons.compress.archivers.tar.TarArchiveInputStream;
 import org.apache.commons.compress.archivers.tar.TarArchiveOutputStream;
 
 /**
- * The tar of a record on tape (verification and drill records): one PAX member holding a JSON
- * document, as a job record's ({@link JobRecordFile}) is.
+ * The tar of a record on tape (job, verification and drill records: {@link JobRecordFile},
+ * {@link VerifyRecordFile}, {@link DrillRecordFile}): one PAX member holding a JSON document.
  *
  * <p>Stateless; thread-safe.
  */
