@@ -201,10 +201,14 @@ public final class FreezeLease implements AutoCloseable {
   }
 
   private JsonNode answer(ObjectNode op, Duration timeLimit) throws IOException {
+    String what = op.path("op").asText();
     try {
       guard.send(op.toString());
     } catch (IOException e) {
-      throw new IOException("the freeze lease guard (pid " + guard.pid() + ") is gone: " + e.getMessage(), e);
+      // its input is closed only when it exited: the same loss as an exit seen in its answer
+      thawFilesystemsOfALostGuard();
+      throw new IOException("the freeze lease guard (pid " + guard.pid() + ") exited before " + what + " ("
+          + e.getMessage() + ")", e);
     }
     String line;
     try {
@@ -213,7 +217,6 @@ public final class FreezeLease implements AutoCloseable {
       Thread.currentThread().interrupt();
       throw new IOException("interrupted waiting for the freeze lease guard");
     }
-    String what = op.path("op").asText();
     if (line == null) {
       kill();
       throw new IOException("the freeze lease guard did not answer " + what + " within " + timeLimit.toMillis()
