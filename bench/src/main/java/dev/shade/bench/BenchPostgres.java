@@ -49,8 +49,16 @@ final class BenchPostgres implements Closeable {
     this.port = port;
   }
 
-  /** initdb on {@code dataDir} with the WAL in {@code walDir}, then starts the server; the caller made the parents traversable. */
-  static BenchPostgres start(Path dataDir, Path walDir, Path runDir) throws IOException, InterruptedException {
+  /**
+   * initdb on {@code dataDir} with the WAL in {@code walDir}, a filesystem of about
+   * {@code walFilesystemBytes}, then starts the server; the caller made the parents traversable.
+   * The WAL is kept to a quarter of that filesystem ({@code max_wal_size}): PostgreSQL's default
+   * of 1 GB, with the segments it recycles kept for reuse, fills a 1 GiB WAL filesystem over a
+   * long run under pgbench, and the server then stops with a PANIC ("No space left on device")
+   * that aborts every pgbench client.
+   */
+  static BenchPostgres start(Path dataDir, Path walDir, long walFilesystemBytes, Path runDir)
+      throws IOException, InterruptedException {
     for (Path d : List.of(dataDir, walDir, runDir)) {
       Files.createDirectories(d);
       require(runDir.getParent(), List.of("chown", "postgres:postgres", d.toString()));
@@ -61,8 +69,14 @@ final class BenchPostgres implements Closeable {
         "-E", "UTF8", "--locale=C", "--no-instructions");
     pg.running = true; // from here on close() stops it, even if the start below fails half way
     pg.asPostgres("pg_ctl", "-D", dataDir.toString(), "-l", runDir.resolve("postgresql.log").toString(), "-w", "-t",
-        "120", "-o", "-c listen_addresses=127.0.0.1 -p " + pg.port + " -k " + runDir, "start");
+        "120", "-o", "-c listen_addresses=127.0.0.1 -p " + pg.port + " -k " + runDir + " -c max_wal_size="
+        + maxWalMegabytes(walFilesystemBytes) + "MB", "start");
     return pg;
+  }
+
+  /** {@code max_wal_size} in MB for a WAL filesystem of {@code bytes}: a quarter of it, at least 32 MB. */
+  static long maxWalMegabytes(long bytes) {
+    return Math.max(32, bytes / 4 / (1 << 20));
   }
 
   /** {@code pgbench -i -s scale}. */

@@ -175,7 +175,8 @@ public final class FreezeBench {
       }
       progress.accept("initdb (WAL on the second volume), start PostgreSQL, pgbench -i -s " + s.scale());
       Path pgdata = mounts.get(0).mountPoint.resolve("pgdata");
-      stack.postgres = BenchPostgres.start(pgdata, mounts.get(1).mountPoint.resolve("pg_wal"), work.resolve("run"));
+      stack.postgres = BenchPostgres.start(pgdata, mounts.get(1).mountPoint.resolve("pg_wal"), s.volumeBytes(),
+          work.resolve("run"));
       stack.postgres.init(s.scale());
       Path sqliteFile = mounts.get(0).mountPoint.resolve("bench.db");
       if (s.sqlite()) {
