@@ -16,8 +16,8 @@ import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -30,17 +30,7 @@ import org.junit.jupiter.api.io.TempDir;
 class AgentCommandTest {
   @TempDir Path tmp;
   /** Agents started by the test; killed afterwards if a test left one running. */
-  private final List<Process> started = new ArrayList<>();
-
-  @AfterEach
-  void killLeftovers() throws InterruptedException {
-    for (Process p : started) {
-      if (p.isAlive()) {
-        p.destroyForcibly();
-        p.waitFor(10, TimeUnit.SECONDS);
-      }
-    }
-  }
+  @RegisterExtension final Leftovers started = new Leftovers();
 
   @Test
   void commands_throughTheAgent_answerAsTheyDoWithoutIt() throws Exception {

@@ -72,6 +72,11 @@ record AgentProcess(Process process, Path outFile, Path errFile) {
     assertTrue(process.waitFor(30, TimeUnit.SECONDS), "gone within 30 s after SIGKILL");
   }
 
+  /** The NBD URI of snapshot {@code snapshot} of volume {@code db} on an agent's NBD socket {@code socket}. */
+  static String source(Path socket, String snapshot) {
+    return "nbd+unix:///db@" + snapshot + "?socket=" + socket;
+  }
+
   @Override
   public String toString() {
     try {

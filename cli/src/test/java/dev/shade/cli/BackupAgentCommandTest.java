@@ -8,11 +8,9 @@ import com.fasterxml.jackson.databind.JsonNode;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
-import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -23,17 +21,7 @@ import org.junit.jupiter.api.io.TempDir;
 class BackupAgentCommandTest {
   private static final int MiB = 1024 * 1024;
   @TempDir Path tmp;
-  private final List<Process> started = new ArrayList<>();
-
-  @AfterEach
-  void killLeftovers() throws InterruptedException {
-    for (Process p : started) {
-      if (p.isAlive()) {
-        p.destroyForcibly();
-        p.waitFor(10, TimeUnit.SECONDS);
-      }
-    }
-  }
+  @RegisterExtension final Leftovers started = new Leftovers();
 
   @Test
   void backupRun_withTheAgent_storesItsWriterMetadata_andReportsBackupComplete_aFailureIsReportedNotFatal()
@@ -42,10 +30,9 @@ class BackupAgentCommandTest {
     Cli.run("volume", "import", db, TestVolumes.file(tmp, "a.bin", TestVolumes.random(1, 3 * MiB))).ok();
     Path lib = tmp.resolve("vtl");
     Cli.run("tape", "library", "create", lib, "--slots", "2", "--capacity", "64M").ok();
+    AgentProcess agent = started.agent(tmp, db);
     Path control = tmp.resolve("control.sock");
     Path nbd = tmp.resolve("nbd.sock");
-    AgentProcess agent = AgentProcess.start(tmp, List.of(db, "--control-socket", control, "--socket", nbd), control);
-    started.add(agent.process());
 
     Path hooks = Files.createDirectories(tmp.resolve("hooks"));
     Path released = tmp.resolve("released.txt");

@@ -1,5 +1,6 @@
 package dev.shade.cli;
 
+import static dev.shade.cli.AgentProcess.source;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -10,12 +11,11 @@ import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -25,17 +25,7 @@ import org.junit.jupiter.api.io.TempDir;
 class BackupCompressCommandTest {
   private static final int MiB = 1024 * 1024;
   @TempDir Path tmp;
-  private final List<Process> started = new ArrayList<>();
-
-  @AfterEach
-  void killLeftovers() throws InterruptedException {
-    for (Process p : started) {
-      if (p.isAlive()) {
-        p.destroyForcibly();
-        p.waitFor(10, TimeUnit.SECONDS);
-      }
-    }
-  }
+  @RegisterExtension final Leftovers started = new Leftovers();
 
   /** Lines of text: compressible, no page of zeros. */
   private static byte[] text(long seed, int length) {
@@ -57,10 +47,8 @@ class BackupCompressCommandTest {
         .ok();
     Path lib = tmp.resolve("vtl");
     Cli.run("tape", "library", "create", lib, "--slots", "2", "--capacity", "256M").ok();
-    Path control = tmp.resolve("control.sock");
+    AgentProcess agent = started.agent(tmp, db);
     Path nbd = tmp.resolve("nbd.sock");
-    AgentProcess agent = AgentProcess.start(tmp, List.of(db, "--control-socket", control, "--socket", nbd), control);
-    started.add(agent.process());
 
     Cli.run("snapshot", "create", db, "--name", "s1").ok();
     JsonNode plain = Cli.run("backup", "run", "--source", source(nbd, "s1"), "--library", lib, "--chunk-size", "1M",
@@ -135,9 +123,6 @@ class BackupCompressCommandTest {
       "  dd if=\"$f\" of=image.img bs=1M seek=$((16#${f#data/})) oflag=seek_bytes conv=notrunc status=none",
       "done");
 
-  private static String source(Path socket, String snapshot) {
-    return "nbd+unix:///db@" + snapshot + "?socket=" + socket;
-  }
 
   private static void assertImagesEqual(Path expected, Path actual) throws Exception {
     assertEquals(Files.size(expected), Files.size(actual), actual::toString);

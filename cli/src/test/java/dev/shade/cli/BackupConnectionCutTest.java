@@ -1,5 +1,6 @@
 package dev.shade.cli;
 
+import static dev.shade.cli.AgentProcess.source;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -10,8 +11,8 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -25,17 +26,7 @@ import org.junit.jupiter.api.io.TempDir;
 class BackupConnectionCutTest {
   private static final int MiB = 1024 * 1024;
   @TempDir Path tmp;
-  private final List<Process> started = new ArrayList<>();
-
-  @AfterEach
-  void killLeftovers() throws InterruptedException {
-    for (Process p : started) {
-      if (p.isAlive()) {
-        p.destroyForcibly();
-        p.waitFor(10, TimeUnit.SECONDS);
-      }
-    }
-  }
+  @RegisterExtension final Leftovers started = new Leftovers();
 
   @Test
   void connectionCutMidArchive_jobFailsNamingTheSource_cartridgeGoesOn_rebuildKeepsOnlyGoodJobs() throws Exception {
@@ -43,10 +34,9 @@ class BackupConnectionCutTest {
     Cli.run("volume", "import", db, TestVolumes.file(tmp, "a.bin", TestVolumes.random(1, 16 * MiB))).ok();
     Path lib = tmp.resolve("vtl");
     Cli.run("tape", "library", "create", lib, "--slots", "2", "--capacity", "256M").ok();
+    AgentProcess agent = started.agent(tmp, db);
     Path control = tmp.resolve("control.sock");
     Path nbd = tmp.resolve("nbd.sock");
-    AgentProcess agent = AgentProcess.start(tmp, List.of(db, "--control-socket", control, "--socket", nbd), control);
-    started.add(agent.process());
 
     // job 1: a good full of s1
     Cli.run("snapshot", "create", db, "--name", "s1").ok();
@@ -193,9 +183,6 @@ class BackupConnectionCutTest {
     return p;
   }
 
-  static String source(Path socket, String snapshot) {
-    return "nbd+unix:///db@" + snapshot + "?socket=" + socket;
-  }
 
   static void assertImagesEqual(Path expected, Path actual) throws Exception {
     assertEquals(Files.size(expected), Files.size(actual), actual::toString);

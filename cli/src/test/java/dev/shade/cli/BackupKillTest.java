@@ -1,9 +1,9 @@
 package dev.shade.cli;
 
+import static dev.shade.cli.AgentProcess.source;
 import static dev.shade.cli.BackupConnectionCutTest.assertImagesEqual;
 import static dev.shade.cli.BackupConnectionCutTest.jobs;
 import static dev.shade.cli.BackupConnectionCutTest.okJobs;
-import static dev.shade.cli.BackupConnectionCutTest.source;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -15,8 +15,8 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -32,17 +32,7 @@ class BackupKillTest {
   /** Cartridge growth, in MiB since the trial's backup started, at which each trial kills it. */
   private static final int[] KILL_AT_MIB = {1, 7, 15};
   @TempDir Path tmp;
-  private final List<Process> started = new ArrayList<>();
-
-  @AfterEach
-  void killLeftovers() throws InterruptedException {
-    for (Process p : started) {
-      if (p.isAlive()) {
-        p.destroyForcibly();
-        p.waitFor(10, TimeUnit.SECONDS);
-      }
-    }
-  }
+  @RegisterExtension final Leftovers started = new Leftovers();
 
   @Test
   void sigkillMidArchive_threeKillPoints_jobInterrupted_nextBackupRestores_rebuildKeepsOnlyGoodJobs() throws Exception {
@@ -50,10 +40,8 @@ class BackupKillTest {
     Cli.run("volume", "import", db, TestVolumes.file(tmp, "a.bin", TestVolumes.random(1, 24 * MiB))).ok();
     Path lib = tmp.resolve("vtl");
     Cli.run("tape", "library", "create", lib, "--slots", "2", "--capacity", "512M").ok();
-    Path control = tmp.resolve("control.sock");
+    AgentProcess agent = started.agent(tmp, db);
     Path nbd = tmp.resolve("nbd.sock");
-    AgentProcess agent = AgentProcess.start(tmp, List.of(db, "--control-socket", control, "--socket", nbd), control);
-    started.add(agent.process());
     Path slow = tmp.resolve("slow.sock");
     List<Long> good = new ArrayList<>();
     try (CuttingProxy proxy = CuttingProxy.throttled(slow, nbd, 12L * MiB)) {

@@ -6,11 +6,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -21,17 +19,7 @@ import org.junit.jupiter.api.io.TempDir;
 class CatalogCommandTest {
   private static final int MiB = 1024 * 1024;
   @TempDir Path tmp;
-  private final List<Process> started = new ArrayList<>();
-
-  @AfterEach
-  void killLeftovers() throws InterruptedException {
-    for (Process p : started) {
-      if (p.isAlive()) {
-        p.destroyForcibly();
-        p.waitFor(10, TimeUnit.SECONDS);
-      }
-    }
-  }
+  @RegisterExtension final Leftovers started = new Leftovers();
 
   @Test
   void spanningBackup_show_lostCatalogRebuilt_restoreEqualsExport() throws Exception {
@@ -41,10 +29,8 @@ class CatalogCommandTest {
     // about 2.9 MiB of data per cartridge before the early warning
     Cli.run("tape", "library", "create", lib, "--slots", "5", "--capacity", "4M", "--block-size", "64K",
         "--early-warning", "1M").ok();
-    Path control = tmp.resolve("control.sock");
+    AgentProcess agent = started.agent(tmp, db);
     Path nbd = tmp.resolve("nbd.sock");
-    AgentProcess agent = AgentProcess.start(tmp, List.of(db, "--control-socket", control, "--socket", nbd), control);
-    started.add(agent.process());
     Cli.run("snapshot", "create", db, "--name", "s1").ok();
 
     Cli.Result run = Cli.run("backup", "run", "--source", "nbd+unix:///db@s1?socket=" + nbd, "--library", lib,

@@ -1,5 +1,6 @@
 package dev.shade.cli;
 
+import static dev.shade.cli.AgentProcess.source;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -10,9 +11,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -23,17 +23,7 @@ import org.junit.jupiter.api.io.TempDir;
 class CatalogOptionTest {
   private static final int MiB = 1024 * 1024;
   @TempDir Path tmp;
-  private final List<Process> started = new ArrayList<>();
-
-  @AfterEach
-  void killLeftovers() throws InterruptedException {
-    for (Process p : started) {
-      if (p.isAlive()) {
-        p.destroyForcibly();
-        p.waitFor(10, TimeUnit.SECONDS);
-      }
-    }
-  }
+  @RegisterExtension final Leftovers started = new Leftovers();
 
   @Test
   void badCatalogUrl_isAUsageError_thatHidesThePassword() throws Exception {
@@ -70,10 +60,8 @@ class CatalogOptionTest {
       Cli.run("volume", "import", db, TestVolumes.file(tmp, "a.bin", TestVolumes.random(1, 6 * MiB))).ok();
       Path lib = tmp.resolve("vtl");
       Cli.run("tape", "library", "create", lib, "--slots", "2", "--capacity", "128M").ok();
-      Path control = tmp.resolve("control.sock");
+      AgentProcess agent = started.agent(tmp, db);
       Path nbd = tmp.resolve("nbd.sock");
-      AgentProcess agent = AgentProcess.start(tmp, List.of(db, "--control-socket", control, "--socket", nbd), control);
-      started.add(agent.process());
 
       Cli.run("snapshot", "create", db, "--name", "s1").ok();
       JsonNode full = Cli.run("backup", "run", "--source", source(nbd, "s1"), "--library", lib, "--chunk-size", "1M",
@@ -111,7 +99,4 @@ class CatalogOptionTest {
     }
   }
 
-  private static String source(Path socket, String snapshot) {
-    return "nbd+unix:///db@" + snapshot + "?socket=" + socket;
-  }
 }
