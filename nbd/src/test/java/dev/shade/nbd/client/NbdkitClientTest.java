@@ -4,6 +4,7 @@ import static dev.shade.nbd.protocol.Nbd.*;
 import static org.junit.jupiter.api.Assertions.*;
 
 import dev.shade.testing.nbd.Exec;
+import dev.shade.testing.nbd.NbdServerProcess;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -32,7 +33,7 @@ class NbdkitClientTest {
 
   @Test
   void readWrite_memory_byteForByte() throws Exception {
-    try (Served s = Served.nbdkit(dir, "memory", "64M"); NbdClient c = NbdClient.connect(s.uri(""))) {
+    try (NbdServerProcess s = NbdServerProcess.nbdkit(dir, "memory", "64M"); NbdClient c = NbdClient.connect(s.uri(""))) {
       assertEquals(64 << 20, c.size());
       assertTrue(c.structuredReplies());
       assertTrue(c.info().canFlush() && c.info().canTrim() && c.info().canWriteZeroes() && c.info().canMultiConn(), c.info().toString());
@@ -59,7 +60,7 @@ class NbdkitClientTest {
   @Test
   void pattern_readsMatchAtOddOffsets() throws Exception {
     // nbdkit pattern: each 8-byte word holds its own offset, big-endian
-    try (Served s = Served.nbdkit(dir, "pattern", "8M"); NbdClient c = NbdClient.connect(s.uri(""))) {
+    try (NbdServerProcess s = NbdServerProcess.nbdkit(dir, "pattern", "8M"); NbdClient c = NbdClient.connect(s.uri(""))) {
       for (long off : new long[] {0, 1, 7, 4093, (8 << 20) - 17}) {
         byte[] b = c.read(off, 17);
         for (int i = 0; i < b.length; i++) {
@@ -74,7 +75,7 @@ class NbdkitClientTest {
 
   @Test
   void data_plugin_bytesAndExtents() throws Exception {
-    try (Served s = Served.nbdkit(dir, "data", "1 2 3 @4093 4 5 6 @65536 ( 0x55 0xAA )*16", "size=131072");
+    try (NbdServerProcess s = NbdServerProcess.nbdkit(dir, "data", "1 2 3 @4093 4 5 6 @65536 ( 0x55 0xAA )*16", "size=131072");
         NbdClient c = NbdClient.connect(NbdClientConfig.builder(s.uri("")).metaContexts(CONTEXT_ALLOCATION).build())) {
       byte[] expect = new byte[131072];
       expect[0] = 1;
@@ -97,7 +98,7 @@ class NbdkitClientTest {
 
   @Test
   void pipelined_manyThreads_allCorrect() throws Exception {
-    try (Served s = Served.nbdkit(dir, "memory", "32M");
+    try (NbdServerProcess s = NbdServerProcess.nbdkit(dir, "memory", "32M");
         NbdClient c = NbdClient.connect(NbdClientConfig.builder(s.uri("")).maxInFlight(8).build())) {
       int block = 64 << 10;
       int blocks = (32 << 20) / block;
@@ -131,7 +132,7 @@ class NbdkitClientTest {
   @Test
   void pipelined_requestsOverlap_andInFlightIsBounded() throws Exception {
     // every read takes 400 ms in the server: 12 in flight at once take about 400 ms, not 4.8 s
-    try (Served s = Served.nbdkit(dir, "--filter=delay", "memory", "1M", "rdelay=400ms")) {
+    try (NbdServerProcess s = NbdServerProcess.nbdkit(dir, "--filter=delay", "memory", "1M", "rdelay=400ms")) {
       try (NbdClient c = NbdClient.connect(s.uri(""))) {
         long t0 = System.nanoTime();
         List<CompletableFuture<Void>> fs = new ArrayList<>();
@@ -160,7 +161,7 @@ class NbdkitClientTest {
 
   @Test
   void blockStatus_matchesWhatWasWritten() throws Exception {
-    try (Served s = Served.nbdkit(dir, "memory", "16M");
+    try (NbdServerProcess s = NbdServerProcess.nbdkit(dir, "memory", "16M");
         NbdClient c = NbdClient.connect(NbdClientConfig.builder(s.uri("")).metaContexts(CONTEXT_ALLOCATION).build())) {
       assertEquals(List.of(CONTEXT_ALLOCATION), c.metaContexts());
       int mib = 1 << 20;
@@ -200,7 +201,7 @@ class NbdkitClientTest {
   @Test
   void blockStatus_shortReplies_areFollowedUp() throws Exception {
     // the eval plugin answers every extents call with one 4 KiB extent: much less than asked
-    try (Served s = Served.nbdkit(dir, "eval", "get_size=echo 1048576", "pread=dd if=/dev/zero count=$3 iflag=count_bytes",
+    try (NbdServerProcess s = NbdServerProcess.nbdkit(dir, "eval", "get_size=echo 1048576", "pread=dd if=/dev/zero count=$3 iflag=count_bytes",
         "can_extents=exit 0",
         "extents=if [ $(( $4 / 4096 % 2 )) = 0 ]; then echo $4 4096 hole,zero; else echo $4 4096 0; fi");
         NbdClient c = NbdClient.connect(NbdClientConfig.builder(s.uri("")).metaContexts(CONTEXT_ALLOCATION).build())) {
@@ -216,7 +217,7 @@ class NbdkitClientTest {
 
   @Test
   void errors_areTypedWithErrnoOffsetAndUri() throws Exception {
-    try (Served s = Served.nbdkit(dir, "-r", "memory", "1M"); NbdClient c = NbdClient.connect(s.uri(""))) {
+    try (NbdServerProcess s = NbdServerProcess.nbdkit(dir, "-r", "memory", "1M"); NbdClient c = NbdClient.connect(s.uri(""))) {
       assertTrue(c.info().readOnly());
       NbdErrorException e = assertThrows(NbdErrorException.class, () -> c.write(4096, new byte[512]));
       assertEquals("EPERM", e.errnoName());
@@ -230,7 +231,7 @@ class NbdkitClientTest {
       // the connection survives request errors
       assertEquals(16, c.read(0, 16).length);
     }
-    try (Served s = Served.nbdkit(dir, "--filter=error", "memory", "1M", "error=EIO", "error-pread-rate=100%");
+    try (NbdServerProcess s = NbdServerProcess.nbdkit(dir, "--filter=error", "memory", "1M", "error=EIO", "error-pread-rate=100%");
         NbdClient c = NbdClient.connect(s.uri(""))) {
       NbdErrorException e = assertThrows(NbdErrorException.class, () -> c.read(8192, 4096));
       assertEquals(EIO, e.errno());
@@ -240,7 +241,7 @@ class NbdkitClientTest {
 
   @Test
   void list_namesAndDescriptions() throws Exception {
-    try (Served s = Served.nbdkit(dir, "--filter=exportname", "memory", "1M", "exportname=snap-1", "exportname=snap-2",
+    try (NbdServerProcess s = NbdServerProcess.nbdkit(dir, "--filter=exportname", "memory", "1M", "exportname=snap-1", "exportname=snap-2",
         "exportdesc=fixed:nightly", "exportname-list=explicit")) {
       List<ListedExport> l = NbdClient.list(NbdClientConfig.builder(s.uri("")).build());
       assertEquals(List.of(new ListedExport("snap-1", "nightly"), new ListedExport("snap-2", "nightly")), l);
@@ -254,7 +255,7 @@ class NbdkitClientTest {
 
   @Test
   void blockSizes_areHonoured() throws Exception {
-    try (Served s = Served.nbdkit(dir, "--filter=blocksize-policy", "memory", "4M", "blocksize-minimum=4096",
+    try (NbdServerProcess s = NbdServerProcess.nbdkit(dir, "--filter=blocksize-policy", "memory", "4M", "blocksize-minimum=4096",
         "blocksize-preferred=65536", "blocksize-maximum=1M", "blocksize-error-policy=error");
         NbdClient c = NbdClient.connect(s.uri(""))) {
       assertEquals(4096, c.info().minimumBlock());
@@ -269,7 +270,7 @@ class NbdkitClientTest {
 
   @Test
   void oldstyle_isRefusedClearly() throws Exception {
-    try (Served s = Served.nbdkit(dir, "--oldstyle", "memory", "1M")) {
+    try (NbdServerProcess s = NbdServerProcess.nbdkit(dir, "--oldstyle", "memory", "1M")) {
       NbdHandshakeException e = assertThrows(NbdHandshakeException.class, () -> NbdClient.connect(s.uri("")));
       assertTrue(e.getMessage().contains("oldstyle"), e.getMessage());
     }
@@ -277,7 +278,7 @@ class NbdkitClientTest {
 
   @Test
   void unknownExport_isRefused() throws Exception {
-    try (Served s = Served.nbdkit(dir, "--filter=exportname", "memory", "1M", "exportname=a", "exportname-strict=true")) {
+    try (NbdServerProcess s = NbdServerProcess.nbdkit(dir, "--filter=exportname", "memory", "1M", "exportname=a", "exportname-strict=true")) {
       NbdHandshakeException e = assertThrows(NbdHandshakeException.class, () -> NbdClient.connect(s.uri("b")));
       assertEquals(OPT_GO, e.option());
       assertTrue(e.getMessage().contains("b"), e.getMessage());
@@ -286,7 +287,7 @@ class NbdkitClientTest {
 
   @Test
   void noStructuredReplies_simpleRepliesWork() throws Exception {
-    try (Served s = Served.nbdkit(dir, "--no-sr", "memory", "1M");
+    try (NbdServerProcess s = NbdServerProcess.nbdkit(dir, "--no-sr", "memory", "1M");
         NbdClient c = NbdClient.connect(s.uri(""))) {
       assertFalse(c.structuredReplies());
       c.write(100, new byte[] {1, 2, 3});
@@ -298,7 +299,7 @@ class NbdkitClientTest {
 
   @Test
   void replyTimeout_failsThenClosed() throws Exception {
-    try (Served s = Served.nbdkit(dir, "--filter=delay", "memory", "1M", "rdelay=5");
+    try (NbdServerProcess s = NbdServerProcess.nbdkit(dir, "--filter=delay", "memory", "1M", "rdelay=5");
         NbdClient c = NbdClient.connect(NbdClientConfig.builder(s.uri("")).replyTimeout(Duration.ofMillis(500)).build())) {
       long t0 = System.nanoTime();
       assertThrows(NbdTimeoutException.class, () -> c.read(0, 512));
@@ -310,7 +311,7 @@ class NbdkitClientTest {
 
   @Test
   void close_thenRequests_areClosed() throws Exception {
-    try (Served s = Served.nbdkit(dir, "memory", "1M")) {
+    try (NbdServerProcess s = NbdServerProcess.nbdkit(dir, "memory", "1M")) {
       NbdClient c = NbdClient.connect(s.uri(""));
       assertTrue(c.toString().contains(s.uri("")), c.toString());
       c.close();
@@ -322,7 +323,7 @@ class NbdkitClientTest {
 
   @Test
   void multiConn_writesOnOneSeenOnOthers() throws Exception {
-    try (Served s = Served.nbdkit(dir, "memory", "8M")) {
+    try (NbdServerProcess s = NbdServerProcess.nbdkit(dir, "memory", "8M")) {
       List<NbdClient> cs = NbdClient.connectMultiConn(NbdClientConfig.builder(s.uri("")).build(), 4);
       try {
         assertEquals(4, cs.size());
@@ -340,7 +341,7 @@ class NbdkitClientTest {
       }
     }
     // without CAN_MULTI_CONN: one connection only
-    try (Served s = Served.nbdkit(dir, "--filter=multi-conn", "memory", "8M", "multi-conn-mode=disable")) {
+    try (NbdServerProcess s = NbdServerProcess.nbdkit(dir, "--filter=multi-conn", "memory", "8M", "multi-conn-mode=disable")) {
       List<NbdClient> cs = NbdClient.connectMultiConn(NbdClientConfig.builder(s.uri("")).build(), 4);
       assertEquals(1, cs.size());
       cs.get(0).close();
@@ -350,7 +351,7 @@ class NbdkitClientTest {
   @Test
   void copy_wholeExport_sparseAndExact() throws Exception {
     int mib = 1 << 20;
-    try (Served s = Served.nbdkit(dir, "memory", "64M")) {
+    try (NbdServerProcess s = NbdServerProcess.nbdkit(dir, "memory", "64M")) {
       byte[] model = new byte[64 * mib];
       try (NbdClient c = NbdClient.connect(s.uri(""))) {
         for (int m : new int[] {0, 3, 17, 40, 63}) {
@@ -379,7 +380,7 @@ class NbdkitClientTest {
   @Test
   void copy_ranges_overwriteOnlyThose() throws Exception {
     int mib = 1 << 20;
-    try (Served s = Served.nbdkit(dir, "memory", "8M")) {
+    try (NbdServerProcess s = NbdServerProcess.nbdkit(dir, "memory", "8M")) {
       try (NbdClient c = NbdClient.connect(s.uri(""))) {
         c.write(mib, random(1, mib));
       }
@@ -399,7 +400,7 @@ class NbdkitClientTest {
 
   @Test
   void copy_withoutBaseAllocation_readsEverything() throws Exception {
-    try (Served s = Served.nbdkit(dir, "--filter=noextents", "pattern", "6M")) {
+    try (NbdServerProcess s = NbdServerProcess.nbdkit(dir, "--filter=noextents", "pattern", "6M")) {
       Path file = dir.resolve("all.img");
       ExportCopier.Result r = ExportCopier.builder(NbdClientConfig.builder(s.uri("")).build()).connections(2).build().copyTo(file);
       assertEquals(6L << 20, r.bytesRead());
@@ -412,7 +413,7 @@ class NbdkitClientTest {
 
   @Test
   void copy_serverError_failsWithIt() throws Exception {
-    try (Served s = Served.nbdkit(dir, "--filter=error", "memory", "4M", "error=EIO", "error-pread-rate=100%")) {
+    try (NbdServerProcess s = NbdServerProcess.nbdkit(dir, "--filter=error", "memory", "4M", "error=EIO", "error-pread-rate=100%")) {
       NbdErrorException e = assertThrows(NbdErrorException.class,
           () -> ExportCopier.builder(NbdClientConfig.builder(s.uri("")).build()).skipZeroes(false).build().copyTo(dir.resolve("x.img")));
       assertEquals("EIO", e.errnoName());

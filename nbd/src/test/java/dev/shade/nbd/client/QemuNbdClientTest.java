@@ -4,6 +4,7 @@ import static dev.shade.nbd.protocol.Nbd.*;
 import static org.junit.jupiter.api.Assertions.*;
 
 import dev.shade.testing.nbd.Exec;
+import dev.shade.testing.nbd.NbdServerProcess;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
@@ -53,7 +54,7 @@ class QemuNbdClientTest {
     Exec.assumeTools("qemu-nbd");
     Path raw = dir.resolve("disk.raw");
     byte[] model = sparseRaw(raw);
-    try (Served s = Served.qemuNbd(dir, "-r", "-x", "snap", "-f", "raw", raw.toString());
+    try (NbdServerProcess s = NbdServerProcess.qemuNbd(dir, "-r", "-x", "snap", "-f", "raw", raw.toString());
         NbdClient c = NbdClient.connect(NbdClientConfig.builder(s.uri("snap")).metaContexts(CONTEXT_ALLOCATION).build())) {
       assertTrue(c.info().readOnly());
       assertEquals(16L * MIB, c.size());
@@ -90,7 +91,7 @@ class QemuNbdClientTest {
     String out = new String(p.getInputStream().readAllBytes());
     assertEquals(0, p.waitFor(), out);
     byte[] model = new byte[32 * MIB];
-    try (Served s = Served.qemuNbd(dir, "-x", "vol", "-f", "qcow2", qcow.toString());
+    try (NbdServerProcess s = NbdServerProcess.qemuNbd(dir, "-x", "vol", "-f", "qcow2", qcow.toString());
         NbdClient c = NbdClient.connect(s.uri("vol"))) {
       assertFalse(c.info().readOnly());
       byte[] a = random(3, 3 * MIB);
@@ -102,7 +103,7 @@ class QemuNbdClientTest {
       c.flush();
       c.writeZeroes(30L * MIB, MIB, false, false);
     }
-    try (Served s = Served.qemuNbd(dir, "-r", "-A", "-x", "vol", "-f", "qcow2", qcow.toString())) {
+    try (NbdServerProcess s = NbdServerProcess.qemuNbd(dir, "-r", "-A", "-x", "vol", "-f", "qcow2", qcow.toString())) {
       List<String> available = NbdClient.listMetaContexts(NbdClientConfig.builder(s.uri("vol")).build());
       assertTrue(available.contains(CONTEXT_ALLOCATION) && available.contains(DEPTH), available.toString());
       NbdClientConfig cfg = NbdClientConfig.builder(s.uri("vol")).metaContexts(CONTEXT_ALLOCATION, DEPTH).build();
@@ -132,7 +133,7 @@ class QemuNbdClientTest {
     Exec.assumeTools("qemu-nbd");
     Path raw = dir.resolve("disk.raw");
     byte[] model = sparseRaw(raw);
-    try (Served s = Served.qemuNbd(dir, "-r", "-e", "4", "-x", "snap", "-f", "raw", raw.toString())) {
+    try (NbdServerProcess s = NbdServerProcess.qemuNbd(dir, "-r", "-e", "4", "-x", "snap", "-f", "raw", raw.toString())) {
       List<NbdClient> cs = NbdClient.connectMultiConn(NbdClientConfig.builder(s.uri("snap")).build(), 4);
       try {
         assertEquals(4, cs.size(), "qemu-nbd -r -e 4 advertises CAN_MULTI_CONN");

@@ -3,6 +3,7 @@ package dev.shade.nbd.client;
 import static org.junit.jupiter.api.Assertions.*;
 
 import dev.shade.testing.nbd.Exec;
+import dev.shade.testing.nbd.NbdServerProcess;
 import dev.shade.testing.nbd.TestPki;
 import java.nio.file.Path;
 import java.util.List;
@@ -26,9 +27,9 @@ class TlsClientTest {
     pki = TestPki.create(pkiDir);
   }
 
-  private Served nbdkit(boolean tcp) throws Exception {
+  private NbdServerProcess nbdkit(boolean tcp) throws Exception {
     String[] args = {"--tls=require", "--tls-certificates=" + pki.serverDir, "--tls-verify-peer", "memory", "4M"};
-    return tcp ? Served.nbdkitTcp(dir, args) : Served.nbdkit(dir, args);
+    return tcp ? NbdServerProcess.nbdkitTcp(dir, args) : NbdServerProcess.nbdkit(dir, args);
   }
 
   private static void roundTrip(NbdClient c) throws Exception {
@@ -40,14 +41,14 @@ class TlsClientTest {
 
   @Test
   void nbdkitUnix_tlsCertificatesDir_works() throws Exception {
-    try (Served s = nbdkit(false); NbdClient c = NbdClient.connect(s.uri("", true, pki.clientDir))) {
+    try (NbdServerProcess s = nbdkit(false); NbdClient c = NbdClient.connect(s.uri("", true, pki.clientDir))) {
       roundTrip(c);
     }
   }
 
   @Test
   void nbdkitTcp_explicitFiles_pkcs1Key_works() throws Exception {
-    try (Served s = nbdkit(true)) {
+    try (NbdServerProcess s = nbdkit(true)) {
       NbdClientConfig cfg = NbdClientConfig.builder(s.uri("", true, null))
           .tlsCa(pki.clientPkcs1Dir.resolve("ca-cert.pem"))
           .tlsClientCertificate(pki.clientPkcs1Dir.resolve("client-cert.pem"), pki.clientPkcs1Dir.resolve("client-key.pem"))
@@ -66,7 +67,7 @@ class TlsClientTest {
 
   @Test
   void nbdkit_plaintext_isToldTlsIsRequired() throws Exception {
-    try (Served s = nbdkit(false)) {
+    try (NbdServerProcess s = nbdkit(false)) {
       NbdHandshakeException e = assertThrows(NbdHandshakeException.class, () -> NbdClient.connect(s.uri("")));
       assertTrue(e.tlsRequired(), e.getMessage());
       assertTrue(e.getMessage().contains("nbds"), e.getMessage());
@@ -75,7 +76,7 @@ class TlsClientTest {
 
   @Test
   void nbdkit_withoutClientCertificate_isRefused() throws Exception {
-    try (Served s = nbdkit(false)) {
+    try (NbdServerProcess s = nbdkit(false)) {
       NbdHandshakeException e = assertThrows(NbdHandshakeException.class, () -> NbdClient.connect(s.uri("", true, pki.noCertDir)));
       assertTrue(e.getMessage().contains("certificate"), e.getMessage());
     }
@@ -83,7 +84,7 @@ class TlsClientTest {
 
   @Test
   void nbdkit_clientCertificateOfAnotherCa_isRefused() throws Exception {
-    try (Served s = nbdkit(false)) {
+    try (NbdServerProcess s = nbdkit(false)) {
       NbdHandshakeException e = assertThrows(NbdHandshakeException.class, () -> NbdClient.connect(s.uri("", true, pki.otherCaDir)));
       assertTrue(e.getMessage().contains("certificate"), e.getMessage());
     }
@@ -91,7 +92,7 @@ class TlsClientTest {
 
   @Test
   void nbdkit_serverNotSignedByTrustedCa_isRefusedByClient() throws Exception {
-    try (Served s = nbdkit(true)) {
+    try (NbdServerProcess s = nbdkit(true)) {
       NbdHandshakeException e = assertThrows(NbdHandshakeException.class, () -> NbdClient.connect(s.uri("", true, pki.wrongServerCaDir)));
       assertTrue(e.getMessage().contains("TLS"), e.getMessage());
     }
@@ -99,14 +100,14 @@ class TlsClientTest {
 
   @Test
   void nbdkit_list_overTls() throws Exception {
-    try (Served s = nbdkit(false)) {
+    try (NbdServerProcess s = nbdkit(false)) {
       List<ListedExport> l = NbdClient.list(NbdClientConfig.builder(s.uri("", true, pki.clientDir)).build());
       assertFalse(l.isEmpty());
     }
   }
 
-  private Served qemu(Path image) throws Exception {
-    return Served.qemuNbdTcp(dir, "--object", "tls-creds-x509,id=tls0,dir=" + pki.serverDir + ",endpoint=server,verify-peer=on",
+  private NbdServerProcess qemu(Path image) throws Exception {
+    return NbdServerProcess.qemuNbdTcp(dir, "--object", "tls-creds-x509,id=tls0,dir=" + pki.serverDir + ",endpoint=server,verify-peer=on",
         "--tls-creds", "tls0", "-x", "snap", "-f", "raw", image.toString());
   }
 
@@ -117,7 +118,7 @@ class TlsClientTest {
     try (java.io.RandomAccessFile f = new java.io.RandomAccessFile(image.toFile(), "rw")) {
       f.setLength(4 << 20);
     }
-    try (Served s = qemu(image)) {
+    try (NbdServerProcess s = qemu(image)) {
       try (NbdClient c = NbdClient.connect(s.uri("snap", true, pki.clientDir))) {
         roundTrip(c);
       }

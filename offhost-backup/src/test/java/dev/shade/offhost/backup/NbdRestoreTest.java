@@ -9,6 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.shade.nbd.client.NbdClientConfig;
 import dev.shade.offhost.tape.LibraryConfig;
 import dev.shade.offhost.tape.VirtualTapeLibrary;
+import dev.shade.testing.nbd.NbdServerProcess;
 import dev.shade.testing.nbd.TestPki;
 import java.io.IOException;
 import java.nio.file.Files;
