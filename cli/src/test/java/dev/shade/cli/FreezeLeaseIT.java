@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.shade.provider.Volume;
+import dev.shade.testing.CloseAfterEach;
 import dev.shade.testing.live.AckLog;
 import dev.shade.testing.live.LiveSqlite;
 import dev.shade.testing.live.NbdMount;
@@ -13,16 +14,14 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.Deque;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Supplier;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -77,26 +76,7 @@ class FreezeLeaseIT {
 
   @TempDir Path tmp;
   /** What to take down after the test, newest first. */
-  private final Deque<AutoCloseable> teardown = new ArrayDeque<>();
-
-  @AfterEach
-  void tearDown() throws Exception {
-    Exception first = null;
-    while (!teardown.isEmpty()) {
-      try {
-        teardown.pop().close();
-      } catch (Exception e) {
-        if (first == null) {
-          first = e;
-        } else {
-          first.addSuppressed(e);
-        }
-      }
-    }
-    if (first != null) {
-      throw first;
-    }
-  }
+  @RegisterExtension final CloseAfterEach teardown = new CloseAfterEach();
 
   @Test
   void hungFreezeHook_isKilledAtTheLimit_theDatabaseThawsWithinIt_andNoSnapshotIsLeft() throws Exception {

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.shade.testing.CloseAfterEach;
 import dev.shade.testing.live.AckLog;
 import dev.shade.testing.live.Counter;
 import dev.shade.testing.live.LivePostgres;
@@ -12,13 +13,11 @@ import dev.shade.testing.live.LoopMount;
 import dev.shade.testing.live.NbdMount;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayDeque;
-import java.util.Deque;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -45,26 +44,7 @@ class LiveVolumesIT {
 
   @TempDir Path tmp;
   /** What to take down after the test, newest first. */
-  private final Deque<AutoCloseable> teardown = new ArrayDeque<>();
-
-  @AfterEach
-  void tearDown() throws Exception {
-    Exception first = null;
-    while (!teardown.isEmpty()) {
-      try {
-        teardown.pop().close();
-      } catch (Exception e) {
-        if (first == null) {
-          first = e;
-        } else {
-          first.addSuppressed(e);
-        }
-      }
-    }
-    if (first != null) {
-      throw first;
-    }
-  }
+  @RegisterExtension final CloseAfterEach teardown = new CloseAfterEach();
 
   @Test
   void snapshotSetWithoutWriters_ofPostgresDataAndWal_recoversWithEveryCommitAcknowledgedBefore() throws Exception {

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.shade.testing.CloseAfterEach;
 import dev.shade.testing.Tools;
 import dev.shade.testing.live.NbdMount;
 import dev.shade.testing.live.NetNamespace;
@@ -19,14 +20,12 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.Deque;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -56,26 +55,7 @@ class TwoHostsIT {
 
   @TempDir Path tmp;
   /** What to take down after the test, newest first. */
-  private final Deque<AutoCloseable> teardown = new ArrayDeque<>();
-
-  @AfterEach
-  void tearDown() throws Exception {
-    Exception first = null;
-    while (!teardown.isEmpty()) {
-      try {
-        teardown.pop().close();
-      } catch (Exception e) {
-        if (first == null) {
-          first = e;
-        } else {
-          first.addSuppressed(e);
-        }
-      }
-    }
-    if (first != null) {
-      throw first;
-    }
-  }
+  @RegisterExtension final CloseAfterEach teardown = new CloseAfterEach();
 
   @Test
   void backupServerInItsOwnNamespace_fullAndIncrementalOverTls_backupCompleteReachesTheWriters() throws Exception {
