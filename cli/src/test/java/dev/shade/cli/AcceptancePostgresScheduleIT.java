@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.shade.testing.CloseAfterEach;
 import dev.shade.testing.Command;
 import dev.shade.testing.live.AckLog;
 import dev.shade.testing.live.Counter;
@@ -18,9 +19,9 @@ import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -62,12 +63,7 @@ class AcceptancePostgresScheduleIT {
   private static final int LOAD_SECONDS = 48;
 
   @TempDir Path tmp;
-  private final CloseStack teardown = new CloseStack();
-
-  @AfterEach
-  void tearDown() throws Exception {
-    teardown.close();
-  }
+  @RegisterExtension final CloseAfterEach teardown = new CloseAfterEach();
 
   @Test
   void scheduledSnapshotSetsWithWriters_underLoad_eachStartsFromItsBackupLabelWithExactlyTheCommittedCounter()
@@ -161,7 +157,7 @@ class AcceptancePostgresScheduleIT {
         assertEquals(0, fsck.exitCode(), () -> name + ": the frozen filesystem in " + img + " is clean: " + fsck);
       }
       t = lap(seconds, 1, t);
-      try (CloseStack copy = new CloseStack()) {
+      try (CloseAfterEach copy = new CloseAfterEach()) {
         LoopMount dataCopy = copy.push(LoopMount.mount(dataImg, copies.resolve("mnt/data"), false, ""));
         LoopMount walCopy = copy.push(LoopMount.mount(walImg, copies.resolve("mnt/wal"), false, ""));
         Cli.run("snapshot", "metadata", data, name, "--write-to", dataCopy.mountPoint()).ok();

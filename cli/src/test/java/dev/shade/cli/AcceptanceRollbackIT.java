@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.shade.testing.CloseAfterEach;
 import dev.shade.testing.live.LivePostgres;
 import dev.shade.testing.live.NbdMount;
 import java.nio.file.Files;
@@ -12,9 +13,9 @@ import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -44,12 +45,7 @@ class AcceptanceRollbackIT {
   private static final int ROWS = 5000;
 
   @TempDir Path tmp;
-  private final CloseStack teardown = new CloseStack();
-
-  @AfterEach
-  void tearDown() throws Exception {
-    teardown.close();
-  }
+  @RegisterExtension final CloseAfterEach teardown = new CloseAfterEach();
 
   @Test
   void rollbackThroughTheAgent_afterDroppingATable_bringsItBack_andRollingBackTheRollbackBringsTheDropBack()

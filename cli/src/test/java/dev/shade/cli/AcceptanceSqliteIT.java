@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.shade.testing.CloseAfterEach;
 import dev.shade.testing.Command;
 import dev.shade.testing.live.AckLog;
 import dev.shade.testing.live.LiveSqlite;
@@ -15,9 +16,9 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -41,12 +42,7 @@ class AcceptanceSqliteIT {
   private static final long PAUSE_MILLIS = 200;
 
   @TempDir Path tmp;
-  private final CloseStack teardown = new CloseStack();
-
-  @AfterEach
-  void tearDown() throws Exception {
-    teardown.close();
-  }
+  @RegisterExtension final CloseAfterEach teardown = new CloseAfterEach();
 
   @Test
   void snapshotsWithSqliteAndFsWriters_ofAWalModeDatabase_passIntegrityCheckWithExactlyTheCommittedCounter()

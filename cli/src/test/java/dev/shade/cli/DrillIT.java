@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.shade.testing.CloseAfterEach;
 import dev.shade.testing.Tools;
 import dev.shade.testing.live.LivePostgres;
 import dev.shade.testing.live.NbdMount;
@@ -23,9 +24,9 @@ import java.util.List;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
 import java.util.zip.CRC32C;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -41,12 +42,7 @@ import org.junit.jupiter.api.io.TempDir;
 class DrillIT {
   private static final int MiB = 1024 * 1024;
   @TempDir Path tmp;
-  private final CloseStack teardown = new CloseStack();
-
-  @AfterEach
-  void tearDown() throws Exception {
-    teardown.close();
-  }
+  @RegisterExtension final CloseAfterEach teardown = new CloseAfterEach();
 
   /** A volume of {@code size} served by an agent and mounted (ext4) at {@code tmp/mnt/NAME}. */
   private NbdMount servedVolume(String name, String size) throws Exception {
