@@ -804,21 +804,30 @@ public final class Catalog implements Closeable {
     try (PreparedStatement p = db.prepareStatement("INSERT INTO verifications (run_started, job_id, archive_id,"
         + " cartridge, file_number, verified, outcome, bytes, millis, chunk, error) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
         + " RETURNING id")) {
-      p.setString(1, v.runStarted().toString());
-      p.setLong(2, v.jobId());
-      p.setLong(3, v.archiveId());
-      p.setString(4, v.cartridge());
-      p.setInt(5, v.fileNumber());
-      p.setString(6, v.verified().toString());
-      p.setString(7, v.outcome());
-      p.setLong(8, v.bytes());
-      p.setLong(9, Math.round(v.seconds() * 1000));
-      p.setString(10, v.chunk());
-      p.setString(11, v.error());
+      setVerification(p, 1, v);
       return insertReturningId(p);
     } catch (SQLException e) {
       throw failure("record the verification of job " + v.jobId(), e);
     }
+  }
+
+  /**
+   * Sets the verifications columns run_started ... error (11 of them, in the order of
+   * addVerification) from parameter {@code first}.
+   */
+  private static void setVerification(PreparedStatement p, int first, VerificationRecord v) throws SQLException {
+    int i = first;
+    p.setString(i++, v.runStarted().toString());
+    p.setLong(i++, v.jobId());
+    p.setLong(i++, v.archiveId());
+    p.setString(i++, v.cartridge());
+    p.setInt(i++, v.fileNumber());
+    p.setString(i++, v.verified().toString());
+    p.setString(i++, v.outcome());
+    p.setLong(i++, v.bytes());
+    p.setLong(i++, Math.round(v.seconds() * 1000));
+    p.setString(i++, v.chunk());
+    p.setString(i, v.error());
   }
 
   /** Every verification, oldest first. */
@@ -1006,17 +1015,7 @@ public final class Catalog implements Closeable {
         + " cartridge, file_number, verified, outcome, bytes, millis, chunk, error, record_cartridge, record_file)"
         + " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)")) {
       p.setLong(1, v.id());
-      p.setString(2, v.runStarted().toString());
-      p.setLong(3, v.jobId());
-      p.setLong(4, v.archiveId());
-      p.setString(5, v.cartridge());
-      p.setInt(6, v.fileNumber());
-      p.setString(7, v.verified().toString());
-      p.setString(8, v.outcome());
-      p.setLong(9, v.bytes());
-      p.setLong(10, Math.round(v.seconds() * 1000));
-      p.setString(11, v.chunk());
-      p.setString(12, v.error());
+      setVerification(p, 2, v);
       p.setString(13, record.cartridge());
       p.setInt(14, record.fileNumber());
       p.executeUpdate();
