@@ -11,10 +11,9 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -29,25 +28,10 @@ class RestoreTargetsTest {
   private static final int MiB = 1024 * 1024;
   /** Shared by the tests (backed up once); each test uses names of its own in it. */
   @TempDir static Path tmp;
-  private static final List<AgentProcess> agents = new ArrayList<>();
+  @RegisterExtension static final Leftovers started = new Leftovers();
   private static Path lib;
   /** The incremental's snapshot, as 'shade snapshot export' wrote it. */
   private static byte[] s2;
-
-  @AfterEach
-  void stopAgents() throws Exception {
-    for (AgentProcess a : agents) {
-      if (a.process().isAlive()) {
-        a.kill();
-      }
-    }
-    agents.clear();
-  }
-
-  @AfterAll
-  static void stopAll() throws Exception {
-    new RestoreTargetsTest().stopAgents();
-  }
 
   /** db (8 MiB): s1 with data at [0, 3) MiB and [5, 6) MiB; s2 with [1, 2) MiB zeroed and 64 KiB at 6 MiB. */
   @BeforeAll
@@ -59,7 +43,7 @@ class RestoreTargetsTest {
     Cli.run("tape", "library", "create", lib, "--slots", "2", "--capacity", "256M").ok();
     Path control = tmp.resolve("db-control.sock");
     Path nbd = tmp.resolve("db-nbd.sock");
-    agents.add(AgentProcess.start(tmp, List.of(db, "--control-socket", control, "--socket", nbd), control));
+    AgentProcess agent = started.agent(tmp, control, nbd, List.of(db));
     Cli.run("snapshot", "create", db, "--name", "s1").ok();
     Cli.run("backup", "run", "--source", "nbd+unix:///db@s1?socket=" + nbd, "--library", lib, "--chunk-size", "1M")
         .ok();
@@ -73,7 +57,7 @@ class RestoreTargetsTest {
     Cli.run("snapshot", "export", db, "s2", export).ok();
     s2 = Files.readAllBytes(export);
     assertEquals(8 * MiB, s2.length);
-    agents.get(0).stop();
+    agent.stop();
   }
 
   private static Cli.Result restore(Object to, Object... more) {
@@ -187,8 +171,7 @@ class RestoreTargetsTest {
     Path tgt = filledVolume("tgt", "8M", 8 * MiB);
     Path control = tmp.resolve("tgt-control.sock");
     Path nbd = tmp.resolve("tgt-nbd.sock");
-    AgentProcess agent = AgentProcess.start(tmp, List.of(tgt, "--control-socket", control, "--socket", nbd), control);
-    agents.add(agent);
+    AgentProcess agent = started.agent(tmp, control, nbd, List.of(tgt));
 
     Cli.Result held = restore(tgt, "--force");
     assertEquals(ExitCodes.FAILURE, held.code(), held::toString);
@@ -208,7 +191,7 @@ class RestoreTargetsTest {
     Path tgt = filledVolume("ro", "8M", 8 * MiB);
     Path control = tmp.resolve("ro-control.sock");
     Path nbd = tmp.resolve("ro-nbd.sock");
-    agents.add(AgentProcess.start(tmp, List.of(tgt, "--control-socket", control, "--socket", nbd), control));
+    started.agent(tmp, control, nbd, List.of(tgt));
     Cli.run("snapshot", "create", tgt, "--name", "snap").ok();
     Cli.Result r = restore("nbd+unix:///ro@snap?socket=" + nbd);
     assertEquals(ExitCodes.FAILURE, r.code(), r::toString);

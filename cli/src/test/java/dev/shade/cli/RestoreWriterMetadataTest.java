@@ -12,10 +12,9 @@ import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -34,26 +33,11 @@ class RestoreWriterMetadataTest {
       + "\"15/main/backup_label\",\"content\":" + quoted(LABEL) + ",\"mode\":384},{\"path\":"
       + "\"15/main/tablespace_map\",\"content\":\"\",\"mode\":384}],\"facts\":{\"lsn\":\"0/2000100\"}}]";
   @TempDir static Path tmp;
-  private static final List<AgentProcess> agents = new ArrayList<>();
+  @RegisterExtension static final Leftovers started = new Leftovers();
   private static Path lib;
   /** The snapshot as 'shade snapshot export' wrote it, and its descriptor. */
   private static byte[] image;
   private static JsonNode exported;
-
-  @AfterEach
-  void stopAgents() throws Exception {
-    for (AgentProcess a : agents) {
-      if (a.process().isAlive()) {
-        a.kill();
-      }
-    }
-    agents.clear();
-  }
-
-  @AfterAll
-  static void stopAll() throws Exception {
-    new RestoreWriterMetadataTest().stopAgents();
-  }
 
   @BeforeAll
   static void backUp() throws Exception {
@@ -63,7 +47,7 @@ class RestoreWriterMetadataTest {
     Cli.run("tape", "library", "create", lib, "--slots", "2", "--capacity", "64M").ok();
     Path control = tmp.resolve("db-control.sock");
     Path nbd = tmp.resolve("db-nbd.sock");
-    agents.add(AgentProcess.start(tmp, List.of(db, "--control-socket", control, "--socket", nbd), control));
+    AgentProcess agent = started.agent(tmp, control, nbd, List.of(db));
     Cli.run("snapshot", "create", db, "--name", "nightly", "--attribute", "shade.writers=" + WRITERS).ok();
     Path meta = tmp.resolve("nightly.json");
     Files.writeString(meta, Cli.run("snapshot", "show", db, "nightly", "--json").ok().out());
@@ -72,7 +56,7 @@ class RestoreWriterMetadataTest {
     Path export = tmp.resolve("export.img");
     exported = Cli.run("snapshot", "export", db, "nightly", export, "--json").ok().json();
     image = Files.readAllBytes(export);
-    agents.get(0).stop();
+    agent.stop();
   }
 
   private static String quoted(String s) {
@@ -192,7 +176,7 @@ class RestoreWriterMetadataTest {
     Path tgt = TestVolumes.create(tmp.resolve("tgt"), "4M");
     Path control = tmp.resolve("tgt-control.sock");
     Path nbd = tmp.resolve("tgt-nbd.sock");
-    agents.add(AgentProcess.start(tmp, List.of(tgt, "--control-socket", control, "--socket", nbd), control));
+    started.agent(tmp, control, nbd, List.of(tgt));
     String uri = "nbd+unix:///tgt?socket=" + nbd;
 
     Cli.Result text = restore(uri).ok();
