@@ -352,8 +352,10 @@ final class CowWriter {
       ByteBuffer[] olds = new ByteBuffer[n];
       if (!copyOld(need, n, slots, crcs, direct, olds)) {
         commitCopies(newest, need, n, slots, crcs, direct);
-        settleHeld(offset >>> blockShift, (offset + data.remaining() - 1) >>> blockShift);
-        locks.awaitUnpinned(offset >>> blockShift, (offset + data.remaining() - 1) >>> blockShift); // as in change
+        long first = offset >>> blockShift;
+        long last = (offset + data.remaining() - 1) >>> blockShift;
+        settleHeld(first, last);
+        locks.awaitUnpinned(first, last); // as in change
         change.apply();
         wrote(data.remaining());
         return;

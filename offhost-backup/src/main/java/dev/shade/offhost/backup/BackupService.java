@@ -136,9 +136,8 @@ public final class BackupService {
         request.pool(), chunkSize, started, owner);
     ImageArchiveWriter.Result written;
     try {
-      ImageArchiveWriter.PieceOutput out = tape;
       try {
-        written = ImageArchiveWriter.write(out, blockSize, header, jobId, offsets, source, progress);
+        written = ImageArchiveWriter.write(tape, blockSize, header, jobId, offsets, source, progress);
       } catch (EndOfMediumException e) {
         tape.abort(e);
         throw new BackupException("archive of " + id + " does not fit: " + tape.trailerTooSmall(tape.piece()), e);

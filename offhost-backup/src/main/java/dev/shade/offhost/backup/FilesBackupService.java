@@ -77,9 +77,8 @@ public final class FilesBackupService {
         filesystem = a.filesystem();
         FilesManifest header = new FilesManifest(id.volume(), id.volumeUuid(), id.snapshot(), id.snapshotId(),
             id.created(), id.size(), filesystem, blockSize, started, null, null, request.writerMetadata());
-        ImageArchiveWriter.PieceOutput out = tape;
         try {
-          written = FilesArchiveWriter.write(out, blockSize, a.root(), header, jobId, acls, partBytes,
+          written = FilesArchiveWriter.write(tape, blockSize, a.root(), header, jobId, acls, partBytes,
               tape::roomBeforeEarlyWarning, progress::update);
         } catch (EndOfMediumException e) {
           tape.abort(e);

@@ -283,8 +283,7 @@ final class VolumeExport implements NbdExport {
   @Override
   public SendView sendView(long offset, int length) {
     if (snapshot == null) {
-      ByteBuffer v = volume.residentView(offset, length);
-      return v == null ? null : SendView.of(v);
+      return NbdExport.super.sendView(offset, length); // residentView, the origin's
     }
     PinnedBytes p = volume.pinSnapshotBytes(snapshotRef, offset, length);
     return p == null ? null : new PinnedSend(p);
