@@ -10,6 +10,7 @@ import dev.shade.offhost.agent.AgentSnapshots;
 import dev.shade.offhost.agent.BackupCompleteOutcome;
 import dev.shade.offhost.backup.BackupService;
 import dev.shade.offhost.backup.Catalog;
+import dev.shade.offhost.backup.ChunkChecksum;
 import dev.shade.offhost.backup.FilesBackupService;
 import dev.shade.offhost.backup.VerifyService;
 import dev.shade.offhost.backup.NbdSnapshotSource;
@@ -117,6 +118,13 @@ final class BackupCommand extends CommandGroup {
             + "(default: ${DEFAULT-VALUE}).")
     String compress;
 
+    @Option(names = "--checksum", paramLabel = "ALG",
+        description = "crc32c or sha256: each chunk's checksum in the manifest and the catalog, checked by every "
+            + "restore and verify. CRC-32C (what a drive's logical block protection uses) finds damaged media at a "
+            + "tenth of SHA-256's CPU; SHA-256 for those who want a cryptographic digest of each chunk. --format "
+            + "image only; a files archive has each file's SHA-256 (default: crc32c).")
+    String checksum;
+
     @Option(names = "--metadata", paramLabel = "FILE",
         description = "The snapshot's 'shade snapshot show --json' (or the control API's snapshot-show) document; "
             + "its attributes' shade.writers go into the manifest as the writer metadata.")
@@ -142,7 +150,8 @@ final class BackupCommand extends CommandGroup {
 
     @Option(names = "--json", description = "Print one JSON object: jobId, volume, volumeUuid, snapshot, snapshotId, "
         + "level, requestedLevel, fallback, baseSnapshotId, baseSnapshot, cartridge, labelled, fileNumber, "
-        + "compression (none or zstd:LEVEL), archiveBytes (on tape), dataBytes (the chunks' bytes), bytesRead, "
+        + "compression (none or zstd:LEVEL), checksum (crc32c or sha-256), archiveBytes (on tape), dataBytes (the "
+        + "chunks' bytes), bytesRead, "
         + "chunks, zeroChunks, seconds, metadataSource (agent, file or null), "
         + "verified ({chunks, bytes, seconds} of the read-back, or null) and backupComplete ({ok, writers, error}, "
         + "or null without --agent), pieces: [{piece, cartridge, fileNumber, bytes, firstOffset, endOffset, chunks}] "
@@ -155,6 +164,10 @@ final class BackupCommand extends CommandGroup {
       int zstdLevel = zstdLevel(compress);
       if (zstdLevel > 0 && !format.equals(Catalog.FORMAT_IMAGE)) {
         throw usage("--compress " + compress + " goes only with --format image, not --format " + format);
+      }
+      if (checksum != null && !format.equals(Catalog.FORMAT_IMAGE)) {
+        throw usage("--checksum " + checksum + " goes only with --format image: a files archive has each file's "
+            + "SHA-256");
       }
       if (format.equals(Catalog.FORMAT_FILES)) {
         return files();
@@ -174,7 +187,7 @@ final class BackupCommand extends CommandGroup {
         }
         // validated here, with the metadata to be filled in below
         request = new BackupService.Request(pool, level, (int) Math.min(Integer.MAX_VALUE, chunkSize), fileMetadata,
-            zstdLevel);
+            zstdLevel, checksum == null ? ChunkChecksum.DEFAULT : ChunkChecksum.parse(checksum));
       } catch (IllegalArgumentException e) {
         throw usage(e.getMessage());
       }
@@ -203,7 +216,7 @@ final class BackupCommand extends CommandGroup {
             JsonNode shown = AgentSnapshots.show(c, src.identity());
             if (fileMetadata == null) {
               request = new BackupService.Request(pool, level, request.chunkSize(), AgentSnapshots.writerMetadata(shown),
-                  request.zstdLevel());
+                  request.zstdLevel(), request.checksum());
               metadataSource = "agent";
             } else {
               note.accept("writer metadata from " + metadata + ", not from the agent");
@@ -248,7 +261,8 @@ final class BackupCommand extends CommandGroup {
             .put("volumeUuid", r.snapshot().volumeUuid()).put("snapshot", r.snapshot().snapshot())
             .put("snapshotId", r.snapshot().snapshotId()).put("size", r.snapshot().size()).put("level", r.level())
             .put("requestedLevel", r.requestedLevel()).put("fallback", r.fallback())
-            .put("compression", compress.equals("none") ? "none" : "zstd:" + request.zstdLevel());
+            .put("compression", compress.equals("none") ? "none" : "zstd:" + request.zstdLevel())
+            .put("checksum", request.checksum().id());
         if (r.baseSnapshotId() >= 0) {
           o.put("baseSnapshotId", r.baseSnapshotId()).put("baseSnapshot", r.baseSnapshot());
         } else {

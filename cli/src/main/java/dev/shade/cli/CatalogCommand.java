@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.shade.offhost.backup.Catalog;
 import dev.shade.offhost.backup.CatalogLocation;
 import dev.shade.offhost.backup.CatalogRebuild;
+import dev.shade.offhost.backup.ChunkChecksum;
 import dev.shade.offhost.backup.ChunkEntry;
 import dev.shade.offhost.backup.PieceEntry;
 import dev.shade.offhost.backup.TapeRecords;
@@ -46,7 +47,8 @@ final class CatalogCommand extends CommandGroup {
         .put("message", j.message()).put("bytes", j.bytes());
     if (j.archive() != null) {
       o.putObject("archive").put("cartridge", j.archive().cartridge()).put("fileNumber", j.archive().fileNumber())
-          .put("bytes", j.archive().bytes()).put("manifestSha256", j.archive().manifestSha256());
+          .put("bytes", j.archive().bytes()).put("manifestSha256", j.archive().manifestSha256())
+          .put("chunkChecksum", j.archive().chunkChecksum());
     } else {
       o.putNull("archive");
     }
@@ -225,7 +227,8 @@ final class CatalogCommand extends CommandGroup {
     @Option(names = "--json", description = "Print one JSON object: {library, catalog, jobs: [{jobId, volume, volumeUuid, "
         + "snapshot, snapshotId, size, format (image or files), level, baseSnapshotId, baseJobId, pool, chunkSize, "
         + "started, ended, outcome, "
-        + "message, bytes, archive: {cartridge, fileNumber, bytes, manifestSha256}}]}.")
+        + "message, bytes, archive: {cartridge, fileNumber, bytes, manifestSha256, chunkChecksum (crc32c or sha-256: the checksum of "
+        + "its chunks)}}]}.")
     boolean json;
 
     @Option(names = "--drills", description = "Also list the drills and verifications (as shade catalog drills); "
@@ -313,7 +316,7 @@ final class CatalogCommand extends CommandGroup {
 
     @Option(names = "--json", description = "Print one JSON object: the job as 'catalog list --json' has it, plus "
         + "record: {cartridge, fileNumber} (its record on tape), pieces: [{piece, cartridge, fileNumber, bytes, "
-        + "firstOffset, endOffset, chunks}], chunks: [{offset, length, sha256, zero, piece}], verifications: [as "
+        + "firstOffset, endOffset, chunks}], chunks: [{offset, length, checksum (of the archive's chunkChecksum), zero, piece}], verifications: [as "
         + "shade verify --json's archives] and drills: [as shade drill --json] that restored this job.")
     boolean json;
 
@@ -353,7 +356,7 @@ final class CatalogCommand extends CommandGroup {
           pieces.forEach(p -> pa.add(pieceJson(p)));
           ArrayNode ca = o.putArray("chunks");
           for (ChunkEntry ch : chunks) {
-            ca.addObject().put("offset", ch.offset()).put("length", ch.length()).put("sha256", ch.sha256())
+            ca.addObject().put("offset", ch.offset()).put("length", ch.length()).put("checksum", ch.checksum())
                 .put("zero", ch.zero()).put("piece", pieceOf(pieces, ch.offset()));
           }
           history(o, c, j);
@@ -378,10 +381,11 @@ final class CatalogCommand extends CommandGroup {
           for (ChunkEntry ch : chunks) {
             zero += ch.zero() ? 1 : 0;
           }
-          out().printf("  archive:   %s of tape, %s of data in %d chunk%s%s, manifest SHA-256 %s%n",
+          out().printf("  archive:   %s of tape, %s of data in %d chunk%s%s (%s), manifest SHA-256 %s%n",
               Sizes.format(j.archive().bytes()), Sizes.format(j.bytes()), chunks.size() - zero,
               chunks.size() - zero == 1 ? "" : "s", zero == 0 ? "" : " (and " + zero + " zero)",
-              j.archive().manifestSha256());
+              Catalog.FORMAT_FILES.equals(j.format()) ? "each file's SHA-256 in its manifest"
+                  : ChunkChecksum.describe(j.archive().chunkChecksum()) + " of each", j.archive().manifestSha256());
           out().printf("  pieces:%n  %5s  %-12s %4s  %10s  %-37s %s%n", "piece", "cartridge", "file", "bytes",
               "image offsets", "chunks");
           for (PieceEntry p : pieces) {

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.shade.testing.Tools;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -93,6 +94,7 @@ class BackupCommandTest {
     assertImagesEqual(s1Export, x.resolve("image.img"));
     String manifest = Files.readString(x.resolve("manifest.json"));
     assertTrue(manifest.contains("\"writerMetadata\""), manifest);
+    assertEmergencyChecksums(x, new com.fasterxml.jackson.databind.ObjectMapper().readTree(manifest));
     assertEquals("image", Cli.run("tape", "list", lib, "--json").ok().json().get("cartridges").get(0)
         .get("files").get(1).get("kind").asText());
 
@@ -111,7 +113,7 @@ class BackupCommandTest {
     agent.stop();
     Path cart = lib.resolve("slot-0001.tape");
     byte[] image = Files.readAllBytes(s1Export);
-    // in chunk 7, with the cartridge's own record CRC made to match: the chunk's SHA-256 catches it
+    // in chunk 7, with the cartridge's own record CRC made to match: the chunk's own checksum (CRC-32C) catches it
     byte[] tape = Files.readAllBytes(cart);
     int at = indexOf(tape, Arrays.copyOfRange(image, 7 * MiB + 512 * 1024, 7 * MiB + 512 * 1024 + 64));
     tape[at + 10] ^= 0x20;
@@ -121,7 +123,7 @@ class BackupCommandTest {
     Cli.Result damaged = Cli.run("restore", "--volume", "db", "--snapshot", "s1", "--library", lib, "--to", bad);
     assertEquals(ExitCodes.FAILURE, damaged.code(), damaged::toString);
     assertTrue(damaged.err().contains("cartridge SHD001, tape file 1") && damaged.err().contains("data/0000000000700000")
-        && damaged.err().contains("SHA-256"), damaged::toString);
+        && damaged.err().contains("CRC-32C"), damaged::toString);
     assertFalse(Files.exists(bad), "a failed restore leaves no file");
     // in chunk 5, as it is: the cartridge's record CRC catches it, and the chunk being read is named
     tape = Files.readAllBytes(cart);
@@ -153,6 +155,23 @@ class BackupCommandTest {
       pos += 16 + len;
     }
     throw new AssertionError("no frame holds byte " + at);
+  }
+
+  /**
+   * The emergency check of docs/tape-format.md in {@code x}, where an archive was extracted (and its
+   * {@code .zst} members decompressed): {@code rhash --crc32c} prints each chunk's CRC-32C as
+   * {@code manifest} lists it.
+   */
+  static void assertEmergencyChecksums(Path x, JsonNode manifest) throws Exception {
+    Tools.require("rhash", "rhash");
+    assertEquals("crc32c", manifest.get("checksum").asText());
+    java.util.Map<String, String> listed = new java.util.TreeMap<>();
+    manifest.get("chunks").forEach(c -> listed.put(c.get("member").asText().replace(".zst", ""),
+        c.get("crc32c").asText()));
+    java.util.Map<String, String> printed = new java.util.TreeMap<>();
+    bash("cd '" + x + "' && rhash --crc32c data/*").lines().map(l -> l.trim().split("\\s+"))
+        .forEach(f -> printed.put(f[1], f[0]));
+    assertEquals(listed, printed);
   }
 
   /** The rebuild of docs/tape-format.md, in the directory where the archive was extracted. */
@@ -189,7 +208,7 @@ class BackupCommandTest {
         + shadeArgsAndPipe);
   }
 
-  private static String bash(String script) throws Exception {
+  static String bash(String script) throws Exception {
     ProcessBuilder pb = new ProcessBuilder("bash", "-c", "set -eo pipefail; " + script);
     pb.environment().put("CP", System.getProperty("java.class.path"));
     Process p = pb.start();

@@ -92,11 +92,12 @@ class BackupCompressCommandTest {
         listing);
     shell("tape cat '" + lib + "' SHD001 " + file + " | (cd '" + x + "' && tar -x)");
     JsonNode manifest = new ObjectMapper().readTree(x.resolve("manifest.json").toFile());
-    assertEquals("shade-image-2", manifest.get("format").asText());
+    assertEquals("shade-image-3", manifest.get("format").asText(), "CRC-32C checksums");
     assertEquals("zstd", manifest.get("compression").asText());
     assertEquals(3, manifest.get("compressionLevel").asInt());
     bash("cd '" + x + "' && " + REBUILD);
     assertImagesEqual(s1Export, x.resolve("image.img"));
+    BackupCommandTest.assertEmergencyChecksums(x, manifest);
   }
 
   @Test
@@ -112,6 +113,13 @@ class BackupCompressCommandTest {
       assertEquals(2, r.code(), r::toString);
       assertTrue(r.err().contains("--compress"), r::toString);
     }
+    Cli.Result md5 = Cli.run("backup", "run", "--source", src, "--library", lib, "--checksum", "md5");
+    assertEquals(2, md5.code(), md5::toString);
+    assertTrue(md5.err().contains("checksum must be crc32c or sha256: md5"), md5::toString);
+    Cli.Result filesSha = Cli.run("backup", "run", "--source", src, "--library", lib, "--format", "files",
+        "--checksum", "sha256");
+    assertEquals(2, filesSha.code(), filesSha::toString);
+    assertTrue(filesSha.err().contains("--checksum sha256 goes only with --format image"), filesSha::toString);
   }
 
   /** The rebuild of a compressed archive in docs/tape-format.md, where the archive was extracted. */

@@ -196,7 +196,7 @@ class DrillIT {
     Cli.Result bad = Cli.run("verify", "--library", lib, "--cartridge", "SHD001");
     assertEquals(ExitCodes.FAILURE, bad.code(), bad::toString);
     assertTrue(bad.err().contains("cartridge SHD001, tape file 1") && bad.err().contains(member)
-        && bad.err().contains("SHA-256"), () -> member + ": " + bad);
+        && bad.err().contains("CRC-32C"), () -> member + ": " + bad);
     JsonNode verifications = Cli.run("catalog", "drills", lib, "--json").ok().json().get("verifications");
     // this run: the full (tape file 1) failed, the incremental (tape file 2) passed
     JsonNode full = verifications.get(verifications.size() - 2);

@@ -28,15 +28,22 @@ public final class BackupService {
   /**
    * What to back up how: {@code level} is {@code full}, {@code incremental} or {@code auto};
    * {@code zstdLevel} 1..19 compresses each chunk with zstd at that level (on the backup server's
-   * hashing threads), 0 stores chunks plain.
+   * hashing threads), 0 stores chunks plain; {@code checksum} is the chunks' checksum.
    */
-  public record Request(String pool, String level, int chunkSize, JsonNode writerMetadata, int zstdLevel) {
-    /** A request that stores chunks plain. */
+  public record Request(String pool, String level, int chunkSize, JsonNode writerMetadata, int zstdLevel,
+      ChunkChecksum checksum) {
+    /** A request that stores chunks plain, with the default checksum. */
     public Request(String pool, String level, int chunkSize, JsonNode writerMetadata) {
       this(pool, level, chunkSize, writerMetadata, 0);
     }
 
+    /** A request with the default checksum. */
+    public Request(String pool, String level, int chunkSize, JsonNode writerMetadata, int zstdLevel) {
+      this(pool, level, chunkSize, writerMetadata, zstdLevel, ChunkChecksum.DEFAULT);
+    }
+
     public Request {
+      java.util.Objects.requireNonNull(checksum, "checksum");
       if (zstdLevel < 0 || zstdLevel > 19) {
         throw new IllegalArgumentException("zstd level must be 0 (none) or 1..19: " + zstdLevel);
       }
@@ -131,7 +138,7 @@ public final class BackupService {
 
     ImageManifest header = new ImageManifest(id, level, base == null ? -1 : base.snapshot().snapshotId(),
         base == null ? null : base.snapshot().snapshot(), chunkSize, blockSize, started, null,
-        request.writerMetadata(), List.of(), request.zstdLevel(), java.util.Map.of());
+        request.writerMetadata(), List.of(), request.zstdLevel(), java.util.Map.of(), request.checksum());
     long jobId = catalog.startJob(id, level, base == null ? -1 : base.id(), base == null ? -1 : base.snapshot().snapshotId(),
         request.pool(), chunkSize, started, owner);
     ImageArchiveWriter.Result written;
@@ -160,7 +167,7 @@ public final class BackupService {
     for (ChunkEntry c : written.manifest().chunks()) {
       zero += c.zero() ? 1 : 0;
     }
-    catalog.completeJob(jobId, written.pieces(), written.archiveBytes(), written.manifestSha256(),
+    catalog.completeJob(jobId, written.pieces(), written.archiveBytes(), written.manifestSha256(), header.checksum(),
         written.manifest().chunks(), written.dataBytes(), fallback, written.manifest().ended());
     try {
       writeRecord(catalog, tape, jobId, written.pieces(), written.manifest().chunks());

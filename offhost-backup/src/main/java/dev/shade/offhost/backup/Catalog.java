@@ -69,7 +69,7 @@ public final class Catalog implements Closeable {
   /** The file in the library's directory. */
   public static final String FILE = "catalog.db";
   /** The schema this version writes: its highest migration step. */
-  public static final int SCHEMA_VERSION = 6;
+  public static final int SCHEMA_VERSION = 7;
   /** The format of a job that wrote a block image archive ({@code shade-image-1}). */
   public static final String FORMAT_IMAGE = "image";
   /** The format of a job that wrote a files archive ({@code shade-files-1}). */
@@ -83,8 +83,14 @@ public final class Catalog implements Closeable {
    */
   public static final String INTERRUPTED = "interrupted: ";
 
-  /** One archive on tape. */
-  public record ArchiveRecord(long id, long jobId, String cartridge, int fileNumber, long bytes, String manifestSha256) {}
+  /**
+   * One archive on tape.
+   *
+   * @param chunkChecksum the {@link ChunkChecksum#id()} of its chunks' checksums ({@code sha-256}
+   *     for a files archive, whose files have SHA-256 checksums)
+   */
+  public record ArchiveRecord(long id, long jobId, String cartridge, int fileNumber, long bytes, String manifestSha256,
+      String chunkChecksum) {}
 
   /**
    * One backup job.
@@ -142,7 +148,11 @@ public final class Catalog implements Closeable {
     "ALTER TABLE verifications ADD COLUMN record_cartridge TEXT;"
         + "ALTER TABLE verifications ADD COLUMN record_file INTEGER;"
         + "ALTER TABLE drills ADD COLUMN record_cartridge TEXT;"
-        + "ALTER TABLE drills ADD COLUMN record_file INTEGER"
+        + "ALTER TABLE drills ADD COLUMN record_file INTEGER",
+    // 7: chunks checksummed with CRC-32C (ChunkChecksum): each archive says which checksum its chunks (an image) or
+    // files (a files archive: always SHA-256) have; the chunks' column is named for what it holds
+    "ALTER TABLE archives ADD COLUMN chunk_checksum TEXT NOT NULL DEFAULT 'sha-256';"
+        + "ALTER TABLE chunks RENAME COLUMN sha256 TO checksum"
   };
 
   /** The schema steps, oldest first (for the tests that check them against the rules above). */
@@ -373,7 +383,7 @@ public final class Catalog implements Closeable {
     long first = chunks.isEmpty() ? -1 : chunks.get(0).offset();
     long end = chunks.isEmpty() ? -1 : chunks.get(chunks.size() - 1).offset() + chunks.get(chunks.size() - 1).length();
     completeJob(jobId, List.of(new PieceEntry(0, cartridge, fileNumber, archiveBytes, first, end, chunks.size())),
-        archiveBytes, manifestSha256, chunks, dataBytes, message, ended);
+        archiveBytes, manifestSha256, ChunkChecksum.DEFAULT, chunks, dataBytes, message, ended);
   }
 
   /** Every job, oldest first. */
@@ -417,7 +427,7 @@ public final class Catalog implements Closeable {
   /** The chunks of archive {@code archiveId}, by offset. */
   public List<ChunkEntry> chunks(long archiveId) throws IOException {
     List<ChunkEntry> out = new ArrayList<>();
-    try (PreparedStatement p = db.prepareStatement("SELECT \"offset\", length, sha256, zero FROM chunks"
+    try (PreparedStatement p = db.prepareStatement("SELECT \"offset\", length, checksum, zero FROM chunks"
         + " WHERE archive_id = ? ORDER BY \"offset\"")) {
       p.setLong(1, archiveId);
       try (ResultSet r = p.executeQuery()) {
@@ -435,8 +445,8 @@ public final class Catalog implements Closeable {
     List<JobRecord> out = new ArrayList<>();
     try (PreparedStatement p = db.prepareStatement("SELECT j.id, j.volume, j.volume_uuid, j.snapshot, j.snapshot_id,"
         + " j.snapshot_created, j.size, j.level, j.base_job, j.base_snapshot_id, j.pool, j.chunk_size, j.started, j.ended,"
-        + " j.outcome, j.message, j.bytes, a.id, a.cartridge, a.file_number, a.bytes, a.manifest_sha256, j.format"
-        + " FROM jobs j LEFT JOIN archives a ON a.job_id = j.id WHERE " + where + " ORDER BY j.id")) {
+        + " j.outcome, j.message, j.bytes, a.id, a.cartridge, a.file_number, a.bytes, a.manifest_sha256, j.format,"
+        + " a.chunk_checksum FROM jobs j LEFT JOIN archives a ON a.job_id = j.id WHERE " + where + " ORDER BY j.id")) {
       for (int i = 0; i < args.size(); i++) {
         p.setObject(i + 1, args.get(i));
       }
@@ -451,7 +461,8 @@ public final class Catalog implements Closeable {
           String ended = r.getString(14);
           long archiveId = r.getLong(18);
           ArchiveRecord a = r.wasNull() ? null
-              : new ArchiveRecord(archiveId, r.getLong(1), r.getString(19), r.getInt(20), r.getLong(21), r.getString(22));
+              : new ArchiveRecord(archiveId, r.getLong(1), r.getString(19), r.getInt(20), r.getLong(21), r.getString(22),
+                  r.getString(24));
           out.add(new JobRecord(r.getLong(1), s, r.getString(8), baseJob, baseSnap, r.getString(11), r.getInt(12),
               Instant.parse(r.getString(13)), ended == null ? null : Instant.parse(ended), r.getString(15),
               r.getString(16), r.getLong(17), a, r.getString(23)));
@@ -471,10 +482,12 @@ public final class Catalog implements Closeable {
   /**
    * Records, in one transaction, job {@code jobId}'s archive (its first piece's cartridge and
    * tape file in {@code archives}, {@code archiveBytes} the sum of its pieces), its pieces and its
-   * chunks (each with the piece that holds it), and the job's success; returns the archive's id.
+   * chunks (each with the piece that holds it, its value a {@code checksum}), and the job's
+   * success; returns the archive's id.
    */
   public long completeJob(long jobId, List<PieceEntry> pieces, long archiveBytes, String manifestSha256,
-      List<ChunkEntry> chunks, long dataBytes, String message, Instant ended) throws IOException {
+      ChunkChecksum checksum, List<ChunkEntry> chunks, long dataBytes, String message, Instant ended)
+      throws IOException {
     if (pieces.isEmpty()) {
       throw new IllegalArgumentException("an archive has at least one piece: job " + jobId);
     }
@@ -482,7 +495,7 @@ public final class Catalog implements Closeable {
       db.setAutoCommit(false);
       try {
         long archiveId = insertArchive(-1, jobId, pieces.get(0).cartridge(), pieces.get(0).fileNumber(),
-            archiveBytes, manifestSha256);
+            archiveBytes, manifestSha256, checksum.id());
         insertPiecesAndChunks(archiveId, pieces, chunks);
         try (PreparedStatement p = db.prepareStatement("UPDATE jobs SET outcome = ?, message = ?, ended = ?, bytes = ?"
             + " WHERE id = ?")) {
@@ -616,7 +629,8 @@ public final class Catalog implements Closeable {
         }
         ArchiveRecord a = job.archive();
         if (a != null) {
-          insertArchive(a.id(), job.id(), a.cartridge(), a.fileNumber(), a.bytes(), a.manifestSha256());
+          insertArchive(a.id(), job.id(), a.cartridge(), a.fileNumber(), a.bytes(), a.manifestSha256(),
+              a.chunkChecksum());
           insertPiecesAndChunks(a.id(), pieces, chunks);
         }
         if (location.dialect() == CatalogDialect.POSTGRESQL) {
@@ -641,11 +655,11 @@ public final class Catalog implements Closeable {
   }
 
   /** Inserts an archive row, with {@code id} or (when -1) a new one; returns its id. */
-  private long insertArchive(long id, long jobId, String cartridge, int fileNumber, long bytes, String manifestSha256)
-      throws SQLException {
-    String cols = id >= 0 ? "id, job_id, cartridge, file_number, bytes, manifest_sha256" : "job_id, cartridge,"
-        + " file_number, bytes, manifest_sha256";
-    try (PreparedStatement p = db.prepareStatement("INSERT INTO archives (" + cols + ") VALUES (?,?,?,?,?"
+  private long insertArchive(long id, long jobId, String cartridge, int fileNumber, long bytes, String manifestSha256,
+      String chunkChecksum) throws SQLException {
+    String cols = id >= 0 ? "id, job_id, cartridge, file_number, bytes, manifest_sha256, chunk_checksum" : "job_id,"
+        + " cartridge, file_number, bytes, manifest_sha256, chunk_checksum";
+    try (PreparedStatement p = db.prepareStatement("INSERT INTO archives (" + cols + ") VALUES (?,?,?,?,?,?"
         + (id >= 0 ? ",?)" : ") RETURNING id"))) {
       int i = 1;
       if (id >= 0) {
@@ -655,7 +669,8 @@ public final class Catalog implements Closeable {
       p.setString(i++, cartridge);
       p.setInt(i++, fileNumber);
       p.setLong(i++, bytes);
-      p.setString(i, manifestSha256);
+      p.setString(i++, manifestSha256);
+      p.setString(i, chunkChecksum);
       if (id >= 0) {
         p.executeUpdate();
         return id;
@@ -681,13 +696,13 @@ public final class Catalog implements Closeable {
       }
       p.executeBatch();
     }
-    try (PreparedStatement p = db.prepareStatement("INSERT INTO chunks (archive_id, \"offset\", length, sha256, zero,"
+    try (PreparedStatement p = db.prepareStatement("INSERT INTO chunks (archive_id, \"offset\", length, checksum, zero,"
         + " piece) VALUES (?,?,?,?,?,?)")) {
       for (ChunkEntry c : chunks) {
         p.setLong(1, archiveId);
         p.setLong(2, c.offset());
         p.setLong(3, c.length());
-        p.setString(4, c.sha256());
+        p.setString(4, c.checksum());
         p.setInt(5, c.zero() ? 1 : 0);
         p.setInt(6, pieceOf(pieces, c.offset()));
         p.addBatch();

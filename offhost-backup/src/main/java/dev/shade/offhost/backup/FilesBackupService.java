@@ -100,7 +100,7 @@ public final class FilesBackupService {
     }
     FilesManifest m = written.manifest();
     List<PieceEntry> pieces = written.pieces();
-    catalog.completeJob(jobId, pieces, written.archiveBytes(), written.manifestSha256(), List.of(),
+    catalog.completeJob(jobId, pieces, written.archiveBytes(), written.manifestSha256(), ChunkChecksum.SHA256, List.of(),
         m.counts().dataBytes(), acls ? null : "ACLs not archived (no getfacl)", m.ended());
     try {
       writeRecord(catalog, tape, jobId, pieces);

@@ -20,7 +20,8 @@ import org.apache.commons.compress.archivers.tar.TarArchiveInputStream;
 
 /**
  * Reads one image archive written by {@link ImageArchiveWriter}: the header, the chunks a
- * {@link Handler} wants (each with its SHA-256 computed while reading), and the manifest, against
+ * {@link Handler} wants (each with its checksum computed while reading, of the kind the header
+ * names: {@link ChunkChecksum}), and the manifest, against
  * which every chunk read is checked at the end.
  *
  * <p>Not thread-safe: one read per call, from the calling thread; the {@link Handler}'s
@@ -35,10 +36,11 @@ public final class ImageArchiveReader {
     boolean wants(long offset);
 
     /**
-     * The chunk at {@code offset}: {@code data[0, length)}, whose SHA-256 is {@code sha256};
+     * The chunk at {@code offset}: {@code data[0, length)}, whose checksum (of the archive's
+     * {@link ChunkChecksum}, as its header names it) is {@code checksum};
      * {@code data} is reused once this returns. Called from the read's worker thread.
      */
-    void chunk(long offset, byte[] data, int length, String sha256) throws IOException;
+    void chunk(long offset, byte[] data, int length, String checksum) throws IOException;
 
     /**
      * How many chunks the read checksums and hands to {@link #chunk} at once, each on a worker
@@ -79,19 +81,19 @@ public final class ImageArchiveReader {
    * (piece by piece: a piece's chunks are all handled before the next piece is opened):
    * the calling thread parses the tar stream and reads each wanted chunk into a free buffer of
    * a small pool (BUFFER_BYTES in all, at least two buffers); one worker thread takes the chunks
-   * in archive order, computes each SHA-256 and hands the chunk to the Handler. So the Handler
+   * in archive order, computes each checksum and hands the chunk to the Handler. So the Handler
    * is called from that one thread, one chunk at a time, in order. A buffer is reused only once
    * its chunk is handled; the worker's first failure ends the read with that exception.
    *
    * A Handler with threads() > 1 gets that many workers, which take the chunks as they come,
-   * so SHA-256 (the most expensive step of a restore, 0.52 CPU s per GiB with the SHA-NI
-   * intrinsic) runs on several cores. The buffers are still taken in a ring and the futures
+   * so checksums (SHA-256 the most expensive step of a restore, 0.52 CPU s per GiB with the
+   * SHA-NI intrinsic; CRC-32C a tenth of that) run on several cores. The buffers are still taken in a ring and the futures
    * waited for oldest first: a buffer is reused only once the chunk read into it `slots`
    * chunks ago is handled, and the first failure in archive order is the one reported.
    *
    * A `.zst` member (a compressed archive's chunk, one zstd frame) is read as it is into a frame
    * buffer beside the slot's chunk buffer, and decompressed into the chunk buffer on the worker,
-   * before its SHA-256: the Handler sees the chunk's bytes, whether the archive is compressed
+   * before its checksum: the Handler sees the chunk's bytes, whether the archive is compressed
    * or not.
    */
 
@@ -252,13 +254,14 @@ public final class ImageArchiveReader {
               }
               String name = member;
               String where = at;
+              ChunkChecksum checksum = header.checksum();
               inFlight.add(worker.submit(() -> {
                 if (aborted.get()) {
                   return null;
                 }
                 // decompressed here, on the worker, so the reading thread only moves bytes
                 int size = zstd ? decompress(name, where, frame, len, buf) : len;
-                String sha = Sha256.hex(buf, 0, size);
+                String sha = checksum.of(buf, 0, size);
                 read.put(offset, sha);
                 if (aborted.get()) {
                   return null;
@@ -300,12 +303,16 @@ public final class ImageArchiveReader {
       throw new ArchiveException(ImageManifest.MANIFEST_MEMBER, "the archive ends without its "
           + ImageManifest.MANIFEST_MEMBER, null);
     }
+    if (manifest.checksum() != header.checksum()) {
+      throw new ArchiveException(ImageManifest.MANIFEST_MEMBER, "the manifest's chunk checksum is "
+          + manifest.checksum() + ", the header's " + header.checksum(), null);
+    }
     for (ChunkEntry c : manifest.chunks()) {
       String got = read.remove(c.offset());
-      if (got != null && !got.equals(c.sha256())) {
+      if (got != null && !got.equals(c.checksum())) {
         String m = manifest.member(c);
-        throw new ArchiveException(m, "chunk " + m + " has SHA-256 " + got + ", the manifest says "
-            + c.sha256(), null);
+        throw new ArchiveException(m, "chunk " + m + " has " + manifest.checksum() + " " + got
+            + ", the manifest says " + c.checksum(), null);
       }
     }
     if (!read.isEmpty()) {

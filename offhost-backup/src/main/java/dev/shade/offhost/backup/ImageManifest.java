@@ -29,10 +29,11 @@ import java.util.Map;
  * @param stored the bytes of each chunk's member where that is not the chunk's length (a chunk
  *     stored as a zstd frame, its member named with {@link #ZSTD_SUFFIX}), by offset; empty
  *     when nothing is compressed
+ * @param checksum the checksum of every chunk
  */
 public record ImageManifest(SnapshotIdentity snapshot, String level, long baseSnapshotId, String baseSnapshot,
     int chunkSize, int tapeBlockSize, Instant started, Instant ended, JsonNode writerMetadata, List<ChunkEntry> chunks,
-    int zstdLevel, Map<Long, Long> stored) {
+    int zstdLevel, Map<Long, Long> stored, ChunkChecksum checksum) {
   /** The format of an archive whose chunks are stored plain (what every archive was before compression). */
   public static final String FORMAT = "shade-image-1";
   /**
@@ -40,6 +41,12 @@ public record ImageManifest(SnapshotIdentity snapshot, String level, long baseSn
    * would take a {@code .zst} member for a chunk's bytes, so it must refuse the archive.
    */
   public static final String FORMAT_ZSTD = "shade-image-2";
+  /**
+   * The format of an archive whose chunks have CRC-32C checksums (compressed or not, as its
+   * {@code compression} says): a reader of the two formats above would look for each chunk's
+   * {@code sha256}, so it must refuse the archive.
+   */
+  public static final String FORMAT_CRC32C = "shade-image-3";
   /** The suffix of a chunk member that holds one zstd frame of the chunk's bytes. */
   public static final String ZSTD_SUFFIX = ".zst";
   /** The default zstd level. */
@@ -59,9 +66,18 @@ public record ImageManifest(SnapshotIdentity snapshot, String level, long baseSn
     if (zstdLevel < 0 || zstdLevel > 19) {
       throw new IllegalArgumentException("zstd level must be 0 (none) or 1..19: " + zstdLevel);
     }
+    java.util.Objects.requireNonNull(checksum, "checksum");
   }
 
-  /** A manifest of chunks stored plain. */
+  /** A manifest whose chunks have the {@link ChunkChecksum#DEFAULT default} checksum. */
+  public ImageManifest(SnapshotIdentity snapshot, String level, long baseSnapshotId, String baseSnapshot,
+      int chunkSize, int tapeBlockSize, Instant started, Instant ended, JsonNode writerMetadata, List<ChunkEntry> chunks,
+      int zstdLevel, Map<Long, Long> stored) {
+    this(snapshot, level, baseSnapshotId, baseSnapshot, chunkSize, tapeBlockSize, started, ended, writerMetadata,
+        chunks, zstdLevel, stored, ChunkChecksum.DEFAULT);
+  }
+
+  /** A manifest of chunks stored plain, with the default checksum. */
   public ImageManifest(SnapshotIdentity snapshot, String level, long baseSnapshotId, String baseSnapshot,
       int chunkSize, int tapeBlockSize, Instant started, Instant ended, JsonNode writerMetadata,
       List<ChunkEntry> chunks) {
@@ -77,7 +93,7 @@ public record ImageManifest(SnapshotIdentity snapshot, String level, long baseSn
   /** This manifest with its chunks, end time and the stored sizes of its compressed chunks. */
   public ImageManifest complete(Instant end, List<ChunkEntry> all, Map<Long, Long> storedSizes) {
     return new ImageManifest(snapshot, level, baseSnapshotId, baseSnapshot, chunkSize, tapeBlockSize, started, end,
-        writerMetadata, all, zstdLevel, storedSizes);
+        writerMetadata, all, zstdLevel, storedSizes, checksum);
   }
 
   /** True when the archive was written with zstd compression. */
@@ -85,8 +101,14 @@ public record ImageManifest(SnapshotIdentity snapshot, String level, long baseSn
     return zstdLevel > 0;
   }
 
-  /** The format of this archive: {@link #FORMAT}, or {@link #FORMAT_ZSTD} when compressed. */
+  /**
+   * The format of this archive, the oldest that describes it: {@link #FORMAT_CRC32C} for CRC-32C
+   * checksums, else {@link #FORMAT}, or {@link #FORMAT_ZSTD} when compressed.
+   */
   public String format() {
+    if (checksum == ChunkChecksum.CRC32C) {
+      return FORMAT_CRC32C;
+    }
     return compressed() ? FORMAT_ZSTD : FORMAT;
   }
 
@@ -109,7 +131,7 @@ public record ImageManifest(SnapshotIdentity snapshot, String level, long baseSn
     } else {
       o.putNull("baseSnapshotId").putNull("baseSnapshot");
     }
-    o.put("chunkSize", chunkSize).put("tapeBlockSize", tapeBlockSize).put("checksum", "sha-256")
+    o.put("chunkSize", chunkSize).put("tapeBlockSize", tapeBlockSize).put("checksum", checksum.id())
         .put("started", started.toString());
     if (compressed()) {
       o.put("compression", "zstd").put("compressionLevel", zstdLevel);
@@ -126,7 +148,7 @@ public record ImageManifest(SnapshotIdentity snapshot, String level, long baseSn
       if (c.zero()) {
         e.put("zero", true);
       } else {
-        e.put("member", member(c)).put("sha256", c.sha256());
+        e.put("member", member(c)).put(checksum.key(), c.checksum());
         if (compressed()) {
           e.put("stored", stored.getOrDefault(c.offset(), c.length()));
         }
@@ -148,13 +170,18 @@ public record ImageManifest(SnapshotIdentity snapshot, String level, long baseSn
   public static ImageManifest parse(byte[] json) throws IOException {
     JsonNode d = JSON.readTree(json);
     String format = d.path("format").asText();
-    if (!FORMAT.equals(format) && !FORMAT_ZSTD.equals(format)) {
-      throw new IOException("not a " + FORMAT + " or " + FORMAT_ZSTD + " manifest (format " + d.path("format") + ")");
+    if (!FORMAT.equals(format) && !FORMAT_ZSTD.equals(format) && !FORMAT_CRC32C.equals(format)) {
+      throw new IOException("not a " + FORMAT + ", " + FORMAT_ZSTD + " or " + FORMAT_CRC32C + " manifest (format "
+          + d.path("format") + ")");
+    }
+    ChunkChecksum checksum = ChunkChecksum.ofId(d.path("checksum").asText(ChunkChecksum.SHA256.id()));
+    if (checksum != ChunkChecksum.SHA256 && !FORMAT_CRC32C.equals(format)) {
+      throw new IOException("a " + format + " manifest with checksum " + d.path("checksum") + ", not \"sha-256\"");
     }
     int zstd = 0;
-    if (FORMAT_ZSTD.equals(format)) {
+    if (FORMAT_ZSTD.equals(format) || FORMAT_CRC32C.equals(format) && d.has("compression")) {
       if (!"zstd".equals(d.path("compression").asText())) {
-        throw new IOException("a " + FORMAT_ZSTD + " manifest with compression " + d.path("compression")
+        throw new IOException("a " + format + " manifest with compression " + d.path("compression")
             + ", not \"zstd\"");
       }
       zstd = d.path("compressionLevel").asInt(DEFAULT_ZSTD_LEVEL);
@@ -170,7 +197,7 @@ public record ImageManifest(SnapshotIdentity snapshot, String level, long baseSn
         stored.put(c.path("offset").asLong(), c.path("stored").asLong(-1));
       }
       chunks.add(new ChunkEntry(c.path("offset").asLong(), c.path("length").asLong(),
-          zero ? null : c.path("sha256").asText(), zero));
+          zero ? null : c.path(checksum.key()).asText(), zero));
     }
     JsonNode wm = d.path("writerMetadata");
     return new ImageManifest(id, d.path("level").asText(),
@@ -178,6 +205,6 @@ public record ImageManifest(SnapshotIdentity snapshot, String level, long baseSn
         d.path("baseSnapshot").isNull() ? null : d.path("baseSnapshot").asText(),
         d.path("chunkSize").asInt(), d.path("tapeBlockSize").asInt(), Instant.parse(d.path("started").asText()),
         d.path("ended").isNull() || d.path("ended").isMissingNode() ? null : Instant.parse(d.path("ended").asText()),
-        wm.isMissingNode() || wm.isNull() ? null : wm, chunks, zstd, stored);
+        wm.isMissingNode() || wm.isNull() ? null : wm, chunks, zstd, stored, checksum);
   }
 }

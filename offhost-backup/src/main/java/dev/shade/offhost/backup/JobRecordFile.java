@@ -76,7 +76,10 @@ public record JobRecordFile(Catalog.JobRecord job, List<PieceEntry> pieces, List
       o.putNull("archive");
     } else {
       ObjectNode ao = o.putObject("archive").put("id", a.id()).put("cartridge", a.cartridge())
-          .put("fileNumber", a.fileNumber()).put("bytes", a.bytes()).put("manifestSha256", a.manifestSha256());
+          .put("fileNumber", a.fileNumber()).put("bytes", a.bytes()).put("manifestSha256", a.manifestSha256())
+          .put("chunkChecksum", a.chunkChecksum());
+      // each chunk's value under the key its manifest uses: sha256 (records written before CRC-32C have only these) or crc32c
+      String key = checksumOf(a.chunkChecksum()).key();
       ArrayNode ps = ao.putArray("pieces");
       for (PieceEntry p : pieces) {
         ps.addObject().put("piece", p.piece()).put("cartridge", p.cartridge()).put("fileNumber", p.fileNumber())
@@ -89,12 +92,20 @@ public record JobRecordFile(Catalog.JobRecord job, List<PieceEntry> pieces, List
         if (c.zero()) {
           co.put("zero", true);
         } else {
-          co.put("sha256", c.sha256());
+          co.put(key, c.checksum());
         }
       }
     }
     o.put("written", written.toString());
     return o;
+  }
+
+  private static ChunkChecksum checksumOf(String id) {
+    try {
+      return ChunkChecksum.ofId(id);
+    } catch (IOException e) {
+      throw new IllegalStateException("archive of a job with " + e.getMessage(), e);
+    }
   }
 
   /** Writes the record as a tar to {@code out} (a tape file's stream, which the caller ends). */
@@ -125,7 +136,9 @@ public record JobRecordFile(Catalog.JobRecord job, List<PieceEntry> pieces, List
       List<ChunkEntry> chunks = new ArrayList<>();
       if (a.isObject()) {
         archive = new Catalog.ArchiveRecord(a.path("id").asLong(), j.path("id").asLong(), a.path("cartridge").asText(),
-            a.path("fileNumber").asInt(), a.path("bytes").asLong(), a.path("manifestSha256").asText());
+            a.path("fileNumber").asInt(), a.path("bytes").asLong(), a.path("manifestSha256").asText(),
+            a.path("chunkChecksum").asText(ChunkChecksum.SHA256.id()));
+        String key = ChunkChecksum.ofId(archive.chunkChecksum()).key();
         for (JsonNode p : a.path("pieces")) {
           pieces.add(new PieceEntry(p.path("piece").asInt(), p.path("cartridge").asText(), p.path("fileNumber").asInt(),
               p.path("bytes").asLong(), p.path("firstOffset").asLong(), p.path("endOffset").asLong(),
@@ -134,7 +147,7 @@ public record JobRecordFile(Catalog.JobRecord job, List<PieceEntry> pieces, List
         for (JsonNode c : a.path("chunks")) {
           boolean zero = c.path("zero").asBoolean(false);
           chunks.add(new ChunkEntry(c.path("offset").asLong(), c.path("length").asLong(),
-              zero ? null : c.path("sha256").asText(), zero));
+              zero ? null : c.path(key).asText(), zero));
         }
       }
       Catalog.JobRecord job = new Catalog.JobRecord(j.path("id").asLong(), s, j.path("level").asText(),

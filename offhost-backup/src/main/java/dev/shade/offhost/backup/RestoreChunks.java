@@ -9,7 +9,7 @@ import java.util.concurrent.atomic.AtomicLong;
 /**
  * What a restore does with the chunks of one archive of its chain: takes those this archive
  * wins (the newest archive that lists a chunk wins it, as the catalog says), checks each one's
- * length and SHA-256 against the catalog, and writes it to the restore's {@link Output}.
+ * length and checksum against the catalog, and writes it to the restore's {@link Output}.
  *
  * <p>Thread-safe: {@link #chunk} is called from {@link #threads()} worker threads of the
  * archive's read at once, in any order; each chunk is written once, at its own offset, so the
@@ -27,8 +27,8 @@ final class RestoreChunks implements ImageArchiveReader.Handler {
   }
 
   /*
-   * Checksumming is what bounds a restore: 0.52 CPU s per GiB with the JDK's SHA-NI intrinsic,
-   * and 0.2 more to write the chunk into the page cache, against 0.25-0.35 for reading the tape
+   * Checksumming was what bounded a restore of SHA-256 chunks: 0.52 CPU s per GiB with the JDK's
+   * SHA-NI intrinsic (CRC-32C, the default since, takes a tenth of it), and 0.2 more to write the chunk into the page cache, against 0.25-0.35 for reading the tape
    * file and parsing the tar. With one worker the reader waited for it; two workers on the
    * 2-core server bring checksumming and writing level with the reader (docs/performance.md,
    * "Restore speed").
@@ -45,6 +45,8 @@ final class RestoreChunks implements ImageArchiveReader.Handler {
   private final Map<Long, ChunkEntry> entries;
   /** Where the chunks go. */
   private final Output out;
+  /** The archive's chunk checksum, for messages ({@code CRC-32C}, {@code SHA-256}). */
+  private final String checksum;
   /** Told how far the restore is; called under {@link #progressLock}. */
   private final BackupProgress progress;
   /** The bytes the whole restore writes, for {@link #progress}. */
@@ -60,11 +62,13 @@ final class RestoreChunks implements ImageArchiveReader.Handler {
 
   /**
    * The handler of archive {@code index} of the chain; {@code writtenBefore} bytes were written
-   * from the archives before it.
+   * from the archives before it; its chunks have the checksum {@code checksumId} (a {@link
+   * ChunkChecksum#id()}).
    */
   RestoreChunks(int index, Map<Long, Integer> winner, Map<Long, ChunkEntry> entries, Output out,
-      BackupProgress progress, long writtenBefore, long totalBytes) {
+      BackupProgress progress, long writtenBefore, long totalBytes, String checksumId) {
     this.index = index;
+    this.checksum = ChunkChecksum.describe(checksumId);
     this.winner = winner;
     this.entries = entries;
     this.out = out;
@@ -80,12 +84,12 @@ final class RestoreChunks implements ImageArchiveReader.Handler {
   }
 
   @Override
-  public void chunk(long offset, byte[] data, int length, String sha256) throws IOException {
+  public void chunk(long offset, byte[] data, int length, String got) throws IOException {
     ChunkEntry e = entries.get(offset);
-    if (!sha256.equals(e.sha256()) || length != e.length()) {
+    if (!got.equals(e.checksum()) || length != e.length()) {
       throw new ImageArchiveReader.ArchiveException(e.member(), "chunk " + e.member() + " is damaged: its "
-          + length + " bytes have SHA-256 " + sha256 + ", the catalog says " + e.length() + " bytes with "
-          + e.sha256(), null);
+          + length + " bytes have " + checksum + " " + got + ", the catalog says " + e.length() + " bytes with "
+          + e.checksum(), null);
     }
     out.write(offset, ByteBuffer.wrap(data, 0, length));
     chunks.incrementAndGet();

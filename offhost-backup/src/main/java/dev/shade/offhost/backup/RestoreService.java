@@ -17,7 +17,7 @@ import java.util.function.Consumer;
  * Restores a snapshot's image from its backup chain (the full and the incrementals up to it):
  * each chunk is taken from the newest archive that has it and written once; only the tape files
  * of the chain are read, each archive's pieces in order, asking for their cartridges in that
- * order; every chunk's SHA-256 is checked against the catalog and the archive's manifest, and
+ * order; every chunk's checksum (CRC-32C, or SHA-256 in older archives) is checked against the catalog and the archive's manifest, and
  * the manifest's against the catalog. One thread reads the tape; {@code RestoreChunks} checks the
  * chunks on a pool of workers, which hand them to the {@link RestoreSink} one at a time (a file
  * sink starts its writeback as it goes, {@code WriteBehind}).
@@ -124,7 +124,8 @@ public final class RestoreService {
         String where = "cartridge " + a.cartridge() + ", tape file " + a.fileNumber() + " (the " + job.level()
             + " archive of " + job.snapshot().volume() + "@" + job.snapshot().snapshot() + ", job " + job.id() + ")";
         List<PieceEntry> pieces = catalog.pieces(a);
-        RestoreChunks handler = new RestoreChunks(i, winner, entries, output, progress, written, total);
+        RestoreChunks handler = new RestoreChunks(i, winner, entries, output, progress, written, total,
+            a.chunkChecksum());
         ImageArchiveReader.Contents contents;
         PieceReader reader = new PieceReader(library, job, pieces, notes);
         try (reader) {

@@ -15,8 +15,9 @@ import java.util.Set;
 import java.util.function.Consumer;
 
 /**
- * Reads archives back from tape and checks every checksum: each chunk's SHA-256 against the
- * catalog and the archive's manifest (each regular file's against the manifest, for a files archive), the manifest's own SHA-256 against the one the catalog
+ * Reads archives back from tape and checks every checksum: each chunk's (CRC-32C, or SHA-256 in
+ * older archives) against the catalog and the archive's manifest (each regular file's SHA-256
+ * against the manifest, for a files archive), the manifest's own SHA-256 against the one the catalog
  * recorded when the archive was written, and that every chunk the catalog lists is there. The
  * result of each archive is recorded in the catalog's {@code verifications}, and on tape after the
  * run ({@link VerifyRecordFile}).
@@ -165,17 +166,17 @@ public final class VerifyService {
               }
 
               @Override
-              public void chunk(long offset, byte[] data, int length, String sha256) throws IOException {
+              public void chunk(long offset, byte[] data, int length, String got) throws IOException {
                 ChunkEntry e = byOffset.get(offset);
                 String member = ChunkEntry.memberName(offset);
                 if (e == null || e.zero()) {
                   throw new ImageArchiveReader.ArchiveException(member, "chunk " + member
                       + " is not in the catalog's list of the archive", null);
                 }
-                if (!sha256.equals(e.sha256()) || length != e.length()) {
+                if (!got.equals(e.checksum()) || length != e.length()) {
                   throw new ImageArchiveReader.ArchiveException(member, "chunk " + member + " is damaged: its "
-                      + length + " bytes have SHA-256 " + sha256 + ", the catalog says " + e.length() + " bytes with "
-                      + e.sha256(), null);
+                      + length + " bytes have " + ChunkChecksum.describe(a.chunkChecksum()) + " " + got + ", the catalog says " + e.length() + " bytes with "
+                      + e.checksum(), null);
                 }
                 seen.add(offset);
                 bytes[0] += length;

@@ -144,17 +144,24 @@ class BackupRestoreTest {
   @Test
   void archiveLargerThanThePool_failsClearly_andTheJobIsRecordedAsFailed() throws IOException {
     byte[] s1 = image(4); // 768 KiB of data on the one cartridge of 512 KiB: no next cartridge to span to
-    try (VirtualTapeLibrary lib = VirtualTapeLibrary.create(tmp.resolve("vtl"),
-            LibraryConfig.of(1, 1, 512 * 1024, 64 * 1024));
-        Catalog cat = Catalog.open(lib.directory())) {
-      BackupException e = assertThrows(BackupException.class, () -> BackupService.run(lib, cat,
-          new FakeSource("s1", 1, s1, Map.of()), request("full"), BackupProgress.NONE, n -> { }));
-      assertTrue(e.getMessage().contains("does not fit: piece 1 of the archive on cartridge SHD001 could not be ended"
-          + " within the 65536 bytes the drive allows after the early warning"), e.getMessage());
-      assertEquals(Catalog.FAILED, cat.jobs().get(0).outcome());
-      assertNull(cat.jobs().get(0).archive());
-      assertThrows(BackupException.class,
-          () -> RestoreService.restore(lib, cat, "db", "s1", tmp.resolve("r.img"), false, BackupProgress.NONE));
+    // 64 KiB chunks: the piece ends at the early warning, within the trailer of 64 KiB, and no cartridge is left;
+    // 256 KiB chunks: the chunk that crosses the warning does not fit the trailer
+    for (int chunk : new int[] {CHUNK, 4 * CHUNK}) {
+      Path dir = tmp.resolve("vtl-" + chunk);
+      try (VirtualTapeLibrary lib = VirtualTapeLibrary.create(dir, LibraryConfig.of(1, 1, 512 * 1024, 64 * 1024));
+          Catalog cat = Catalog.open(lib.directory())) {
+        BackupException e = assertThrows(BackupException.class, () -> BackupService.run(lib, cat,
+            new FakeSource("s1", 1, s1, Map.of()), new BackupService.Request("nightly", "full", chunk, null),
+            BackupProgress.NONE, n -> { }));
+        String why = chunk == CHUNK ? "no cartridge for pool nightly in tape library " + dir + ": every cartridge of "
+            + "the pool is full and none is blank" : "does not fit: piece 1 of the archive on cartridge SHD001 could "
+            + "not be ended within the 65536 bytes the drive allows after the early warning";
+        assertTrue(e.getMessage().contains(why), e.getMessage());
+        assertEquals(Catalog.FAILED, cat.jobs().get(0).outcome());
+        assertNull(cat.jobs().get(0).archive());
+        assertThrows(BackupException.class,
+            () -> RestoreService.restore(lib, cat, "db", "s1", tmp.resolve("r.img"), false, BackupProgress.NONE));
+      }
     }
   }
 

@@ -105,7 +105,7 @@ class VerifyServiceTest {
     try (VirtualTapeLibrary lib = twoBackups(s1, s2)) {
       cart = lib.directory().resolve("slot-0001.tape");
     }
-    // chunk 2 of the full, its record CRC recomputed: only the SHA-256 can tell
+    // chunk 2 of the full, its record CRC recomputed: only the chunk's own checksum (CRC-32C) can tell
     byte[] tape = Files.readAllBytes(cart);
     int at = indexOf(tape, Arrays.copyOfRange(s1, 2 * CHUNK + 1000, 2 * CHUNK + 1064));
     tape[at + 5] ^= 0x01;
@@ -127,7 +127,7 @@ class VerifyServiceTest {
       assertEquals(1, bad.fileNumber());
       assertEquals("data/0000000000020000", bad.chunk(), bad::toString);
       assertTrue(bad.error().contains("cartridge SHD001, tape file 1") && bad.error().contains("data/0000000000020000")
-          && bad.error().contains("SHA-256"), bad.error());
+          && bad.error().contains("CRC-32C"), bad.error());
       assertEquals(Catalog.FAILED, cat.verifications().get(0).outcome());
       assertEquals(bad.error(), cat.verifications().get(0).error());
 
@@ -218,7 +218,7 @@ class VerifyServiceTest {
       c.startJob(new FakeSource("s", 4, new byte[4096], Map.of()).identity(), "full", -1, -1, "p", CHUNK,
           Instant.now());
     }
-    // a catalog of schema version 1: without the tables and columns of steps 2 to 5
+    // a catalog of schema version 1: without the tables and columns of steps 2 to 7
     try (Connection db = DriverManager.getConnection("jdbc:sqlite:" + lib.resolve(Catalog.FILE));
         Statement s = db.createStatement()) {
       s.execute("DROP TABLE verifications");
@@ -231,6 +231,8 @@ class VerifyServiceTest {
       for (String column : List.of("host", "pid", "process_started", "library")) {
         s.execute("ALTER TABLE jobs DROP COLUMN " + column);
       }
+      s.execute("ALTER TABLE archives DROP COLUMN chunk_checksum");
+      s.execute("ALTER TABLE chunks RENAME COLUMN checksum TO sha256");
       s.execute("DELETE FROM schema_version WHERE version > 1");
     }
     try (Catalog c = Catalog.open(lib)) {
@@ -242,7 +244,7 @@ class VerifyServiceTest {
         Statement s = db.createStatement();
         var r = s.executeQuery("SELECT group_concat(version) FROM (SELECT version FROM schema_version ORDER BY version)")) {
       r.next();
-      assertEquals("1,2,3,4,5,6", r.getString(1), "steps 2 to 6 applied once on top of 1");
+      assertEquals("1,2,3,4,5,6,7", r.getString(1), "steps 2 to 7 applied once on top of 1");
     }
     // a catalog from a newer shade is refused
     try (Connection db = DriverManager.getConnection("jdbc:sqlite:" + lib.resolve(Catalog.FILE));

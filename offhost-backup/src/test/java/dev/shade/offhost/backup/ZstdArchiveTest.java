@@ -67,11 +67,15 @@ class ZstdArchiveTest {
   }
 
   private static BackupService.Request request(String level, int zstd) {
-    return new BackupService.Request("nightly", level, CHUNK, null, zstd);
+    return request(level, zstd, ChunkChecksum.DEFAULT);
+  }
+
+  private static BackupService.Request request(String level, int zstd, ChunkChecksum checksum) {
+    return new BackupService.Request("nightly", level, CHUNK, null, zstd, checksum);
   }
 
   @Test
-  void compressedFullAndIncremental_restoreByteForByte_andTheManifestSaysZstd() throws Exception {
+  void compressedFullAndIncremental_restoreByteForByte_andTheManifestSaysZstd_withEitherChecksum() throws Exception {
     byte[] s1 = mixed(1);
     byte[] s2 = s1.clone();
     Arrays.fill(s2, 10 * CHUNK + 100, 10 * CHUNK + 900, (byte) 'x'); // one chunk changed
@@ -81,8 +85,9 @@ class ZstdArchiveTest {
     Path vtl = tmp.resolve("vtl");
     try (VirtualTapeLibrary lib = VirtualTapeLibrary.create(vtl, LibraryConfig.of(2, 64L << 20));
         Catalog cat = Catalog.open(vtl)) {
+      // the full with SHA-256 (shade-image-2), the incremental with the default CRC-32C (shade-image-3): one chain
       BackupService.Result full = BackupService.run(lib, cat, new FakeSource("s1", 1, s1, host),
-          request("auto", 3), BackupProgress.NONE, n -> { });
+          request("auto", 3, ChunkChecksum.SHA256), BackupProgress.NONE, n -> { });
       assertEquals(15, full.chunks());
       BackupService.Result inc = BackupService.run(lib, cat, new FakeSource("s2", 2, s2, host),
           request("auto", 3), BackupProgress.NONE, n -> { });
@@ -103,7 +108,18 @@ class ZstdArchiveTest {
         long o = c.path("offset").asLong();
         assertEquals(Sha256.hex(s1, (int) o, CHUNK), c.path("sha256").asText(), c.toString());
       }
-      assertEquals(ImageManifest.FORMAT_ZSTD, manifest(lib, "SHD001", 3, new ArrayList<>()).path("format").asText());
+      JsonNode incremental = manifest(lib, "SHD001", 3, new ArrayList<>());
+      assertEquals(ImageManifest.FORMAT_CRC32C, incremental.path("format").asText());
+      assertEquals("crc32c", incremental.path("checksum").asText());
+      assertEquals("zstd", incremental.path("compression").asText());
+      for (JsonNode c : incremental.path("chunks")) {
+        if (!c.path("zero").asBoolean()) {
+          int o = (int) c.path("offset").asLong();
+          assertEquals(ChunkChecksum.CRC32C.of(s2, o, CHUNK), c.path("crc32c").asText(), c.toString());
+          assertTrue(c.path("sha256").isMissingNode(), c.toString());
+        }
+      }
+      assertEquals(List.of("sha-256", "crc32c"), cat.jobs().stream().map(j -> j.archive().chunkChecksum()).toList());
 
       Path r1 = tmp.resolve("s1.img");
       Path r2 = tmp.resolve("s2.img");
@@ -229,8 +245,12 @@ class ZstdArchiveTest {
 
   @Test
   void plainArchive_keepsFormatOne_andNoCompressionKeys() throws Exception {
-    ImageArchiveWriter.Result r = archive(text(6, 4), 0);
+    ImageArchiveWriter.Result r = archive(text(6, 4), 0, ChunkChecksum.SHA256);
     assertEquals(ImageManifest.FORMAT, r.manifest().format());
+    ImageArchiveWriter.Result crc = archive(text(6, 4), 0, ChunkChecksum.CRC32C);
+    assertEquals(ImageManifest.FORMAT_CRC32C, crc.manifest().format());
+    assertTrue(crc.manifest().toJson().path("compression").isMissingNode());
+    assertEquals(0, ImageManifest.parse(crc.manifest().bytes()).zstdLevel(), "shade-image-3 without compression");
     JsonNode doc = r.manifest().toJson();
     assertTrue(doc.path("compression").isMissingNode());
     assertTrue(doc.path("chunks").get(0).path("stored").isMissingNode());
@@ -239,9 +259,13 @@ class ZstdArchiveTest {
 
   /** {@code image} archived to memory with {@code zstd} (0: plain), read back and checked. */
   private static ImageArchiveWriter.Result archive(byte[] image, int zstd) throws IOException {
+    return archive(image, zstd, ChunkChecksum.DEFAULT);
+  }
+
+  private static ImageArchiveWriter.Result archive(byte[] image, int zstd, ChunkChecksum checksum) throws IOException {
     FakeSource src = new FakeSource("s1", 1, image, Map.of());
     ImageManifest header = new ImageManifest(src.identity(), "full", -1, null, CHUNK, 512, Instant.now(), null,
-        null, List.of(), zstd, Map.of());
+        null, List.of(), zstd, Map.of(), checksum);
     ByteArrayOutputStream out = new ByteArrayOutputStream();
     List<Long> offsets = ImageArchiveWriter.chunksOf(src.allocated(), CHUNK, image.length);
     ImageArchiveWriter.Result r = ImageArchiveWriter.write(out, 512, header, offsets, src, BackupProgress.NONE);
@@ -254,7 +278,8 @@ class ZstdArchiveTest {
           }
 
           @Override
-          public void chunk(long offset, byte[] data, int length, String sha256) {
+          public void chunk(long offset, byte[] data, int length, String sum) {
+            assertEquals(checksum.of(image, (int) offset, length), sum);
             System.arraycopy(data, 0, got, (int) offset, length);
           }
         });
