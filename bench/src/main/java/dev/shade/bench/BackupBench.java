@@ -6,6 +6,7 @@ import dev.shade.nbd.client.NbdClientConfig;
 import dev.shade.offhost.backup.BackupProgress;
 import dev.shade.offhost.backup.BackupService;
 import dev.shade.offhost.backup.Catalog;
+import dev.shade.offhost.backup.ChunkChecksum;
 import dev.shade.offhost.backup.NbdSnapshotSource;
 import dev.shade.offhost.backup.RestoreService;
 import dev.shade.offhost.tape.VirtualTapeLibrary;
@@ -118,14 +119,17 @@ public final class BackupBench {
    * @param chunkSize bytes per archive chunk of the backups
    * @param blockSize the volume's copy-on-write block: the unit of the changed blocks
    * @param zstdLevel the backups' zstd level (shade backup run --compress zstd:LEVEL), 0: uncompressed
+   * @param checksum the chunks' checksum (shade backup run --checksum)
    */
-  public record Settings(Path baseDir, long volumeBytes, int rounds, int chunkSize, int blockSize, int zstdLevel) {
-    /** Settings of uncompressed backups. */
+  public record Settings(Path baseDir, long volumeBytes, int rounds, int chunkSize, int blockSize, int zstdLevel,
+      ChunkChecksum checksum) {
+    /** Settings of uncompressed backups with the default checksum. */
     public Settings(Path baseDir, long volumeBytes, int rounds, int chunkSize, int blockSize) {
-      this(baseDir, volumeBytes, rounds, chunkSize, blockSize, 0);
+      this(baseDir, volumeBytes, rounds, chunkSize, blockSize, 0, ChunkChecksum.DEFAULT);
     }
 
     public Settings {
+      java.util.Objects.requireNonNull(checksum, "checksum");
       if (zstdLevel < 0 || zstdLevel > 19) {
         throw new IllegalArgumentException("zstd level must be 0 (none) or 1..19: " + zstdLevel);
       }
@@ -158,7 +162,7 @@ public final class BackupBench {
 
     /** The warm-up's settings: a small volume, the same chunks and blocks. */
     Settings warmUp() {
-      return new Settings(baseDir, WARM_UP_BYTES, 1, chunkSize, blockSize, zstdLevel);
+      return new Settings(baseDir, WARM_UP_BYTES, 1, chunkSize, blockSize, zstdLevel, checksum);
     }
   }
 
@@ -247,6 +251,7 @@ public final class BackupBench {
       out.put("block_size", s.blockSize());
       out.put("chunk_size", s.chunkSize());
       out.put("compression", s.zstdLevel() == 0 ? "none" : "zstd:" + s.zstdLevel());
+      out.put("checksum", s.checksum().id());
       out.put("incrementals_per_round", INCREMENTALS);
       out.put("changed_blocks_per_incremental", changedBlocks(s));
       out.put("rounds", s.rounds());
@@ -256,6 +261,7 @@ public final class BackupBench {
       out.put("nbdkit_command", "nbdkit -f -U SOCK file copy.img; nbdcopy 'nbd+unix:///?socket=SOCK' null:");
       out.put("work_dir", work.toString());
       out.put("filesystem", Machine.fileSystem(work));
+      out.put("free_page_reporting", Machine.freePageReporting());
       out.put("nbdcopy", Machine.version(tools, work, "nbdcopy", "--version"));
       out.put("nbdkit", Machine.version(tools, work, "nbdkit", "--version"));
       out.put("zstd", Machine.version(tools, work, "zstd", "--version"));
@@ -386,6 +392,7 @@ public final class BackupBench {
 
         Files.deleteIfExists(copy);
         Files.createFile(copy);
+        settle();
         double cpu0 = ProcessCpu.seconds(agent.pid());
         double[] nbdcopy = withCpu("'" + tool.get("nbdcopy") + "' --flush '" + agent.uri(export + "@" + full) + "' '"
             + copy + "'");
@@ -397,6 +404,7 @@ public final class BackupBench {
         try (VirtualTapeLibrary l = VirtualTapeLibrary.create(lib, 2, s.capacity())) {
           // created and closed: each backup opens it as 'shade backup run' does
         }
+        settle();
         double self0 = ProcessCpu.self();
         cpu0 = ProcessCpu.seconds(agent.pid());
         BackupService.Result fullR = backup(lib, full, "full");
@@ -413,9 +421,8 @@ public final class BackupBench {
         double[] nbdkit = nbdkit(copy);
         progress.accept(String.format(Locale.ROOT, "%snbdkit file serving nbdcopy: %.2f CPU s, nbdcopy %.2f s", tag,
             nbdkit[0], nbdkit[1]));
-        Files.deleteIfExists(copy);
 
-        double restoreFull = restore(lib, full, restored, 1);
+        double restoreFull = restore(lib, full, restored, 1, copy);
         progress.accept(String.format(Locale.ROOT, "%srestore of the full: %.2f s (%.0f MiB/s)", tag, restoreFull,
             fullR.bytesRead() / (double) MIB / restoreFull));
 
@@ -437,7 +444,7 @@ public final class BackupBench {
                 + "(%.3f-%.3f), median %d KiB read", tag, incrementals, changedBlocks(s), median(incS), min(incS),
             max(incS), (long) median(incBytes.stream().map(Long::doubleValue).toList()) >> 10));
 
-        double restoreChain = restore(lib, last, restored, incrementals + 1);
+        double restoreChain = restore(lib, last, restored, incrementals + 1, restored);
         progress.accept(String.format(Locale.ROOT, "%srestore of the chain of %d: %.2f s (%.2f x the full's)", tag,
             incrementals + 1, restoreChain, restoreChain / restoreFull));
         return new RoundFigures(nbdcopyS, nbdcopy[0], agentCpuNbdcopy, fullR.seconds(), agentCpu, selfCpu, fullR.bytesRead(),
@@ -464,15 +471,16 @@ public final class BackupBench {
     }
 
     /** A backup of snapshot {@code name}, opening the library, its catalog and the export as the command does. */
-    private BackupService.Result backup(Path lib, String name, String level) throws IOException {
+    private BackupService.Result backup(Path lib, String name, String level) throws IOException, InterruptedException {
       NbdClientConfig config = NbdClientConfig.builder(agent.uri(export + "@" + name)).build();
+      settle();
       long t0 = System.nanoTime();
       BackupService.Result r;
       try (VirtualTapeLibrary l = VirtualTapeLibrary.open(lib);
           Catalog catalog = Catalog.open(lib);
           NbdSnapshotSource src = NbdSnapshotSource.open(config)) {
         r = BackupService.run(l, catalog, src, new BackupService.Request(BackupService.DEFAULT_POOL, level,
-            s.chunkSize(), null, s.zstdLevel()), BackupProgress.NONE, note -> progress.accept("backup: " + note));
+            s.chunkSize(), null, s.zstdLevel(), s.checksum()), BackupProgress.NONE, note -> progress.accept("backup: " + note));
       }
       double seconds = (System.nanoTime() - t0) / 1e9;
       return new BackupService.Result(r.jobId(), r.snapshot(), r.level(), r.requestedLevel(), r.fallback(),
@@ -480,8 +488,19 @@ public final class BackupBench {
           r.dataBytes(), r.chunks(), r.zeroChunks(), r.bytesRead(), seconds, r.pieces(), r.labelledAll());
     }
 
-    /** Seconds of a restore of snapshot {@code name} to {@code to}, opening everything as the command does. */
-    private double restore(Path lib, String name, Path to, int chain) throws IOException {
+    /**
+     * Seconds of a restore of snapshot {@code name} to {@code to}, opening everything as the
+     * command does. {@code previous}, the 2 GiB scratch file written before (the copy, or the
+     * image of the restore before), is deleted right before it, so both restores start with the
+     * same free memory: on a virtual machine that hands free memory back to its host (Linux's free
+     * page reporting), memory freed seconds earlier costs a host page fault per page on its next
+     * use, which made a restore that came 3 s after the last delete 3 to 5 times slower than one
+     * right after it (docs/performance.md, "Free page reporting").
+     */
+    private double restore(Path lib, String name, Path to, int chain, Path previous)
+        throws IOException, InterruptedException {
+      settle();
+      Files.deleteIfExists(previous);
       long t0 = System.nanoTime();
       RestoreService.Result r;
       try (VirtualTapeLibrary l = VirtualTapeLibrary.open(lib); Catalog catalog = Catalog.open(lib)) {
@@ -492,7 +511,6 @@ public final class BackupBench {
         throw new IOException("the restore of " + name + " read a chain of " + r.chain().size() + " archives, not "
             + chain);
       }
-      Files.deleteIfExists(to);
       return seconds;
     }
 
@@ -515,6 +533,20 @@ public final class BackupBench {
       }
     }
 
+    /**
+     * Writes the machine's dirty pages (sync(1)) before a timed step, so that no step pays for the
+     * writeback of an earlier one's: the volume's changes and copy-on-write copies between the
+     * backups are the production host's writes, which on a real deployment are not on the backup
+     * server's disk at all, and a 2 GiB copy or restored image left dirty would slow the next
+     * step's writes (docs/performance.md, "Restore speed").
+     */
+    private void settle() throws IOException, InterruptedException {
+      Programs.Result r = Programs.run(work, Duration.ofMinutes(5), List.of("sync"));
+      if (!r.ok()) {
+        throw new IOException("sync before a timed step failed: " + r.failure());
+      }
+    }
+
     /** Runs {@code command} to its end; its wall seconds. */
     private double timed(List<String> command) throws IOException, InterruptedException {
       long t0 = System.nanoTime();
@@ -529,6 +561,7 @@ public final class BackupBench {
     /** {CPU seconds, wall seconds} of the shell command {@code command} and what it starts (bash's times). */
     private double[] withCpu(String command) throws IOException, InterruptedException {
       String script = "set -o pipefail; " + command + "; rc=$?; times; exit $rc";
+      settle();
       long t0 = System.nanoTime();
       Programs.Result r = Programs.run(work, Duration.ofMinutes(30), List.of(tool.get("bash").toString(), "-c", script));
       double wall = (System.nanoTime() - t0) / 1e9;
@@ -571,6 +604,7 @@ public final class BackupBench {
           }
           Thread.sleep(20);
         }
+        settle();
         double cpu0 = ProcessCpu.seconds(server.pid());
         double wall = timed(List.of(tool.get("nbdcopy").toString(), "nbd+unix:///?socket=" + sock, "null:"));
         double cpu = ProcessCpu.seconds(server.pid()) - cpu0;

@@ -166,6 +166,11 @@ public final class BenchCommand implements Callable<Integer> {
             + "--compress (default: ${DEFAULT-VALUE}).")
     String compress;
 
+    @Option(names = "--checksum", paramLabel = "ALG", defaultValue = "crc32c",
+        description = "crc32c or sha256: the chunks' checksum, as shade backup run --checksum (default: "
+            + "${DEFAULT-VALUE}).")
+    String checksum;
+
     @Override
     public Integer call() throws Exception {
       int zstdLevel;
@@ -185,7 +190,8 @@ public final class BenchCommand implements Callable<Integer> {
       BackupBench.Settings settings;
       try {
         settings = new BackupBench.Settings(Path.of(System.getProperty("shade.bench.dir", "/var/tmp")), size, rounds,
-            (int) Math.min(Integer.MAX_VALUE, chunkSize), (int) Math.min(Integer.MAX_VALUE, blockSize), zstdLevel);
+            (int) Math.min(Integer.MAX_VALUE, chunkSize), (int) Math.min(Integer.MAX_VALUE, blockSize), zstdLevel,
+            dev.shade.offhost.backup.ChunkChecksum.parse(checksum));
       } catch (IllegalArgumentException e) {
         throw usage(e.getMessage());
       }

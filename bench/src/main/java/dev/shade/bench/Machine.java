@@ -47,6 +47,22 @@ final class Machine {
     return System.getProperty("java.vm.name") + " " + System.getProperty("java.version");
   }
 
+  /**
+   * Whether the kernel hands free memory back to a hypervisor (free page reporting, through
+   * virtio-balloon): "order N" (free blocks of 2^N pages and larger are reported), or "off" when
+   * the kernel has none. On such a machine memory freed a moment ago costs a host page fault per
+   * page on its next use, which slows any step that fills new page cache (docs/performance.md,
+   * "Free page reporting").
+   */
+  static String freePageReporting() {
+    Path order = Path.of("/sys/module/page_reporting/parameters/page_reporting_order");
+    try {
+      return Files.isReadable(order) ? "order " + Files.readString(order).trim() : "off";
+    } catch (IOException e) {
+      return "unknown";
+    }
+  }
+
   /** The file system type of {@code dir}, or "unknown". */
   static String fileSystem(Path dir) {
     try {

@@ -291,6 +291,17 @@ final class CartridgeFile implements Closeable {
     dst.put(f.position(FRAME_HEADER));
   }
 
+  /**
+   * Reads the first {@code dst.remaining()} bytes (at most the record's) of the record at
+   * {@code frame} into {@code dst}, without checking the record's CRC, which covers the whole
+   * record: for a look at what a tape file holds, never for its data.
+   */
+  void readRecordPrefix(int frame, ByteBuffer dst) throws IOException {
+    int n = Math.min(length(frame), dst.remaining());
+    file.readFully(offsets[frame] + FRAME_HEADER, dst.slice(dst.position(), n));
+    dst.position(dst.position() + n);
+  }
+
   /** {@link #frameBuffer}, cleared, with room for {@code bytes} and its limit there. */
   private ByteBuffer frameBuffer(int bytes) {
     if (frameBuffer.capacity() < bytes) {

@@ -13,10 +13,12 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Optional;
 import java.util.OptionalInt;
 import java.util.Properties;
@@ -461,8 +463,26 @@ public final class VirtualTapeLibrary implements TapeLibrary {
 
   /** What the file starting at {@code frame} holds: see {@link TapeFileInfo#kind()}. */
   private static String kind(CartridgeFile c, int frame) throws IOException {
+    // the first KIND_PREFIX bytes hold the first member's headers (a PAX header, then the member's: shade's are
+    // small), so a listing reads that much of each file rather than its first records whole (256 KiB each, and
+    // a library lists every tape file of a cartridge when it opens it); unless they name a kind, the records
+    // themselves, CRC-checked, decide as before (a catalog rebuild goes by the kinds)
+    byte[] prefix = new byte[KIND_PREFIX];
+    ByteBuffer b = ByteBuffer.wrap(prefix);
+    for (int f = frame; f < c.frames() && !c.isFilemark(f) && b.hasRemaining(); f++) {
+      c.readRecordPrefix(f, b);
+    }
+    String k = kindOf(Arrays.copyOf(prefix, b.position()));
+    return k != null && !k.equals("data") ? k : Objects.requireNonNullElse(kindOf(peek(c, frame)), "data");
+  }
+
+  /** Bytes of a tape file {@link #kind} reads first. */
+  private static final int KIND_PREFIX = 8192;
+
+  /** The kind the tar in {@code data} names with its first member; "data" when it is not a tar; null when cut short. */
+  private static String kindOf(byte[] data) throws TapeException {
     try {
-      TarArchiveInputStream tar = new TarArchiveInputStream(new ByteArrayInputStream(peek(c, frame)), "UTF-8");
+      TarArchiveInputStream tar = new TarArchiveInputStream(new ByteArrayInputStream(data), "UTF-8");
       TarArchiveEntry e = tar.getNextEntry();
       if (e != null) {
         Matcher m = KIND.matcher(e.getName());
@@ -470,13 +490,15 @@ public final class VirtualTapeLibrary implements TapeLibrary {
           return m.group(1);
         }
       }
+      return "data";
+    } catch (java.io.EOFException e) {
+      return null; // the headers go on past what was read
     } catch (IOException | IllegalArgumentException e) {
       if (e instanceof TapeException) {
         throw (TapeException) e;
       }
-      // not a tar
+      return "data"; // not a tar
     }
-    return "data";
   }
 
   /** The first records of the file starting at {@code frame}, up to about {@link #PEEK_BYTES}. */
