@@ -107,12 +107,15 @@ class FilesBackupCommandTest {
     assertEquals("files", job.get("format").asText(), job::toString);
     assertEquals("ok", job.get("outcome").asText(), job::toString);
     assertTrue(Cli.run("catalog", "list", lib).ok().out().contains("files"));
-    assertEquals("files", Cli.run("tape", "list", lib, "--json").ok().json().get("cartridges").get(0).get("files")
-        .get(1).get("kind").asText());
+    // tape file 1 is the record of the failed job above (no filesystem), 2 the files archive
+    JsonNode tapeFiles = Cli.run("tape", "list", lib, "--json").ok().json().get("cartridges").get(0).get("files");
+    assertEquals("job", tapeFiles.get(1).get("kind").asText(), tapeFiles::toString);
+    assertEquals("files", tapeFiles.get(2).get("kind").asText(), tapeFiles::toString);
+    assertEquals(2, b.get("fileNumber").asInt(), b::toString);
     assertAttachmentsGone();
 
     // GNU tar lists the tape file and extracts one file identical to the original
-    String listing = shell("tape cat '" + lib + "' SHD001 1 | tar -t");
+    String listing = shell("tape cat '" + lib + "' SHD001 2 | tar -t");
     List<String> members = listing.lines().toList();
     assertEquals(FilesManifest.HEADER_MEMBER, members.get(0));
     assertEquals(FilesManifest.MANIFEST_MEMBER, members.get(members.size() - 1));
@@ -120,7 +123,7 @@ class FilesBackupCommandTest {
     assertTrue(members.contains("files/srv/fifo"), listing);
     Path x = Files.createDirectories(tmp.resolve("x"));
     String one = "srv/app dir é/run me.sh";
-    shell("tape cat '" + lib + "' SHD001 1 | (cd '" + x + "' && tar -x --xattrs --xattrs-include='*' --acls "
+    shell("tape cat '" + lib + "' SHD001 2 | (cd '" + x + "' && tar -x --xattrs --xattrs-include='*' --acls "
         + "--numeric-owner 'files/" + one + "' files/etc/hosts)");
     assertEquals(original.get(one), TreeFixture.describe(x.resolve("files")).get(one));
     assertEquals(original.get("etc/hosts"), TreeFixture.describe(x.resolve("files")).get("etc/hosts"));
@@ -145,17 +148,19 @@ class FilesBackupCommandTest {
     assertTrue(TreeFixture.allocated(r2.resolve("data/db/big.img")) < 16 << 20, "the restored big file is sparse");
 
     // the catalog lost: rebuilt from the tapes alone, the files job is back (its record follows its
-    // archive on tape) and restores as before
+    // archive on tape) and restores as before, and so is the failed one (its record alone on tape)
+    JsonNode failedJob = Cli.run("catalog", "list", lib, "--json").ok().json().get("jobs").get(0);
     for (String f : List.of("catalog.db", "catalog.db-wal", "catalog.db-shm")) {
       Files.deleteIfExists(lib.resolve(f));
     }
     Cli.Result rebuilt = Cli.run("catalog", "rebuild", "--library", lib, "--json").ok();
     assertEquals(0, rebuilt.json().get("problems").size(), rebuilt::toString);
     JsonNode back = Cli.run("catalog", "list", lib, "--json").ok().json().get("jobs");
-    assertEquals(1, back.size(), back::toString);
-    assertEquals(job.get("jobId"), back.get(0).get("jobId"), back::toString);
-    assertEquals("files", back.get(0).get("format").asText(), back::toString);
-    assertEquals(job.get("archive"), back.get(0).get("archive"), back::toString);
+    assertEquals(2, back.size(), back::toString);
+    assertEquals(failedJob, back.get(0), "the failed files job, message and times, from its record on tape");
+    assertEquals(job.get("jobId"), back.get(1).get("jobId"), back::toString);
+    assertEquals("files", back.get(1).get("format").asText(), back::toString);
+    assertEquals(job.get("archive"), back.get(1).get("archive"), back::toString);
     Path r4 = tmp.resolve("r4");
     Cli.run("restore", "--volume", "db", "--snapshot", "s1", "--library", lib, "--files", "etc/hosts", "--to", r4).ok();
     assertEquals(original.get("etc/hosts"), TreeFixture.describe(r4).get("etc/hosts"));

@@ -92,8 +92,16 @@ public final class FilesBackupService {
         }
       }
     } catch (IOException | RuntimeException e) {
-      // as before spanning: a failed files job is in the catalog only (its cut archive, if any, ends with a filemark)
+      // its cut archive, if any, ends with a filemark; its record goes on tape as an image job's does, so that a
+      // catalog rebuilt from the tapes has the failure too
       catalog.failJob(jobId, String.valueOf(e.getMessage()), Instant.ofEpochMilli(System.currentTimeMillis()));
+      if (tape.mounted()) {
+        try {
+          writeRecord(catalog, tape, jobId, List.of());
+        } catch (IOException | RuntimeException r) {
+          e.addSuppressed(r); // the tape has no room left: the catalog alone has the failure
+        }
+      }
       throw e;
     } finally {
       deleteEmpty(work);
