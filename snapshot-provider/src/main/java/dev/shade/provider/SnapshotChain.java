@@ -493,7 +493,15 @@ final class SnapshotChain {
         int within = (int) (pos & mask);
         int n = (int) Math.min(end - pos, geometry.blockLength(b) - within);
         ReentrantReadWriteLock stripe = locks.stripe(b);
-        stripe.readLock().lock();
+        if (!stripe.readLock().tryLock()) {
+          if (!p.pins.isEmpty()) {
+            // a write holds this stripe and may be waiting for a pin this range already took (it holds its
+            // blocks' stripes, then waits for their pins): waiting here would deadlock both. The pins taken go
+            // (finally below) and the read copies as without zero-copy
+            return null;
+          }
+          stripe.readLock().lock(); // no origin pin held yet: nothing a writer could be waiting for
+        }
         try {
           long packed = resolve(snap, snaps, from, b);
           if (packed == -1) {

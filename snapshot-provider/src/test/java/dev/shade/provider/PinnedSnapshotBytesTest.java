@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNotSame;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -155,6 +156,27 @@ class PinnedSnapshotBytesTest {
     } finally {
       p.release();
     }
+  }
+
+  @Test
+  void aStripeHeldByAWrite_afterPinsWereTaken_makesThePinGiveUpInsteadOfDeadlocking() throws Exception {
+    // a write over blocks 59..60 holds both stripes, then waits for pins of them; a pin of the same range that
+    // took block 59's pin and then waited for block 60's stripe would wait for the write, and the write for it
+    java.util.concurrent.locks.ReentrantReadWriteLock second = v.locks().stripe(60);
+    assertNotSame(v.locks().stripe(59), second, "two stripes");
+    second.writeLock().lock();
+    try {
+      Future<PinnedBytes> pin = pool.submit(() -> v.pinSnapshotBytes(SnapshotRef.ofName("s"), 59L * BLOCK,
+          2 * BLOCK));
+      assertNull(pin.get(10, TimeUnit.SECONDS), "no view: the read copies instead");
+      v.locks().awaitUnpinned(59, 60); // returns: the pin of block 59 was let go
+    } finally {
+      second.writeLock().unlock();
+    }
+    PinnedBytes p = v.pinSnapshotBytes(SnapshotRef.ofName("s"), 59L * BLOCK, 2 * BLOCK);
+    assertNotNull(p, "with the stripe free the range pins as before");
+    assertArrayEquals(Arrays.copyOfRange(before, 59 * BLOCK, 61 * BLOCK), bytes(p));
+    p.release();
   }
 
   @Test
