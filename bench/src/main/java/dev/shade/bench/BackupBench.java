@@ -404,8 +404,7 @@ public final class BackupBench {
         try (VirtualTapeLibrary l = VirtualTapeLibrary.create(lib, 2, s.capacity())) {
           // created and closed: each backup opens it as 'shade backup run' does
         }
-        settle();
-        double self0 = ProcessCpu.self();
+        double self0 = ProcessCpu.self(); // backup() settles first: its sync's seconds are the agent's idle ones
         cpu0 = ProcessCpu.seconds(agent.pid());
         BackupService.Result fullR = backup(lib, full, "full");
         double agentCpu = ProcessCpu.seconds(agent.pid()) - cpu0;
@@ -561,7 +560,6 @@ public final class BackupBench {
     /** {CPU seconds, wall seconds} of the shell command {@code command} and what it starts (bash's times). */
     private double[] withCpu(String command) throws IOException, InterruptedException {
       String script = "set -o pipefail; " + command + "; rc=$?; times; exit $rc";
-      settle();
       long t0 = System.nanoTime();
       Programs.Result r = Programs.run(work, Duration.ofMinutes(30), List.of(tool.get("bash").toString(), "-c", script));
       double wall = (System.nanoTime() - t0) / 1e9;

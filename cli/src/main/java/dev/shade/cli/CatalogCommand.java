@@ -5,7 +5,6 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.shade.offhost.backup.Catalog;
 import dev.shade.offhost.backup.CatalogLocation;
 import dev.shade.offhost.backup.CatalogRebuild;
-import dev.shade.offhost.backup.ChunkChecksum;
 import dev.shade.offhost.backup.ChunkEntry;
 import dev.shade.offhost.backup.PieceEntry;
 import dev.shade.offhost.backup.TapeRecords;
@@ -48,7 +47,7 @@ final class CatalogCommand extends CommandGroup {
     if (j.archive() != null) {
       o.putObject("archive").put("cartridge", j.archive().cartridge()).put("fileNumber", j.archive().fileNumber())
           .put("bytes", j.archive().bytes()).put("manifestSha256", j.archive().manifestSha256())
-          .put("chunkChecksum", j.archive().chunkChecksum());
+          .put("chunkChecksum", j.archive().chunkChecksum().id());
     } else {
       o.putNull("archive");
     }
@@ -385,7 +384,7 @@ final class CatalogCommand extends CommandGroup {
               Sizes.format(j.archive().bytes()), Sizes.format(j.bytes()), chunks.size() - zero,
               chunks.size() - zero == 1 ? "" : "s", zero == 0 ? "" : " (and " + zero + " zero)",
               Catalog.FORMAT_FILES.equals(j.format()) ? "each file's SHA-256 in its manifest"
-                  : ChunkChecksum.describe(j.archive().chunkChecksum()) + " of each", j.archive().manifestSha256());
+                  : j.archive().chunkChecksum() + " of each", j.archive().manifestSha256());
           out().printf("  pieces:%n  %5s  %-12s %4s  %10s  %-37s %s%n", "piece", "cartridge", "file", "bytes",
               "image offsets", "chunks");
           for (PieceEntry p : pieces) {

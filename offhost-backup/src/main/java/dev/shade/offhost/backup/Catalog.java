@@ -86,11 +86,11 @@ public final class Catalog implements Closeable {
   /**
    * One archive on tape.
    *
-   * @param chunkChecksum the {@link ChunkChecksum#id()} of its chunks' checksums ({@code sha-256}
-   *     for a files archive, whose files have SHA-256 checksums)
+   * @param chunkChecksum the checksum of its chunks ({@link ChunkChecksum#SHA256} for a files
+   *     archive, whose files have SHA-256 checksums)
    */
   public record ArchiveRecord(long id, long jobId, String cartridge, int fileNumber, long bytes, String manifestSha256,
-      String chunkChecksum) {}
+      ChunkChecksum chunkChecksum) {}
 
   /**
    * One backup job.
@@ -462,7 +462,7 @@ public final class Catalog implements Closeable {
           long archiveId = r.getLong(18);
           ArchiveRecord a = r.wasNull() ? null
               : new ArchiveRecord(archiveId, r.getLong(1), r.getString(19), r.getInt(20), r.getLong(21), r.getString(22),
-                  r.getString(24));
+                  ChunkChecksum.ofId(r.getString(24)));
           out.add(new JobRecord(r.getLong(1), s, r.getString(8), baseJob, baseSnap, r.getString(11), r.getInt(12),
               Instant.parse(r.getString(13)), ended == null ? null : Instant.parse(ended), r.getString(15),
               r.getString(16), r.getLong(17), a, r.getString(23)));
@@ -495,7 +495,7 @@ public final class Catalog implements Closeable {
       db.setAutoCommit(false);
       try {
         long archiveId = insertArchive(-1, jobId, pieces.get(0).cartridge(), pieces.get(0).fileNumber(),
-            archiveBytes, manifestSha256, checksum.id());
+            archiveBytes, manifestSha256, checksum);
         insertPiecesAndChunks(archiveId, pieces, chunks);
         try (PreparedStatement p = db.prepareStatement("UPDATE jobs SET outcome = ?, message = ?, ended = ?, bytes = ?"
             + " WHERE id = ?")) {
@@ -656,7 +656,7 @@ public final class Catalog implements Closeable {
 
   /** Inserts an archive row, with {@code id} or (when -1) a new one; returns its id. */
   private long insertArchive(long id, long jobId, String cartridge, int fileNumber, long bytes, String manifestSha256,
-      String chunkChecksum) throws SQLException {
+      ChunkChecksum chunkChecksum) throws SQLException {
     String cols = id >= 0 ? "id, job_id, cartridge, file_number, bytes, manifest_sha256, chunk_checksum" : "job_id,"
         + " cartridge, file_number, bytes, manifest_sha256, chunk_checksum";
     try (PreparedStatement p = db.prepareStatement("INSERT INTO archives (" + cols + ") VALUES (?,?,?,?,?,?"
@@ -670,7 +670,7 @@ public final class Catalog implements Closeable {
       p.setInt(i++, fileNumber);
       p.setLong(i++, bytes);
       p.setString(i++, manifestSha256);
-      p.setString(i, chunkChecksum);
+      p.setString(i, chunkChecksum.id());
       if (id >= 0) {
         p.executeUpdate();
         return id;

@@ -73,16 +73,6 @@ public enum ChunkChecksum {
     return HEX.formatHex(d.digest());
   }
 
-  /** {@code CRC-32C} or {@code SHA-256} for the checksum named {@code id}; {@code id} itself when unknown. */
-  public static String describe(String id) {
-    for (ChunkChecksum c : values()) {
-      if (c.id.equals(id)) {
-        return c.display;
-      }
-    }
-    return String.valueOf(id);
-  }
-
   /** The checksum named {@code id} in a manifest or the catalog ({@code crc32c}, {@code sha-256}). */
   public static ChunkChecksum ofId(String id) throws IOException {
     for (ChunkChecksum c : values()) {

@@ -77,9 +77,9 @@ public record JobRecordFile(Catalog.JobRecord job, List<PieceEntry> pieces, List
     } else {
       ObjectNode ao = o.putObject("archive").put("id", a.id()).put("cartridge", a.cartridge())
           .put("fileNumber", a.fileNumber()).put("bytes", a.bytes()).put("manifestSha256", a.manifestSha256())
-          .put("chunkChecksum", a.chunkChecksum());
+          .put("chunkChecksum", a.chunkChecksum().id());
       // each chunk's value under the key its manifest uses: sha256 (records written before CRC-32C have only these) or crc32c
-      String key = checksumOf(a.chunkChecksum()).key();
+      String key = a.chunkChecksum().key();
       ArrayNode ps = ao.putArray("pieces");
       for (PieceEntry p : pieces) {
         ps.addObject().put("piece", p.piece()).put("cartridge", p.cartridge()).put("fileNumber", p.fileNumber())
@@ -98,14 +98,6 @@ public record JobRecordFile(Catalog.JobRecord job, List<PieceEntry> pieces, List
     }
     o.put("written", written.toString());
     return o;
-  }
-
-  private static ChunkChecksum checksumOf(String id) {
-    try {
-      return ChunkChecksum.ofId(id);
-    } catch (IOException e) {
-      throw new IllegalStateException("archive of a job with " + e.getMessage(), e);
-    }
   }
 
   /** Writes the record as a tar to {@code out} (a tape file's stream, which the caller ends). */
@@ -137,8 +129,8 @@ public record JobRecordFile(Catalog.JobRecord job, List<PieceEntry> pieces, List
       if (a.isObject()) {
         archive = new Catalog.ArchiveRecord(a.path("id").asLong(), j.path("id").asLong(), a.path("cartridge").asText(),
             a.path("fileNumber").asInt(), a.path("bytes").asLong(), a.path("manifestSha256").asText(),
-            a.path("chunkChecksum").asText(ChunkChecksum.SHA256.id()));
-        String key = ChunkChecksum.ofId(archive.chunkChecksum()).key();
+            ChunkChecksum.ofId(a.path("chunkChecksum").asText(ChunkChecksum.SHA256.id())));
+        String key = archive.chunkChecksum().key();
         for (JsonNode p : a.path("pieces")) {
           pieces.add(new PieceEntry(p.path("piece").asInt(), p.path("cartridge").asText(), p.path("fileNumber").asInt(),
               p.path("bytes").asLong(), p.path("firstOffset").asLong(), p.path("endOffset").asLong(),

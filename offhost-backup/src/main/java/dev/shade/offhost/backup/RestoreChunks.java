@@ -46,7 +46,7 @@ final class RestoreChunks implements ImageArchiveReader.Handler {
   /** Where the chunks go. */
   private final Output out;
   /** The archive's chunk checksum, for messages ({@code CRC-32C}, {@code SHA-256}). */
-  private final String checksum;
+  private final ChunkChecksum checksum;
   /** Told how far the restore is; called under {@link #progressLock}. */
   private final BackupProgress progress;
   /** The bytes the whole restore writes, for {@link #progress}. */
@@ -62,13 +62,12 @@ final class RestoreChunks implements ImageArchiveReader.Handler {
 
   /**
    * The handler of archive {@code index} of the chain; {@code writtenBefore} bytes were written
-   * from the archives before it; its chunks have the checksum {@code checksumId} (a {@link
-   * ChunkChecksum#id()}).
+   * from the archives before it; its chunks have the checksum {@code checksum}.
    */
   RestoreChunks(int index, Map<Long, Integer> winner, Map<Long, ChunkEntry> entries, Output out,
-      BackupProgress progress, long writtenBefore, long totalBytes, String checksumId) {
+      BackupProgress progress, long writtenBefore, long totalBytes, ChunkChecksum checksum) {
     this.index = index;
-    this.checksum = ChunkChecksum.describe(checksumId);
+    this.checksum = checksum;
     this.winner = winner;
     this.entries = entries;
     this.out = out;

@@ -184,8 +184,7 @@ final class TapePieces implements ImageArchiveWriter.PieceOutput {
     warned = false;
     pastRoom = false;
     tape = new TapeOutputStream(drive);
-    OptionalLong room = drive.roomBeforeEarlyWarning();
-    stream = new Stream(tape, room.orElse(-1), room.isPresent());
+    stream = new Stream(tape, drive.roomBeforeEarlyWarning().orElse(-1));
     return stream;
   }
 
@@ -280,7 +279,7 @@ final class TapePieces implements ImageArchiveWriter.PieceOutput {
 
   /**
    * The stream the tar goes to: rides over the early warning into the trailer, remembering it;
-   * with {@code queued}, through a queue to a writer thread of its own (see the comment above).
+   * when the drive knows its room, through a queue to a writer thread of its own (see the comment above).
    * Its methods are called from the backup's thread; {@link #drain} runs on the writer thread.
    */
   private final class Stream extends OutputStream {
@@ -304,13 +303,11 @@ final class TapePieces implements ImageArchiveWriter.PieceOutput {
     private ByteBuffer current;
     /** The writer thread's first failure; it writes nothing after it. */
     private volatile IOException failed;
-    /** Set by {@link #stop}: the writer thread drops what is queued. */
-    private volatile boolean stopping;
 
-    Stream(TapeOutputStream out, long room, boolean queued) {
+    Stream(TapeOutputStream out, long room) {
       this.out = out;
       this.room = room;
-      if (!queued) {
+      if (room < 0) {
         writer = null;
         filled = null;
         free = null;
@@ -412,7 +409,7 @@ final class TapePieces implements ImageArchiveWriter.PieceOutput {
           if (b == END) {
             return;
           }
-          if (failed == null && !stopping) {
+          if (failed == null) {
             try {
               toDrive(b.array(), b.arrayOffset(), b.remaining());
             } catch (IOException e) {
@@ -453,8 +450,7 @@ final class TapePieces implements ImageArchiveWriter.PieceOutput {
       if (writer == null) {
         return;
       }
-      stopping = true;
-      filled.clear();
+      filled.clear(); // what is left to take is END
       filled.offer(END);
       boolean interrupted = false;
       while (writer.isAlive()) {

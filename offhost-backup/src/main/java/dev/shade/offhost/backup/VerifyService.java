@@ -175,7 +175,7 @@ public final class VerifyService {
                 }
                 if (!got.equals(e.checksum()) || length != e.length()) {
                   throw new ImageArchiveReader.ArchiveException(member, "chunk " + member + " is damaged: its "
-                      + length + " bytes have " + ChunkChecksum.describe(a.chunkChecksum()) + " " + got + ", the catalog says " + e.length() + " bytes with "
+                      + length + " bytes have " + a.chunkChecksum() + " " + got + ", the catalog says " + e.length() + " bytes with "
                       + e.checksum(), null);
                 }
                 seen.add(offset);

@@ -102,7 +102,7 @@ class SqliteCatalogTest {
       Catalog.JobRecord full = jobs.get(0);
       assertEquals(new SnapshotIdentity("db", "uuid-1", "s1", 7, Instant.parse("2026-11-30T10:00:00Z"), 1048576),
           full.snapshot());
-      assertEquals(new Catalog.ArchiveRecord(1, 1, "SHD001", 1, 150000, "abc", "sha-256"), full.archive());
+      assertEquals(new Catalog.ArchiveRecord(1, 1, "SHD001", 1, 150000, "abc", ChunkChecksum.SHA256), full.archive());
       assertEquals(Instant.parse("2026-11-30T11:01:00Z"), full.ended());
       assertEquals(List.of(new ChunkEntry(0, 65536, "h0", false), new ChunkEntry(65536, 65536, null, true),
           new ChunkEntry(5000000000L, 65536, "h2", false)), cat.chunks(1));

@@ -119,7 +119,8 @@ class ZstdArchiveTest {
           assertTrue(c.path("sha256").isMissingNode(), c.toString());
         }
       }
-      assertEquals(List.of("sha-256", "crc32c"), cat.jobs().stream().map(j -> j.archive().chunkChecksum()).toList());
+      assertEquals(List.of(ChunkChecksum.SHA256, ChunkChecksum.CRC32C),
+          cat.jobs().stream().map(j -> j.archive().chunkChecksum()).toList());
 
       Path r1 = tmp.resolve("s1.img");
       Path r2 = tmp.resolve("s2.img");
