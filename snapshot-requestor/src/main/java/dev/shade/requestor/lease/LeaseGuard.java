@@ -342,7 +342,7 @@ public final class LeaseGuard {
 
   /**
    * Ends the lease out of turn: thaws every writer whose freeze returned (filesystems first),
-   * interrupts a freeze in progress (its thread thaws it when it returns) and aborts every
+   * then interrupts a freeze in progress (its thread thaws it when it returns) and aborts every
    * prepared writer. Idempotent; the first reason is kept. A call while another thread's
    * release is under way returns when that one has finished, so the guard never exits, and
    * never answers, with writers still being released.
@@ -367,10 +367,9 @@ public final class LeaseGuard {
       interrupted = freezing;
     }
     System.err.println("shade lease guard: releasing the writers: " + reason);
-    if (interrupted != null) {
-      quietly(() -> interrupted.abort(), "abort of " + interrupted.spec());
-    }
-    // filesystems first, then the applications, as a normal thaw does
+    // what holds the applications' writes first: filesystems, then the applications, as a
+    // normal thaw does; only then the freeze still running (killing a hung hook, then running
+    // every hook with "abort", takes process starts the frozen writers need not wait for)
     for (Writer w : thaw) {
       if (w.isFilesystem()) {
         quietly(w::thaw, "thaw of " + w.spec());
@@ -380,6 +379,9 @@ public final class LeaseGuard {
       if (!w.isFilesystem()) {
         quietly(w::thaw, "thaw of " + w.spec());
       }
+    }
+    if (interrupted != null) {
+      quietly(() -> interrupted.abort(), "abort of " + interrupted.spec());
     }
     for (Writer w : abort) {
       if (w != interrupted) {

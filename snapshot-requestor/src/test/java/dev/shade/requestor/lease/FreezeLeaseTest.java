@@ -113,6 +113,11 @@ class FreezeLeaseTest {
     assertTrue(phases("a").contains("thaw"), phases("a").toString());
     assertTrue(phases("a").contains("abort"), phases("a").toString());
     assertTrue(phases("b").contains("abort"), phases("b").toString());
+    // the frozen writer is thawed before the hung one is aborted: its hooks' process starts do
+    // not lengthen the freeze of the others
+    assertTrue(lastNanos("a", "thaw") < lastNanos("b", "abort"), "a thawed after b's abort hook ran");
+    long frozenMs = (lastNanos("a", "thaw") - lastNanos("a", "freeze")) / 1_000_000;
+    assertTrue(frozenMs >= 700 && frozenMs < 800 + 400, "a thawed " + frozenMs + " ms after its freeze");
     assertTrue(System.nanoTime() - t0 < Duration.ofSeconds(30).toNanos());
   }
 
