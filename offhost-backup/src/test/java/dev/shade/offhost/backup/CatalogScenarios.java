@@ -33,7 +33,7 @@ import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 
 /**
- * What every catalog database must do, as scenarios that the SQLite and the PostgreSQL tests
+ * What every catalog database must do, as scenarios that the SQLite and the PostgreSQL tests (through {@link CatalogContract})
  * run against a fresh, empty catalog of theirs.
  */
 final class CatalogScenarios {

@@ -19,7 +19,7 @@ import org.junit.jupiter.api.io.TempDir;
  * The catalog on a real PostgreSQL server started for these tests (skipped without PostgreSQL,
  * failed under CI=true): each test on a database of its own.
  */
-class PostgresCatalogTest {
+class PostgresCatalogTest implements CatalogContract {
   @TempDir static Path serverDir;
   private static PostgresCluster server;
   private static final AtomicInteger DATABASES = new AtomicInteger();
@@ -39,6 +39,16 @@ class PostgresCatalogTest {
     if (server != null) {
       server.close();
     }
+  }
+
+  @Override
+  public CatalogLocation where() {
+    return where;
+  }
+
+  @Override
+  public Path workDir() {
+    return tmp;
   }
 
   @BeforeEach
@@ -106,50 +116,5 @@ class PostgresCatalogTest {
       assertEquals(Catalog.OK, c.job(job).orElseThrow().outcome());
       assertEquals(1, c.chunks(c.job(job).orElseThrow().archive().id()).size());
     }
-  }
-
-  @Test
-  void freshCatalog_recordsEachStepWithItsTime() throws Exception {
-    CatalogScenarios.freshCatalog_recordsEachStepWithItsTime(where);
-  }
-
-  @Test
-  void newerCatalog_isRefused() throws Exception {
-    CatalogScenarios.newerCatalog_isRefused(where);
-  }
-
-  @Test
-  void failingStep_isRolledBackWhole() throws Exception {
-    CatalogScenarios.failingStep_isRolledBackWhole(where);
-  }
-
-  @Test
-  void concurrentMigrations_applyEachStepOnce() throws Exception {
-    CatalogScenarios.concurrentMigrations_applyEachStepOnce(where, 4, 12);
-  }
-
-  @Test
-  void catalogsOpenedAtOnce_makeTheSchemaOnce() throws Exception {
-    CatalogScenarios.catalogsOpenedAtOnce_makeTheSchemaOnce(where, 4);
-  }
-
-  @Test
-  void twoProcessesMigrating_applyEachStepOnce() throws Exception {
-    CatalogScenarios.twoProcessesMigrating_applyEachStepOnce(tmp, where, 12);
-  }
-
-  @Test
-  void twoWriters_neverCollide() throws Exception {
-    CatalogScenarios.twoWriters_neverCollide(where, 40);
-  }
-
-  @Test
-  void interruptedJobs_onlyThisHostsAndLibrarysDeadOnes() throws Exception {
-    CatalogScenarios.interruptedJobs_onlyThisHostsAndLibrarysDeadOnes(where);
-  }
-
-  @Test
-  void recordedVerificationsAndDrills_keepTheirIds_andNewOnesFollow() throws Exception {
-    CatalogScenarios.recordedVerificationsAndDrills_keepTheirIds_andNewOnesFollow(where);
   }
 }

@@ -16,54 +16,24 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /** The catalog in SQLite, the default: its migrations and several writers on one file. */
-class SqliteCatalogTest {
+class SqliteCatalogTest implements CatalogContract {
   @TempDir Path tmp;
   private CatalogLocation where;
+
+  @Override
+  public CatalogLocation where() {
+    return where;
+  }
+
+  @Override
+  public Path workDir() {
+    return tmp;
+  }
 
   @BeforeEach
   void location() throws Exception {
     Files.createDirectories(tmp.resolve("lib"));
     where = CatalogLocation.inLibrary(tmp.resolve("lib"));
-  }
-
-  @Test
-  void freshCatalog_recordsEachStepWithItsTime() throws Exception {
-    CatalogScenarios.freshCatalog_recordsEachStepWithItsTime(where);
-  }
-
-  @Test
-  void newerCatalog_isRefused() throws Exception {
-    CatalogScenarios.newerCatalog_isRefused(where);
-  }
-
-  @Test
-  void failingStep_isRolledBackWhole() throws Exception {
-    CatalogScenarios.failingStep_isRolledBackWhole(where);
-  }
-
-  @Test
-  void concurrentMigrations_applyEachStepOnce() throws Exception {
-    CatalogScenarios.concurrentMigrations_applyEachStepOnce(where, 4, 12);
-  }
-
-  @Test
-  void catalogsOpenedAtOnce_makeTheSchemaOnce() throws Exception {
-    CatalogScenarios.catalogsOpenedAtOnce_makeTheSchemaOnce(where, 4);
-  }
-
-  @Test
-  void twoProcessesMigrating_applyEachStepOnce() throws Exception {
-    CatalogScenarios.twoProcessesMigrating_applyEachStepOnce(tmp, where, 12);
-  }
-
-  @Test
-  void twoWriters_neverCollide() throws Exception {
-    CatalogScenarios.twoWriters_neverCollide(where, 40);
-  }
-
-  @Test
-  void interruptedJobs_onlyThisHostsAndLibrarysDeadOnes() throws Exception {
-    CatalogScenarios.interruptedJobs_onlyThisHostsAndLibrarysDeadOnes(where);
   }
 
   /** The schema and bookkeeping of version 1 exactly as shade wrote them before steps were timed. */
@@ -123,10 +93,5 @@ class SqliteCatalogTest {
       assertEquals("1", h.get(0)[0]);
       assertNull(h.get(0)[1], "when version 1 was applied was not recorded then");
     }
-  }
-
-  @Test
-  void recordedVerificationsAndDrills_keepTheirIds_andNewOnesFollow() throws Exception {
-    CatalogScenarios.recordedVerificationsAndDrills_keepTheirIds_andNewOnesFollow(where);
   }
 }
