@@ -33,8 +33,8 @@ import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 
 /**
- * What every catalog database must do, as scenarios that the SQLite and the PostgreSQL tests (through {@link CatalogContract})
- * run against a fresh, empty catalog of theirs.
+ * What every catalog database must do, as scenarios that the SQLite and the PostgreSQL tests
+ * run (through {@link CatalogContract}) against a fresh, empty catalog of theirs.
  */
 final class CatalogScenarios {
   private CatalogScenarios() {}
