@@ -34,8 +34,13 @@ final class CatalogCommand extends CommandGroup {
   static ObjectNode jobJson(Catalog.JobRecord j) {
     ObjectNode o = ShadeCommand.JSON.createObjectNode().put("jobId", j.id()).put("volume", j.snapshot().volume())
         .put("volumeUuid", j.snapshot().volumeUuid()).put("snapshot", j.snapshot().snapshot())
-        .put("snapshotId", j.snapshot().snapshotId()).put("size", j.snapshot().size()).put("format", j.format())
-        .put("level", j.level());
+        .put("snapshotId", j.snapshot().snapshotId()).put("size", j.snapshot().size());
+    if (j.snapshot().blockSize() > 0) {
+      o.put("volumeBlockSize", j.snapshot().blockSize());
+    } else {
+      o.putNull("volumeBlockSize");
+    }
+    o.put("format", j.format()).put("level", j.level());
     if (j.baseSnapshotId() >= 0) {
       o.put("baseSnapshotId", j.baseSnapshotId()).put("baseJobId", j.baseJobId());
     } else {

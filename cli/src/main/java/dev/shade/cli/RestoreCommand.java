@@ -37,7 +37,8 @@ import picocli.CommandLine.Option;
           + "snapshot's size (a larger one keeps its bytes past the image); its whole image is written, the zero "
           + "ranges as NBD WRITE_ZEROES, so it holds exactly the snapshot whatever it held before, and it is flushed "
           + "at the end. An existing directory, or a path ending in '/', is a volume directory: a missing or empty "
-          + "one gets a new shade volume of the snapshot's size (block size --block-size), an existing volume is "
+          + "one gets a new shade volume of the snapshot's size and of the backed-up volume's block size (or "
+          + "--block-size; 64K for backups that do not record it), an existing volume is "
           + "written into only with --force (through copy-on-write, so its snapshots keep what they hold; it must be "
           + "at least the snapshot's size and not held by an agent), and a directory holding anything else is "
           + "refused. Anything else is a FILE (replaced only with --force).",
@@ -110,9 +111,10 @@ final class RestoreCommand extends ShadeCommand {
       + "exists; restore into an existing volume.")
   boolean force;
 
-  @Option(names = "--block-size", paramLabel = "SIZE", converter = Sizes.class, defaultValue = "64K",
-      description = "Block size of a new volume (--to DIR): a power of two from 4K to 1M.")
-  long blockSize;
+  @Option(names = "--block-size", paramLabel = "SIZE", converter = Sizes.class,
+      description = "Block size of a new volume (--to DIR): a power of two from 4K to 1M. Default: the backed-up "
+          + "volume's, as its backup records it (64K when it does not).")
+  Long blockSize;
 
   @Option(names = "--descriptor", paramLabel = "FILE",
       description = "With an NBD target: write the snapshot's descriptor (its attributes and writer metadata, as "
@@ -284,6 +286,9 @@ final class RestoreCommand extends ShadeCommand {
   /** Tells an NBD export, a volume directory and a file apart, and refuses what cannot be one. */
   private Target target() throws Exception {
     if (isNbd(to)) {
+      if (blockSize != null) {
+        throw usage("--block-size is for a new volume (--to DIR); an NBD export has no block size: " + to);
+      }
       NbdClientConfig config;
       try {
         NbdClientConfig.Builder b = NbdClientConfig.builder(NbdUri.parse(to));
@@ -314,13 +319,16 @@ final class RestoreCommand extends ShadeCommand {
     }
     Path path = Path.of(to);
     if (Files.isDirectory(path) || to.endsWith("/")) {
-      if (blockSize < VolumeConfig.MIN_BLOCK_SIZE || blockSize > VolumeConfig.MAX_BLOCK_SIZE
-          || Long.bitCount(blockSize) != 1) {
+      if (blockSize != null && (blockSize < VolumeConfig.MIN_BLOCK_SIZE || blockSize > VolumeConfig.MAX_BLOCK_SIZE
+          || Long.bitCount(blockSize) != 1)) {
         throw usage("block size must be a power of two between 4K and 1M: " + blockSize);
       }
       VolumeRestoreSink.check(path, force);
       return new Target("volume", "directory", path.toAbsolutePath().toString(), "volume " + path,
-          new VolumeRestoreSink(path, (int) blockSize));
+          new VolumeRestoreSink(path, blockSize == null ? 0 : (int) (long) blockSize));
+    }
+    if (blockSize != null) {
+      throw usage("--block-size is for a new volume (--to DIR); a FILE has no block size: " + to);
     }
     if (!Files.exists(path)) { // an existing image is refused (without --force) by the sink, naming it
       checkDescriptor(VolumeCommands.descriptorPath(path));

@@ -1,6 +1,7 @@
 package dev.shade.cli;
 
 import dev.shade.offhost.backup.RestoreSink;
+import dev.shade.offhost.backup.SnapshotIdentity;
 import dev.shade.provider.Volume;
 import dev.shade.provider.VolumeConfig;
 import dev.shade.provider.VolumeException;
@@ -31,7 +32,7 @@ final class VolumeRestoreSink implements RestoreSink {
 
   /** The volume's directory. */
   private final Path dir;
-  /** Block size of a new volume. */
+  /** Block size of a new volume as given (--block-size); 0: the backed-up volume's. */
   private final int blockSize;
   /** The open volume, from start to close. */
   private Volume volume;
@@ -40,7 +41,10 @@ final class VolumeRestoreSink implements RestoreSink {
   /** True when start created the directory itself. */
   private boolean createdDir;
 
-  /** A sink for {@code dir}, which {@link #check} let through. */
+  /**
+   * A sink for {@code dir}, which {@link #check} let through; a new volume gets {@code blockSize},
+   * or with 0 the backed-up volume's block size (the default, 64K, when the backup does not say).
+   */
   VolumeRestoreSink(Path dir, int blockSize) {
     this.dir = dir;
     this.blockSize = blockSize;
@@ -72,6 +76,16 @@ final class VolumeRestoreSink implements RestoreSink {
 
   @Override
   public void start(long size, Consumer<String> notes) throws IOException {
+    start(size, 0, notes);
+  }
+
+  @Override
+  public void start(SnapshotIdentity snapshot, Consumer<String> notes) throws IOException {
+    start(snapshot.size(), snapshot.blockSize(), notes);
+  }
+
+  /** Opens the existing volume, or creates one of {@code size} bytes ({@code backedUpBlockSize}: 0 when not known). */
+  private void start(long size, int backedUpBlockSize, Consumer<String> notes) throws IOException {
     if (Files.exists(dir) && Volume.isVolume(dir)) {
       volume = openExisting();
       if (volume.size() < size) {
@@ -84,17 +98,29 @@ final class VolumeRestoreSink implements RestoreSink {
       }
       return;
     }
+    int block;
+    String why;
+    if (blockSize > 0) {
+      block = blockSize;
+      why = "--block-size";
+    } else if (backedUpBlockSize >= VolumeConfig.MIN_BLOCK_SIZE && backedUpBlockSize <= VolumeConfig.MAX_BLOCK_SIZE
+        && Integer.bitCount(backedUpBlockSize) == 1) {
+      block = backedUpBlockSize;
+      why = "the backed-up volume's";
+    } else {
+      block = VolumeConfig.DEFAULT_BLOCK_SIZE;
+      why = "the default: the backup does not record the volume's";
+    }
     createdDir = !Files.exists(dir);
     try {
-      volume = Volume.create(dir, new VolumeConfig(size, blockSize, VolumeConfig.defaultDiffMax(size, blockSize),
-          null, null));
+      volume = Volume.create(dir, new VolumeConfig(size, block, VolumeConfig.defaultDiffMax(size, block), null, null));
     } catch (IOException | RuntimeException e) {
       removeDir(e);
       throw e;
     }
     created = true;
     notes.accept("created volume '" + volume.name() + "' (" + volume.uuid() + ") in " + dir + ": " + Sizes.format(size)
-        + " (" + size + " bytes), block size " + Sizes.format(blockSize));
+        + " (" + size + " bytes), block size " + Sizes.format(block) + " (" + why + ")");
   }
 
   private Volume openExisting() throws IOException {

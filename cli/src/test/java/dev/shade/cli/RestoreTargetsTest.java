@@ -107,6 +107,22 @@ class RestoreTargetsTest {
     assertTrue(r.out().contains("to volume " + dir), r::toString);
     assertTrue(r.err().contains("created volume"), r::toString);
     assertArrayEquals(s2, volumeImage(dir, tmp));
+    // without --block-size the new volume gets the backed-up volume's (4K; shade volume create's default is 64K)
+    assertTrue(r.err().contains("block size 4 KiB (the backed-up volume's)"), r::toString);
+    assertEquals(4096, Cli.run("volume", "info", dir, "--json").ok().json().get("blockSize").asInt());
+    JsonNode job = Cli.run("catalog", "show", "db@s2", "--library", lib, "--json").ok().json();
+    assertEquals(4096, job.get("volumeBlockSize").asInt(), job::toString);
+  }
+
+  @Test
+  void blockSize_isForANewVolumeOnly() throws Exception {
+    Cli.Result file = restore(tmp.resolve("image.img"), "--block-size", "16K");
+    assertEquals(ExitCodes.USAGE, file.code(), file::toString);
+    assertTrue(file.err().contains("--block-size is for a new volume (--to DIR)"), file::toString);
+    assertFalse(Files.exists(tmp.resolve("image.img")));
+    Cli.Result nbd = restore("nbd+unix:///db?socket=" + tmp.resolve("none.sock"), "--block-size", "16K");
+    assertEquals(ExitCodes.USAGE, nbd.code(), nbd::toString);
+    assertTrue(nbd.err().contains("--block-size is for a new volume (--to DIR)"), nbd::toString);
   }
 
   @Test

@@ -69,7 +69,7 @@ public final class Catalog implements Closeable {
   /** The file in the library's directory. */
   public static final String FILE = "catalog.db";
   /** The schema this version writes: its highest migration step. */
-  public static final int SCHEMA_VERSION = 7;
+  public static final int SCHEMA_VERSION = 8;
   /** The format of a job that wrote a block image archive ({@code shade-image-1}). */
   public static final String FORMAT_IMAGE = "image";
   /** The format of a job that wrote a files archive ({@code shade-files-1}). */
@@ -152,7 +152,10 @@ public final class Catalog implements Closeable {
     // 7: chunks checksummed with CRC-32C (ChunkChecksum): each archive says which checksum its chunks (an image) or
     // files (a files archive: always SHA-256) have; the chunks' column is named for what it holds
     "ALTER TABLE archives ADD COLUMN chunk_checksum TEXT NOT NULL DEFAULT 'sha-256';"
-        + "ALTER TABLE chunks RENAME COLUMN sha256 TO checksum"
+        + "ALTER TABLE chunks RENAME COLUMN sha256 TO checksum",
+    // 8: the backed-up volume's copy-on-write block size (SnapshotIdentity.blockSize), which a volume restored from
+    // the backup gets; null when the source did not say
+    "ALTER TABLE jobs ADD COLUMN volume_block_size INTEGER"
   };
 
   /** The schema steps, oldest first (for the tests that check them against the rules above). */
@@ -248,8 +251,9 @@ public final class Catalog implements Closeable {
       Instant started, String format, JobOwner owner) throws IOException {
     try (PreparedStatement p = db.prepareStatement("INSERT INTO jobs (volume, volume_uuid, snapshot, snapshot_id,"
         + " snapshot_created, size, level, base_job, base_snapshot_id, pool, chunk_size, started, outcome, format, host,"
-        + " pid, process_started, library) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id")) {
+        + " pid, process_started, library, volume_block_size) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id")) {
       setSnapshot(p, 1, s);
+      setBlockSize(p, 19, s);
       p.setString(7, level);
       if (baseJobId >= 0) {
         p.setLong(8, baseJobId);
@@ -446,14 +450,15 @@ public final class Catalog implements Closeable {
     try (PreparedStatement p = db.prepareStatement("SELECT j.id, j.volume, j.volume_uuid, j.snapshot, j.snapshot_id,"
         + " j.snapshot_created, j.size, j.level, j.base_job, j.base_snapshot_id, j.pool, j.chunk_size, j.started, j.ended,"
         + " j.outcome, j.message, j.bytes, a.id, a.cartridge, a.file_number, a.bytes, a.manifest_sha256, j.format,"
-        + " a.chunk_checksum FROM jobs j LEFT JOIN archives a ON a.job_id = j.id WHERE " + where + " ORDER BY j.id")) {
+        + " a.chunk_checksum, j.volume_block_size FROM jobs j LEFT JOIN archives a ON a.job_id = j.id WHERE " + where
+        + " ORDER BY j.id")) {
       for (int i = 0; i < args.size(); i++) {
         p.setObject(i + 1, args.get(i));
       }
       try (ResultSet r = p.executeQuery()) {
         while (r.next()) {
           SnapshotIdentity s = new SnapshotIdentity(r.getString(2), r.getString(3), r.getString(4), r.getLong(5),
-              Instant.parse(r.getString(6)), r.getLong(7));
+              Instant.parse(r.getString(6)), r.getLong(7), r.getInt(25)); // null reads as 0: not known
           long baseJob = r.getLong(9);
           baseJob = r.wasNull() ? -1 : baseJob;
           long baseSnap = r.getLong(10);
@@ -595,10 +600,11 @@ public final class Catalog implements Closeable {
       try {
         try (PreparedStatement p = db.prepareStatement("INSERT INTO jobs (id, volume, volume_uuid, snapshot,"
             + " snapshot_id, snapshot_created, size, level, base_job, base_snapshot_id, pool, chunk_size, started, ended,"
-            + " outcome, message, bytes, record_cartridge, record_file, format, host, pid, process_started, library)"
-            + " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")) {
+            + " outcome, message, bytes, record_cartridge, record_file, format, host, pid, process_started, library,"
+            + " volume_block_size) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")) {
           p.setLong(1, job.id());
           setSnapshot(p, 2, s);
+          setBlockSize(p, 25, s);
           p.setString(8, job.level());
           if (job.baseJobId() >= 0) {
             p.setLong(9, job.baseJobId());
@@ -719,6 +725,15 @@ public final class Catalog implements Closeable {
     p.setLong(first + 3, s.snapshotId());
     p.setString(first + 4, s.created().toString());
     p.setLong(first + 5, s.size());
+  }
+
+  /** Sets the jobs column volume_block_size at parameter {@code index}: null when the block size is not known. */
+  private static void setBlockSize(PreparedStatement p, int index, SnapshotIdentity s) throws SQLException {
+    if (s.blockSize() > 0) {
+      p.setInt(index, s.blockSize());
+    } else {
+      p.setNull(index, java.sql.Types.INTEGER);
+    }
   }
 
   /** Sets the jobs columns host, pid, process_started, library from parameter {@code first}; all null without {@code owner}. */

@@ -126,6 +126,9 @@ public record ImageManifest(SnapshotIdentity snapshot, String level, long baseSn
     o.put("volume", snapshot.volume()).put("volumeUuid", snapshot.volumeUuid()).put("snapshot", snapshot.snapshot())
         .put("snapshotId", snapshot.snapshotId()).put("snapshotCreated", snapshot.created().toString())
         .put("size", snapshot.size()).put("level", level);
+    if (snapshot.blockSize() > 0) {
+      o.put("volumeBlockSize", snapshot.blockSize());
+    }
     if (baseSnapshotId >= 0) {
       o.put("baseSnapshotId", baseSnapshotId).put("baseSnapshot", baseSnapshot);
     } else {
@@ -189,7 +192,7 @@ public record ImageManifest(SnapshotIdentity snapshot, String level, long baseSn
     Map<Long, Long> stored = new HashMap<>();
     SnapshotIdentity id = new SnapshotIdentity(d.path("volume").asText(), d.path("volumeUuid").asText(),
         d.path("snapshot").asText(), d.path("snapshotId").asLong(), Instant.parse(d.path("snapshotCreated").asText()),
-        d.path("size").asLong());
+        d.path("size").asLong(), Math.max(0, d.path("volumeBlockSize").asInt(0)));
     List<ChunkEntry> chunks = new ArrayList<>();
     for (JsonNode c : d.path("chunks")) {
       boolean zero = c.path("zero").asBoolean(false);

@@ -52,6 +52,9 @@ public record JobRecordFile(Catalog.JobRecord job, List<PieceEntry> pieces, List
         .put("snapshot", s.snapshot()).put("snapshotId", s.snapshotId())
         .put("snapshotCreated", s.created().toString()).put("size", s.size()).put("level", j.level())
         .put("format", j.format());
+    if (s.blockSize() > 0) {
+      jo.put("volumeBlockSize", s.blockSize());
+    }
     if (j.baseJobId() >= 0) {
       jo.put("baseJob", j.baseJobId());
     } else {
@@ -121,7 +124,7 @@ public record JobRecordFile(Catalog.JobRecord job, List<PieceEntry> pieces, List
       JsonNode j = d.path("job");
       SnapshotIdentity s = new SnapshotIdentity(j.path("volume").asText(), j.path("volumeUuid").asText(),
           j.path("snapshot").asText(), j.path("snapshotId").asLong(), Instant.parse(j.path("snapshotCreated").asText()),
-          j.path("size").asLong());
+          j.path("size").asLong(), Math.max(0, j.path("volumeBlockSize").asInt(0)));
       JsonNode a = d.path("archive");
       Catalog.ArchiveRecord archive = null;
       List<PieceEntry> pieces = new ArrayList<>();

@@ -80,7 +80,7 @@ public final class NbdSnapshotSource implements SnapshotSource {
     }
     return new SnapshotIdentity(doc.path("volume").asText(), doc.path("volumeUuid").asText(),
         doc.path("snapshot").asText(), doc.path("snapshotId").asLong(), Instant.parse(doc.path("created").asText()),
-        c.size());
+        c.size(), Math.max(0, doc.path("blockSize").asInt(0)));
   }
 
   @Override

@@ -110,7 +110,7 @@ public final class RestoreService {
     // one pool for the whole chain: no threads started and ended per archive
     ExecutorService workers = ImageArchiveReader.workers(RestoreChunks.THREADS);
     try {
-      out.start(id.size(), notes);
+      out.start(id, notes);
       zeroRanges(out, id.size(), entries);
       // the chunks are checked on several threads; a sink takes one write at a time
       RestoreChunks.Output output = (offset, data) -> {

@@ -36,6 +36,15 @@ public interface RestoreSink extends Closeable {
   void start(long size, Consumer<String> notes) throws IOException;
 
   /**
+   * {@link #start(long, Consumer)} for the image of {@code snapshot}, {@code snapshot.size()}
+   * bytes; what restores call. A sink that makes a new volume overrides it to give the volume
+   * the backed-up one's block size.
+   */
+  default void start(SnapshotIdentity snapshot, Consumer<String> notes) throws IOException {
+    start(snapshot.size(), notes);
+  }
+
+  /**
    * Writes {@code src}'s remaining bytes at {@code offset} (the argument order of
    * {@link java.nio.channels.FileChannel#write(ByteBuffer, long)}); {@code src}'s position is
    * left as it is.

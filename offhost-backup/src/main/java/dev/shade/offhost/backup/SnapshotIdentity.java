@@ -11,14 +11,24 @@ import java.time.Instant;
  * @param snapshotId its stable id (never reused), what the catalog records
  * @param created when it was taken
  * @param size bytes
+ * @param blockSize the volume's copy-on-write block size, what a volume restored from its backup
+ *     gets unless told otherwise; 0 when the source did not say (an agent older than this field,
+ *     a backup recorded before it)
  */
 public record SnapshotIdentity(String volume, String volumeUuid, String snapshot, long snapshotId, Instant created,
-    long size) {
+    long size, int blockSize) {
   public SnapshotIdentity {
-    if (volume == null || volumeUuid == null || snapshot == null || created == null || snapshotId < 0 || size < 0) {
+    if (volume == null || volumeUuid == null || snapshot == null || created == null || snapshotId < 0 || size < 0
+        || blockSize < 0) {
       throw new IllegalArgumentException("incomplete snapshot identity: " + volume + "/" + volumeUuid + "@" + snapshot
           + " id " + snapshotId);
     }
+  }
+
+  /** An identity whose volume block size is not known. */
+  public SnapshotIdentity(String volume, String volumeUuid, String snapshot, long snapshotId, Instant created,
+      long size) {
+    this(volume, volumeUuid, snapshot, snapshotId, created, size, 0);
   }
 
   @Override

@@ -1,6 +1,7 @@
 package dev.shade.offhost.backup;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -50,8 +51,10 @@ class ChunkChecksumTest {
     assertEquals(ChunkChecksum.SHA256, r.job().archive().chunkChecksum());
     assertEquals(new ChunkEntry(0, 65536, "9f86", false), r.chunks().get(0));
     assertEquals(new ChunkEntry(65536, 65536, null, true), r.chunks().get(1));
-    // written again, it keeps its kind and key
+    assertEquals(0, r.job().snapshot().blockSize(), "a record from before the volume's block size was kept: not known");
+    // written again, it keeps its kind and key, and still says nothing of a block size
     String again = r.toJson().toString();
     assertTrue(again.contains("\"chunkChecksum\":\"sha-256\"") && again.contains("\"sha256\":\"9f86\""), again);
+    assertFalse(again.contains("volumeBlockSize"), again);
   }
 }

@@ -14,9 +14,13 @@ final class FakeSource implements SnapshotSource {
   private final byte[] data;
   private final Map<Long, byte[]> earlier;
   long bytesRead;
+  /** The volume block size the source's snapshots say they have. */
+  static final int BLOCK_SIZE = 16 * 1024;
 
   FakeSource(String name, long id, byte[] data, Map<Long, byte[]> earlier) {
-    this.identity = new SnapshotIdentity("db", "uuid-1", name, id, Instant.parse("2026-12-01T10:00:00Z"), data.length);
+    // a volume of 16 KiB blocks, as the export's description tells it, so the block size has to survive every copy
+    this.identity = new SnapshotIdentity("db", "uuid-1", name, id, Instant.parse("2026-12-01T10:00:00Z"), data.length,
+        BLOCK_SIZE);
     this.data = data;
     this.earlier = earlier;
   }

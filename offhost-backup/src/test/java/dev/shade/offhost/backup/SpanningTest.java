@@ -177,6 +177,8 @@ class SpanningTest {
       assertEquals(2, lost.get("verifications").size());
       assertEquals(2, lost.get("drills").size());
       assertEquals(3, lost.get("jobs").size());
+      assertTrue(lost.get("jobs").stream().allMatch(j -> j.contains("volume_block_size=" + FakeSource.BLOCK_SIZE + " ")),
+          () -> "every job has the volume's block size: " + lost.get("jobs"));
       assertEquals(2, lost.get("archives").size());
       assertEquals(3, lost.get("pieces").size());
       deleteCatalog();

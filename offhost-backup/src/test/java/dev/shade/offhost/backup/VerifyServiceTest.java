@@ -218,7 +218,7 @@ class VerifyServiceTest {
       c.startJob(new FakeSource("s", 4, new byte[4096], Map.of()).identity(), "full", -1, -1, "p", CHUNK,
           Instant.now());
     }
-    // a catalog of schema version 1: without the tables and columns of steps 2 to 7
+    // a catalog of schema version 1: without the tables and columns of steps 2 to 8
     try (Connection db = DriverManager.getConnection("jdbc:sqlite:" + lib.resolve(Catalog.FILE));
         Statement s = db.createStatement()) {
       s.execute("DROP TABLE verifications");
@@ -233,10 +233,12 @@ class VerifyServiceTest {
       }
       s.execute("ALTER TABLE archives DROP COLUMN chunk_checksum");
       s.execute("ALTER TABLE chunks RENAME COLUMN checksum TO sha256");
+      s.execute("ALTER TABLE jobs DROP COLUMN volume_block_size");
       s.execute("DELETE FROM schema_version WHERE version > 1");
     }
     try (Catalog c = Catalog.open(lib)) {
       assertEquals(1, c.jobs().size());
+      assertEquals(0, c.jobs().get(0).snapshot().blockSize(), "a job from before step 8: block size not known");
       assertTrue(c.drills(null).isEmpty());
       assertTrue(c.verifications().isEmpty());
     }
@@ -244,7 +246,7 @@ class VerifyServiceTest {
         Statement s = db.createStatement();
         var r = s.executeQuery("SELECT group_concat(version) FROM (SELECT version FROM schema_version ORDER BY version)")) {
       r.next();
-      assertEquals("1,2,3,4,5,6,7", r.getString(1), "steps 2 to 7 applied once on top of 1");
+      assertEquals("1,2,3,4,5,6,7,8", r.getString(1), "steps 2 to 8 applied once on top of 1");
     }
     // a catalog from a newer shade is refused
     try (Connection db = DriverManager.getConnection("jdbc:sqlite:" + lib.resolve(Catalog.FILE));

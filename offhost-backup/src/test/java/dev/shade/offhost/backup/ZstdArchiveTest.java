@@ -252,6 +252,8 @@ class ZstdArchiveTest {
     assertEquals(ImageManifest.FORMAT_CRC32C, crc.manifest().format());
     assertTrue(crc.manifest().toJson().path("compression").isMissingNode());
     assertEquals(0, ImageManifest.parse(crc.manifest().bytes()).zstdLevel(), "shade-image-3 without compression");
+    assertEquals(FakeSource.BLOCK_SIZE, crc.manifest().toJson().path("volumeBlockSize").asInt(), "the volume's block size");
+    assertEquals(FakeSource.BLOCK_SIZE, ImageManifest.parse(crc.manifest().bytes()).snapshot().blockSize());
     JsonNode doc = r.manifest().toJson();
     assertTrue(doc.path("compression").isMissingNode());
     assertTrue(doc.path("chunks").get(0).path("stored").isMissingNode());

@@ -78,7 +78,8 @@ final class VolumeExport implements NbdExport {
   /**
    * The one-line JSON description of an export (NBD_INFO_DESCRIPTION, the NBD_OPT_LIST entry):
    * {@code {"volume":NAME,"volumeUuid":UUID,"snapshot":NAME|null,"snapshotId":ID|null,
-   * "created":ISO-8601|null,"size":N}}.
+   * "created":ISO-8601|null,"size":N,"blockSize":N}} ({@code blockSize}: the volume's
+   * copy-on-write block, which a volume restored from a backup of the export gets).
    */
   static String describe(Volume v, SnapshotInfo s) {
     StringBuilder b = new StringBuilder(160);
@@ -94,7 +95,8 @@ final class VolumeExport implements NbdExport {
       b.append(",\"snapshotId\":").append(s.id()).append(",\"created\":");
       quote(b, DateTimeFormatter.ISO_INSTANT.format(s.created()));
     }
-    return b.append(",\"size\":").append(v.size()).append('}').toString();
+    return b.append(",\"size\":").append(v.size()).append(",\"blockSize\":").append(v.blockSize()).append('}')
+        .toString();
   }
 
   /** Appends {@code s} as a JSON string. */

@@ -22,7 +22,7 @@ import java.util.function.Predicate;
  * attached. Exports are listed under their canonical names, {@code NAME} and
  * {@code NAME@SNAPSHOT} with the volume's name, and described by one line of JSON:
  * {@code {"volume":NAME,"volumeUuid":UUID,"snapshot":NAME|null,"snapshotId":ID|null,
- * "created":ISO-8601|null,"size":N}}. Origins are read-write for peers that may write,
+ * "created":ISO-8601|null,"size":N,"blockSize":N}}. Origins are read-write for peers that may write,
  * read-only otherwise; snapshots are always read-only. Snapshots taken or deleted while serving
  * appear and disappear at once: every lookup asks the volume.
  *

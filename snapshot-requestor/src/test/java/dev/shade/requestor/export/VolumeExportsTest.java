@@ -125,8 +125,9 @@ class VolumeExportsTest {
       assertNotNull(text, "description of " + name + ": " + r);
       assertFalse(text.contains("\n"), "one line: " + text);
       Map<String, Object> d = Json.object(Json.parse(text));
-      assertEquals(List.of("volume", "volumeUuid", "snapshot", "snapshotId", "created", "size"), new ArrayList<>(d.keySet()),
-          "keys of " + text);
+      assertEquals(List.of("volume", "volumeUuid", "snapshot", "snapshotId", "created", "size", "blockSize"),
+          new ArrayList<>(d.keySet()), "keys of " + text);
+      assertEquals(volume.blockSize(), Json.integer(d, "blockSize"), text);
       assertEquals("vol", d.get("volume"), text);
       assertEquals(volume.uuid(), d.get("volumeUuid"), text);
       assertEquals(SIZE, Json.integer(d, "size"), text);
