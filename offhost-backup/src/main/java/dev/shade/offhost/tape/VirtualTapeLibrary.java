@@ -450,7 +450,8 @@ public final class VirtualTapeLibrary implements TapeLibrary {
       if (end || c.isFilemark(f)) {
         long records = f - start;
         if (!end || records > 0) {
-          files.add(new TapeFileInfo(files.size(), start, records, bytes, records == 0 ? "empty" : kind(c, start), !end));
+          files.add(new TapeFileInfo(files.size(), start, records, bytes, records == 0 ? "empty" : kind(c, start, !end),
+              !end));
         }
         start = f + 1;
         bytes = 0;
@@ -461,7 +462,28 @@ public final class VirtualTapeLibrary implements TapeLibrary {
     return files;
   }
 
-  /** What the file starting at {@code frame} holds: see {@link TapeFileInfo#kind()}. */
+  /**
+   * What the file starting at {@code frame} holds: see {@link TapeFileInfo#kind()}. A closed file's
+   * kind is kept in the cartridge's index (a note), so the next open of the library does not read
+   * and parse the beginning of every tape file again.
+   */
+  private static String kind(CartridgeFile c, int frame, boolean closed) throws IOException {
+    if (!closed) {
+      return kind(c, frame);
+    }
+    String note = c.note(frame);
+    if (note != null && note.startsWith(KIND_NOTE)) {
+      return note.substring(KIND_NOTE.length());
+    }
+    String k = kind(c, frame);
+    c.note(frame, KIND_NOTE + k);
+    return k;
+  }
+
+  /** How a kind note starts; a new way of telling kinds apart gets a new prefix, so older notes are not taken. */
+  private static final String KIND_NOTE = "kind1:";
+
+  /** What the file starting at {@code frame} holds, from its first bytes. */
   private static String kind(CartridgeFile c, int frame) throws IOException {
     // the first KIND_PREFIX bytes hold the first member's headers (a PAX header, then the member's: shade's are
     // small), so a listing reads that much of each file rather than its first records whole (256 KiB each, and
