@@ -13,6 +13,7 @@ import dev.shade.provider.VolumeConfig;
 import dev.shade.requestor.ops.VolumeCommands;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import picocli.CommandLine.Command;
@@ -137,7 +138,8 @@ final class RestoreCommand extends ShadeCommand {
   @Option(names = "--json", description = "Print one JSON object: volume, volumeUuid, snapshot, snapshotId, size, "
       + "target (file, volume or nbd), file | directory | export, bytesWritten, chunks, seconds, chain: [{jobId, "
       + "level, snapshot, snapshotId, cartridge, fileNumber}], writerMetadata (the archive's, or null), descriptor "
-      + "(the descriptor file written, or null), metadataSnapshot (the restored volume's snapshot, or null).")
+      + "(the descriptor file written, or null), metadataSnapshot (the restored volume's snapshot, or null), notes "
+      + "(what stderr says without --json: the volume created, the cartridges asked for).")
   boolean json;
 
   @Override
@@ -148,11 +150,13 @@ final class RestoreCommand extends ShadeCommand {
     }
     Target target = target();
     RestoreService.Result r;
+    List<String> notes = new ArrayList<>();
     try (TapeLibrary lib = deviceOption.open(library, this);
         Catalog catalog = Catalog.open(deviceOption.catalog(library, catalogOption));
         ProgressLine progress = progress("restore")) {
       CatalogCommand.markInterrupted(catalog, deviceOption.where(library), this);
       r = RestoreService.restore(lib, catalog, volume, snapshot, target.sink(), progress::update, n -> {
+        notes.add(n);
         if (!json) {
           progress.close(); // a note starts on a clean line; the bar is drawn again on the next update
           err().println("shade restore: " + n);
@@ -188,6 +192,7 @@ final class RestoreCommand extends ShadeCommand {
       o.set("writerMetadata", meta.writerMetadata() == null ? JSON.nullNode() : meta.writerMetadata());
       o.put("descriptor", descriptorFile == null ? null : descriptorFile.toString());
       o.put("metadataSnapshot", metadataSnapshot);
+      o.putArray("notes").addAll(notes.stream().map(JSON.getNodeFactory()::textNode).toList());
       printJson(o);
       return ExitCodes.OK;
     }

@@ -93,6 +93,7 @@ class RestoreTargetsTest {
     JsonNode info = Cli.run("volume", "info", dir, "--json").ok().json();
     assertEquals(8L * MiB, info.get("size").asLong());
     assertEquals(16 * 1024, info.get("blockSize").asInt());
+    assertTrue(r.get("notes").toString().contains("block size 16 KiB (--block-size)"), r::toString);
     // the restored volume is a volume like any other: a snapshot of it exports the same bytes
     Cli.run("snapshot", "create", dir, "--name", "restored").ok();
     Path snap = tmp.resolve("restored-snap.img");
