@@ -34,7 +34,7 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * What every catalog database must do, as scenarios that the SQLite and the PostgreSQL tests
- * run (through {@link CatalogContract}) against a fresh, empty catalog of theirs.
+ * run (as subclasses of {@link CatalogContract}) against a fresh, empty catalog of theirs.
  */
 final class CatalogScenarios {
   private CatalogScenarios() {}

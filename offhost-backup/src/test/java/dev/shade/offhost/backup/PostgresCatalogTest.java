@@ -19,13 +19,11 @@ import org.junit.jupiter.api.io.TempDir;
  * The catalog on a real PostgreSQL server started for these tests (skipped without PostgreSQL,
  * failed under CI=true): each test on a database of its own.
  */
-class PostgresCatalogTest implements CatalogContract {
+class PostgresCatalogTest extends CatalogContract {
   @TempDir static Path serverDir;
   private static PostgresCluster server;
   private static final AtomicInteger DATABASES = new AtomicInteger();
 
-  @TempDir Path tmp;
-  private CatalogLocation where;
   /** The database of this test. */
   private String database;
 
@@ -39,16 +37,6 @@ class PostgresCatalogTest implements CatalogContract {
     if (server != null) {
       server.close();
     }
-  }
-
-  @Override
-  public CatalogLocation where() {
-    return where;
-  }
-
-  @Override
-  public Path workDir() {
-    return tmp;
   }
 
   @BeforeEach

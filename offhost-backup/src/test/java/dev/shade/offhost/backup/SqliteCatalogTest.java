@@ -4,7 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 
 import java.nio.file.Files;
-import java.nio.file.Path;
 import java.sql.Connection;
 import java.sql.DriverManager;
 import java.sql.Statement;
@@ -13,23 +12,9 @@ import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
 
 /** The catalog in SQLite, the default: its migrations and several writers on one file. */
-class SqliteCatalogTest implements CatalogContract {
-  @TempDir Path tmp;
-  private CatalogLocation where;
-
-  @Override
-  public CatalogLocation where() {
-    return where;
-  }
-
-  @Override
-  public Path workDir() {
-    return tmp;
-  }
-
+class SqliteCatalogTest extends CatalogContract {
   @BeforeEach
   void location() throws Exception {
     Files.createDirectories(tmp.resolve("lib"));
