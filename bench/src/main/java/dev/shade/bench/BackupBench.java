@@ -10,6 +10,7 @@ import dev.shade.offhost.backup.ChunkChecksum;
 import dev.shade.offhost.backup.NbdSnapshotSource;
 import dev.shade.offhost.backup.RestoreService;
 import dev.shade.offhost.tape.VirtualTapeLibrary;
+import dev.shade.provider.VolumeConfig;
 import dev.shade.requestor.control.ControlClient;
 import java.io.File;
 import java.io.IOException;
@@ -142,7 +143,7 @@ public final class BackupBench {
       if (chunkSize < 4096 || chunkSize > 64 * MIB || Integer.bitCount(chunkSize) != 1) {
         throw new IllegalArgumentException("chunk size must be a power of two from 4 KiB to 64 MiB: " + chunkSize);
       }
-      if (blockSize < 4096 || blockSize > MIB || Integer.bitCount(blockSize) != 1) {
+      if (!VolumeConfig.isBlockSize(blockSize)) {
         throw new IllegalArgumentException("block size must be a power of two from 4 KiB to 1 MiB: " + blockSize);
       }
     }

@@ -324,13 +324,12 @@ final class RestoreCommand extends ShadeCommand {
     }
     Path path = Path.of(to);
     if (Files.isDirectory(path) || to.endsWith("/")) {
-      if (blockSize != null && (blockSize < VolumeConfig.MIN_BLOCK_SIZE || blockSize > VolumeConfig.MAX_BLOCK_SIZE
-          || Long.bitCount(blockSize) != 1)) {
+      if (blockSize != null && !VolumeConfig.isBlockSize(blockSize)) {
         throw usage("block size must be a power of two between 4K and 1M: " + blockSize);
       }
       VolumeRestoreSink.check(path, force);
       return new Target("volume", "directory", path.toAbsolutePath().toString(), "volume " + path,
-          new VolumeRestoreSink(path, blockSize == null ? 0 : (int) (long) blockSize));
+          new VolumeRestoreSink(path, blockSize == null ? 0 : blockSize.intValue()));
     }
     if (blockSize != null) {
       throw usage("--block-size is for a new volume (--to DIR); a FILE has no block size: " + to);

@@ -103,8 +103,7 @@ final class VolumeRestoreSink implements RestoreSink {
     if (blockSize > 0) {
       block = blockSize;
       why = "--block-size";
-    } else if (backedUpBlockSize >= VolumeConfig.MIN_BLOCK_SIZE && backedUpBlockSize <= VolumeConfig.MAX_BLOCK_SIZE
-        && Integer.bitCount(backedUpBlockSize) == 1) {
+    } else if (VolumeConfig.isBlockSize(backedUpBlockSize)) {
       block = backedUpBlockSize;
       why = "the backed-up volume's";
     } else {

@@ -19,11 +19,16 @@ public record VolumeConfig(long size, int blockSize, long diffMax, Path origin, 
   public static final int MAX_BLOCK_SIZE = 1 << 20;
   public static final int DEFAULT_BLOCK_SIZE = 64 * 1024;
 
+  /** Whether {@code n} can be a volume's block size: a power of two from {@link #MIN_BLOCK_SIZE} to {@link #MAX_BLOCK_SIZE}. */
+  public static boolean isBlockSize(long n) {
+    return n >= MIN_BLOCK_SIZE && n <= MAX_BLOCK_SIZE && Long.bitCount(n) == 1;
+  }
+
   public VolumeConfig {
     if (size <= 0) {
       throw new IllegalArgumentException("volume size must be positive: " + size);
     }
-    if (blockSize < MIN_BLOCK_SIZE || blockSize > MAX_BLOCK_SIZE || Integer.bitCount(blockSize) != 1) {
+    if (!isBlockSize(blockSize)) {
       throw new IllegalArgumentException(
           "block size must be a power of two between 4K and 1M: " + blockSize);
     }

@@ -190,9 +190,7 @@ public record ImageManifest(SnapshotIdentity snapshot, String level, long baseSn
       zstd = d.path("compressionLevel").asInt(DEFAULT_ZSTD_LEVEL);
     }
     Map<Long, Long> stored = new HashMap<>();
-    SnapshotIdentity id = new SnapshotIdentity(d.path("volume").asText(), d.path("volumeUuid").asText(),
-        d.path("snapshot").asText(), d.path("snapshotId").asLong(), Instant.parse(d.path("snapshotCreated").asText()),
-        d.path("size").asLong(), Math.max(0, d.path("volumeBlockSize").asInt(0)));
+    SnapshotIdentity id = SnapshotIdentity.fromRecord(d);
     List<ChunkEntry> chunks = new ArrayList<>();
     for (JsonNode c : d.path("chunks")) {
       boolean zero = c.path("zero").asBoolean(false);

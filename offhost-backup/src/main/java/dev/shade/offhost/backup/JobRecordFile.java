@@ -122,9 +122,7 @@ public record JobRecordFile(Catalog.JobRecord job, List<PieceEntry> pieces, List
     }
     try {
       JsonNode j = d.path("job");
-      SnapshotIdentity s = new SnapshotIdentity(j.path("volume").asText(), j.path("volumeUuid").asText(),
-          j.path("snapshot").asText(), j.path("snapshotId").asLong(), Instant.parse(j.path("snapshotCreated").asText()),
-          j.path("size").asLong(), Math.max(0, j.path("volumeBlockSize").asInt(0)));
+      SnapshotIdentity s = SnapshotIdentity.fromRecord(j);
       JsonNode a = d.path("archive");
       Catalog.ArchiveRecord archive = null;
       List<PieceEntry> pieces = new ArrayList<>();

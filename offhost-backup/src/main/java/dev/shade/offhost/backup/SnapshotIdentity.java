@@ -1,5 +1,6 @@
 package dev.shade.offhost.backup;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import java.time.Instant;
 
 /**
@@ -29,6 +30,19 @@ public record SnapshotIdentity(String volume, String volumeUuid, String snapshot
   public SnapshotIdentity(String volume, String volumeUuid, String snapshot, long snapshotId, Instant created,
       long size) {
     this(volume, volumeUuid, snapshot, snapshotId, created, size, 0);
+  }
+
+  /**
+   * The identity as a manifest and a job record hold it: {@code volume}, {@code volumeUuid},
+   * {@code snapshot}, {@code snapshotId}, {@code snapshotCreated}, {@code size} and, when known,
+   * {@code volumeBlockSize} in {@code d}.
+   *
+   * @throws java.time.format.DateTimeParseException when {@code snapshotCreated} is not a time
+   */
+  static SnapshotIdentity fromRecord(JsonNode d) {
+    return new SnapshotIdentity(d.path("volume").asText(), d.path("volumeUuid").asText(), d.path("snapshot").asText(),
+        d.path("snapshotId").asLong(), Instant.parse(d.path("snapshotCreated").asText()), d.path("size").asLong(),
+        Math.max(0, d.path("volumeBlockSize").asInt(0)));
   }
 
   @Override
