@@ -510,8 +510,8 @@ public final class FilesArchiveWriter {
         tail.put("SCHILY.acl.default", acl.defaults());
       }
     }
-    if ((type == 0100000 || dir) && first == null) {
-      xattrs(file, tail);
+    if (first == null) {
+      xattrs(file, tail); // of links and special files too (without following a link), as GNU tar keeps them
     }
     Member m;
     List<long[]> rest = List.of();

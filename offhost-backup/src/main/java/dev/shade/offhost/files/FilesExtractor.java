@@ -756,13 +756,14 @@ public final class FilesExtractor {
 
   /**
    * Owner, mode, ACL, xattrs, times: in that order (see the class comment). For a symbolic link,
-   * a fifo or a device ({@code noOpen}), only what can be set without opening it: owner and times.
+   * a fifo or a device ({@code noOpen}), only what can be set without opening it or following
+   * the link: owner, xattrs (lsetxattr) and times. The kernel keeps user.* xattrs on regular
+   * files and directories only, so one on a link or a device is left out with a note.
    */
   private void attributes(Path p, TarReader.Entry e, boolean noOpen) throws IOException {
-    boolean symlink = noOpen;
     Files.setAttribute(p, "unix:uid", (int) e.uid(), LinkOption.NOFOLLOW_LINKS);
     Files.setAttribute(p, "unix:gid", (int) e.gid(), LinkOption.NOFOLLOW_LINKS);
-    if (!symlink) {
+    if (!noOpen) {
       Files.setAttribute(p, "unix:mode", e.mode() & 07777, LinkOption.NOFOLLOW_LINKS);
       if ((e.aclAccess() != null || e.aclDefault() != null) && (e.isRegular() || e.isDirectory())) {
         if (acls) {
@@ -771,35 +772,45 @@ public final class FilesExtractor {
           notes.add("the ACL of " + e.name() + " is not restored: setfacl is not installed (the acl package)");
         }
       }
-      if (!e.xattrs().isEmpty() && (e.isRegular() || e.isDirectory())) {
-        for (Map.Entry<String, byte[]> x : e.xattrs().entrySet()) {
-          String k = x.getKey();
-          if (k.startsWith("user.")) {
-            Xattrs.set(p, k, x.getValue());
-          } else if (k.startsWith("trusted.") || k.startsWith("security.")) {
-            if (!root) {
-              notes.add("xattr " + k + " of " + e.name() + " is not restored: the " + k.substring(0, k.indexOf('.'))
-                  + " namespace needs root");
-              continue;
-            }
-            try {
-              Xattrs.set(p, k, x.getValue());
-            } catch (ErrnoException ex) {
-              notes.add("xattr " + k + " of " + e.name() + " is not restored: " + ex.getMessage());
-            }
-          } else if (!k.startsWith("system.posix_acl_")) {
-            notes.add("xattr " + k + " of " + e.name() + " is not restored (only user.*, trusted.* and security.*"
-                + " xattrs are)");
-          }
-        }
-      }
+    }
+    if (!e.xattrs().isEmpty() && (e.isRegular() || e.isDirectory() || noOpen)) {
+      xattrs(p, e, noOpen);
     }
     FileTime m = FileTime.from(e.mtime());
     FileTime a = e.atime() == null ? m : FileTime.from(e.atime());
-    if (symlink) {
+    if (noOpen) {
       exactTimes(p, m.toInstant(), a.toInstant()); // Java's setTimes opens the file, even with NOFOLLOW_LINKS
     } else {
       Files.getFileAttributeView(p, BasicFileAttributeView.class, LinkOption.NOFOLLOW_LINKS).setTimes(m, a, null);
+    }
+  }
+
+  /** Sets the archived xattrs of {@code e} on {@code p}, without following a link; see {@link #attributes}. */
+  private void xattrs(Path p, TarReader.Entry e, boolean noOpen) throws IOException {
+    for (Map.Entry<String, byte[]> x : e.xattrs().entrySet()) {
+      String k = x.getKey();
+      if (k.startsWith("user.")) {
+        if (noOpen) {
+          notes.add("xattr " + k + " of " + e.name() + " is not restored: Linux keeps user.* xattrs on regular files"
+              + " and directories only");
+          continue;
+        }
+        Xattrs.set(p, k, x.getValue());
+      } else if (k.startsWith("trusted.") || k.startsWith("security.")) {
+        if (!root) {
+          notes.add("xattr " + k + " of " + e.name() + " is not restored: the " + k.substring(0, k.indexOf('.'))
+              + " namespace needs root");
+          continue;
+        }
+        try {
+          Xattrs.set(p, k, x.getValue());
+        } catch (ErrnoException ex) {
+          notes.add("xattr " + k + " of " + e.name() + " is not restored: " + ex.getMessage());
+        }
+      } else if (!k.startsWith("system.posix_acl_")) {
+        notes.add("xattr " + k + " of " + e.name() + " is not restored (only user.*, trusted.* and security.*"
+            + " xattrs are)");
+      }
     }
   }
 

@@ -29,10 +29,12 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * xattrs of the user, trusted and security namespaces on a real ext4 filesystem: archived as
+ * xattrs of the user, trusted and security namespaces on a real ext4 filesystem, of files,
+ * directories, symbolic links (the link's own, not its target's) and fifos: archived as
  * SCHILY.xattr.NAME, extracted by GNU tar with --xattrs --xattrs-include='*', restored by
  * {@link FilesExtractor} (as root), while the ACL stays an ACL and no system.* xattr is archived;
- * a restore by another user leaves trusted.* and security.* out with a note.
+ * a restore by another user leaves trusted.* and security.* out with a note, and a user.* xattr
+ * on a link (which Linux does not keep) is left out with a note.
  */
 class XattrNamespacesTest {
   /** The uid and gid of nobody. */
@@ -54,6 +56,11 @@ class XattrNamespacesTest {
       Xattrs.set(f, "trusted.shade.tier", new byte[] {0, 1, 2, (byte) 0xff});
       Xattrs.set(f, "security.shade", "label-x".getBytes(StandardCharsets.UTF_8));
       Xattrs.set(f.getParent(), "trusted.dir", "d".getBytes(StandardCharsets.UTF_8));
+      Path link = Files.createSymbolicLink(src.resolve("pg/current"), Path.of("data.db"));
+      Xattrs.set(link, "trusted.link", "the link's own".getBytes(StandardCharsets.UTF_8));
+      Path fifo = src.resolve("pg/notify");
+      sh("mkfifo '" + fifo + "'");
+      Xattrs.set(fifo, "security.fifo", "f".getBytes(StandardCharsets.UTF_8));
       sh("setfacl -m u:1234:rw '" + f + "'");
       assertTrue(Xattrs.list(f).contains("system.posix_acl_access"), Xattrs.list(f)::toString);
 
@@ -66,6 +73,8 @@ class XattrNamespacesTest {
       String raw = new String(Files.readAllBytes(archive), StandardCharsets.ISO_8859_1);
       assertTrue(raw.contains("SCHILY.xattr.trusted.shade.tier="), "trusted.* archived");
       assertTrue(raw.contains("SCHILY.xattr.security.shade=label-x"), "security.* archived");
+      assertTrue(raw.contains("SCHILY.xattr.trusted.link=the link's own"), "a link's xattr archived");
+      assertTrue(raw.contains("SCHILY.xattr.security.fifo=f"), "a fifo's xattr archived");
       assertTrue(raw.contains("SCHILY.acl.access="), "the ACL as an ACL");
       assertTrue(!raw.contains("SCHILY.xattr.system."), "no system.* xattr");
 
@@ -73,6 +82,7 @@ class XattrNamespacesTest {
       Path gnu = Files.createDirectories(fs.mountPoint().resolve("gnu"));
       sh("cd '" + gnu + "' && tar -x --xattrs --xattrs-include='*' --acls -f '" + archive + "'");
       check(gnu.resolve("files"));
+      checkLinkAndFifo(gnu.resolve("files"));
       assertTrue(sh("getfacl -n -p '" + gnu.resolve("files/pg/data.db") + "'").contains("user:1234:rw-"));
 
       // shade's restore
@@ -83,6 +93,7 @@ class XattrNamespacesTest {
       }
       assertTrue(r.notes().isEmpty(), r.notes()::toString);
       check(to);
+      checkLinkAndFifo(to);
       assertTrue(sh("getfacl -n -p '" + to.resolve("pg/data.db") + "'").contains("user:1234:rw-"));
     }
   }
@@ -112,6 +123,11 @@ class XattrNamespacesTest {
         a.addPaxHeader("SCHILY.xattr.trusted.tier", "gold");
         a.addPaxHeader("SCHILY.xattr.security.label", "x");
         put(t, a, "data\n".getBytes(StandardCharsets.UTF_8));
+        TarArchiveEntry l = new TarArchiveEntry("files/l", org.apache.commons.compress.archivers.tar.TarConstants.LF_SYMLINK);
+        l.setLinkName("a");
+        l.setIds(NOBODY, NOBODY);
+        l.addPaxHeader("SCHILY.xattr.user.onalink", "no");
+        put(t, l, new byte[0]);
       }
       Files.setPosixFilePermissions(archive, PosixFilePermissions.fromString("rw-r--r--"));
       try (LoopFilesystem fs = LoopFilesystem.create(shared.resolve("fs"), 32L << 20)) {
@@ -127,6 +143,9 @@ class XattrNamespacesTest {
             out::toString);
         assertTrue(out.contains("note xattr security.label of files/a is not restored: the security namespace needs root"),
             out::toString);
+        assertTrue(out.contains("note xattr user.onalink of files/l is not restored: Linux keeps user.* xattrs on regular"
+            + " files and directories only"), out::toString);
+        assertEquals("a", Files.readSymbolicLink(to.resolve("l")).toString());
         assertEquals(null, Xattrs.get(to.resolve("a"), "trusted.tier"));
         assertEquals("data\n", Files.readString(to.resolve("a")));
       }
@@ -140,6 +159,15 @@ class XattrNamespacesTest {
     t.putArchiveEntry(e);
     t.write(body);
     t.closeArchiveEntry();
+  }
+
+  /** The link's and the fifo's own xattrs are back, and the link's is not on its target. */
+  private static void checkLinkAndFifo(Path root) throws Exception {
+    Path link = root.resolve("pg/current");
+    assertEquals("data.db", Files.readSymbolicLink(link).toString());
+    assertArrayEquals("the link's own".getBytes(StandardCharsets.UTF_8), Xattrs.get(link, "trusted.link"));
+    assertEquals(null, Xattrs.get(root.resolve("pg/data.db"), "trusted.link"), "not set through the link");
+    assertArrayEquals("f".getBytes(StandardCharsets.UTF_8), Xattrs.get(root.resolve("pg/notify"), "security.fifo"));
   }
 
   private static void check(Path root) throws Exception {
