@@ -773,7 +773,7 @@ public final class FilesExtractor {
         }
       }
     }
-    if (!e.xattrs().isEmpty() && (e.isRegular() || e.isDirectory() || noOpen)) {
+    if (!e.xattrs().isEmpty()) {
       xattrs(p, e, noOpen);
     }
     FileTime m = FileTime.from(e.mtime());

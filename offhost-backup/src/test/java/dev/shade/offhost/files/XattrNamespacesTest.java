@@ -18,6 +18,7 @@ import dev.shade.testing.Tools;
 import java.nio.file.attribute.PosixFilePermissions;
 import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
 import org.apache.commons.compress.archivers.tar.TarArchiveOutputStream;
+import org.apache.commons.compress.archivers.tar.TarConstants;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
@@ -123,7 +124,7 @@ class XattrNamespacesTest {
         a.addPaxHeader("SCHILY.xattr.trusted.tier", "gold");
         a.addPaxHeader("SCHILY.xattr.security.label", "x");
         put(t, a, "data\n".getBytes(StandardCharsets.UTF_8));
-        TarArchiveEntry l = new TarArchiveEntry("files/l", org.apache.commons.compress.archivers.tar.TarConstants.LF_SYMLINK);
+        TarArchiveEntry l = new TarArchiveEntry("files/l", TarConstants.LF_SYMLINK);
         l.setLinkName("a");
         l.setIds(NOBODY, NOBODY);
         l.addPaxHeader("SCHILY.xattr.user.onalink", "no");
