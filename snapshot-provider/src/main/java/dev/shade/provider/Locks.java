@@ -30,11 +30,11 @@ final class Locks {
   /** Set once, by close with the hold write-held; read without locks. */
   private volatile boolean closed;
   /**
-   * Block ranges {first, last} whose origin bytes a zero-copy snapshot send reads, plus one
-   * entry {-1, -1} per send that reads the diff area; guarded by its own monitor (a leaf: nothing
-   * is taken under it).
+   * Block ranges whose origin bytes a zero-copy snapshot send reads, plus one entry {-1, -1} per
+   * send that reads the diff area; guarded by its own monitor (a leaf: nothing is taken under it
+   * but the holders' non-blocking {@link Pin#onWanted} callbacks).
    */
-  private final List<long[]> pins = new ArrayList<>();
+  private final List<Pin> pins = new ArrayList<>();
   /** Size of {@link #pins}, for the writers' lock-free fast path; written under the pins monitor. */
   private volatile int pinCount;
 
@@ -105,16 +105,36 @@ final class Locks {
    * free diff slots (delete, revert) and close wait until no pin is left; they hold the hold
    * exclusively, so no new pin can be taken meanwhile. Pins are released by whichever thread
    * finished the send, never under a provider lock, so a waiting writer cannot deadlock with
-   * the send it waits for; what bounds the wait is the send (the server closes a connection
-   * whose client stops reading).
+   * the send it waits for.
+   *
+   * A waiter does not wait for the send to end by itself (that takes as long as the client takes
+   * to read, and a client may stop reading): it first marks each pin it waits for as wanted,
+   * which calls the holder's callback (PinnedBytes.whenWanted). The holder then copies what it
+   * has not sent yet and releases; the NBD server does so between two slices of its socket
+   * write, and disconnects a client that does not take the slice in flight within its patience.
    */
+
+  /** One pin: origin blocks [first, last], or {-1, -1} for a send's diff-area bytes; fields under the pins monitor. */
+  static final class Pin {
+    final long first;
+    long last;
+    /** Set once a waiter needs the pinned bytes to change. */
+    boolean wanted;
+    /** The holder's callback for {@link #wanted}, or null until it registers one. */
+    Runnable onWanted;
+
+    Pin(long first, long last) {
+      this.first = first;
+      this.last = last;
+    }
+  }
 
   /**
    * Pins blocks [first, last] of the origin; the caller holds each block's stripe read lock
    * when it decided the block is read from the origin. Returns what to pass to {@link #unpin}.
    */
-  long[] pin(long first, long last) {
-    long[] p = {first, last};
+  Pin pin(long first, long last) {
+    Pin p = new Pin(first, last);
     synchronized (pins) {
       pins.add(p);
       pinCount = pins.size();
@@ -126,19 +146,33 @@ final class Locks {
    * Extends {@code p} (an origin pin ending at {@code block - 1}) to {@code block}; the caller
    * holds that block's stripe read lock.
    */
-  void extendPin(long[] p, long block) {
+  void extendPin(Pin p, long block) {
     synchronized (pins) {
-      p[1] = block;
+      p.last = block;
     }
   }
 
   /** Records a send of diff-area bytes, so nothing frees their slots until it is released. */
-  long[] pinSlots() {
+  Pin pinSlots() {
     return pin(-1, -1);
   }
 
+  /**
+   * Registers the holder's callback for when a waiter wants {@code p}'s bytes to change: run at
+   * once (on this thread) when one already does, else by the first waiter, under the pins
+   * monitor, so it must not block or take locks (it may copy the bytes and release).
+   */
+  void whenWanted(Pin p, Runnable callback) {
+    synchronized (pins) {
+      p.onWanted = callback;
+      if (p.wanted) {
+        callback.run();
+      }
+    }
+  }
+
   /** Releases a pin from {@link #pin} or {@link #pinSlots}; each exactly once, from any thread. */
-  void unpin(long[] p) {
+  void unpin(Pin p) {
     synchronized (pins) {
       for (int i = pins.size() - 1; i >= 0; i--) {
         if (pins.get(i) == p) {
@@ -152,36 +186,56 @@ final class Locks {
   }
 
   /**
-   * Waits until no pin covers a block of [first, last]; the caller holds those blocks' stripe
-   * write locks (so no new pin of them can be taken) and is about to change their origin bytes.
+   * Waits until no pin covers a block of [first, last], asking their holders to let go; the
+   * caller holds those blocks' stripe write locks (so no new pin of them can be taken) and is
+   * about to change their origin bytes.
    */
   void awaitUnpinned(long first, long last) throws java.io.InterruptedIOException {
     if (pinCount == 0) { // fast path: no zero-copy send in flight
       return;
     }
     synchronized (pins) {
-      while (overlapsPin(first, last)) {
+      while (wantOverlapping(first, last)) {
         waitPins("a change of blocks " + first + ".." + last);
       }
     }
   }
 
-  /** Waits until no pin is left; the caller holds the hold exclusively (so none is added). */
+  /** Waits until no pin is left, asking every holder to let go; the caller holds the hold exclusively (so none is added). */
   void awaitNoPins() throws java.io.InterruptedIOException {
     if (pinCount == 0) {
       return;
     }
     synchronized (pins) {
-      while (!pins.isEmpty()) {
+      while (wantOverlapping(Long.MIN_VALUE, Long.MAX_VALUE)) {
         waitPins("freeing diff slots or closing");
       }
     }
   }
 
-  /** Whether a pin meets [first, last]; caller holds the pins monitor. */
-  private boolean overlapsPin(long first, long last) {
-    for (long[] p : pins) {
-      if (p[0] <= last && p[1] >= first) {
+  /**
+   * Marks the pins meeting [first, last] wanted and calls their holders (once each: a holder may
+   * release at once, which removes its pins); whether any such pin is left. Caller holds the pins
+   * monitor.
+   */
+  private boolean wantOverlapping(long first, long last) {
+    List<Runnable> tell = null;
+    for (Pin p : pins) {
+      if (p.first <= last && p.last >= first && !p.wanted) {
+        p.wanted = true;
+        if (p.onWanted != null) {
+          if (tell == null) {
+            tell = new ArrayList<>(2);
+          }
+          tell.add(p.onWanted);
+        }
+      }
+    }
+    if (tell != null) {
+      tell.forEach(Runnable::run); // not while iterating: a release removes pins
+    }
+    for (Pin p : pins) {
+      if (p.first <= last && p.last >= first) {
         return true;
       }
     }

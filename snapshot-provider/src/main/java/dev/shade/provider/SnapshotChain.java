@@ -485,7 +485,7 @@ final class SnapshotChain {
       }
       int shift = geometry.blockShift; // locals: this loop runs once per block of every send
       int mask = geometry.blockSize - 1;
-      long[] originPin = null;
+      Locks.Pin originPin = null;
       long pos = offset;
       long end = offset + length;
       while (pos < end) {
@@ -505,7 +505,7 @@ final class SnapshotChain {
         try {
           long packed = resolve(snap, snaps, from, b);
           if (packed == -1) {
-            if (originPin != null && originPin[1] == b - 1) {
+            if (originPin != null && originPin.last == b - 1) {
               locks.extendPin(originPin, b);
             } else {
               originPin = locks.pin(b, b);
@@ -541,9 +541,9 @@ final class SnapshotChain {
     static final int DIFF = 1;
     static final int ZERO = 2;
     /** Origin pins taken, each released once. */
-    final List<long[]> pins = new ArrayList<>(2);
+    final List<Locks.Pin> pins = new ArrayList<>(2);
     /** The slot pin, or null when no piece is in the diff area. */
-    long[] slotPin;
+    Locks.Pin slotPin;
     /** Runs: kind, file position, length; {@code runs} of them are in use. */
     private long[] run = new long[3 * 4];
     private int runs;
@@ -551,6 +551,8 @@ final class SnapshotChain {
     private ByteBuffer[] buffers;
     /** Set by the first release. */
     private final java.util.concurrent.atomic.AtomicBoolean released = new java.util.concurrent.atomic.AtomicBoolean();
+    /** Set when the holder's callback has been called. */
+    private final java.util.concurrent.atomic.AtomicBoolean told = new java.util.concurrent.atomic.AtomicBoolean();
 
     /** Appends a piece, merging it with the last run when it continues it in the same file. */
     void add(int kind, long at, int n) {
@@ -601,11 +603,26 @@ final class SnapshotChain {
     }
 
     @Override
+    public void whenWanted(Runnable callback) {
+      Runnable once = () -> {
+        if (told.compareAndSet(false, true)) {
+          callback.run();
+        }
+      };
+      for (Locks.Pin pin : pins) {
+        locks.whenWanted(pin, once);
+      }
+      if (slotPin != null) {
+        locks.whenWanted(slotPin, once);
+      }
+    }
+
+    @Override
     public void release() {
       if (!released.compareAndSet(false, true)) {
         return;
       }
-      for (long[] pin : pins) {
+      for (Locks.Pin pin : pins) {
         locks.unpin(pin);
       }
       if (slotPin != null) {

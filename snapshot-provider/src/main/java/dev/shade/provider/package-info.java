@@ -64,8 +64,11 @@
  * </table>
  *
  * <p>Pins are the one wait under a stripe that depends on something outside the volume: a
- * send to a client. It is bounded by that send (the NBD server cuts a client that stops
- * reading after its reply timeout, which drops the reply and releases the pin); a write over
- * blocks that no send has pinned never waits.
+ * send to a client. A waiter marks the pins it waits for as wanted, which calls their holders'
+ * callbacks ({@code PinnedBytes.whenWanted}, under the pins monitor; they copy what is left and
+ * release, and take no lock of the package), so the wait is bounded by the holder, not by the
+ * client (the NBD server copies between slices and cuts a client that does not take the slice
+ * in flight within its pinned-send patience); a write over blocks that no send has pinned never
+ * waits.
  */
 package dev.shade.provider;

@@ -79,6 +79,78 @@ class PinnedSnapshotBytesTest {
   }
 
   @Test
+  void aWriteOverPinnedBlocks_tellsTheHolder_whichCopiesAndReleases() throws Exception {
+    long off = 4L * BLOCK;
+    int len = 16 * BLOCK;
+    PinnedBytes p = v.pinSnapshotBytes(SnapshotRef.ofName("s"), off, len);
+    assertNotNull(p);
+    byte[][] copied = new byte[1][];
+    java.util.concurrent.CountDownLatch told = new java.util.concurrent.CountDownLatch(1);
+    java.util.concurrent.atomic.AtomicInteger calls = new java.util.concurrent.atomic.AtomicInteger();
+    p.whenWanted(() -> { // as a sender does: copy what is left to send, then let go
+      calls.incrementAndGet();
+      copied[0] = bytes(p);
+      p.release();
+      told.countDown();
+    });
+    assertEquals(0, calls.get(), "nobody wants the bytes yet");
+    byte[] fresh = random(len, 17);
+    Future<?> write = pool.submit(() -> {
+      v.write(off, ByteBuffer.wrap(fresh));
+      return null;
+    });
+    assertTrue(told.await(10, TimeUnit.SECONDS), "the waiting write told the holder");
+    write.get(10, TimeUnit.SECONDS);
+    assertEquals(1, calls.get(), "told once");
+    assertArrayEquals(slice(before, off, len), copied[0], "the holder's copy is the snapshot's bytes");
+    assertArrayEquals(fresh, read(v, off, len), "origin after the write");
+    assertArrayEquals(slice(before, off, len), readSnapshot(off, len), "snapshot after the write");
+  }
+
+  @Test
+  void aHolderRegisteringAfterTheWriteBeganWaiting_isToldAtOnce() throws Exception {
+    PinnedBytes p = v.pinSnapshotBytes(SnapshotRef.ofName("s"), 0, 16 * BLOCK);
+    assertNotNull(p);
+    try {
+      Future<?> write = pool.submit(() -> {
+        v.write(0, ByteBuffer.wrap(random(16 * BLOCK, 18))); // 1 MiB: written at once, so it waits
+        return null;
+      });
+      assertBlocked(write, "a write over pinned origin blocks");
+      java.util.concurrent.atomic.AtomicInteger calls = new java.util.concurrent.atomic.AtomicInteger();
+      p.whenWanted(() -> {
+        calls.incrementAndGet();
+        p.release();
+      });
+      assertEquals(1, calls.get(), "told on this thread, at once");
+      write.get(10, TimeUnit.SECONDS);
+    } finally {
+      p.release();
+    }
+  }
+
+  @Test
+  void aDeleteTellsEveryHolder() throws Exception {
+    long off = 20L * BLOCK;
+    v.write(off + BLOCK, ByteBuffer.wrap(random(BLOCK, 19))); // block 21 copied to the diff area
+    v.flush();
+    readSnapshot(off, 4 * BLOCK);
+    PinnedBytes mixed = v.pinSnapshotBytes(SnapshotRef.ofName("s"), off, 4 * BLOCK); // origin and diff area
+    PinnedBytes origin = v.pinSnapshotBytes(SnapshotRef.ofName("s"), 40L * BLOCK, BLOCK);
+    assertNotNull(mixed);
+    assertNotNull(origin);
+    java.util.concurrent.atomic.AtomicInteger calls = new java.util.concurrent.atomic.AtomicInteger();
+    for (PinnedBytes p : new PinnedBytes[] {mixed, origin}) {
+      p.whenWanted(() -> {
+        calls.incrementAndGet();
+        p.release();
+      });
+    }
+    v.deleteSnapshot("s"); // waits for both releases, which it asks for
+    assertEquals(2, calls.get(), "each holder told once, though the mixed one holds several pins");
+  }
+
+  @Test
   void originBlocks_heldSmallWriteIsAppliedOnlyAfterTheRelease() throws Exception {
     long off = 9L * BLOCK + 100;
     int len = 4096; // a small first write: held behind, applied to the origin by the committer

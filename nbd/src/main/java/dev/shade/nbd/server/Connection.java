@@ -539,8 +539,108 @@ final class Connection implements Runnable {
   /** One request as read off the wire; {@code cost} payload bytes are held for it. */
   private record Request(int flags, int type, long cookie, long offset, long length, ByteBuffer payload, int cost) {}
 
-  /** Bytes to write, and what to release once they are written (or dropped). */
-  private record Reply(ByteBuffer[] buffers, Runnable after) {}
+  /**
+   * Bytes to write, and what to release once they are written (or dropped). A reply of an
+   * export's pinned views also holds the view. When the export wants it back (a write to the
+   * volume waits for it), the view's bytes are copied and the view released: at once, on the
+   * export's thread, while the reply is still queued; between two slices of the socket write
+   * (see {@link #writePinned}) once the reply thread has taken it.
+   */
+  private static final class Reply {
+    /** The buffers in order; a view's entries may be swapped for copies (under this reply's monitor). */
+    final ByteBuffer[] buffers;
+    /** The pinned views whose bytes are among {@link #buffers}, or null. */
+    final NbdExport.SendView view;
+    final Runnable after;
+    /** Set once the reply thread has taken the reply to write (under the monitor). */
+    private boolean claimed;
+    /** Set once the view's unsent bytes are copies and the view released (under the monitor). */
+    private volatile boolean copied;
+    /** Set (from any thread) when the export wants {@link #view} back. */
+    volatile boolean wanted;
+    /** Set once {@link #after} has run: written or dropped, the view released. */
+    volatile boolean done;
+
+    Reply(ByteBuffer[] buffers, NbdExport.SendView view, Runnable after) {
+      this.buffers = buffers;
+      this.view = view;
+      this.after = after;
+    }
+
+    ByteBuffer[] buffers() {
+      return buffers;
+    }
+
+    /** The reply thread takes the reply: from now on only it copies the view out, in its own array of the batch. */
+    synchronized void claim() {
+      claimed = true;
+    }
+
+    /**
+     * The export wants the view back: copies it now (on the export's thread) unless the reply
+     * thread has taken the reply; whether the view is released.
+     */
+    boolean wantedWhileQueued() {
+      synchronized (this) {
+        wanted = true;
+        if (claimed || copied) {
+          return copied;
+        }
+        swapForCopies(buffers, 0, buffers.length);
+      }
+      view.release(); // outside the monitor: the export's release takes its own locks
+      return true;
+    }
+
+    /** The reply thread, between slices: the view's unsent bytes among {@code all[from, to)} become copies; releases the view. */
+    void copyOut(ByteBuffer[] all, int from, int to) {
+      synchronized (this) {
+        if (copied) {
+          return;
+        }
+        swapForCopies(all, from, to);
+      }
+      view.release();
+    }
+
+    /** Swaps the view's buffers among {@code all[from, to)} for copies of their unsent bytes; caller holds the monitor. */
+    private void swapForCopies(ByteBuffer[] all, int from, int to) {
+      List<ByteBuffer> views = Arrays.asList(view.buffers());
+      for (int k = from; k < to; k++) {
+        ByteBuffer b = all[k];
+        if (views.stream().anyMatch(v -> v == b)) {
+          ByteBuffer copy = ByteBuffer.allocate(b.remaining());
+          copy.put(b.duplicate()).flip();
+          all[k] = copy;
+        }
+      }
+      copied = true;
+    }
+
+    boolean copied() {
+      return copied;
+    }
+
+    /** Written or dropped: releases the view (unless copied out before) and what else the reply held. */
+    void finish() {
+      boolean release;
+      synchronized (this) {
+        claimed = true;
+        release = view != null && !copied;
+      }
+      if (release) {
+        view.release(); // the kernel has copied the views' bytes, or never will
+      }
+      after.run();
+      done = true;
+    }
+  }
+
+  /**
+   * Most bytes of one socket write while a batch holds pinned views: the export's wait for a view
+   * it wants back is bounded by this slice, which the client must take, not by the whole batch.
+   */
+  static final int PINNED_SLICE = 256 << 10;
 
   /** A gathering write takes at most this many buffers (IOV_MAX is 1024) ... */
   private static final int MAX_BATCH_BUFFERS = 256;
@@ -548,7 +648,7 @@ final class Connection implements Runnable {
   private static final long MAX_BATCH_BYTES = 4L << 20;
 
   /** Tells the reply thread to stop. */
-  private static final Reply END = new Reply(new ByteBuffer[0], () -> {});
+  private static final Reply END = new Reply(new ByteBuffer[0], null, () -> {});
 
   private void transmission() throws IOException {
     reader = Thread.currentThread();
@@ -622,28 +722,101 @@ final class Connection implements Runnable {
     try {
       if (!broken) {
         writeStarted = System.currentTimeMillis();
+        boolean pinned = false;
+        int[] start = new int[batch.size() + 1];
+        for (int i = 0; i < batch.size(); i++) {
+          Reply r = batch.get(i);
+          if (r.view != null) {
+            pinned = true;
+            r.claim(); // its buffers as they are now (views, or copies made while it was queued)
+          }
+          start[i + 1] = start[i] + r.buffers().length;
+        }
         ByteBuffer[] all;
         if (batch.size() == 1) {
           all = batch.get(0).buffers();
         } else {
-          List<ByteBuffer> list = new ArrayList<>();
-          for (Reply r : batch) {
-            list.addAll(Arrays.asList(r.buffers()));
+          all = new ByteBuffer[start[batch.size()]];
+          for (int i = 0; i < batch.size(); i++) {
+            System.arraycopy(batch.get(i).buffers(), 0, all, start[i], start[i + 1] - start[i]);
           }
-          all = list.toArray(new ByteBuffer[0]);
         }
-        transport.write(all);
+        if (pinned) {
+          writePinned(batch, all, start);
+        } else {
+          transport.write(all);
+        }
       }
     } catch (IOException | RuntimeException e) {
       broken = true;
       LOG.debug("connection {}: could not send a reply ({}); closing", id, e.toString());
       closeQuietly();
+      inflightBytes.release(PIECE);
     } finally {
       writeStarted = 0;
       for (Reply r : batch) {
-        r.after().run();
+        r.finish();
       }
     }
+  }
+
+  /**
+   * Writes {@code all} (the buffers of {@code batch}, reply i's from {@code start[i]}) in slices of
+   * at most PINNED_SLICE bytes; before each, the views of replies whose export wants them back
+   * are swapped for copies of their unsent bytes and released.
+   */
+  private void writePinned(List<Reply> batch, ByteBuffer[] all, int[] start) throws IOException {
+    int next = 0; // the first buffer with bytes left
+    while (true) {
+      for (int i = 0; i < batch.size(); i++) {
+        Reply r = batch.get(i);
+        if (r.view != null && r.wanted && !r.copied()) {
+          r.copyOut(all, start[i], start[i + 1]);
+        }
+      }
+      while (next < all.length && !all[next].hasRemaining()) {
+        next++;
+      }
+      if (next == all.length) {
+        return;
+      }
+      int end = next;
+      long bytes = 0;
+      while (end < all.length && bytes + all[end].remaining() <= PINNED_SLICE) {
+        bytes += all[end++].remaining();
+      }
+      if (end == next) { // one buffer larger than a slice: its first PINNED_SLICE bytes
+        ByteBuffer b = all[next];
+        int limit = b.limit();
+        b.limit(b.position() + PINNED_SLICE);
+        try {
+          transport.write(b);
+        } finally {
+          b.limit(limit);
+        }
+      } else {
+        transport.write(Arrays.copyOfRange(all, next, end));
+      }
+    }
+  }
+
+  /**
+   * The export wants the views of {@code r} back: copied now while the reply is queued, else by
+   * the reply thread before its next slice; a client that has not taken the slice in flight once
+   * the patience has passed is disconnected, which drops the reply and releases the view.
+   */
+  private void wanted(Reply r) {
+    if (r.wantedWhileQueued()) {
+      return;
+    }
+    server.afterPinnedSendPatience(() -> {
+      if (!r.done && !r.copied()) {
+        server.faults().fault("pinned send not read", peerHost, "connection " + id + " from " + peer
+            + ": a write to the export waited " + server.pinnedSendPatience().toMillis()
+            + " ms for bytes this client was being sent (the client does not read); closing it so the write can go on");
+        closeQuietly();
+      }
+    });
   }
 
   /**
@@ -657,14 +830,14 @@ final class Connection implements Runnable {
 
   /** {@link #send(Request, ByteBuffer, ByteBuffer...)}, releasing {@code view} (if not null) once written or dropped. */
   private void send(Request r, ByteBuffer pooled, NbdExport.SendView view, ByteBuffer... buffers) {
-    Reply reply = new Reply(buffers, () -> {
-      if (view != null) {
-        view.release(); // the kernel has copied the views' bytes, or never will
-      }
+    Reply reply = new Reply(buffers, view, () -> {
       server.buffers().give(pooled);
       inflightBytes.release(r.cost());
       inflight.release();
     });
+    if (view != null) {
+      view.whenWanted(() -> wanted(reply));
+    }
     if (Thread.currentThread() == reader && replies.isEmpty() && writeLock.tryLock()) {
       try {
         write(reply);

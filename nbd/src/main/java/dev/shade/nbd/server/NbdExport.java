@@ -164,10 +164,14 @@ public interface NbdExport extends Closeable {
    * Hint: the range's bytes as read-only views of memory that stay exactly these bytes until
    * {@link SendView#release}, or null. The server sends the views to a plain socket without
    * copying them first and releases the view once the reply is written, or dropped because the
-   * connection broke: exactly once, from any thread, soon (a client that stops reading is cut
-   * after the server's reply timeout). An export that must keep writes from changing what it
-   * showed (a snapshot whose blocks still live in the origin) holds them off until the release.
-   * Default: {@link #residentView}, which needs no release.
+   * connection broke: exactly once, from any thread. An export that must keep writes from
+   * changing what it showed (a snapshot whose blocks still live in the origin) holds them off
+   * until the release, and tells the server through {@link SendView#whenWanted} when a write
+   * waits: the server then copies what it has not sent yet and releases within one slice of its
+   * socket write, and disconnects a client that does not take that slice within the pinned-send
+   * patience ({@link NbdServer.Config#pinnedSendPatience}). So no client, however slow, holds
+   * the export's writes for longer than that. Default: {@link #residentView}, which needs no
+   * release.
    */
   default SendView sendView(long offset, int length) {
     ByteBuffer v = residentView(offset, length);
@@ -181,6 +185,14 @@ public interface NbdExport extends Closeable {
 
     /** Lets the export's bytes change again; idempotent. */
     void release();
+
+    /**
+     * Registers what the export calls when it needs the views' bytes to change before the
+     * release (a write waits for them): the server then copies what it has not sent yet and
+     * releases soon. Called at most once, from any thread, possibly at once from this call; it
+     * must not block. Default: the views' bytes never need to change early.
+     */
+    default void whenWanted(Runnable callback) {}
 
     /** A view that holds nothing: releasing it does nothing. */
     static SendView of(ByteBuffer... buffers) {

@@ -67,6 +67,7 @@ public final class NbdServer implements Closeable {
     Duration idleTimeout = Duration.ofMinutes(10);
     Duration handshakeTimeout = Duration.ofSeconds(30);
     Duration replyTimeout = Duration.ofSeconds(60);
+    Duration pinnedSendPatience = Duration.ofSeconds(1);
     Duration faultSummaryInterval = Duration.ofSeconds(60);
     int workers = 16;
 
@@ -113,6 +114,20 @@ public final class NbdServer implements Closeable {
     /** How long one reply may take to write before the client is taken as stuck and closed. */
     public Config replyTimeout(Duration d) {
       this.replyTimeout = d;
+      return this;
+    }
+
+    /**
+     * How long a reply sent from an export's pinned views ({@link NbdExport#sendView}) may keep
+     * them once the export wants them back (a write to the volume waits for them): the server
+     * copies what is left between two slices of its socket write, so this bounds only the slice
+     * in flight, which the client must take; one that does not is disconnected. Default 1 s.
+     */
+    public Config pinnedSendPatience(Duration d) {
+      if (d.toMillis() <= 0) {
+        throw new IllegalArgumentException("pinned send patience must be positive: " + d);
+      }
+      this.pinnedSendPatience = d;
       return this;
     }
 
@@ -369,6 +384,20 @@ public final class NbdServer implements Closeable {
         c.stopReading();
       }
     }
+  }
+
+  /** Runs {@code task} on the watchdog once the pinned-send patience has passed (not at all once the server is closed). */
+  void afterPinnedSendPatience(Runnable task) {
+    try {
+      watchdog.schedule(task, config.pinnedSendPatience.toMillis(), TimeUnit.MILLISECONDS);
+    } catch (java.util.concurrent.RejectedExecutionException e) {
+      // closing: every connection is closed, which drops its replies and releases their views
+    }
+  }
+
+  /** The pinned-send patience, for log lines. */
+  Duration pinnedSendPatience() {
+    return config.pinnedSendPatience;
   }
 
   void closed(Connection c) {

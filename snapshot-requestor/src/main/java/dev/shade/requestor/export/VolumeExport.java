@@ -309,6 +309,11 @@ final class VolumeExport implements NbdExport {
     public void release() {
       pinned.release();
     }
+
+    @Override
+    public void whenWanted(Runnable callback) {
+      pinned.whenWanted(callback);
+    }
   }
 
   @Override

@@ -101,6 +101,77 @@ class SnapshotSendUnderWritesTest {
   }
 
   @Test
+  void aClientThatStopsReadingTheSnapshot_holdsWritesToTheOriginBackForNoLongerThanThePatience() throws Exception {
+    Volume volume = Volume.create(dir.resolve("vol"), VolumeConfig.of(SIZE).withDiffMax(2L * SIZE));
+    byte[] before = random(4, SIZE);
+    write(volume, 0, before);
+    volume.flush();
+    volume.createSnapshot("s");
+    Path socket = dir.resolve("nbd.sock");
+    // the reply timeout would cut the client only after 10 minutes
+    NbdServer.Config config = new NbdServer.Config().socket(socket).replyTimeout(java.time.Duration.ofMinutes(10))
+        .pinnedSendPatience(java.time.Duration.ofMillis(500));
+    ExecutorService pool = Executors.newCachedThreadPool();
+    try (Served served = Served.start(List.of(volume), config);
+        java.nio.channels.SocketChannel stalled = stalledReader(socket, "vol@s", SIZE / (4 * MIB), 4 * MIB)) {
+      Thread.sleep(300); // the server's views of the snapshot are pinned, its socket full
+      byte[] after = random(5, SIZE);
+      long start = System.nanoTime();
+      Future<?> writes = pool.submit(() -> {
+        for (int off = 0; off < SIZE; off += MIB) { // every block the client asked for
+          volume.write(off, ByteBuffer.wrap(after, off, MIB));
+        }
+        volume.flush();
+        return null;
+      });
+      writes.get(30, TimeUnit.SECONDS); // without the server letting go: 10 minutes
+      long ms = (System.nanoTime() - start) / 1_000_000;
+      assertTrue(ms < 30_000, "the writes took " + ms + " ms");
+      try (BlockSource s = volume.openSnapshot("s")) {
+        assertEquals(-1, Served.firstDifference(before, readAll(s)), "the snapshot after the writes");
+      }
+      assertEquals(-1, Served.firstDifference(after, readAll(volume)), "the origin after the writes");
+    } finally {
+      pool.shutdownNow();
+    }
+  }
+
+  /**
+   * A client on the Unix socket that attaches to {@code export} (NBD_OPT_EXPORT_NAME), sends
+   * {@code count} READs of {@code length} bytes and then reads nothing.
+   */
+  private static java.nio.channels.SocketChannel stalledReader(Path socket, String export, int count, int length)
+      throws java.io.IOException {
+    java.nio.channels.SocketChannel ch = java.nio.channels.SocketChannel.open(java.net.UnixDomainSocketAddress.of(socket));
+    ByteBuffer greeting = ByteBuffer.allocate(18);
+    while (greeting.hasRemaining() && ch.read(greeting) >= 0) {
+      // the server's magic, IHAVEOPT and handshake flags
+    }
+    assertEquals(0, greeting.remaining(), "the server's greeting");
+    byte[] name = export.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+    ByteBuffer hello = ByteBuffer.allocate(4 + 16 + name.length);
+    hello.putInt(3); // fixed newstyle, no zeroes
+    hello.putLong(0x49484156454F5054L).putInt(1).putInt(name.length).put(name).flip(); // NBD_OPT_EXPORT_NAME
+    while (hello.hasRemaining()) {
+      ch.write(hello);
+    }
+    ByteBuffer attached = ByteBuffer.allocate(10); // size, transmission flags
+    while (attached.hasRemaining() && ch.read(attached) >= 0) {
+      // the export's size and flags
+    }
+    assertEquals(0, attached.remaining(), "the server attached the export");
+    ByteBuffer requests = ByteBuffer.allocate(28 * count);
+    for (int i = 0; i < count; i++) {
+      requests.putInt(0x25609513).putShort((short) 0).putShort((short) 0).putLong(i).putLong((long) i * length).putInt(length);
+    }
+    requests.flip();
+    while (requests.hasRemaining()) {
+      ch.write(requests);
+    }
+    return ch;
+  }
+
+  @Test
   void snapshotExport_sendView_coversCopiedAndUnchangedBlocks() throws Exception {
     Volume volume = Volume.create(dir.resolve("vol"), VolumeConfig.of(SIZE).withDiffMax(2L * SIZE));
     try {
