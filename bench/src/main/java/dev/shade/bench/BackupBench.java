@@ -485,7 +485,7 @@ public final class BackupBench {
       double seconds = (System.nanoTime() - t0) / 1e9;
       return new BackupService.Result(r.jobId(), r.snapshot(), r.level(), r.requestedLevel(), r.fallback(),
           r.baseSnapshotId(), r.baseSnapshot(), r.cartridge(), r.labelled(), r.fileNumber(), r.archiveBytes(),
-          r.dataBytes(), r.chunks(), r.zeroChunks(), r.bytesRead(), seconds, r.pieces(), r.labelledAll());
+          r.dataBytes(), r.chunks(), r.zeroChunks(), r.bytesRead(), seconds, r.pieces(), r.labelledAll(), r.reconnects());
     }
 
     /**

@@ -152,10 +152,10 @@ final class BackupCommand extends CommandGroup {
         + "level, requestedLevel, fallback, baseSnapshotId, baseSnapshot, cartridge, labelled, fileNumber, "
         + "compression (none or zstd:LEVEL), checksum (crc32c or sha-256), archiveBytes (on tape), dataBytes (the "
         + "chunks' bytes), bytesRead, "
-        + "chunks, zeroChunks, seconds, metadataSource (agent, file or null), "
+        + "chunks, zeroChunks, seconds, reconnects (how often a broken connection was opened again), metadataSource (agent, file or null), "
         + "verified ({chunks, bytes, seconds} of the read-back, or null) and backupComplete ({ok, writers, error}, "
         + "or null without --agent), pieces: [{piece, cartridge, fileNumber, bytes, firstOffset, endOffset, chunks}] "
-        + "(one per cartridge the archive spans).")
+        + "(one per cartridge the archive spans), notes: [what the backup told on stderr without --json].")
     boolean json;
 
     @Override
@@ -270,7 +270,8 @@ final class BackupCommand extends CommandGroup {
         }
         o.put("cartridge", r.cartridge()).put("labelled", r.labelled()).put("fileNumber", r.fileNumber())
             .put("archiveBytes", r.archiveBytes()).put("dataBytes", r.dataBytes()).put("bytesRead", r.bytesRead())
-            .put("chunks", r.chunks()).put("zeroChunks", r.zeroChunks()).put("seconds", r.seconds());
+            .put("chunks", r.chunks()).put("zeroChunks", r.zeroChunks()).put("seconds", r.seconds())
+            .put("reconnects", r.reconnects());
         o.put("metadataSource", metadataSource);
         if (verified != null) {
           o.putObject("verified").put("chunks", r.chunks()).put("bytes", verified.bytes())
@@ -288,6 +289,7 @@ final class BackupCommand extends CommandGroup {
         }
         com.fasterxml.jackson.databind.node.ArrayNode pieces = o.putArray("pieces");
         r.pieces().forEach(p -> pieces.add(CatalogCommand.pieceJson(p)));
+        o.putArray("notes").addAll(notes.stream().map(JSON.getNodeFactory()::textNode).toList());
         printJson(o);
         return ExitCodes.OK;
       }

@@ -16,12 +16,15 @@ import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * A backup whose NBD connection is cut while its archive is being written: a real agent serving a
- * volume on a Unix socket, a proxy in front of it that closes both sides after 6 MiB, a virtual
- * tape library. The job fails naming the source, the catalog keeps nothing of it as good, and the
- * cartridge goes on: the next backup appends after the torn tape file and restores byte for byte,
- * the earlier job still restores, verify passes, and a catalog rebuilt from the tapes has the same
- * good jobs and not the torn one. The same with the agent itself killed with SIGKILL mid-archive.
+ * A backup whose NBD connections are cut while its archive is being written: a real agent serving
+ * a volume on a Unix socket, a proxy in front of it that closes both sides of a connection after
+ * some bytes, a virtual tape library. Cut once, the backup reconnects, reads again what the cut
+ * lost and ends good, its restore equal to the snapshot. Cut on every connection, it gives up
+ * after its retries: the job fails naming the source, the catalog keeps nothing of it as good, and
+ * the cartridge goes on: the next backup appends after the torn tape file and restores byte for
+ * byte, the earlier job still restores, verify passes, and a catalog rebuilt from the tapes has the
+ * same good jobs and not the torn one. The same with the agent itself killed with SIGKILL
+ * mid-archive.
  */
 class BackupConnectionCutTest {
   private static final int MiB = 1024 * 1024;
@@ -42,18 +45,20 @@ class BackupConnectionCutTest {
     Cli.run("snapshot", "create", db, "--name", "s1").ok();
     Cli.run("backup", "run", "--source", source(nbd, "s1"), "--library", lib, "--chunk-size", "1M").ok();
 
-    // job 2: a full of s2 through a proxy that cuts the connection after 6 MiB of replies
+    // job 2: a full of s2 through a proxy that cuts every connection after 1 MiB of replies, the
+    // new ones the backup opens to read again too
     Cli.run("volume", "import", db, TestVolumes.file(tmp, "b.bin", TestVolumes.random(2, 4 * MiB)), "--offset",
         "20M").ok();
     Cli.run("snapshot", "create", db, "--name", "s2").ok();
     Path cartridge = lib.resolve("slot-0001.tape");
     Cli.Result cut;
     Path proxySocket = tmp.resolve("cut.sock");
-    try (CuttingProxy proxy = CuttingProxy.cutting(proxySocket, nbd, 6L * MiB)) {
+    try (CuttingProxy proxy = CuttingProxy.cutting(proxySocket, nbd, MiB)) {
       cut = Cli.run("backup", "run", "--source", source(proxySocket, "s2"), "--library", lib, "--level", "full",
           "--chunk-size", "1M");
-      assertEquals(1, proxy.cuts(), "the proxy cut the connection once: " + cut);
+      assertTrue(proxy.cuts() > 1, "the proxy cut the connections it was given: " + proxy.cuts() + " " + cut);
     }
+    assertTrue(cut.err().contains("reconnect"), () -> "the backup reconnected before it gave up: " + cut);
     assertEquals(1, cut.code(), cut::toString);
     System.out.println("connection cut by the proxy: " + cut.errLines().get(cut.errLines().size() - 1));
     assertTrue(cut.err().contains("db@s2") && cut.err().contains(proxySocket.toString()),
@@ -98,6 +103,34 @@ class BackupConnectionCutTest {
     assertImagesEqual(s2, restore(lib, "s2", "s2.again"));
     assertEquals(0, Cli.run("verify", "--library", lib).code());
     assertFalse(Files.size(cartridge) == 0);
+    agent.stop();
+  }
+
+  @Test
+  void connectionCutOnceMidArchive_theBackupReconnectsReadsAgainAndIsGood() throws Exception {
+    Path db = TestVolumes.create(tmp.resolve("db"), "32M");
+    Cli.run("volume", "import", db, TestVolumes.file(tmp, "a.bin", TestVolumes.random(5, 24 * MiB))).ok();
+    Path lib = tmp.resolve("vtl");
+    Cli.run("tape", "library", "create", lib, "--slots", "2", "--capacity", "256M").ok();
+    AgentProcess agent = started.agent(tmp, db);
+    Path nbd = tmp.resolve("nbd.sock");
+    Cli.run("snapshot", "create", db, "--name", "s1").ok();
+    Path proxySocket = tmp.resolve("cut.sock");
+    Cli.Result once;
+    try (CuttingProxy proxy = CuttingProxy.cuttingOnce(proxySocket, nbd, 3L * MiB)) {
+      once = Cli.run("backup", "run", "--source", source(proxySocket, "s1"), "--library", lib, "--level", "full",
+          "--chunk-size", "1M", "--json");
+      assertEquals(1, proxy.cuts(), "the proxy cut one connection: " + once);
+    }
+    assertEquals(0, once.code(), once::toString);
+    JsonNode job = once.json();
+    assertTrue(job.get("notes").toString().contains("broke 1 time; the backup reconnected"), () -> "the reconnect is told: "
+        + job);
+    assertEquals("full", job.get("level").asText(), job::toString);
+    assertEquals(1, job.get("reconnects").asInt(), job::toString);
+    assertEquals(List.of(1L), okJobs(jobs(lib)));
+    assertImagesEqual(export(db, "s1"), restore(lib, "s1", "s1.restored"));
+    assertEquals(0, Cli.run("verify", "--library", lib).code());
     agent.stop();
   }
 

@@ -29,6 +29,8 @@ final class CuttingProxy implements Closeable {
   private final Path target;
   /** Server-to-client bytes after which a connection is cut; Long.MAX_VALUE: never. */
   private final long cutAfter;
+  /** Connections that may still be cut; the others pass whole. */
+  private final AtomicLong cutsLeft;
   /** Server-to-client rate limit; 0: none. */
   private final long bytesPerSecond;
   /** The listening channel. */
@@ -44,10 +46,11 @@ final class CuttingProxy implements Closeable {
   /** The acceptor. */
   private final Thread acceptor;
 
-  private CuttingProxy(Path listen, Path target, long cutAfter, long bytesPerSecond) throws IOException {
+  private CuttingProxy(Path listen, Path target, long cutAfter, long maxCuts, long bytesPerSecond) throws IOException {
     this.listen = listen;
     this.target = target;
     this.cutAfter = cutAfter;
+    this.cutsLeft = new AtomicLong(maxCuts);
     this.bytesPerSecond = bytesPerSecond;
     Files.deleteIfExists(listen);
     server = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
@@ -59,12 +62,17 @@ final class CuttingProxy implements Closeable {
 
   /** A proxy on {@code listen} to {@code target} that cuts each connection after {@code cutAfter} bytes from the server. */
   static CuttingProxy cutting(Path listen, Path target, long cutAfter) throws IOException {
-    return new CuttingProxy(listen, target, cutAfter, 0);
+    return new CuttingProxy(listen, target, cutAfter, Long.MAX_VALUE, 0);
+  }
+
+  /** A proxy that cuts the first connection to carry {@code cutAfter} bytes from the server, and no other. */
+  static CuttingProxy cuttingOnce(Path listen, Path target, long cutAfter) throws IOException {
+    return new CuttingProxy(listen, target, cutAfter, 1, 0);
   }
 
   /** A proxy on {@code listen} to {@code target} that never cuts, sending at most {@code bytesPerSecond} to clients. */
   static CuttingProxy throttled(Path listen, Path target, long bytesPerSecond) throws IOException {
-    return new CuttingProxy(listen, target, Long.MAX_VALUE, bytesPerSecond);
+    return new CuttingProxy(listen, target, Long.MAX_VALUE, 0, bytesPerSecond);
   }
 
   /** Bytes sent to clients so far, over every connection (counted where a rate limit is set). */
@@ -79,15 +87,26 @@ final class CuttingProxy implements Closeable {
 
   private void accept() {
     while (server.isOpen()) {
+      SocketChannel client;
       try {
-        SocketChannel client = server.accept();
-        SocketChannel upstream = SocketChannel.open(UnixDomainSocketAddress.of(target));
+        client = server.accept();
+      } catch (IOException e) {
+        return; // closed
+      }
+      try {
+        SocketChannel upstream;
+        try {
+          upstream = SocketChannel.open(UnixDomainSocketAddress.of(target));
+        } catch (IOException e) {
+          closeQuietly(client); // the server is gone: as it would, refuse the client
+          continue;
+        }
         channels.add(client);
         channels.add(upstream);
         start(() -> copy(client, upstream, Long.MAX_VALUE, 0, null), client, upstream);
         start(() -> copy(upstream, client, cutAfter, bytesPerSecond, sentToClients), client, upstream);
-      } catch (IOException e) {
-        return; // closed
+      } catch (RuntimeException e) {
+        closeQuietly(client);
       }
     }
   }
@@ -123,7 +142,11 @@ final class CuttingProxy implements Closeable {
         b.limit((int) (limit - sent));
       }
       if (b.remaining() == 0) {
-        return true;
+        if (cutsLeft.getAndDecrement() > 0) {
+          return true;
+        }
+        limit = Long.MAX_VALUE; // cut enough: this one passes whole
+        continue;
       }
       if (from.read(b) < 0) {
         return false;

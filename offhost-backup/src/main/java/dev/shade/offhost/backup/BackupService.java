@@ -67,11 +67,12 @@ public final class BackupService {
    * @param cartridge the cartridge of the first piece, {@code fileNumber} its tape file
    * @param pieces the archive's pieces, one per cartridge it spans
    * @param labelledAll every label given to a blank cartridge for this backup
+   * @param reconnects how often the source's connection broke and the backup reconnected to read again
    */
   public record Result(long jobId, SnapshotIdentity snapshot, String level, String requestedLevel, String fallback,
       long baseSnapshotId, String baseSnapshot, String cartridge, String labelled, int fileNumber, long archiveBytes,
       long dataBytes, int chunks, int zeroChunks, long bytesRead, double seconds, List<PieceEntry> pieces,
-      List<String> labelledAll) {}
+      List<String> labelledAll, int reconnects) {}
 
   private BackupService() {}
 
@@ -163,6 +164,10 @@ public final class BackupService {
       }
       throw e;
     }
+    if (source.reconnects() > 0) {
+      notes.accept("the connection to " + source.describe() + " broke " + source.reconnects()
+          + (source.reconnects() == 1 ? " time" : " times") + "; the backup reconnected and read again what was lost");
+    }
     int zero = 0;
     for (ChunkEntry c : written.manifest().chunks()) {
       zero += c.zero() ? 1 : 0;
@@ -185,7 +190,7 @@ public final class BackupService {
     return new Result(jobId, id, level, request.level(), fallback, header.baseSnapshotId(), header.baseSnapshot(),
         first.cartridge(), labelled.isEmpty() ? null : labelled.get(0), first.fileNumber(), written.archiveBytes(),
         written.dataBytes(), written.manifest().chunks().size() - zero, zero, bytesRead,
-        (System.nanoTime() - t0) / 1e9, written.pieces(), labelled);
+        (System.nanoTime() - t0) / 1e9, written.pieces(), labelled, source.reconnects());
   }
 
   /** Writes job {@code jobId}'s record, as the catalog has it now, after its archive, and notes where. */

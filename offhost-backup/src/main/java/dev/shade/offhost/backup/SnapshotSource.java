@@ -31,6 +31,11 @@ public interface SnapshotSource extends Closeable {
    */
   Optional<List<Range>> changedSince(long baseSnapshotId) throws IOException;
 
+  /** How often the source's connection broke and it reconnected to read again; 0 for a source without connections. */
+  default int reconnects() {
+    return 0;
+  }
+
   /** Fills {@code dst}'s remaining bytes from {@code offset}. */
   void read(long offset, ByteBuffer dst) throws IOException;
 
