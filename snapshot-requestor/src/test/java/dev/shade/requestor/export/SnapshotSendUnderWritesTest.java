@@ -46,11 +46,8 @@ class SnapshotSendUnderWritesTest {
 
   @Test
   void snapshotExport_readWhileTheOriginIsWritten_readsTheSnapshot() throws Exception {
-    Volume volume = Volume.create(dir.resolve("vol"), VolumeConfig.of(SIZE).withDiffMax(2L * SIZE));
     byte[] before = random(1, SIZE);
-    write(volume, 0, before);
-    volume.flush();
-    volume.createSnapshot("s");
+    Volume volume = snapshotted(before);
     Path socket = dir.resolve("nbd.sock");
     ExecutorService pool = Executors.newCachedThreadPool();
     try (Served served = Served.start(List.of(volume), new NbdServer.Config().socket(socket))) {
@@ -102,11 +99,8 @@ class SnapshotSendUnderWritesTest {
 
   @Test
   void aClientThatStopsReadingTheSnapshot_holdsWritesToTheOriginBackForNoLongerThanThePatience() throws Exception {
-    Volume volume = Volume.create(dir.resolve("vol"), VolumeConfig.of(SIZE).withDiffMax(2L * SIZE));
     byte[] before = random(4, SIZE);
-    write(volume, 0, before);
-    volume.flush();
-    volume.createSnapshot("s");
+    Volume volume = snapshotted(before);
     Path socket = dir.resolve("nbd.sock");
     // the reply timeout would cut the client only after 10 minutes
     NbdServer.Config config = new NbdServer.Config().socket(socket).replyTimeout(java.time.Duration.ofMinutes(10))
@@ -173,12 +167,9 @@ class SnapshotSendUnderWritesTest {
 
   @Test
   void snapshotExport_sendView_coversCopiedAndUnchangedBlocks() throws Exception {
-    Volume volume = Volume.create(dir.resolve("vol"), VolumeConfig.of(SIZE).withDiffMax(2L * SIZE));
+    byte[] before = random(2, SIZE);
+    Volume volume = snapshotted(before);
     try {
-      byte[] before = random(2, SIZE);
-      write(volume, 0, before);
-      volume.flush();
-      volume.createSnapshot("s");
       write(volume, MIB, random(3, MIB)); // these blocks now live in the diff area
       volume.flush();
       VolumeExports exports = new VolumeExports(List.of(volume));
@@ -208,6 +199,15 @@ class SnapshotSendUnderWritesTest {
     } finally {
       volume.close();
     }
+  }
+
+  /** A new volume holding {@code before}, flushed, with snapshot "s" of it. */
+  private Volume snapshotted(byte[] before) throws java.io.IOException {
+    Volume volume = Volume.create(dir.resolve("vol"), VolumeConfig.of(SIZE).withDiffMax(2L * SIZE));
+    write(volume, 0, before);
+    volume.flush();
+    volume.createSnapshot("s");
+    return volume;
   }
 
   /** Writes {@code size}-byte pieces at random aligned offsets until {@code stop}. */
