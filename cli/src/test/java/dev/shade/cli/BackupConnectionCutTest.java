@@ -24,7 +24,7 @@ import org.junit.jupiter.api.io.TempDir;
  * the cartridge goes on: the next backup appends after the torn tape file and restores byte for
  * byte, the earlier job still restores, verify passes, and a catalog rebuilt from the tapes has the
  * same good jobs and not the torn one. The same with the agent itself killed with SIGKILL
- * mid-archive.
+ * mid-archive; killed and started again at once, the backup reconnects to it and is good.
  */
 class BackupConnectionCutTest {
   private static final int MiB = 1024 * 1024;
@@ -187,6 +187,51 @@ class BackupConnectionCutTest {
     assertImagesEqual(s1, restore(lib, "s1", "s1.restored"));
     assertEquals(0, Cli.run("verify", "--library", lib).code());
     assertEquals(List.of(2L), okJobs(jobs(lib)));
+    agent.stop();
+  }
+
+  @Test
+  void agentRestartedMidArchive_theBackupReconnectsToItAndIsGood() throws Exception {
+    Path db = TestVolumes.create(tmp.resolve("db"), "32M");
+    Cli.run("volume", "import", db, TestVolumes.file(tmp, "a.bin", TestVolumes.random(6, 16 * MiB))).ok();
+    Path lib = tmp.resolve("vtl");
+    Cli.run("tape", "library", "create", lib, "--slots", "2", "--capacity", "256M").ok();
+    Path control = tmp.resolve("control.sock");
+    Path nbd = tmp.resolve("nbd.sock");
+    List<Object> agentArgs = List.of(db, "--control-socket", control, "--socket", nbd);
+    AgentProcess agent = AgentProcess.start(tmp, agentArgs, control);
+    started.add(agent.process());
+    Cli.run("snapshot", "create", db, "--name", "s1").ok();
+    Path s1 = export(db, "s1");
+
+    // as in the test above, but the agent is started again at once, as systemd's Restart= would
+    Path slow = tmp.resolve("slow.sock");
+    Cli.Result[] result = new Cli.Result[1];
+    try (CuttingProxy proxy = CuttingProxy.throttled(slow, nbd, 8L * MiB)) {
+      Thread backup = new Thread(() -> result[0] = Cli.run("backup", "run", "--source", source(slow, "s1"), "--library",
+          lib, "--chunk-size", "1M", "--json"));
+      backup.start();
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+      while (proxy.sentToClients() < 4L * MiB) {
+        assertTrue(backup.isAlive(), () -> "the backup ended before the agent was killed: " + result[0]);
+        assertTrue(System.nanoTime() < deadline, "4 MiB did not go through the proxy within 30 s");
+        Thread.sleep(2);
+      }
+      agent.kill();
+      Files.deleteIfExists(nbd);
+      Files.deleteIfExists(control);
+      agent = AgentProcess.start(tmp, agentArgs, control);
+      started.add(agent.process());
+      backup.join(TimeUnit.SECONDS.toMillis(90));
+      assertFalse(backup.isAlive(), "the backup ends");
+    }
+    Cli.Result r = result[0];
+    assertEquals(0, r.code(), r::toString);
+    JsonNode job = r.json();
+    assertTrue(job.get("reconnects").asInt() >= 1, job::toString);
+    assertEquals(List.of(1L), okJobs(jobs(lib)));
+    assertImagesEqual(s1, restore(lib, "s1", "s1.restored"));
+    assertEquals(0, Cli.run("verify", "--library", lib).code());
     agent.stop();
   }
 

@@ -32,7 +32,8 @@ import org.slf4j.LoggerFactory;
  * disconnects a client that does not take a reply in time) is read again on a new connection to
  * the same export, once it has been checked to be the same snapshot (volume uuid, snapshot id,
  * size): a snapshot does not change, so the bytes are the same, and a backup of hours does not
- * fail for one cut. The server's own error replies are not retried; a read is tried at most
+ * fail for one cut, nor for an agent restarted meanwhile (a new connection is tried for about
+ * 16 s). The server's own error replies are not retried; a read is tried at most
  * {@link #READ_ATTEMPTS} times, and the source reconnects at most {@link #MAX_RECONNECTS} times
  * in all, so a link that keeps failing fails the backup.
  *
@@ -51,8 +52,13 @@ public final class NbdSnapshotSource implements SnapshotSource {
   static final int READ_ATTEMPTS = 4;
   /** New connections one source opens at most after connections broke. */
   static final int MAX_RECONNECTS = 16;
-  /** The wait before reconnecting after the first failure; doubled for each later one of a read, up to 8 s. */
+  /** The wait before reconnecting after the first failure; doubled for each later try, up to 8 s. */
   static final long RECONNECT_DELAY_MS = 250;
+  /**
+   * Tries to open a connection again before the export is taken as gone: with the doubling waits
+   * about 16 s, long enough for an agent restarted at once (its volumes reopened) to answer.
+   */
+  static final int CONNECT_ATTEMPTS = 6;
   private static final ObjectMapper JSON = new ObjectMapper();
   private static final Logger LOG = LoggerFactory.getLogger(NbdSnapshotSource.class);
 
@@ -68,6 +74,8 @@ public final class NbdSnapshotSource implements SnapshotSource {
   private final Object reconnectLock = new Object();
   /** Connections replaced so far (under reconnectLock). */
   private int reconnects;
+  /** Set (under reconnectLock) once a reconnect spent its tries: later ones fail at once with it. */
+  private IOException unreachable;
   /** Reconnects and the reads they retry run here, never on a client's own threads. */
   private final ExecutorService retries = Executors.newSingleThreadExecutor(r -> {
     Thread t = new Thread(r, "nbd-source-reconnect");
@@ -228,22 +236,37 @@ public final class NbdSnapshotSource implements SnapshotSource {
         throw new IOException("the connection to " + config.uri() + " broke again (" + cause.getMessage() + ") after "
             + reconnects + " reconnects; giving up", cause);
       }
-      try {
-        Thread.sleep(Math.min(8000, RECONNECT_DELAY_MS << (attempt - 1)));
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-        throw new InterruptedIOException("interrupted reconnecting to " + config.uri());
+      if (unreachable != null) { // an earlier reconnect spent its tries: the export is gone
+        throw unreachable;
       }
-      if (closed) {
-        throw cause;
+      NbdClient fresh = null;
+      IOException last = null;
+      long waited = 0;
+      for (int k = 0; k < CONNECT_ATTEMPTS && fresh == null; k++) {
+        long delay = Math.min(8000, RECONNECT_DELAY_MS << (k + attempt - 1));
+        try {
+          Thread.sleep(delay);
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+          throw new InterruptedIOException("interrupted reconnecting to " + config.uri());
+        }
+        waited += delay;
+        if (closed) {
+          throw cause;
+        }
+        try {
+          fresh = NbdClient.connect(readConfig);
+        } catch (IOException e) {
+          last = e;
+          LOG.warn("{}: connection {} broke ({}) and could not be opened again ({}); trying again", describe(), slot + 1,
+              cause.getMessage(), e.getMessage());
+        }
       }
-      NbdClient fresh;
-      try {
-        fresh = NbdClient.connect(readConfig);
-      } catch (IOException e) {
-        e.addSuppressed(cause);
-        throw new IOException("could not reconnect to " + config.uri() + " after its connection broke ("
-            + cause.getMessage() + "): " + e.getMessage(), e);
+      if (fresh == null) {
+        last.addSuppressed(cause);
+        unreachable = new IOException("could not reconnect to " + config.uri() + " in " + CONNECT_ATTEMPTS + " tries over "
+            + (waited / 1000) + " s after its connection broke (" + cause.getMessage() + "): " + last.getMessage(), last);
+        throw unreachable;
       }
       try {
         SnapshotIdentity now = identity(fresh);
