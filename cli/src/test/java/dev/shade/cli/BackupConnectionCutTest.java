@@ -136,38 +136,15 @@ class BackupConnectionCutTest {
 
   @Test
   void agentKilledMidArchive_jobFailsNamingTheSource_theBackupAfterItsRestartIsGood() throws Exception {
-    Path db = TestVolumes.create(tmp.resolve("db"), "32M");
-    Cli.run("volume", "import", db, TestVolumes.file(tmp, "a.bin", TestVolumes.random(3, 16 * MiB))).ok();
+    Path db = tmp.resolve("db");
     Path lib = tmp.resolve("vtl");
-    Cli.run("tape", "library", "create", lib, "--slots", "2", "--capacity", "256M").ok();
     Path control = tmp.resolve("control.sock");
     Path nbd = tmp.resolve("nbd.sock");
     List<Object> agentArgs = List.of(db, "--control-socket", control, "--socket", nbd);
-    AgentProcess agent = AgentProcess.start(tmp, agentArgs, control);
-    started.add(agent.process());
-    Cli.run("snapshot", "create", db, "--name", "s1").ok();
+    AgentProcess agent = servedWithLibrary(db, 3, lib, agentArgs, control);
     Path s1 = export(db, "s1");
-
-    // the backup reads through a proxy held to 8 MiB/s; the agent is killed with SIGKILL 4 MiB into the snapshot
     Path slow = tmp.resolve("slow.sock");
-    Cli.Result[] result = new Cli.Result[1];
-    try (CuttingProxy proxy = CuttingProxy.throttled(slow, nbd, 8L * MiB)) {
-      Thread backup = new Thread(() -> result[0] = Cli.run("backup", "run", "--source", source(slow, "s1"), "--library",
-          lib, "--chunk-size", "1M"));
-      backup.start();
-      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-      // 4 MiB of the snapshot delivered (the backup reads far ahead of what it has written, so the
-      // proxy, not the cartridge, tells how far the reading is)
-      while (proxy.sentToClients() < 4L * MiB) {
-        assertTrue(backup.isAlive(), () -> "the backup ended before the agent was killed: " + result[0]);
-        assertTrue(System.nanoTime() < deadline, "4 MiB did not go through the proxy within 30 s");
-        Thread.sleep(2);
-      }
-      agent.kill();
-      backup.join(TimeUnit.SECONDS.toMillis(60));
-      assertFalse(backup.isAlive(), "the backup ends once its source is gone");
-    }
-    Cli.Result cut = result[0];
+    Cli.Result cut = backupKillingTheAgent(lib, slow, nbd, agent, () -> {});
     assertEquals(1, cut.code(), cut::toString);
     System.out.println("agent killed: " + cut.errLines().get(cut.errLines().size() - 1));
     assertTrue(cut.err().contains("cannot read chunk data/") && cut.err().contains("db@s1")
@@ -192,47 +169,73 @@ class BackupConnectionCutTest {
 
   @Test
   void agentRestartedMidArchive_theBackupReconnectsToItAndIsGood() throws Exception {
-    Path db = TestVolumes.create(tmp.resolve("db"), "32M");
-    Cli.run("volume", "import", db, TestVolumes.file(tmp, "a.bin", TestVolumes.random(6, 16 * MiB))).ok();
+    Path db = tmp.resolve("db");
     Path lib = tmp.resolve("vtl");
-    Cli.run("tape", "library", "create", lib, "--slots", "2", "--capacity", "256M").ok();
     Path control = tmp.resolve("control.sock");
     Path nbd = tmp.resolve("nbd.sock");
     List<Object> agentArgs = List.of(db, "--control-socket", control, "--socket", nbd);
-    AgentProcess agent = AgentProcess.start(tmp, agentArgs, control);
-    started.add(agent.process());
-    Cli.run("snapshot", "create", db, "--name", "s1").ok();
+    AgentProcess[] agent = {servedWithLibrary(db, 6, lib, agentArgs, control)};
     Path s1 = export(db, "s1");
-
     // as in the test above, but the agent is started again at once, as systemd's Restart= would
-    Path slow = tmp.resolve("slow.sock");
-    Cli.Result[] result = new Cli.Result[1];
-    try (CuttingProxy proxy = CuttingProxy.throttled(slow, nbd, 8L * MiB)) {
-      Thread backup = new Thread(() -> result[0] = Cli.run("backup", "run", "--source", source(slow, "s1"), "--library",
-          lib, "--chunk-size", "1M", "--json"));
-      backup.start();
-      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-      while (proxy.sentToClients() < 4L * MiB) {
-        assertTrue(backup.isAlive(), () -> "the backup ended before the agent was killed: " + result[0]);
-        assertTrue(System.nanoTime() < deadline, "4 MiB did not go through the proxy within 30 s");
-        Thread.sleep(2);
-      }
-      agent.kill();
+    Cli.Result r = backupKillingTheAgent(lib, tmp.resolve("slow.sock"), nbd, agent[0], () -> {
       Files.deleteIfExists(nbd);
       Files.deleteIfExists(control);
-      agent = AgentProcess.start(tmp, agentArgs, control);
-      started.add(agent.process());
-      backup.join(TimeUnit.SECONDS.toMillis(90));
-      assertFalse(backup.isAlive(), "the backup ends");
-    }
-    Cli.Result r = result[0];
+      agent[0] = AgentProcess.start(tmp, agentArgs, control);
+      started.add(agent[0].process());
+    }, "--json");
     assertEquals(0, r.code(), r::toString);
     JsonNode job = r.json();
     assertTrue(job.get("reconnects").asInt() >= 1, job::toString);
     assertEquals(List.of(1L), okJobs(jobs(lib)));
     assertImagesEqual(s1, restore(lib, "s1", "s1.restored"));
     assertEquals(0, Cli.run("verify", "--library", lib).code());
-    agent.stop();
+    agent[0].stop();
+  }
+
+  /** A 32 MiB volume {@code db} with 16 MiB of random data, served by an agent with {@code agentArgs}, its snapshot s1; an empty library. */
+  private AgentProcess servedWithLibrary(Path db, long seed, Path lib, List<Object> agentArgs, Path control)
+      throws Exception {
+    TestVolumes.create(db, "32M");
+    Cli.run("volume", "import", db, TestVolumes.file(tmp, "a.bin", TestVolumes.random(seed, 16 * MiB))).ok();
+    Cli.run("tape", "library", "create", lib, "--slots", "2", "--capacity", "256M").ok();
+    AgentProcess agent = AgentProcess.start(tmp, agentArgs, control);
+    started.add(agent.process());
+    Cli.run("snapshot", "create", db, "--name", "s1").ok();
+    return agent;
+  }
+
+  /** What runs right after the agent is killed. */
+  interface AfterKill {
+    void run() throws Exception;
+  }
+
+  /**
+   * A backup of s1 through a proxy on {@code slow} held to 8 MiB/s; the agent is killed with
+   * SIGKILL 4 MiB into the snapshot, then {@code afterKill} runs; the backup's result once it ended.
+   */
+  private Cli.Result backupKillingTheAgent(Path lib, Path slow, Path nbd, AgentProcess agent, AfterKill afterKill,
+      String... more) throws Exception {
+    Cli.Result[] result = new Cli.Result[1];
+    List<Object> args = new ArrayList<>(List.of("backup", "run", "--source", source(slow, "s1"), "--library", lib,
+        "--chunk-size", "1M"));
+    args.addAll(List.of((Object[]) more));
+    try (CuttingProxy proxy = CuttingProxy.throttled(slow, nbd, 8L * MiB)) {
+      Thread backup = new Thread(() -> result[0] = Cli.run(args.toArray()));
+      backup.start();
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+      // 4 MiB of the snapshot delivered (the backup reads far ahead of what it has written, so the
+      // proxy, not the cartridge, tells how far the reading is)
+      while (proxy.sentToClients() < 4L * MiB) {
+        assertTrue(backup.isAlive(), () -> "the backup ended before the agent was killed: " + result[0]);
+        assertTrue(System.nanoTime() < deadline, "4 MiB did not go through the proxy within 30 s");
+        Thread.sleep(2);
+      }
+      agent.kill();
+      afterKill.run();
+      backup.join(TimeUnit.SECONDS.toMillis(90));
+      assertFalse(backup.isAlive(), "the backup ends");
+    }
+    return result[0];
   }
 
   static List<Long> okJobs(JsonNode jobs) {
