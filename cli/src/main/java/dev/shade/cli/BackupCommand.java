@@ -152,7 +152,8 @@ final class BackupCommand extends CommandGroup {
         + "level, requestedLevel, fallback, baseSnapshotId, baseSnapshot, cartridge, labelled, fileNumber, "
         + "compression (none or zstd:LEVEL), checksum (crc32c or sha-256), archiveBytes (on tape), dataBytes (the "
         + "chunks' bytes), bytesRead, "
-        + "chunks, zeroChunks, seconds, reconnects (how often a broken connection was opened again), metadataSource (agent, file or null), "
+        + "chunks, zeroChunks, seconds, reconnects (how often a broken connection was opened again), "
+        + "metadataSource (agent, file or null), "
         + "verified ({chunks, bytes, seconds} of the read-back, or null) and backupComplete ({ok, writers, error}, "
         + "or null without --agent), pieces: [{piece, cartridge, fileNumber, bytes, firstOffset, endOffset, chunks}] "
         + "(one per cartridge the archive spans), notes: [what the backup told on stderr without --json].")

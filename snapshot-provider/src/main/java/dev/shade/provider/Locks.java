@@ -127,6 +127,11 @@ final class Locks {
       this.first = first;
       this.last = last;
     }
+
+    /** Whether the pin covers a block of [from, to]. */
+    boolean meets(long from, long to) {
+      return first <= to && last >= from;
+    }
   }
 
   /**
@@ -221,7 +226,7 @@ final class Locks {
   private boolean wantOverlapping(long first, long last) {
     List<Runnable> tell = null;
     for (Pin p : pins) {
-      if (p.first <= last && p.last >= first && !p.wanted) {
+      if (p.meets(first, last) && !p.wanted) {
         p.wanted = true;
         if (p.onWanted != null) {
           if (tell == null) {
@@ -235,7 +240,7 @@ final class Locks {
       tell.forEach(Runnable::run); // not while iterating: a release removes pins
     }
     for (Pin p : pins) {
-      if (p.first <= last && p.last >= first) {
+      if (p.meets(first, last)) {
         return true;
       }
     }

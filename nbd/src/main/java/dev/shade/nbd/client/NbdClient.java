@@ -544,7 +544,11 @@ public final class NbdClient implements Closeable {
     return new NbdClosedException("the connection failed earlier", target, cause);
   }
 
-  private static <T> T await(CompletableFuture<T> f) throws IOException {
+  /**
+   * Waits for a command's future (from {@link #readAsync} and the like) and gives its failure as
+   * it was thrown: an IOException or RuntimeException as such, anything else in an IOException.
+   */
+  public static <T> T await(CompletableFuture<T> f) throws IOException {
     try {
       return f.get();
     } catch (InterruptedException e) {

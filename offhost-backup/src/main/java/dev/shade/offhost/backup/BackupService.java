@@ -164,9 +164,10 @@ public final class BackupService {
       }
       throw e;
     }
-    if (source.reconnects() > 0) {
-      notes.accept("the connection to " + source.describe() + " broke " + source.reconnects()
-          + (source.reconnects() == 1 ? " time" : " times") + "; the backup reconnected and read again what was lost");
+    int reconnects = source.reconnects(); // the archive is read: no more come
+    if (reconnects > 0) {
+      notes.accept("the connection to " + source.describe() + " broke " + reconnects
+          + (reconnects == 1 ? " time" : " times") + "; the backup reconnected and read again what was lost");
     }
     int zero = 0;
     for (ChunkEntry c : written.manifest().chunks()) {
@@ -190,7 +191,7 @@ public final class BackupService {
     return new Result(jobId, id, level, request.level(), fallback, header.baseSnapshotId(), header.baseSnapshot(),
         first.cartridge(), labelled.isEmpty() ? null : labelled.get(0), first.fileNumber(), written.archiveBytes(),
         written.dataBytes(), written.manifest().chunks().size() - zero, zero, bytesRead,
-        (System.nanoTime() - t0) / 1e9, written.pieces(), labelled, source.reconnects());
+        (System.nanoTime() - t0) / 1e9, written.pieces(), labelled, reconnects);
   }
 
   /** Writes job {@code jobId}'s record, as the catalog has it now, after its archive, and notes where. */

@@ -15,7 +15,6 @@ import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.atomic.AtomicReferenceArray;
@@ -169,18 +168,7 @@ public final class NbdSnapshotSource implements SnapshotSource {
 
   @Override
   public void read(long offset, ByteBuffer dst) throws IOException {
-    try {
-      readAsync(offset, dst).get();
-    } catch (ExecutionException e) {
-      Throwable c = e.getCause();
-      if (c instanceof IOException) {
-        throw (IOException) c;
-      }
-      throw new IOException(c);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new InterruptedIOException("interrupted reading " + describe());
-    }
+    NbdClient.await(readAsync(offset, dst));
   }
 
   @Override
@@ -190,13 +178,16 @@ public final class NbdSnapshotSource implements SnapshotSource {
     return readOn(slot, offset, dst, 1);
   }
 
-  /** Reads on connection {@code slot}; a broken connection is replaced and the read sent again, up to READ_ATTEMPTS times. */
+  /**
+   * Reads on connection {@code slot}; a broken connection is replaced and the read sent again, up
+   * to READ_ATTEMPTS times. A request out of range throws, as the client's own readAsync does.
+   */
   private CompletableFuture<Void> readOn(int slot, long offset, ByteBuffer dst, int attempt) {
     NbdClient c = clients.get(slot);
     CompletableFuture<Void> f;
     try {
       f = c.readAsync(offset, dst);
-    } catch (IOException | RuntimeException e) {
+    } catch (IOException e) {
       f = CompletableFuture.failedFuture(e);
     }
     return f.handle((ok, e) -> {
